@@ -1,0 +1,315 @@
+"""Settings from the environment and the services file, checked before anything starts."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.domain.durations import parse_duration
+from bot.domain.service import (
+    DEFAULT_NAR_REASONS,
+    DEFAULT_PROFILES,
+    AcwSettings,
+    Catalog,
+    Codes,
+    ContextSettings,
+    Distribution,
+    DistributionMode,
+    Modality,
+    Service,
+)
+
+DEMO_SERVICES = Path(__file__).resolve().parent / "demo_services.toml"
+
+# Every environment variable the app reads, with its default and meaning. The README's
+# configuration reference and the Bicep app settings are checked against this list.
+ENV: dict[str, tuple[str, str]] = {
+    "MicrosoftAppId": ("", "Bot app (client) id; empty = local mode, inbound auth off"),
+    "MicrosoftAppPassword": ("", "Client secret of the bot app registration"),
+    "MicrosoftAppType": ("SingleTenant", "MultiTenant, SingleTenant or UserAssignedMSI"),
+    "MicrosoftAppTenantId": ("", "Entra tenant id of the bot app (needed for Graph)"),
+    "PORT": ("3978", "HTTP port"),
+    "SWITCHBOARD_DB": ("data/switchboard.db", "SQLite database file"),
+    "SWITCHBOARD_SERVICES": ("", "Services file (TOML); default: the demo file in the repo"),
+    "SWITCHBOARD_LOG_LEVEL": ("INFO", "DEBUG, INFO, WARNING or ERROR; logs are JSON lines"),
+    "SWITCHBOARD_STORE": ("sqlite", "sqlite or cosmos"),
+    "COSMOS_ENDPOINT": ("", "Cosmos DB account endpoint (with SWITCHBOARD_STORE=cosmos)"),
+    "COSMOS_KEY": ("", "Cosmos DB key; empty = managed identity"),
+    "COSMOS_DATABASE": ("switchboard", "Cosmos DB database name"),
+    "SWITCHBOARD_GRAPH_URL": ("https://graph.microsoft.com/v1.0", "Microsoft Graph base URL"),
+    "SWITCHBOARD_AUTHORITY": ("https://login.microsoftonline.com", "Entra authority host"),
+    "SWITCHBOARD_PUBLIC_HOST": ("", "Public host name of the bot (links, manifest)"),
+    "SWITCHBOARD_TEAMS_APP_ID": ("", "Teams catalog app id to install into chats (optional)"),
+}
+ENV_NAMES: tuple[str, ...] = tuple(ENV)
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_APP_TYPES = ("MultiTenant", "SingleTenant", "UserAssignedMSI")
+MIN_RONA_RESET = timedelta(seconds=10)
+
+
+class ConfigError(Exception):
+    """A setting is wrong: the message names the file or variable, the key and the problem."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: str = ""
+    app_password: str = ""
+    app_type: str = "SingleTenant"
+    tenant_id: str = ""
+    port: int = 3978
+    db_path: str = "data/switchboard.db"
+    services_path: Path = DEMO_SERVICES
+    log_level: str = "INFO"
+    store: str = "sqlite"
+    cosmos_endpoint: str = ""
+    cosmos_key: str = ""
+    cosmos_database: str = "switchboard"
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    authority: str = "https://login.microsoftonline.com"
+    public_host: str = ""
+    teams_app_id: str = ""
+    catalog: Catalog = field(default_factory=lambda: Catalog(services={}))
+
+    @property
+    def local_mode(self) -> bool:
+        return not self.app_id
+
+    @property
+    def graph_enabled(self) -> bool:
+        return bool(self.app_id and self.app_password and self.tenant_id)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str:
+        return env.get(name, ENV[name][0]).strip()
+
+    port_text = get("PORT")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"environment PORT: {port_text!r} is not a port number (1-65535)")
+    log_level = get("SWITCHBOARD_LOG_LEVEL").upper()
+    if log_level not in _LOG_LEVELS:
+        raise ConfigError(f"environment SWITCHBOARD_LOG_LEVEL: {log_level!r} is not one of "
+                          f"{', '.join(_LOG_LEVELS)}")
+    app_type = get("MicrosoftAppType") or "SingleTenant"
+    if app_type not in _APP_TYPES:
+        raise ConfigError(f"environment MicrosoftAppType: {app_type!r} is not one of "
+                          f"{', '.join(_APP_TYPES)}")
+    store = get("SWITCHBOARD_STORE").lower()
+    if store not in ("sqlite", "cosmos"):
+        raise ConfigError(f"environment SWITCHBOARD_STORE: {store!r} is not sqlite or cosmos")
+    if store == "cosmos" and not get("COSMOS_ENDPOINT"):
+        raise ConfigError("environment COSMOS_ENDPOINT: required when SWITCHBOARD_STORE=cosmos")
+    services_path = Path(get("SWITCHBOARD_SERVICES") or DEMO_SERVICES)
+    return Settings(
+        app_id=get("MicrosoftAppId"),
+        app_password=get("MicrosoftAppPassword"),
+        app_type=app_type,
+        tenant_id=get("MicrosoftAppTenantId"),
+        port=int(port_text),
+        db_path=get("SWITCHBOARD_DB"),
+        services_path=services_path,
+        log_level=log_level,
+        store=store,
+        cosmos_endpoint=get("COSMOS_ENDPOINT"),
+        cosmos_key=get("COSMOS_KEY"),
+        cosmos_database=get("COSMOS_DATABASE"),
+        graph_url=get("SWITCHBOARD_GRAPH_URL").rstrip("/"),
+        authority=get("SWITCHBOARD_AUTHORITY").rstrip("/"),
+        public_host=get("SWITCHBOARD_PUBLIC_HOST"),
+        teams_app_id=get("SWITCHBOARD_TEAMS_APP_ID"),
+        catalog=load_catalog(services_path),
+    )
+
+
+def load_catalog(path: Path) -> Catalog:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the services file ({exc.strerror})") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    return parse_catalog(data, str(path))
+
+
+class _Reader:
+    """Reads one table of the services file, naming the file and key in every error."""
+
+    def __init__(self, data: Mapping[str, Any], source: str, where: str) -> None:
+        self.data = data
+        self.source = source
+        self.where = where
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self.where}.{key}: {problem}")
+
+    def table(self, key: str) -> _Reader:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
+        return _Reader(value, self.source, f"{self.where}.{key}")
+
+    def str(self, key: str, default: str | None = None) -> str:
+        value = self.data.get(key, default)
+        if value is None:
+            raise self.fail(key, "is required")
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string, got {value!r}")
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, got {value!r}")
+        return value
+
+    def int(self, key: str, default: int, minimum: int | None = None) -> int:
+        value = self.data.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(key, f"must be a whole number, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.data.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "must be a list of strings")
+        return tuple(value)
+
+    def duration(self, key: str, default: timedelta,
+                 minimum: timedelta | None = None) -> timedelta:
+        raw = self.data.get(key)
+        if raw is None:
+            return default
+        try:
+            value = parse_duration(raw)
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from None
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be at least {int(minimum.total_seconds())}s, got {raw!r}")
+        return value
+
+
+def parse_catalog(data: Mapping[str, Any], source: str) -> Catalog:
+    raw_services = data.get("service", [])
+    if not isinstance(raw_services, list) or not raw_services:
+        raise ConfigError(f"{source}: service: declare at least one [[service]] table")
+    services: dict[str, Service] = {}
+    emails: dict[str, str] = {}
+    for index, raw in enumerate(raw_services):
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: service[{index}]: must be a table")
+        service = _parse_service(_Reader(raw, source, f"service[{index}]"))
+        if service.id in services:
+            raise ConfigError(f"{source}: service[{index}].id: duplicate id {service.id!r}")
+        if service.email:
+            owner = emails.get(service.email.lower())
+            if owner:
+                raise ConfigError(f"{source}: service[{index}].email: {service.email!r} is "
+                                  f"already the address of service {owner!r}")
+            emails[service.email.lower()] = service.id
+        services[service.id] = service
+    top = _Reader(data, source, "settings")
+    settings = top.table("settings")
+    profiles = _parse_profiles(settings)
+    return Catalog(
+        services=services,
+        profiles=profiles,
+        nar_reasons=settings.strings("not_available_reasons", DEFAULT_NAR_REASONS),
+        stale_session_after=settings.duration("stale_session_after", timedelta(hours=24),
+                                              minimum=timedelta(minutes=1)),
+        stale_sweep_every=settings.duration("stale_sweep_every", timedelta(hours=1),
+                                            minimum=timedelta(seconds=10)),
+    )
+
+
+def _parse_profiles(settings: _Reader) -> tuple[tuple[str, bool], ...]:
+    raw = settings.data.get("profiles")
+    if raw is None:
+        return DEFAULT_PROFILES
+    if not isinstance(raw, list) or not raw:
+        raise settings.fail("profiles", "must be a list of {name, on_duty} tables")
+    profiles: list[tuple[str, bool]] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise settings.fail(f"profiles[{index}]", "must be a table")
+        reader = _Reader(item, settings.source, f"{settings.where}.profiles[{index}]")
+        profiles.append((reader.str("name"), reader.bool("on_duty", True)))
+    names = {name.lower() for name, _ in profiles}
+    if "off duty" not in names:
+        profiles.append(("Off Duty", False))
+    return tuple(profiles)
+
+
+def _parse_service(r: _Reader) -> Service:
+    service_id = r.str("id")
+    if not _SLUG.match(service_id):
+        raise r.fail("id", f"{service_id!r} is not a slug (lowercase letters, digits, '-')")
+    r.where = f"service {service_id!r}"
+    modalities: list[Modality] = []
+    for value in r.strings("modalities", ("im",)):
+        try:
+            modalities.append(Modality(value))
+        except ValueError:
+            raise r.fail("modalities", f"unknown modality {value!r} (use im, email, "
+                                       "external)") from None
+    if not modalities:
+        raise r.fail("modalities", "name at least one modality")
+    d = r.table("distribution")
+    mode_text = d.str("mode", "direct")
+    try:
+        mode = DistributionMode(mode_text)
+    except ValueError:
+        raise d.fail("mode", f"{mode_text!r} is not direct or broadcast") from None
+    distribution = Distribution(
+        mode=mode,
+        broadcast_size=d.int("broadcast_size", 10, minimum=1),
+        ring_timeout=d.duration("ring_timeout", timedelta(seconds=30),
+                                minimum=timedelta(seconds=5)),
+        rona_reset=d.duration("rona_reset", timedelta(minutes=10), minimum=MIN_RONA_RESET),
+        persistent_rona=d.bool("persistent_rona", False),
+        max_queue_time=d.duration("max_queue_time", timedelta(hours=1)),
+        priority=d.int("priority", 0),
+    )
+    a = r.table("acw")
+    acw = AcwSettings(
+        duration=a.duration("duration", timedelta(seconds=20)),
+        allow_early_end=a.bool("allow_early_end", True),
+        max_extension=a.duration("max_extension", timedelta(minutes=1)),
+    )
+    c = r.table("capacity")
+    capacity = {m: c.int(m.value, 1, minimum=1) for m in Modality}
+    codes_table = r.table("codes")
+    codes = Codes(primary=codes_table.strings("primary"),
+                  secondary=codes_table.strings("secondary"))
+    ctx = r.table("context")
+    context = ContextSettings(url=ctx.str("url", ""), store_data=ctx.bool("store_data", False))
+    email = r.str("email", "")
+    if email and "@" not in email:
+        raise r.fail("email", f"{email!r} is not an email address")
+    return Service(
+        id=service_id,
+        name=r.str("name", service_id),
+        modalities=tuple(dict.fromkeys(modalities)),
+        members=r.strings("members"),
+        email=email,
+        distribution=distribution,
+        acw=acw,
+        capacity=capacity,
+        codes=codes,
+        context=context,
+        offline_message=r.str("offline_message", Service.offline_message),
+    )

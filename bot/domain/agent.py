@@ -1,0 +1,148 @@
+"""An agent: registration, duty profile, RONA flag, workload, and the state derived from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from bot.domain.service import Catalog, Modality
+
+NAR_LIFETIME = timedelta(days=7)
+OFF_DUTY_PROFILE = "Off Duty"
+
+
+class AgentState(StrEnum):
+    UNREGISTERED = "unregistered"
+    OFF_DUTY = "off_duty"
+    NOT_AVAILABLE = "not_available"
+    RONA = "rona"
+    RINGING = "ringing"
+    BUSY = "busy"
+    ACW = "acw"
+    AVAILABLE = "available"
+
+
+@dataclass
+class Engagement:
+    """One piece of the agent's current workload; the row the capacity check reads."""
+
+    session_id: str
+    task_id: str
+    service_id: str
+    modality: Modality
+    phase: str  # "ringing" | "connected" | "acw"
+
+
+@dataclass
+class NarRequest:
+    id: str
+    created_at: datetime
+    trigger: str  # "rona" | "profile:<name>"
+    reason: str | None = None
+    filled_at: datetime | None = None
+
+
+@dataclass
+class Agent:
+    id: str  # the Teams user id the bot sees
+    name: str = ""
+    upn: str | None = None
+    object_id: str | None = None
+    registered: bool = False
+    services: list[str] = field(default_factory=list)
+    profile: str = "Duty"
+    rona_until: datetime | None = None
+    idle_since: datetime | None = None
+    engagements: list[Engagement] = field(default_factory=list)
+    nar_requests: list[NarRequest] = field(default_factory=list)
+    # Opaque to the domain: what the Teams layer needs to reach the agent proactively.
+    conversation: dict[str, Any] | None = None
+    version: int = 0
+
+    def engagement(self, session_id: str) -> Engagement | None:
+        return next((e for e in self.engagements if e.session_id == session_id), None)
+
+    def drop_engagement(self, session_id: str) -> None:
+        self.engagements = [e for e in self.engagements if e.session_id != session_id]
+
+    def is_rona(self, now: datetime) -> bool:
+        return self.rona_until is not None and self.rona_until > now
+
+    def pending_nar(self, now: datetime) -> list[NarRequest]:
+        """Unanswered not-available reason requests, most recent first; older than 7 days drop."""
+        pending = [
+            r for r in self.nar_requests
+            if r.reason is None and now - r.created_at < NAR_LIFETIME
+        ]
+        return sorted(pending, key=lambda r: r.created_at, reverse=True)
+
+
+def derive_state(agent: Agent, catalog: Catalog, now: datetime) -> AgentState:
+    """The one agent state the routing and the cards show, computed, never stored."""
+    if not agent.registered:
+        return AgentState.UNREGISTERED
+    on_duty = catalog.profile_on_duty(agent.profile)
+    if on_duty is False:
+        if agent.profile.lower() == OFF_DUTY_PROFILE.lower():
+            return AgentState.OFF_DUTY
+        return AgentState.NOT_AVAILABLE
+    if agent.is_rona(now):
+        return AgentState.RONA
+    phases = {e.phase for e in agent.engagements}
+    if "acw" in phases:
+        return AgentState.ACW
+    if "ringing" in phases:
+        return AgentState.RINGING
+    if _at_capacity(agent, catalog):
+        return AgentState.BUSY
+    return AgentState.AVAILABLE
+
+
+def _at_capacity(agent: Agent, catalog: Catalog) -> bool:
+    for engagement in agent.engagements:
+        if engagement.phase != "connected":
+            continue
+        service = catalog.services.get(engagement.service_id)
+        limit = service.capacity_for(engagement.modality) if service else 1
+        same = sum(
+            1 for e in agent.engagements
+            if e.phase == "connected" and e.modality == engagement.modality
+        )
+        if same >= limit:
+            return True
+    return False
+
+
+def can_take(agent: Agent, service_id: str, modality: Modality, catalog: Catalog,
+             now: datetime) -> bool:
+    """Whether the service may offer the agent a task of this modality right now."""
+    if service_id not in agent.services:
+        return False
+    if derive_state(agent, catalog, now) is not AgentState.AVAILABLE:
+        return False
+    limit = catalog.service(service_id).capacity_for(modality)
+    connected = sum(
+        1 for e in agent.engagements if e.phase == "connected" and e.modality == modality
+    )
+    return connected < limit
+
+
+STATE_LABELS: dict[AgentState, str] = {
+    AgentState.UNREGISTERED: "Unregistered",
+    AgentState.OFF_DUTY: "Off duty",
+    AgentState.NOT_AVAILABLE: "Not available",
+    AgentState.RONA: "RONA",
+    AgentState.RINGING: "Ringing",
+    AgentState.BUSY: "Busy",
+    AgentState.ACW: "After-call work",
+    AgentState.AVAILABLE: "Available",
+}
+
+
+def state_label(agent: Agent, catalog: Catalog, now: datetime) -> str:
+    state = derive_state(agent, catalog, now)
+    if state is AgentState.NOT_AVAILABLE:
+        return f"Not available ({agent.profile})"
+    return STATE_LABELS[state]

@@ -1,0 +1,16 @@
+"""Customer context attached to a task: details and custom parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Customer:
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not (self.name or self.email or self.phone or self.params)

@@ -1,0 +1,47 @@
+"""Routing policy: which queued task goes next, and to which available agents."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from bot.domain.agent import Agent, can_take
+from bot.domain.service import Catalog, DistributionMode
+from bot.domain.task import Task
+
+
+def task_order_key(task: Task) -> tuple[int, datetime, str]:
+    """Higher priority first, then the oldest in the queue."""
+    return (-task.priority, task.enqueued_at, task.id)
+
+
+def idle_key(agent: Agent) -> tuple[int, datetime | str, str]:
+    # Agents with no idle timestamp have been idle "forever": they sort first.
+    if agent.idle_since is None:
+        return (0, "", agent.id)
+    return (1, agent.idle_since, agent.id)
+
+
+def pick_agents(task: Task, members: Iterable[Agent], catalog: Catalog,
+                now: datetime) -> list[Agent]:
+    """The agents to ring for a task: longest idle first, one (direct) or up to N (broadcast).
+
+    Agents already tried since the task was (re)queued come last, so a decline or RONA moves
+    the task on to the next agent; when everyone was tried, they may be offered again.
+    """
+    service = catalog.service(task.service_id)
+    eligible = [
+        a for a in members if can_take(a, task.service_id, task.modality, catalog, now)
+    ]
+    if not eligible:
+        return []
+    tried = set(task.tried)
+    eligible.sort(key=lambda a: (a.id in tried, idle_key(a)))
+    if service.distribution.mode is DistributionMode.BROADCAST:
+        fresh = [a for a in eligible if a.id not in tried] or eligible
+        return fresh[: max(1, service.distribution.broadcast_size)]
+    return eligible[:1]
+
+
+def next_tasks(queued: Sequence[Task]) -> list[Task]:
+    return sorted(queued, key=task_order_key)

@@ -1,0 +1,117 @@
+"""Service configuration: distribution, after-call work, capacity, codes and context settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+
+class Modality(StrEnum):
+    IM = "im"
+    EMAIL = "email"
+    EXTERNAL = "external"
+
+
+class DistributionMode(StrEnum):
+    DIRECT = "direct"
+    BROADCAST = "broadcast"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    mode: DistributionMode = DistributionMode.DIRECT
+    broadcast_size: int = 10
+    ring_timeout: timedelta = timedelta(seconds=30)
+    rona_reset: timedelta = timedelta(minutes=10)
+    persistent_rona: bool = False
+    max_queue_time: timedelta = timedelta(hours=1)
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class AcwSettings:
+    duration: timedelta = timedelta(seconds=20)
+    allow_early_end: bool = True
+    max_extension: timedelta = timedelta(minutes=1)
+
+    @property
+    def enabled(self) -> bool:
+        return self.duration > timedelta(0)
+
+    @property
+    def extendable(self) -> bool:
+        return self.max_extension > timedelta(0)
+
+
+@dataclass(frozen=True)
+class Codes:
+    primary: tuple[str, ...] = ()
+    secondary: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return bool(self.primary)
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    url: str = ""
+    store_data: bool = False
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    name: str
+    modalities: tuple[Modality, ...] = (Modality.IM,)
+    members: tuple[str, ...] = ()
+    email: str = ""
+    distribution: Distribution = field(default_factory=Distribution)
+    acw: AcwSettings = field(default_factory=AcwSettings)
+    capacity: dict[Modality, int] = field(
+        default_factory=lambda: {m: 1 for m in Modality}
+    )
+    codes: Codes = field(default_factory=Codes)
+    context: ContextSettings = field(default_factory=ContextSettings)
+    offline_message: str = "Sorry, no one could take your request in time. Please try again later."
+
+    def capacity_for(self, modality: Modality) -> int:
+        return self.capacity.get(modality, 1)
+
+    def has_member(self, upn: str | None, object_id: str | None) -> bool:
+        keys = {m.lower() for m in self.members}
+        return bool((upn and upn.lower() in keys) or (object_id and object_id.lower() in keys))
+
+
+DEFAULT_PROFILES: tuple[tuple[str, bool], ...] = (("Duty", True), ("Off Duty", False))
+DEFAULT_NAR_REASONS: tuple[str, ...] = ("Break", "Meeting", "Lunch", "Training", "Other")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything the services file declares, looked up by id."""
+
+    services: dict[str, Service]
+    profiles: tuple[tuple[str, bool], ...] = DEFAULT_PROFILES
+    nar_reasons: tuple[str, ...] = DEFAULT_NAR_REASONS
+    stale_session_after: timedelta = timedelta(hours=24)
+    stale_sweep_every: timedelta = timedelta(hours=1)
+
+    def service(self, service_id: str) -> Service:
+        return self.services[service_id]
+
+    def memberships(self, upn: str | None, object_id: str | None) -> tuple[str, ...]:
+        return tuple(s.id for s in self.services.values() if s.has_member(upn, object_id))
+
+    def profile_on_duty(self, profile: str) -> bool | None:
+        for name, on_duty in self.profiles:
+            if name.lower() == profile.lower():
+                return on_duty
+        return None
+
+    def profile_name(self, profile: str) -> str | None:
+        for name, _ in self.profiles:
+            if name.lower() == profile.lower():
+                return name
+        return None

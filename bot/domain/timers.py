@@ -1,0 +1,37 @@
+"""Durable timers and jobs: rows with a due time that a scheduler loop fires once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+RING_TIMEOUT = "ring_timeout"
+RONA_RESET = "rona_reset"
+ACW_END = "acw_end"
+QUEUE_TIMEOUT = "queue_timeout"
+STALE_SWEEP = "stale_sweep"
+SYNC_CARD = "sync_card"  # effect job: bring the agent's card in line with its session
+OPEN_CHAT = "open_chat"  # effect job: create the chatroom of an accepted session
+
+
+@dataclass
+class Timer:
+    kind: str
+    ref: str
+    due_at: datetime
+    lease_until: datetime | None = None
+    attempts: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+
+    @property
+    def id(self) -> str:
+        return timer_id(self.kind, self.ref)
+
+    def is_due(self, now: datetime) -> bool:
+        return self.due_at <= now and (self.lease_until is None or self.lease_until <= now)
+
+
+def timer_id(kind: str, ref: str) -> str:
+    return f"{kind}:{ref}"

@@ -1,0 +1,106 @@
+"""The context a use case runs in: unit of work, clock, catalog, and bookkeeping helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain import events as ev
+from bot.domain.agent import Agent, AgentState, derive_state
+from bot.domain.errors import NotFound
+from bot.domain.events import Event
+from bot.domain.service import Catalog, Service
+from bot.domain.session import Session
+from bot.domain.task import Task
+from bot.domain.timers import SYNC_CARD, Timer, timer_id
+from bot.services.ports import Clock, UnitOfWork
+
+
+@dataclass
+class Ctx:
+    uow: UnitOfWork
+    clock: Clock
+    catalog: Catalog
+    now: datetime = field(init=False)
+    _agent_states: dict[str, AgentState] = field(default_factory=dict, init=False)
+    _agents: dict[str, Agent] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.now = self.clock.now()
+
+    def service(self, service_id: str) -> Service:
+        try:
+            return self.catalog.service(service_id)
+        except KeyError:
+            raise NotFound(f"There is no service {service_id!r}.") from None
+
+    async def task(self, task_id: str) -> Task:
+        task = await self.uow.tasks.get(task_id)
+        if task is None:
+            raise NotFound(f"There is no task {task_id!r}.")
+        return task
+
+    async def agent(self, agent_id: str) -> Agent | None:
+        """Load an agent once per use case, remembering its state to report changes."""
+        if agent_id in self._agents:
+            return self._agents[agent_id]
+        agent = await self.uow.agents.get(agent_id)
+        if agent is not None:
+            self.remember(agent)
+        return agent
+
+    def remember(self, agent: Agent) -> Agent:
+        if agent.id not in self._agents:
+            self._agents[agent.id] = agent
+            self._agent_states[agent.id] = derive_state(agent, self.catalog, self.now)
+        return self._agents[agent.id]
+
+    async def save_agent(self, agent: Agent) -> None:
+        await self.uow.agents.save(agent)
+        before = self._agent_states.get(agent.id)
+        after = derive_state(agent, self.catalog, self.now)
+        if before is not after:
+            self._agent_states[agent.id] = after
+            await self.emit(ev.AGENT_STATE_CHANGED, agent_id=agent.id,
+                            state=after.value, previous=before.value if before else None)
+
+    async def save_session(self, session: Session) -> None:
+        """Persist a session and schedule its card to follow the change."""
+        await self.uow.sessions.save(session)
+        await self.arm(SYNC_CARD, session.id, self.now)
+
+    async def add_session(self, session: Session) -> None:
+        await self.uow.sessions.add(session)
+        await self.arm(SYNC_CARD, session.id, self.now)
+
+    async def arm(self, kind: str, ref: str, due: datetime, **data: Any) -> None:
+        await self.uow.timers.arm(Timer(kind=kind, ref=ref, due_at=due, data=dict(data)))
+
+    async def arm_in(self, kind: str, ref: str, delay: timedelta) -> None:
+        await self.arm(kind, ref, self.now + delay)
+
+    async def cancel(self, kind: str, ref: str) -> None:
+        await self.uow.timers.cancel(timer_id(kind, ref))
+
+    async def emit(self, name: str, *, task: Task | None = None,
+                   session: Session | None = None, agent_id: str | None = None,
+                   **data: Any) -> None:
+        if task is not None:
+            data.setdefault("task_state", task.state.value)
+            if task.result is not None:
+                data.setdefault("task_result", task.result.value)
+        if session is not None:
+            data.setdefault("phase", session.phase.value)
+            if session.result is not None:
+                data.setdefault("result", session.result.value)
+        await self.uow.events.append(Event(
+            name=name,
+            at=self.now,
+            task_id=task.id if task else (session.task_id if session else None),
+            session_id=session.id if session else None,
+            agent_id=agent_id or (session.agent_id if session else None),
+            service_id=(task.service_id if task else None)
+            or (session.service_id if session else None),
+            data=data,
+        ))

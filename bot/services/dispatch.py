@@ -1,0 +1,120 @@
+"""Creating tasks and offering queued tasks to available agents."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from bot.domain import events as ev
+from bot.domain.agent import Agent, Engagement
+from bot.domain.customer import Customer
+from bot.domain.errors import Invalid
+from bot.domain.ids import new_id
+from bot.domain.routing import pick_agents
+from bot.domain.service import Modality
+from bot.domain.session import Session
+from bot.domain.task import Task, TaskState
+from bot.domain.timers import QUEUE_TIMEOUT, RING_TIMEOUT
+from bot.services.context import Ctx
+
+QUEUE_SCAN = 50
+
+
+async def create_task(ctx: Ctx, service_id: str, modality: Modality, *,
+                      customer: Customer | None = None, content: dict[str, Any] | None = None,
+                      priority: int | None = None, task_id: str | None = None) -> Task:
+    """Queue a new task in a service and offer it at once if an agent is free."""
+    service = ctx.service(service_id)
+    if modality not in service.modalities:
+        raise Invalid(f"Service {service.name!r} does not take {modality.value} tasks.",
+                      field="modality")
+    customer = customer or Customer()
+    label = customer.name.strip()
+    if not label:
+        label = f"Visitor {await ctx.uow.counters.next('visitor:' + service_id)}"
+    task = Task(
+        id=task_id or new_id(),
+        service_id=service_id,
+        modality=modality,
+        created_at=ctx.now,
+        enqueued_at=ctx.now,
+        customer=customer,
+        customer_label=label,
+        content=dict(content or {}),
+        priority=service.distribution.priority if priority is None else priority,
+        call_flow=[service_id],
+    )
+    await ctx.uow.tasks.add(task)
+    await ctx.emit(ev.TASK_CREATED, task=task, modality=modality.value)
+    await arm_queue_timeout(ctx, task)
+    await dispatch(ctx, service_id)
+    return task
+
+
+async def arm_queue_timeout(ctx: Ctx, task: Task) -> None:
+    limit = ctx.service(task.service_id).distribution.max_queue_time
+    if limit > timedelta(0):
+        await ctx.arm(QUEUE_TIMEOUT, task.id, task.enqueued_at + limit)
+    else:
+        await ctx.cancel(QUEUE_TIMEOUT, task.id)
+
+
+async def dispatch(ctx: Ctx, service_id: str) -> int:
+    """Offer the service's queued tasks, best first, while agents are available. Returns offers."""
+    queued = await ctx.uow.tasks.queued(service_id, QUEUE_SCAN)
+    if not queued:
+        return 0
+    members = [ctx.remember(a) for a in await ctx.uow.agents.members(service_id)]
+    blocked: set[Modality] = set()
+    offered = 0
+    for task in queued:
+        if task.modality in blocked:
+            continue
+        chosen = pick_agents(task, members, ctx.catalog, ctx.now)
+        if not chosen:
+            blocked.add(task.modality)
+            continue
+        await offer(ctx, task, chosen)
+        offered += len(chosen)
+    return offered
+
+
+async def redispatch(ctx: Ctx, service_ids: Iterable[str]) -> None:
+    """Dispatch in each service once, in order of first appearance."""
+    for service_id in dict.fromkeys(service_ids):
+        if service_id in ctx.catalog.services:
+            await dispatch(ctx, service_id)
+
+
+async def offer(ctx: Ctx, task: Task, agents: list[Agent]) -> None:
+    service = ctx.service(task.service_id)
+    ring_timeout = service.distribution.ring_timeout
+    for agent in agents:
+        session = Session(
+            id=new_id(),
+            task_id=task.id,
+            agent_id=agent.id,
+            service_id=task.service_id,
+            modality=task.modality,
+            offered_at=ctx.now,
+            queued_at=task.enqueued_at,
+            ring_until=ctx.now + ring_timeout,
+            service_name=service.name,
+            customer=task.customer,
+            customer_label=task.customer_label,
+        )
+        agent.engagements.append(Engagement(
+            session_id=session.id, task_id=task.id, service_id=task.service_id,
+            modality=task.modality, phase="ringing",
+        ))
+        # The agent row is the capacity guard: write it first so a lost race aborts early.
+        await ctx.save_agent(agent)
+        await ctx.add_session(session)
+        task.ringing.append(session.id)
+        if agent.id not in task.tried:
+            task.tried.append(agent.id)
+        await ctx.arm(RING_TIMEOUT, session.id, session.ring_until)
+        await ctx.emit(ev.OFFER_CREATED, session=session)
+    task.state = TaskState.RINGING
+    await ctx.uow.tasks.save(task)

@@ -1,0 +1,196 @@
+"""Runs use cases in units of work with conflict retries, and fires due timers and jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from bot.domain import timers as tk
+from bot.domain.service import Catalog
+from bot.domain.timers import Timer
+from bot.services import agents, lifecycle, offers
+from bot.services.context import Ctx
+from bot.services.ports import Clock, ConflictError, Store
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TimerHandler = Callable[[Ctx, str], Awaitable[Any]]
+Effect = Callable[[Timer], Awaitable[None]]
+
+
+async def _stale_sweep(ctx: Ctx, _ref: str) -> None:
+    await lifecycle.stale_sweep(ctx)
+
+
+TIMER_HANDLERS: dict[str, TimerHandler] = {
+    tk.RING_TIMEOUT: offers.ring_timeout,
+    tk.RONA_RESET: agents.rona_expired,
+    tk.ACW_END: lifecycle.acw_timeout,
+    tk.QUEUE_TIMEOUT: lifecycle.expire_task,
+    tk.STALE_SWEEP: _stale_sweep,
+}
+
+EFFECT_LEASE = timedelta(seconds=30)
+EFFECT_MAX_ATTEMPTS = 12
+
+
+class Engine:
+    """The one door to the use cases: every call is a unit of work, retried on conflicts."""
+
+    def __init__(self, store: Store, clock: Clock, catalog: Catalog, *,
+                 retries: int = 8) -> None:
+        self.store = store
+        self.clock = clock
+        self.catalog = catalog
+        self.retries = retries
+        self.effects: dict[str, Effect] = {}
+        self._wake = asyncio.Event()
+
+    def add_effects(self, effects: Mapping[str, Effect]) -> None:
+        self.effects.update(effects)
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
+                  *args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(self.retries):
+            try:
+                async with self.store.unit_of_work() as uow:
+                    result = await use_case(Ctx(uow, self.clock, self.catalog), *args, **kwargs)
+                    await uow.commit()
+            except ConflictError:
+                if attempt + 1 == self.retries:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                continue
+            self.wake()
+            return result
+        raise ConflictError("unreachable")
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def _kinds(self) -> list[str]:
+        return [*TIMER_HANDLERS, *self.effects]
+
+    async def fire_due(self, limit: int = 100) -> int:
+        """Fire every timer and job due now; returns how many fired here."""
+        async with self.store.unit_of_work() as uow:
+            due = await uow.timers.due(self.clock.now(), limit, self._kinds())
+        fired = 0
+        effects: list[Timer] = []
+        for timer in due:
+            if timer.kind in TIMER_HANDLERS:
+                fired += await self._fire_timer(timer)
+            else:
+                effects.append(timer)
+        if effects:
+            results = await asyncio.gather(*(self._run_effect(t) for t in effects))
+            fired += sum(results)
+        return fired
+
+    async def _fire_timer(self, timer: Timer) -> int:
+        handler = TIMER_HANDLERS[timer.kind]
+
+        async def fire(ctx: Ctx) -> int:
+            current = await ctx.uow.timers.get(timer.id)
+            if current is None or not current.is_due(ctx.now):
+                return 0
+            await ctx.uow.timers.delete(current)  # the conditional write: only one loop wins
+            await handler(ctx, current.ref)
+            return 1
+
+        try:
+            return await self.run(fire)
+        except ConflictError:
+            return 0
+
+    async def _run_effect(self, timer: Timer) -> int:
+        claimed = await self._claim(timer)
+        if claimed is None:
+            return 0
+        try:
+            await self.effects[claimed.kind](claimed)
+        except Exception as exc:  # an effect talks to the outside world; it may fail any way
+            log.warning("job failed", extra={"job": claimed.kind, "attempt": claimed.attempts,
+                                             "error": type(exc).__name__})
+            await self._retry_later(claimed)
+            return 0
+        await self._complete(claimed)
+        return 1
+
+    async def _claim(self, timer: Timer) -> Timer | None:
+        async def claim(ctx: Ctx) -> Timer | None:
+            current = await ctx.uow.timers.get(timer.id)
+            if current is None or not current.is_due(ctx.now):
+                return None
+            current.lease_until = ctx.now + EFFECT_LEASE
+            current.attempts += 1
+            await ctx.uow.timers.save(current)
+            return current
+
+        try:
+            return await self.run(claim)
+        except ConflictError:
+            return None
+
+    async def _complete(self, claimed: Timer) -> None:
+        async def complete(ctx: Ctx) -> None:
+            current = await ctx.uow.timers.get(claimed.id)
+            # Re-armed while it ran (a newer change to show): leave it to run again.
+            if current is not None and current.version == claimed.version:
+                await ctx.uow.timers.delete(current)
+
+        with contextlib.suppress(ConflictError):
+            await self.run(complete)
+
+    async def _retry_later(self, claimed: Timer) -> None:
+        async def retry(ctx: Ctx) -> None:
+            current = await ctx.uow.timers.get(claimed.id)
+            if current is None or current.version != claimed.version:
+                return
+            if current.attempts >= EFFECT_MAX_ATTEMPTS:
+                log.error("job abandoned", extra={"job": current.kind,
+                                                  "attempts": current.attempts})
+                await ctx.uow.timers.delete(current)
+                return
+            backoff = min(300.0, 2.0 ** current.attempts) * random.uniform(0.5, 1.0)
+            current.due_at = ctx.now + timedelta(seconds=backoff)
+            current.lease_until = None
+            await ctx.uow.timers.save(current)
+
+        with contextlib.suppress(ConflictError):
+            await self.run(retry)
+
+    async def next_due_in(self, default: float) -> float:
+        async with self.store.unit_of_work() as uow:
+            due: datetime | None = await uow.timers.next_due_at(self._kinds())
+        if due is None:
+            return default
+        return max(0.0, min(default, (due - self.clock.now()).total_seconds()))
+
+    async def run_scheduler(self, *, poll: float = 1.0) -> None:
+        """Fire timers for as long as the app runs; woken early after every change."""
+        while True:
+            # Cleared before the pass, so a change committed during it wakes the next one.
+            self._wake.clear()
+            try:
+                while await self.fire_due():
+                    pass
+                wait = await self.next_due_in(poll)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler pass failed")
+                wait = poll
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)

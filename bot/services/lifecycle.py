@@ -1,0 +1,243 @@
+"""A task after the offer: cancel, expire, terminate, after-call work, transfer, chat failures."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.domain import events as ev
+from bot.domain.errors import Refused, Stale
+from bot.domain.session import Phase, Session, SessionResult
+from bot.domain.task import Task, TaskResult, TaskState
+from bot.domain.timers import ACW_END, QUEUE_TIMEOUT, STALE_SWEEP
+from bot.services.context import Ctx
+from bot.services.dispatch import arm_queue_timeout, dispatch, redispatch
+from bot.services.offers import end_offer
+
+
+async def cancel_task(ctx: Ctx, task_id: str, *, by: str = "customer") -> Task:
+    """The customer left: before Accept the task is cancelled; after it, the session ends."""
+    task = await ctx.task(task_id)
+    if task.state in (TaskState.QUEUED, TaskState.RINGING):
+        await _close_unanswered(ctx, task, SessionResult.CANCELLED, TaskState.CANCELLED,
+                                TaskResult.CANCELLED, ev.TASK_CANCELLED, by=by)
+    elif task.state is TaskState.CONNECTED and task.session_id:
+        await terminate(ctx, task.session_id, by=by)
+    return task
+
+
+async def expire_task(ctx: Ctx, task_id: str) -> None:
+    """Maximum queue time reached: the task ends as not handled."""
+    task = await ctx.uow.tasks.get(task_id)
+    if task is None or task.state not in (TaskState.QUEUED, TaskState.RINGING):
+        return
+    if ctx.now < task.enqueued_at + ctx.service(task.service_id).distribution.max_queue_time:
+        return
+    await _close_unanswered(ctx, task, SessionResult.EXPIRED, TaskState.EXPIRED,
+                            TaskResult.NOT_HANDLED, ev.TASK_EXPIRED, by="system")
+
+
+async def _close_unanswered(ctx: Ctx, task: Task, result: SessionResult, state: TaskState,
+                            task_result: TaskResult, event: str, *, by: str) -> None:
+    freed: list[str] = []
+    for session_id in list(task.ringing):
+        session = await ctx.uow.sessions.get(session_id)
+        if session is not None and session.phase is Phase.RINGING:
+            freed += await end_offer(ctx, session, result, task)
+    task.finish(state, task_result, ctx.now)
+    await ctx.uow.tasks.save(task)
+    await ctx.cancel(QUEUE_TIMEOUT, task.id)
+    await ctx.emit(event, task=task, by=by)
+    await redispatch(ctx, freed)
+
+
+async def connected_session(ctx: Ctx, session_id: str, agent_id: str | None) -> Session:
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None:
+        raise Stale("This session is no longer known.")
+    if agent_id is not None and session.agent_id != agent_id:
+        raise Refused("This session belongs to another agent.", code="forbidden")
+    if session.phase is not Phase.CONNECTED:
+        raise Stale("This session has already ended.")
+    return session
+
+
+async def terminate(ctx: Ctx, session_id: str, *, by: str = "agent",
+                    agent_id: str | None = None) -> Session:
+    """End a connected session; after-call work follows when the service has it."""
+    session = await connected_session(ctx, session_id, agent_id)
+    task = await ctx.task(session.task_id)
+    await _end_connection(ctx, session, task, by=by)
+    return session
+
+
+async def _end_connection(ctx: Ctx, session: Session, task: Task, *, by: str,
+                          transferring: bool = False) -> None:
+    acw = ctx.service(session.service_id).acw
+    session.terminated_at = ctx.now
+    owns_task = task.session_id == session.id and not transferring
+    if acw.enabled:
+        session.phase = Phase.ACW
+        session.acw_until = ctx.now + acw.duration
+        if owns_task:
+            task.state = TaskState.WRAPUP
+        await ctx.arm(ACW_END, session.id, session.acw_until)
+    else:
+        session.phase = Phase.ENDED
+        session.acw_ended_at = ctx.now
+        if owns_task:
+            task.finish(TaskState.DONE, TaskResult.HANDLED, ctx.now)
+    await ctx.save_session(session)
+    await ctx.uow.tasks.save(task)
+    agent = await ctx.agent(session.agent_id)
+    if agent is not None:
+        if acw.enabled:
+            engagement = agent.engagement(session.id)
+            if engagement is not None:
+                engagement.phase = "acw"
+        else:
+            agent.drop_engagement(session.id)
+            agent.idle_since = ctx.now
+        await ctx.save_agent(agent)
+    await ctx.emit(ev.SESSION_TERMINATED, task=task, session=session, by=by)
+    if acw.enabled:
+        await ctx.emit(ev.ACW_STARTED, task=task, session=session,
+                       seconds=acw.duration.total_seconds())
+    elif owns_task:
+        await ctx.emit(ev.TASK_DONE, task=task, session=session)
+    if not acw.enabled and agent is not None:
+        await redispatch(ctx, agent.services)
+
+
+async def acw_session(ctx: Ctx, session_id: str, agent_id: str | None) -> Session:
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None:
+        raise Stale("This session is no longer known.")
+    if agent_id is not None and session.agent_id != agent_id:
+        raise Refused("This session belongs to another agent.", code="forbidden")
+    if session.phase is not Phase.ACW:
+        raise Stale("After-call work has already ended.")
+    return session
+
+
+async def end_acw(ctx: Ctx, session_id: str, *, agent_id: str | None = None,
+                  early: bool = True) -> Session:
+    session = await acw_session(ctx, session_id, agent_id)
+    if early and not ctx.service(session.service_id).acw.allow_early_end:
+        raise Refused("This service does not allow ending after-call work early.")
+    await _finish_acw(ctx, session)
+    return session
+
+
+async def acw_timeout(ctx: Ctx, session_id: str) -> None:
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None or session.phase is not Phase.ACW:
+        return
+    if session.acw_until is not None and session.acw_until > ctx.now:
+        await ctx.arm(ACW_END, session.id, session.acw_until)
+        return
+    await _finish_acw(ctx, session)
+
+
+async def _finish_acw(ctx: Ctx, session: Session) -> None:
+    session.phase = Phase.ENDED
+    session.acw_ended_at = ctx.now
+    await ctx.save_session(session)
+    await ctx.cancel(ACW_END, session.id)
+    task = await ctx.task(session.task_id)
+    if task.session_id == session.id and task.state is TaskState.WRAPUP:
+        task.finish(TaskState.DONE, TaskResult.HANDLED, ctx.now)
+        await ctx.uow.tasks.save(task)
+    agent = await ctx.agent(session.agent_id)
+    if agent is not None:
+        agent.drop_engagement(session.id)
+        agent.idle_since = ctx.now
+        await ctx.save_agent(agent)
+    await ctx.emit(ev.ACW_ENDED, task=task, session=session)
+    if task.state is TaskState.DONE and task.session_id == session.id:
+        await ctx.emit(ev.TASK_DONE, task=task, session=session)
+    if agent is not None:
+        await redispatch(ctx, agent.services)
+
+
+async def extend_acw(ctx: Ctx, session_id: str, *, agent_id: str | None = None) -> Session:
+    """An extension starts a new counter of the maximum extension time; once per session."""
+    session = await acw_session(ctx, session_id, agent_id)
+    acw = ctx.service(session.service_id).acw
+    if not acw.extendable:
+        raise Refused("This service does not allow extending after-call work.")
+    if session.acw_extended:
+        raise Refused("After-call work was already extended once.")
+    session.acw_until = ctx.now + acw.max_extension
+    session.acw_extended = True
+    await ctx.save_session(session)
+    await ctx.arm(ACW_END, session.id, session.acw_until)
+    await ctx.emit(ev.ACW_EXTENDED, session=session, seconds=acw.max_extension.total_seconds())
+    return session
+
+
+async def transfer(ctx: Ctx, session_id: str, target_service_id: str, *,
+                   agent_id: str | None = None) -> Task:
+    """Re-queue a connected task in another service; the call flow keeps every hop."""
+    session = await connected_session(ctx, session_id, agent_id)
+    target = ctx.service(target_service_id)
+    task = await ctx.task(session.task_id)
+    if target.id == task.service_id:
+        raise Refused("The task is already in that service.")
+    if task.modality not in target.modalities:
+        raise Refused(f"{target.name} does not take {task.modality.value} tasks.")
+    session.transferred_to = target.id
+    task.requeue(target.id, ctx.now)
+    task.call_flow.append(target.id)
+    await _end_connection(ctx, session, task, by="transfer", transferring=True)
+    await ctx.emit(ev.TASK_TRANSFERRED, task=task, session=session,
+                   source=session.service_id, target=target.id)
+    await arm_queue_timeout(ctx, task)
+    await dispatch(ctx, target.id)
+    return task
+
+
+async def chat_failed(ctx: Ctx, session_id: str, reason: str) -> None:
+    """The chatroom could not be created: the task goes back to the queue, nothing stays stuck."""
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None or session.phase is not Phase.CONNECTED or session.chat_id:
+        return
+    task = await ctx.task(session.task_id)
+    session.phase = Phase.ENDED
+    session.result = SessionResult.FAILED
+    session.note = reason
+    session.terminated_at = ctx.now
+    await ctx.save_session(session)
+    agent = await ctx.agent(session.agent_id)
+    if agent is not None:
+        agent.drop_engagement(session.id)
+        await ctx.save_agent(agent)
+    if task.session_id == session.id and task.state is TaskState.CONNECTED:
+        task.requeue(task.service_id, task.enqueued_at)
+        task.tried = [session.agent_id]
+        await ctx.uow.tasks.save(task)
+        await arm_queue_timeout(ctx, task)
+    await ctx.emit(ev.OFFER_FAILED, task=task, session=session)
+    await redispatch(ctx, [task.service_id, *(agent.services if agent else [])])
+
+
+async def chat_opened(ctx: Ctx, session_id: str, chat_id: str, chat_url: str) -> Session | None:
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None:
+        return None
+    session.chat_id = chat_id
+    session.chat_url = chat_url
+    await ctx.save_session(session)
+    return session
+
+
+async def stale_sweep(ctx: Ctx) -> int:
+    """Terminate sessions connected longer than the limit; runs again after the interval."""
+    cutoff = ctx.now - ctx.catalog.stale_session_after
+    swept = 0
+    for session in await ctx.uow.sessions.connected_before(cutoff):
+        task = await ctx.task(session.task_id)
+        session.note = "Ended automatically: connected for too long."
+        await _end_connection(ctx, session, task, by="system")
+        swept += 1
+    await ctx.arm_in(STALE_SWEEP, "all", max(ctx.catalog.stale_sweep_every, timedelta(seconds=10)))
+    return swept

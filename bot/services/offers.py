@@ -1,0 +1,135 @@
+"""Answers to an offer: accept, decline, no answer (RONA), and offers that end for other reasons."""
+
+from __future__ import annotations
+
+from bot.domain import events as ev
+from bot.domain.agent import NarRequest
+from bot.domain.errors import Refused, Stale
+from bot.domain.ids import new_id
+from bot.domain.service import DistributionMode
+from bot.domain.session import RESULT_LABELS, Phase, Session, SessionResult
+from bot.domain.task import Task, TaskState
+from bot.domain.timers import OPEN_CHAT, QUEUE_TIMEOUT, RING_TIMEOUT, RONA_RESET
+from bot.services.context import Ctx
+from bot.services.dispatch import redispatch
+
+_END_EVENTS = {
+    SessionResult.DECLINED: ev.OFFER_DECLINED,
+    SessionResult.RONA: ev.OFFER_TIMED_OUT,
+    SessionResult.MISSED: ev.OFFER_TIMED_OUT,
+    SessionResult.RESCINDED: ev.OFFER_RESCINDED,
+    SessionResult.CANCELLED: ev.OFFER_CANCELLED,
+    SessionResult.EXPIRED: ev.OFFER_EXPIRED,
+}
+
+
+async def ringing_session(ctx: Ctx, session_id: str, agent_id: str) -> Session:
+    """The agent's own session, still ringing; a clear refusal for anything else."""
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None:
+        raise Stale("This invitation is no longer known.")
+    if session.agent_id != agent_id:
+        raise Refused("This invitation belongs to another agent.", code="forbidden")
+    if session.phase is not Phase.RINGING:
+        label = RESULT_LABELS[session.result] if session.result else session.phase.value
+        raise Stale(f"This invitation is no longer active ({label}).")
+    return session
+
+
+async def accept(ctx: Ctx, session_id: str, agent_id: str) -> Session:
+    session = await ringing_session(ctx, session_id, agent_id)
+    task = await ctx.task(session.task_id)
+    if task.state is not TaskState.RINGING or session.id not in task.ringing:
+        raise Stale("This task was already taken or has ended.")
+    # The task row decides: its conditional write is what makes a second accept lose.
+    others = [sid for sid in task.ringing if sid != session.id]
+    task.ringing = []
+    task.state = TaskState.CONNECTED
+    task.agent_id = agent_id
+    task.session_id = session.id
+    task.connected_at = ctx.now
+    await ctx.uow.tasks.save(task)
+
+    session.phase = Phase.CONNECTED
+    session.result = SessionResult.ACCEPTED
+    session.answered_at = ctx.now
+    session.connected_at = ctx.now
+    await ctx.save_session(session)
+    await ctx.cancel(RING_TIMEOUT, session.id)
+    await ctx.cancel(QUEUE_TIMEOUT, task.id)
+    agent = await ctx.agent(agent_id)
+    if agent is not None:
+        engagement = agent.engagement(session.id)
+        if engagement is not None:
+            engagement.phase = "connected"
+        await ctx.save_agent(agent)
+    await ctx.emit(ev.OFFER_ACCEPTED, task=task, session=session)
+    await ctx.emit(ev.SESSION_CONNECTED, task=task, session=session)
+    freed: list[str] = []
+    for other_id in others:
+        other = await ctx.uow.sessions.get(other_id)
+        if other is not None and other.phase is Phase.RINGING:
+            freed += await end_offer(ctx, other, SessionResult.RESCINDED, task)
+    await ctx.arm(OPEN_CHAT, session.id, ctx.now)
+    await redispatch(ctx, freed)
+    return session
+
+
+async def decline(ctx: Ctx, session_id: str, agent_id: str) -> Session:
+    session = await ringing_session(ctx, session_id, agent_id)
+    task = await ctx.task(session.task_id)
+    service = ctx.service(session.service_id)
+    sets_rona = (service.distribution.persistent_rona
+                 and service.distribution.mode is DistributionMode.DIRECT)
+    freed = await end_offer(ctx, session, SessionResult.DECLINED, task, set_rona=sets_rona)
+    await release_task(ctx, task)
+    await redispatch(ctx, [task.service_id, *freed])
+    return session
+
+
+async def ring_timeout(ctx: Ctx, session_id: str) -> None:
+    """The ring timeout passed: RONA for a direct offer, a plain miss for a broadcast one."""
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None or session.phase is not Phase.RINGING:
+        return
+    task = await ctx.task(session.task_id)
+    broadcast = ctx.service(session.service_id).distribution.mode is DistributionMode.BROADCAST
+    result = SessionResult.MISSED if broadcast else SessionResult.RONA
+    freed = await end_offer(ctx, session, result, task, set_rona=not broadcast)
+    await release_task(ctx, task)
+    await redispatch(ctx, [task.service_id, *freed])
+
+
+async def end_offer(ctx: Ctx, session: Session, result: SessionResult, task: Task, *,
+                    set_rona: bool = False, note: str = "") -> list[str]:
+    """Close a ringing offer with a result; returns the services whose agent became free."""
+    session.phase = Phase.ENDED
+    session.result = result
+    session.note = note or session.note
+    if result is SessionResult.DECLINED:
+        session.answered_at = ctx.now
+    await ctx.save_session(session)
+    await ctx.cancel(RING_TIMEOUT, session.id)
+    if session.id in task.ringing:
+        task.ringing.remove(session.id)
+    freed: list[str] = []
+    agent = await ctx.agent(session.agent_id)
+    if agent is not None:
+        agent.drop_engagement(session.id)
+        if set_rona and agent.registered:
+            reset = ctx.service(session.service_id).distribution.rona_reset
+            agent.rona_until = ctx.now + reset
+            agent.nar_requests.append(NarRequest(id=new_id(), created_at=ctx.now, trigger="rona"))
+            await ctx.arm(RONA_RESET, agent.id, agent.rona_until)
+        await ctx.save_agent(agent)
+        freed = list(agent.services)
+    await ctx.emit(_END_EVENTS[result], task=task, session=session, rona=set_rona)
+    return freed
+
+
+async def release_task(ctx: Ctx, task: Task) -> None:
+    """After an offer ended without an accept: back to the queue when nothing rings any more."""
+    if task.state is TaskState.RINGING and not task.ringing:
+        task.state = TaskState.QUEUED
+        await ctx.emit(ev.TASK_QUEUED, task=task)
+    await ctx.uow.tasks.save(task)

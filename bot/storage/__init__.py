@@ -1,0 +1,1 @@
+"""Storage backends behind the ports: SQLite (embedded default) and Azure Cosmos DB."""

@@ -1,0 +1,46 @@
+"""SQLite schema, versioned in code: each migration runs once, in order, at start-up."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE agents (
+            id TEXT PRIMARY KEY, version INTEGER NOT NULL, registered INTEGER NOT NULL,
+            data TEXT NOT NULL)""",
+        """CREATE TABLE agent_services (
+            agent_id TEXT NOT NULL, service_id TEXT NOT NULL,
+            PRIMARY KEY (service_id, agent_id))""",
+        "CREATE INDEX agent_services_agent ON agent_services (agent_id)",
+        """CREATE TABLE tasks (
+            id TEXT PRIMARY KEY, version INTEGER NOT NULL, service_id TEXT NOT NULL,
+            state TEXT NOT NULL, priority INTEGER NOT NULL, enqueued_at REAL NOT NULL,
+            data TEXT NOT NULL)""",
+        "CREATE INDEX tasks_queue ON tasks (service_id, state, priority DESC, enqueued_at, id)",
+        """CREATE TABLE sessions (
+            id TEXT PRIMARY KEY, version INTEGER NOT NULL, task_id TEXT NOT NULL,
+            agent_id TEXT NOT NULL, service_id TEXT NOT NULL, phase TEXT NOT NULL,
+            offered_at REAL NOT NULL, connected_at REAL, chat_id TEXT, search TEXT NOT NULL,
+            data TEXT NOT NULL)""",
+        "CREATE INDEX sessions_task ON sessions (task_id, offered_at)",
+        "CREATE INDEX sessions_agent ON sessions (agent_id, offered_at DESC)",
+        "CREATE INDEX sessions_connected ON sessions (phase, connected_at)",
+        "CREATE INDEX sessions_chat ON sessions (chat_id) WHERE chat_id IS NOT NULL",
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, name TEXT NOT NULL,
+            task_id TEXT, session_id TEXT, agent_id TEXT, service_id TEXT,
+            data TEXT NOT NULL)""",
+        "CREATE INDEX events_task ON events (task_id, seq)",
+        """CREATE TABLE timers (
+            id TEXT PRIMARY KEY, version INTEGER NOT NULL, kind TEXT NOT NULL,
+            ref TEXT NOT NULL, due_at REAL NOT NULL, lease_until REAL,
+            attempts INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL)""",
+        "CREATE INDEX timers_due ON timers (due_at)",
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        """CREATE TABLE tags (
+            service_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag TEXT NOT NULL,
+            uses INTEGER NOT NULL, last_used REAL NOT NULL,
+            PRIMARY KEY (service_id, tag_key))""",
+    ]),
+]
+
+LATEST = MIGRATIONS[-1][0]

@@ -161,7 +161,7 @@ class _Reader:
             raise self.fail(key, "must be a table")
         return _Reader(value, self.source, f"{self.where}.{key}")
 
-    def str(self, key: str, default: str | None = None) -> str:
+    def text(self, key: str, default: str | None = None) -> str:
         value = self.data.get(key, default)
         if value is None:
             raise self.fail(key, "is required")
@@ -169,13 +169,13 @@ class _Reader:
             raise self.fail(key, f"must be a string, got {value!r}")
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if not isinstance(value, bool):
             raise self.fail(key, f"must be true or false, got {value!r}")
         return value
 
-    def int(self, key: str, default: int, minimum: int | None = None) -> int:
+    def number(self, key: str, default: int, minimum: int | None = None) -> int:
         value = self.data.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool):
             raise self.fail(key, f"must be a whole number, got {value!r}")
@@ -247,7 +247,7 @@ def _parse_profiles(settings: _Reader) -> tuple[tuple[str, bool], ...]:
         if not isinstance(item, dict):
             raise settings.fail(f"profiles[{index}]", "must be a table")
         reader = _Reader(item, settings.source, f"{settings.where}.profiles[{index}]")
-        profiles.append((reader.str("name"), reader.bool("on_duty", True)))
+        profiles.append((reader.text("name"), reader.flag("on_duty", True)))
     names = {name.lower() for name, _ in profiles}
     if "off duty" not in names:
         profiles.append(("Off Duty", False))
@@ -255,7 +255,7 @@ def _parse_profiles(settings: _Reader) -> tuple[tuple[str, bool], ...]:
 
 
 def _parse_service(r: _Reader) -> Service:
-    service_id = r.str("id")
+    service_id = r.text("id")
     if not _SLUG.match(service_id):
         raise r.fail("id", f"{service_id!r} is not a slug (lowercase letters, digits, '-')")
     r.where = f"service {service_id!r}"
@@ -269,40 +269,40 @@ def _parse_service(r: _Reader) -> Service:
     if not modalities:
         raise r.fail("modalities", "name at least one modality")
     d = r.table("distribution")
-    mode_text = d.str("mode", "direct")
+    mode_text = d.text("mode", "direct")
     try:
         mode = DistributionMode(mode_text)
     except ValueError:
         raise d.fail("mode", f"{mode_text!r} is not direct or broadcast") from None
     distribution = Distribution(
         mode=mode,
-        broadcast_size=d.int("broadcast_size", 10, minimum=1),
+        broadcast_size=d.number("broadcast_size", 10, minimum=1),
         ring_timeout=d.duration("ring_timeout", timedelta(seconds=30),
                                 minimum=timedelta(seconds=5)),
         rona_reset=d.duration("rona_reset", timedelta(minutes=10), minimum=MIN_RONA_RESET),
-        persistent_rona=d.bool("persistent_rona", False),
+        persistent_rona=d.flag("persistent_rona", False),
         max_queue_time=d.duration("max_queue_time", timedelta(hours=1)),
-        priority=d.int("priority", 0),
+        priority=d.number("priority", 0),
     )
     a = r.table("acw")
     acw = AcwSettings(
         duration=a.duration("duration", timedelta(seconds=20)),
-        allow_early_end=a.bool("allow_early_end", True),
+        allow_early_end=a.flag("allow_early_end", True),
         max_extension=a.duration("max_extension", timedelta(minutes=1)),
     )
     c = r.table("capacity")
-    capacity = {m: c.int(m.value, 1, minimum=1) for m in Modality}
+    capacity = {m: c.number(m.value, 1, minimum=1) for m in Modality}
     codes_table = r.table("codes")
     codes = Codes(primary=codes_table.strings("primary"),
                   secondary=codes_table.strings("secondary"))
     ctx = r.table("context")
-    context = ContextSettings(url=ctx.str("url", ""), store_data=ctx.bool("store_data", False))
-    email = r.str("email", "")
+    context = ContextSettings(url=ctx.text("url", ""), store_data=ctx.flag("store_data", False))
+    email = r.text("email", "")
     if email and "@" not in email:
         raise r.fail("email", f"{email!r} is not an email address")
     return Service(
         id=service_id,
-        name=r.str("name", service_id),
+        name=r.text("name", service_id),
         modalities=tuple(dict.fromkeys(modalities)),
         members=r.strings("members"),
         email=email,
@@ -311,5 +311,5 @@ def _parse_service(r: _Reader) -> Service:
         capacity=capacity,
         codes=codes,
         context=context,
-        offline_message=r.str("offline_message", Service.offline_message),
+        offline_message=r.text("offline_message", Service.offline_message),
     )

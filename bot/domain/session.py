@@ -64,6 +64,9 @@ class Session:
     transferred_to: str | None = None
     chat_id: str | None = None
     chat_url: str | None = None
+    card_id: str | None = None  # the agent's invitation card, updated through every outcome
+    relayed_seq: int = 0  # customer messages up to this sequence number reached the chat
+    header_posted: bool = False  # the chatroom got its header card with the transcript
     note: str = ""  # why the session ended the way it did (failed chat, stale sweep...)
     primary_code: str | None = None
     secondary_code: str | None = None

@@ -13,6 +13,7 @@ QUEUE_TIMEOUT = "queue_timeout"
 STALE_SWEEP = "stale_sweep"
 SYNC_CARD = "sync_card"  # effect job: bring the agent's card in line with its session
 OPEN_CHAT = "open_chat"  # effect job: create the chatroom of an accepted session
+RELAY = "relay"  # effect job: bring new customer messages into the chatroom
 
 
 @dataclass

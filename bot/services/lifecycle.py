@@ -8,7 +8,7 @@ from bot.domain import events as ev
 from bot.domain.errors import Refused, Stale
 from bot.domain.session import Phase, Session, SessionResult
 from bot.domain.task import Task, TaskResult, TaskState
-from bot.domain.timers import ACW_END, QUEUE_TIMEOUT, STALE_SWEEP
+from bot.domain.timers import ACW_END, QUEUE_TIMEOUT, RELAY, STALE_SWEEP
 from bot.services.context import Ctx
 from bot.services.dispatch import arm_queue_timeout, dispatch, redispatch
 from bot.services.offers import end_offer
@@ -220,13 +220,16 @@ async def chat_failed(ctx: Ctx, session_id: str, reason: str) -> None:
     await redispatch(ctx, [task.service_id, *(agent.services if agent else [])])
 
 
-async def chat_opened(ctx: Ctx, session_id: str, chat_id: str, chat_url: str) -> Session | None:
+async def chat_opened(ctx: Ctx, session_id: str, chat_id: str,
+                      chat_url: str | None) -> Session | None:
+    """The chatroom exists: remember it, and bring it up to date (header, then messages)."""
     session = await ctx.uow.sessions.get(session_id)
-    if session is None:
+    if session is None or session.phase is not Phase.CONNECTED or session.chat_id:
         return None
     session.chat_id = chat_id
     session.chat_url = chat_url
     await ctx.save_session(session)
+    await ctx.arm(RELAY, session.id, ctx.now)
     return session
 
 

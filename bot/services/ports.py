@@ -8,6 +8,7 @@ from typing import Protocol, Self
 
 from bot.domain.agent import Agent
 from bot.domain.events import Event
+from bot.domain.message import ChatMessage
 from bot.domain.session import Session
 from bot.domain.task import Task
 from bot.domain.timers import Timer
@@ -51,6 +52,7 @@ class SessionRepository(Protocol):
                         query: str = "") -> list[Session]: ...
     async def connected_before(self, cutoff: datetime) -> list[Session]: ...
     async def by_chat(self, chat_id: str) -> Session | None: ...
+    async def by_card(self, card_id: str) -> Session | None: ...
 
 
 class EventLog(Protocol):
@@ -71,6 +73,12 @@ class TimerRepository(Protocol):
     async def next_due_at(self, kinds: Sequence[str]) -> datetime | None: ...
 
 
+class MessageLog(Protocol):
+    async def append(self, message: ChatMessage) -> None:
+        """Store the message, giving it the next sequence number of its task."""
+    async def after(self, task_id: str, seq: int, limit: int) -> list[ChatMessage]: ...
+
+
 class Counters(Protocol):
     async def next(self, name: str) -> int: ...
 
@@ -81,13 +89,22 @@ class TagIndex(Protocol):
 
 
 class UnitOfWork(Protocol):
-    agents: AgentRepository
-    tasks: TaskRepository
-    sessions: SessionRepository
-    events: EventLog
-    timers: TimerRepository
-    counters: Counters
-    tags: TagIndex
+    @property
+    def agents(self) -> AgentRepository: ...
+    @property
+    def tasks(self) -> TaskRepository: ...
+    @property
+    def sessions(self) -> SessionRepository: ...
+    @property
+    def events(self) -> EventLog: ...
+    @property
+    def timers(self) -> TimerRepository: ...
+    @property
+    def messages(self) -> MessageLog: ...
+    @property
+    def counters(self) -> Counters: ...
+    @property
+    def tags(self) -> TagIndex: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -19,12 +19,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         """CREATE TABLE sessions (
             id TEXT PRIMARY KEY, version INTEGER NOT NULL, task_id TEXT NOT NULL,
             agent_id TEXT NOT NULL, service_id TEXT NOT NULL, phase TEXT NOT NULL,
-            offered_at REAL NOT NULL, connected_at REAL, chat_id TEXT, search TEXT NOT NULL,
+            offered_at REAL NOT NULL, connected_at REAL, chat_id TEXT, card_id TEXT,
+            search TEXT NOT NULL,
             data TEXT NOT NULL)""",
         "CREATE INDEX sessions_task ON sessions (task_id, offered_at)",
         "CREATE INDEX sessions_agent ON sessions (agent_id, offered_at DESC)",
         "CREATE INDEX sessions_connected ON sessions (phase, connected_at)",
         "CREATE INDEX sessions_chat ON sessions (chat_id) WHERE chat_id IS NOT NULL",
+        "CREATE INDEX sessions_card ON sessions (card_id) WHERE card_id IS NOT NULL",
         """CREATE TABLE events (
             seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, name TEXT NOT NULL,
             task_id TEXT, session_id TEXT, agent_id TEXT, service_id TEXT,
@@ -35,6 +37,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             ref TEXT NOT NULL, due_at REAL NOT NULL, lease_until REAL,
             attempts INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL)""",
         "CREATE INDEX timers_due ON timers (due_at)",
+        """CREATE TABLE messages (
+            task_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL,
+            agent_id TEXT, at REAL NOT NULL, text TEXT NOT NULL,
+            PRIMARY KEY (task_id, seq))""",
         "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
         """CREATE TABLE tags (
             service_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag TEXT NOT NULL,

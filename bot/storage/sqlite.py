@@ -14,6 +14,7 @@ import aiosqlite
 
 from bot.domain.agent import Agent
 from bot.domain.events import Event
+from bot.domain.message import ChatMessage, Sender
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
@@ -123,6 +124,7 @@ class SqliteUnitOfWork:
         self.sessions = SqliteSessions(self)
         self.events = SqliteEvents(self)
         self.timers = SqliteTimers(self)
+        self.messages = SqliteMessages(self)
         self.counters = SqliteCounters(self)
         self.tags = SqliteTags(self)
 
@@ -289,7 +291,7 @@ class SqliteSessions(_Entities[Session]):
         return {"task_id": entity.task_id, "agent_id": entity.agent_id,
                 "service_id": entity.service_id, "phase": entity.phase.value,
                 "offered_at": ts(entity.offered_at), "connected_at": ts(entity.connected_at),
-                "chat_id": entity.chat_id, "search": search}
+                "chat_id": entity.chat_id, "card_id": entity.card_id, "search": search}
 
     async def for_task(self, task_id: str) -> list[Session]:
         return await self._select("task_id = ? ORDER BY offered_at, id", (task_id,))
@@ -306,7 +308,13 @@ class SqliteSessions(_Entities[Session]):
                                   (Phase.CONNECTED.value, ts(cutoff)))
 
     async def by_chat(self, chat_id: str) -> Session | None:
-        found = await self._select("chat_id = ? ORDER BY offered_at DESC LIMIT 1", (chat_id,))
+        """The chat's current session: a connected one first, else the latest."""
+        found = await self._select(
+            "chat_id = ? ORDER BY phase = 'connected' DESC, offered_at DESC LIMIT 1", (chat_id,))
+        return found[0] if found else None
+
+    async def by_card(self, card_id: str) -> Session | None:
+        found = await self._select("card_id = ? LIMIT 1", (card_id,))
         return found[0] if found else None
 
 
@@ -407,6 +415,27 @@ class SqliteTimers:
             f" WHERE kind IN ({marks})", listed)
         value = rows[0][0] if rows else None
         return from_ts(value) if value is not None else None
+
+
+class SqliteMessages:
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def append(self, message: ChatMessage) -> None:
+        rows = await self.uow.fetch(
+            "INSERT INTO messages (task_id, seq, sender, agent_id, at, text) VALUES (?,"
+            " (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE task_id = ?), ?, ?, ?, ?)"
+            " RETURNING seq",
+            (message.task_id, message.task_id, message.sender.value, message.agent_id,
+             ts(message.at), message.text))
+        message.seq = int(rows[0][0])
+
+    async def after(self, task_id: str, seq: int, limit: int) -> list[ChatMessage]:
+        rows = await self.uow.fetch(
+            "SELECT task_id, seq, sender, agent_id, at, text FROM messages"
+            " WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?", (task_id, seq, limit))
+        return [ChatMessage(task_id=r[0], seq=r[1], sender=Sender(r[2]), agent_id=r[3],
+                            at=from_ts(r[4]), text=r[5]) for r in rows]
 
 
 class SqliteCounters:

@@ -1,0 +1,42 @@
+# Switchboard: `make run` to try it, `make test` for everything CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+PLAYGROUND_PORT ?= 56150
+PORT ?= 3978
+
+.PHONY: run test lint typecheck pytest package bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: $(STAMP) $(NODE_STAMP)
+	@echo "Switchboard on http://localhost:$(PORT) — Agents Playground on http://localhost:$(PLAYGROUND_PORT)"
+	@trap 'kill 0' EXIT INT TERM; \
+	  TEAMSAPPTESTER_BROWSER=none node node_modules/@microsoft/m365agentsplayground/cli.js \
+	    -e http://127.0.0.1:$(PORT)/api/messages -c msteams -p $(PLAYGROUND_PORT) >/dev/null 2>&1 & \
+	  PORT=$(PORT) $(PY) -m bot
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bot tests bench manifest
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy --strict bot
+
+pytest: $(STAMP) $(NODE_STAMP)
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) node_modules build .mypy_cache .ruff_cache .pytest_cache

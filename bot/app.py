@@ -1,0 +1,104 @@
+"""The composition root: create_app(settings) builds the store, engine, Teams side and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from bot.config import Settings
+from bot.domain.timers import STALE_SWEEP
+from bot.services import agents as agent_cases
+from bot.services.context import Ctx
+from bot.services.engine import Engine
+from bot.services.ports import Clock, Store, StoreUnavailable
+from bot.services.system_clock import SystemClock
+from bot.storage.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+ENGINE = web.AppKey("engine", Engine)
+GATEWAY = web.AppKey("gateway", object)
+
+
+async def open_store(settings: Settings) -> Store:
+    if settings.store == "cosmos":
+        # Imported only when chosen, so SQLite deployments never load azure-cosmos.
+        from bot.storage.cosmos import open_cosmos  # type: ignore[import-not-found]
+
+        store: Store = await open_cosmos(settings)
+        return store
+    return await SqliteStore(settings.db_path).open()
+
+
+async def _startup(ctx: Ctx) -> None:
+    """Bring stored state in line with this start: memberships, the recurring sweep."""
+    await agent_cases.sync_memberships(ctx)
+    if await ctx.uow.timers.get(f"{STALE_SWEEP}:all") is None:
+        await ctx.arm_in(STALE_SWEEP, "all", ctx.catalog.stale_sweep_every)
+
+
+def create_app(settings: Settings, *, storage: Store | None = None,
+               clock: Clock | None = None, connector_time_scale: float = 1.0) -> web.Application:
+    app = web.Application(client_max_size=256 * 1024)
+    app[SETTINGS] = settings
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = storage or await open_store(settings)
+        app[STORE] = store
+        app[ENGINE] = Engine(store, clock or SystemClock(), settings.catalog)
+        await app[ENGINE].run(_startup)
+        yield
+        if storage is None:
+            await store.close()
+
+    async def teams_ctx(app: web.Application) -> AsyncIterator[None]:
+        from bot.teams.gateway import TeamsGateway
+
+        async with aiohttp.ClientSession() as session:
+            gateway = TeamsGateway(settings, app[ENGINE], session,
+                                   time_scale=connector_time_scale)
+            app[GATEWAY] = gateway
+            yield
+            await gateway.sender.drain()
+
+    async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(app[ENGINE].run_scheduler())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.extend([store_ctx, teams_ctx, scheduler_ctx])
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    from bot.teams.gateway import TeamsGateway
+
+    gateway = request.app[GATEWAY]
+    assert isinstance(gateway, TeamsGateway)
+    return await gateway.messages(request)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[STORE].ping()
+    except StoreUnavailable as exc:
+        log.warning("store not ready", extra={"error": str(exc)[:200]})
+        return web.json_response({"status": "unavailable", "message": "The store is not "
+                                  "reachable."}, status=503)
+    return web.json_response({"status": "ready"})

@@ -1,0 +1,422 @@
+"""The agent's desk: commands typed in Teams and actions clicked on cards, each from a table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot import cards
+from bot.cards import views as v
+from bot.cards.budget import Card
+from bot.cards.verbs import InputId, Verb
+from bot.dialogs import views
+from bot.dialogs.caller import Caller, MemberDirectory, Reply
+from bot.dialogs.session_cards import session_card, stale_card
+from bot.domain.agent import Agent
+from bot.domain.errors import Invalid, Refused
+from bot.domain.service import Catalog
+from bot.domain.session import Phase, Session
+from bot.domain.task import Task
+from bot.services import agents as agent_cases
+from bot.services import conversation, lifecycle, offers, wrapup
+from bot.services.context import Ctx
+from bot.services.engine import Engine
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "Switchboard"
+PAGE_SIZE = 8
+
+
+@dataclass
+class SessionBundle:
+    session: Session | None
+    task: Task | None
+    agent: Agent | None
+    suggestions: tuple[str, ...] = ()
+
+
+async def load_bundle(ctx: Ctx, session_id: str, *, suggest: bool = False) -> SessionBundle:
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None:
+        return SessionBundle(None, None, None)
+    task = await ctx.uow.tasks.get(session.task_id)
+    agent = await ctx.uow.agents.get(session.agent_id)
+    suggestions: tuple[str, ...] = ()
+    if suggest:
+        suggestions = tuple(await ctx.uow.tags.suggest(session.service_id, "", 15))
+    return SessionBundle(session, task, agent, suggestions)
+
+
+Command = Callable[["Desk", Caller, str], Awaitable[list[Reply]]]
+Action = Callable[["Desk", Caller, dict[str, Any]], Awaitable[Card]]
+
+
+class Desk:
+    """Turns what an agent types or clicks into use cases, and their results into cards."""
+
+    def __init__(self, engine: Engine, directory: MemberDirectory) -> None:
+        self.engine = engine
+        self.directory = directory
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.engine.catalog
+
+    # -- rendering ------------------------------------------------------------------------
+
+    async def card_for(self, session_id: str, *, error: str | None = None,
+                       wrapup_form: bool = False) -> Card:
+        bundle = await self.engine.run(load_bundle, session_id, suggest=True)
+        if bundle.session is None:
+            return stale_card(None, "This session is no longer known.")
+        return session_card(bundle.session, bundle.task, bundle.agent, self.catalog,
+                            self.engine.clock.now(), suggestions=bundle.suggestions,
+                            error=error, wrapup=wrapup_form)
+
+    async def status_card(self, caller: Caller) -> Card:
+        async def load(ctx: Ctx) -> tuple[Agent | None, list[Session]]:
+            agent = await ctx.uow.agents.get(caller.user_id)
+            recent = await ctx.uow.sessions.for_agent(caller.user_id, 50)
+            return agent, [s for s in recent if s.live or s.phase is Phase.ACW]
+
+        agent, open_sessions = await self.engine.run(load)
+        if agent is None:
+            return cards.info_card(v.InfoView("Not installed", "Install the app first."))
+        return cards.status_card(views.status(agent, self.catalog, self.engine.clock.now(),
+                                              open_sessions))
+
+    async def sessions_card(self, caller: Caller, page: int, query: str) -> Card:
+        async def load(ctx: Ctx) -> list[Session]:
+            return await ctx.uow.sessions.for_agent(caller.user_id, PAGE_SIZE + 1,
+                                                    page * PAGE_SIZE, query)
+
+        found = await self.engine.run(load)
+        return cards.sessions_card(v.SessionsView(
+            entries=tuple(views.session_entry(s) for s in found[:PAGE_SIZE]),
+            page=page, has_previous=page > 0, has_next=len(found) > PAGE_SIZE, query=query))
+
+    async def nar_card(self, caller: Caller, error: str | None = None) -> Card:
+        async def load(ctx: Ctx) -> Agent | None:
+            return await ctx.uow.agents.get(caller.user_id)
+
+        agent = await self.engine.run(load)
+        if agent is None:
+            return cards.info_card(v.InfoView("Not installed", "Install the app first."))
+        return cards.nar_card(views.nar(agent, self.catalog, self.engine.clock.now(), error))
+
+    # -- entry points ---------------------------------------------------------------------
+
+    async def installed(self, caller: Caller) -> list[Reply]:
+        agent = await self.engine.run(agent_cases.installed, caller.user_id, caller.name,
+                                      caller.reference)
+        return [cards.welcome_card(v.WelcomeView(APP_NAME, agent.registered))]
+
+    async def command(self, caller: Caller, text: str) -> list[Reply]:
+        """A message in the personal chat: a command, or chat text for a local-mode session."""
+        name, _, args = text.strip().partition(" ")
+        handler = COMMANDS.get(name.lower())
+        if handler is None:
+            relayed = await self._relay_local(caller, text)
+            if relayed:
+                return []
+            return [f"I don't know \"{name[:40]}\". Type **help** to see what I can do."]
+        if name.lower() not in OPEN_COMMANDS and not await self._registered(caller):
+            return ["You are not registered for invitations yet. Type **register** to start."]
+        try:
+            return await handler(self, caller, args.strip())
+        except Refused as refused:
+            return [refused.message]
+
+    async def chatroom_message(self, caller: Caller, text: str) -> list[Reply]:
+        async def find(ctx: Ctx) -> Session | None:
+            return await ctx.uow.sessions.by_chat(caller.conversation_id)
+
+        session = await self.engine.run(find)
+        if session is None:
+            return []  # a group chat that is not one of ours: stay quiet
+        return await self.chatroom(caller, session, text)
+
+    async def suggest_tags(self, caller: Caller, card_id: str | None, text: str,
+                           limit: int) -> list[str]:
+        """Tags used before in the service of the card being filled in."""
+        async def suggest(ctx: Ctx) -> list[str]:
+            session = await ctx.uow.sessions.by_card(card_id) if card_id else None
+            if session is not None:
+                service_ids = [session.service_id]
+            else:
+                agent = await ctx.uow.agents.get(caller.user_id)
+                service_ids = list(agent.services) if agent else []
+            found: list[str] = []
+            for service_id in service_ids:
+                found += await ctx.uow.tags.suggest(service_id, text.strip(), limit)
+            return list(dict.fromkeys(found))[: max(1, min(limit, 15))]
+
+        return await self.engine.run(suggest)
+
+    async def chatroom(self, caller: Caller, session: Session, text: str) -> list[Reply]:
+        """A message in a chatroom: `end`, `transfer <service>`, or text for the customer."""
+        name, _, args = text.strip().partition(" ")
+        try:
+            if name.lower() == "end":
+                await self.engine.run(lifecycle.terminate, session.id, agent_id=caller.user_id)
+                return ["The session ended. Your card now has the wrap-up form."]
+            if name.lower() == "transfer" and args.strip():
+                target = self._service_named(args.strip())
+                await self.engine.run(lifecycle.transfer, session.id, target,
+                                      agent_id=caller.user_id)
+                return [f"Transferred to {self.catalog.service(target).name}."]
+            await self.engine.run(conversation.agent_message, session.id, caller.user_id, text)
+        except Refused as refused:
+            return [refused.message]
+        return []
+
+    async def action(self, caller: Caller, verb: str, data: dict[str, Any]) -> Card:
+        """A card button: run it and answer with the card as it is now (never an error)."""
+        handler = ACTIONS.get(verb)
+        if handler is None:
+            return cards.info_card(v.InfoView("Unknown action", "This button is not known."))
+        try:
+            return await handler(self, caller, data)
+        except Invalid as invalid:
+            session_id = str(data.get("session_id", ""))
+            if session_id and verb == Verb.SAVE_WRAPUP:
+                return await self.card_for(session_id, error=invalid.message, wrapup_form=True)
+            if verb == Verb.FILL_NAR:
+                return await self.nar_card(caller, invalid.message)
+            return cards.info_card(v.InfoView("Not done", invalid.message))
+        except Refused as refused:
+            session_id = str(data.get("session_id", ""))
+            if session_id:
+                bundle = await self.engine.run(load_bundle, session_id)
+                if bundle.session is not None and bundle.session.agent_id == caller.user_id:
+                    return stale_card(bundle.session, refused.message)
+            return stale_card(None, refused.message)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    async def _registered(self, caller: Caller) -> bool:
+        async def load(ctx: Ctx) -> bool:
+            agent = await ctx.uow.agents.get(caller.user_id)
+            return agent is not None and agent.registered
+
+        return await self.engine.run(load)
+
+    async def _relay_local(self, caller: Caller, text: str) -> bool:
+        """In local mode the chat with the customer runs in the personal chat."""
+        async def find(ctx: Ctx) -> Session | None:
+            return await ctx.uow.sessions.by_chat(caller.conversation_id)
+
+        session = await self.engine.run(find) if caller.conversation_id else None
+        if session is None or session.phase is not Phase.CONNECTED:
+            return False
+        await self.engine.run(conversation.agent_message, session.id, caller.user_id, text)
+        return True
+
+    def _service_named(self, text: str) -> str:
+        wanted = text.strip().lower()
+        for service in self.catalog.services.values():
+            if wanted in (service.id, service.name.lower()):
+                return service.id
+        raise Refused(f"There is no service called {text.strip()[:60]!r}.")
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+async def cmd_help(desk: Desk, caller: Caller, args: str) -> list[Reply]:
+    return [cards.help_card(v.HelpView(APP_NAME))]
+
+
+async def cmd_register(desk: Desk, caller: Caller, args: str) -> list[Reply]:
+    member = await desk.directory.lookup(caller)
+    agent = await desk.engine.run(agent_cases.register, caller.user_id, name=member.name,
+                                  upn=member.upn, object_id=member.object_id)
+    if not agent.services:
+        return ["You are registered, but no service lists you as a member yet. Ask a service "
+                "owner to add your account, then type **register** again."]
+    names = ", ".join(desk.catalog.service(s).name for s in agent.services)
+    return [f"You are registered and will receive invitations for: {names}."]
+
+
+async def cmd_unregister(desk: Desk, caller: Caller, args: str) -> list[Reply]:
+    await desk.engine.run(agent_cases.unregister, caller.user_id)
+    return ["You are unregistered and will get no more invitations. Type **register** to "
+            "come back."]
+
+
+async def cmd_status(desk: Desk, caller: Caller, args: str) -> list[Reply]:
+    return [await desk.status_card(caller)]
+
+
+async def cmd_duty(desk: Desk, caller: Caller, args: str) -> list[Reply]:
+    if not args:
+        return [await desk.status_card(caller)]
+    await desk.engine.run(agent_cases.set_duty, caller.user_id, args)
+    return [await desk.status_card(caller)]
+
+
+async def cmd_reset(desk: Desk, caller: Caller, args: str) -> list[Reply]:
+    await desk.engine.run(agent_cases.reset_rona, caller.user_id)
+    return ["RONA is reset: you can receive invitations again."]
+
+
+async def cmd_sessions(desk: Desk, caller: Caller, args: str) -> list[Reply]:
+    return [await desk.sessions_card(caller, 0, args)]
+
+
+async def cmd_nar(desk: Desk, caller: Caller, args: str) -> list[Reply]:
+    return [await desk.nar_card(caller)]
+
+
+COMMANDS: dict[str, Command] = {
+    "help": cmd_help,
+    "register": cmd_register,
+    "unregister": cmd_unregister,
+    "status": cmd_status,
+    "duty": cmd_duty,
+    "reset": cmd_reset,
+    "sessions": cmd_sessions,
+    "nar": cmd_nar,
+}
+OPEN_COMMANDS = {"help", "register", "unregister"}
+
+
+# -- card actions -----------------------------------------------------------------------------
+
+def _session_id(data: dict[str, Any]) -> str:
+    value = data.get("session_id")
+    if not isinstance(value, str) or not value:
+        raise Refused("This button does not name a session.")
+    return value
+
+
+async def act_register(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    replies = await cmd_register(desk, caller, "")
+    return cards.info_card(v.InfoView("Registration", str(replies[0])))
+
+
+async def act_unregister(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    replies = await cmd_unregister(desk, caller, "")
+    return cards.info_card(v.InfoView("Registration", str(replies[0])))
+
+
+async def act_accept(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    session = await desk.engine.run(offers.accept, _session_id(data), caller.user_id)
+    return await desk.card_for(session.id)
+
+
+async def act_decline(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    session = await desk.engine.run(offers.decline, _session_id(data), caller.user_id)
+    return await desk.card_for(session.id)
+
+
+async def act_terminate(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    session = await desk.engine.run(lifecycle.terminate, _session_id(data),
+                                    agent_id=caller.user_id)
+    return await desk.card_for(session.id)
+
+
+async def act_reset_rona(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    await desk.engine.run(agent_cases.reset_rona, caller.user_id)
+    session_id = data.get("session_id")
+    if isinstance(session_id, str) and session_id:
+        return await desk.card_for(session_id)
+    return await desk.status_card(caller)
+
+
+def _tags(data: dict[str, Any]) -> list[str]:
+    tags: list[str] = []
+    for key in (InputId.TAGS, InputId.NEW_TAGS):
+        raw = data.get(key.value)
+        if isinstance(raw, str):
+            tags += [t for t in raw.split(",") if t.strip()]
+        elif isinstance(raw, list):
+            tags += [str(t) for t in raw]
+    return tags
+
+
+def _text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+async def act_save(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    session = await desk.engine.run(
+        wrapup.save_wrapup, _session_id(data), caller.user_id,
+        primary=_text(data, InputId.PRIMARY_CODE.value),
+        secondary=_text(data, InputId.SECONDARY_CODE.value), tags=_tags(data))
+    return await desk.card_for(session.id)
+
+
+async def act_extend_acw(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    session = await desk.engine.run(lifecycle.extend_acw, _session_id(data),
+                                    agent_id=caller.user_id)
+    return await desk.card_for(session.id)
+
+
+async def act_end_acw(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    session = await desk.engine.run(lifecycle.end_acw, _session_id(data),
+                                    agent_id=caller.user_id)
+    return await desk.card_for(session.id, wrapup_form=True)
+
+
+async def act_complete(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    session_id = _session_id(data)
+    bundle = await desk.engine.run(load_bundle, session_id)
+    if bundle.session is None or bundle.session.agent_id != caller.user_id:
+        raise Refused("This session is not yours.")
+    return await desk.card_for(session_id, wrapup_form=True)
+
+
+async def act_sessions_page(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    page = data.get("page", 0)
+    query = data.get("query", "")
+    return await desk.sessions_card(caller, max(0, page) if isinstance(page, int) else 0,
+                                    query if isinstance(query, str) else "")
+
+
+async def act_fill_nar(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    reason = _text(data, InputId.NAR_REASON.value)
+    if reason is None:
+        raise Invalid("Choose a reason.", field="nar_reason")
+    await desk.engine.run(agent_cases.fill_nar, caller.user_id, str(data.get("request_id", "")),
+                          reason)
+    return await desk.nar_card(caller)
+
+
+async def act_transfer(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    target = _text(data, InputId.TARGET_SERVICE.value)
+    if target is None:
+        raise Invalid("Choose a service to transfer to.", field="target_service")
+    session_id = _session_id(data)
+    await desk.engine.run(lifecycle.transfer, session_id, desk._service_named(target),
+                          agent_id=caller.user_id)
+    return await desk.card_for(session_id)
+
+
+async def act_duty(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    profile = _text(data, "profile") or _text(data, InputId.PROFILE.value)
+    if profile is None:
+        raise Invalid("Choose a profile.", field="profile")
+    await desk.engine.run(agent_cases.set_duty, caller.user_id, profile)
+    return await desk.status_card(caller)
+
+
+ACTIONS: dict[str, Action] = {
+    Verb.REGISTER: act_register,
+    Verb.UNREGISTER: act_unregister,
+    Verb.ACCEPT: act_accept,
+    Verb.DECLINE: act_decline,
+    Verb.TERMINATE: act_terminate,
+    Verb.RESET_RONA: act_reset_rona,
+    Verb.SAVE_WRAPUP: act_save,
+    Verb.EXTEND_ACW: act_extend_acw,
+    Verb.END_ACW: act_end_acw,
+    Verb.COMPLETE: act_complete,
+    Verb.SESSIONS_PAGE: act_sessions_page,
+    Verb.FILL_NAR: act_fill_nar,
+    Verb.TRANSFER: act_transfer,
+    Verb.DUTY: act_duty,
+}

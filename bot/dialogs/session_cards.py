@@ -1,0 +1,55 @@
+"""The card that follows one session, chosen from its phase and result."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot import cards
+from bot.cards import views as v
+from bot.cards.budget import Card
+from bot.dialogs import views
+from bot.domain.agent import Agent
+from bot.domain.service import Catalog
+from bot.domain.session import Phase, Session, SessionResult
+from bot.domain.task import Task
+
+
+def session_card(session: Session, task: Task | None, agent: Agent | None, catalog: Catalog,
+                 now: datetime, *, suggestions: tuple[str, ...] = (),
+                 error: str | None = None, wrapup: bool = False) -> Card:
+    """What the agent's card shows now; `wrapup` asks for the form of a finished entry."""
+    if session.saved_at is not None:
+        return cards.concluded_card(views.concluded(session))
+    if session.phase is Phase.RINGING and task is not None:
+        return cards.invitation_card(views.invitation(session, task, catalog, now))
+    if session.phase is Phase.CONNECTED:
+        return cards.accepted_card(views.accepted(session, task, catalog))
+    if session.phase is Phase.ACW or wrapup or session.result is SessionResult.ACCEPTED:
+        return cards.wrapup_card(views.wrapup(session, catalog, suggestions=suggestions,
+                                              error=error))
+    return outcome_card(session, agent, now)
+
+
+def outcome_card(session: Session, agent: Agent | None, now: datetime) -> Card:
+    header = views.header(session)
+    result = session.result
+    if result is SessionResult.DECLINED:
+        return cards.declined_card(v.OutcomeView(header, reason=session.note or None))
+    if result in (SessionResult.RONA, SessionResult.MISSED):
+        rona_set = result is SessionResult.RONA and agent is not None and agent.is_rona(now)
+        return cards.missed_card(v.OutcomeView(header, rona_set=rona_set))
+    if result is SessionResult.CANCELLED:
+        return cards.cancelled_card(v.OutcomeView(header))
+    if result is SessionResult.RESCINDED:
+        return cards.taken_card(v.OutcomeView(header))
+    if result is SessionResult.EXPIRED:
+        return cards.expired_card(v.OutcomeView(header))
+    if result is SessionResult.FAILED:
+        return cards.failed_card(v.OutcomeView(header, reason=session.note or None))
+    return cards.terminated_card(v.OutcomeView(header, reason=session.note or None))
+
+
+def stale_card(session: Session | None, reason: str) -> Card:
+    if session is None:
+        return cards.info_card(v.InfoView(title="No longer active", text=reason))
+    return cards.stale_card(v.OutcomeView(views.header(session), reason=reason))

@@ -1,0 +1,178 @@
+"""Translate domain entities into the view models the card builders render."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.cards import views as v
+from bot.domain.agent import Agent, derive_state
+from bot.domain.context_url import context_url
+from bot.domain.message import ChatMessage
+from bot.domain.service import Catalog, Modality
+from bot.domain.session import Phase, Session, SessionResult
+from bot.domain.task import Task
+
+NOT_AVAILABLE = None  # cards print "Not available" for a customer label of None
+
+
+def header(session: Session) -> v.SessionHeader:
+    return v.SessionHeader(session_id=session.id, service=session.service_name or
+                           session.service_id, customer=session.customer_label or NOT_AVAILABLE,
+                           modality=v.Modality(session.modality.value))
+
+
+def timings(session: Session) -> v.Timings:
+    def seconds(delta: Any) -> float | None:
+        return delta.total_seconds() if delta is not None else None
+
+    return v.Timings(ring_seconds=seconds(session.ring_time()),
+                     queue_seconds=seconds(session.queue_time()),
+                     connected_seconds=seconds(session.connected_time()),
+                     acw_seconds=seconds(session.acw_time()))
+
+
+def _parse_due(raw: Any) -> datetime | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+def invitation(session: Session, task: Task, catalog: Catalog, now: datetime) -> v.InvitationView:
+    content = task.content
+    details: v.ImDetails | v.EmailDetails | v.ExternalDetails
+    if task.modality is Modality.EMAIL:
+        details = v.EmailDetails(sender=str(content.get("sender", "")),
+                                 subject=str(content.get("subject", "")),
+                                 preview=str(content.get("preview", "")),
+                                 attachments=tuple(str(a) for a in content.get("attachments", [])))
+    elif task.modality is Modality.EXTERNAL:
+        details = v.ExternalDetails(title=str(content.get("title", "")),
+                                    description=str(content.get("description", "")),
+                                    due=_parse_due(content.get("due")),
+                                    link=content.get("link") or None)
+    else:
+        details = v.ImDetails(first_message=str(content.get("text", "")))
+    service = catalog.services.get(session.service_id)
+    return v.InvitationView(
+        session_id=session.id,
+        service=session.service_name or session.service_id,
+        customer=session.customer_label or NOT_AVAILABLE,
+        details=details,
+        ring_seconds=(session.ring_until - session.offered_at).total_seconds(),
+        waited_seconds=max(0.0, (now - task.created_at).total_seconds()),
+        call_flow=tuple(catalog.services[s].name if s in catalog.services else s
+                        for s in task.call_flow),
+        context_url=context_url(service.context.url, session.customer) if service else None,
+    )
+
+
+def wrapup(session: Session, catalog: Catalog, *, suggestions: tuple[str, ...] = (),
+           error: str | None = None) -> v.WrapUpView:
+    service = catalog.services.get(session.service_id)
+    codes = service.codes if service else None
+    in_acw = session.phase is Phase.ACW
+    return v.WrapUpView(
+        header=header(session),
+        result=v.SessionResult((session.result or SessionResult.ACCEPTED).value),
+        started_at=session.offered_at,
+        timings=timings(session),
+        primary_codes=tuple(v.Choice(c, c) for c in codes.primary) if codes else (),
+        secondary_codes=tuple(v.Choice(c, c) for c in codes.secondary) if codes else (),
+        codes_required=bool(codes and codes.required),
+        primary_code=session.primary_code,
+        secondary_code=session.secondary_code,
+        tag_suggestions=suggestions,
+        tags=tuple(session.tags),
+        error=error,
+        acw_until=session.acw_until if in_acw else None,
+        can_extend_acw=bool(in_acw and service and service.acw.extendable
+                            and not session.acw_extended),
+        can_end_acw=bool(in_acw and service and service.acw.allow_early_end),
+    )
+
+
+def concluded(session: Session) -> v.ConcludedView:
+    assert session.saved_at is not None
+    return v.ConcludedView(
+        header=header(session),
+        result=v.SessionResult((session.result or SessionResult.ACCEPTED).value),
+        started_at=session.offered_at, saved_at=session.saved_at, timings=timings(session),
+        primary_code=session.primary_code, secondary_code=session.secondary_code,
+        tags=tuple(session.tags))
+
+
+def transfer_targets(session: Session, catalog: Catalog) -> tuple[v.Choice, ...]:
+    return tuple(v.Choice(s.id, s.name) for s in catalog.services.values()
+                 if s.id != session.service_id and session.modality in s.modalities)
+
+
+def accepted(session: Session, task: Task | None, catalog: Catalog) -> v.AcceptedView:
+    email = task is not None and task.modality is Modality.EMAIL
+    content = task.content if task is not None else {}
+    return v.AcceptedView(
+        header=header(session),
+        chat_url=session.chat_url,
+        email_subject=str(content.get("subject", "")) if email else None,
+        email_body=str(content.get("text", "")) if email else None,
+        transfer_targets=transfer_targets(session, catalog),
+    )
+
+
+def status(agent: Agent, catalog: Catalog, now: datetime,
+           open_sessions: list[Session]) -> v.StatusView:
+    state = derive_state(agent, catalog, now)
+    return v.StatusView(
+        agent_name=agent.name,
+        state=v.AgentState(state.value),
+        duty_profile=agent.profile,
+        not_available_reason=agent.profile if state.value == "not_available" else None,
+        other_profiles=tuple(p for p, _ in catalog.profiles if p != agent.profile),
+        rona=agent.is_rona(now),
+        open_sessions=tuple(
+            v.OpenSession(session_id=s.id, service=s.service_name or s.service_id,
+                          customer=s.customer_label or NOT_AVAILABLE,
+                          result=v.SessionResult((s.result or SessionResult.ACCEPTED).value))
+            for s in open_sessions),
+        pending_nar=len(agent.pending_nar(now)),
+    )
+
+
+def session_entry(session: Session) -> v.SessionEntry:
+    return v.SessionEntry(
+        session_id=session.id,
+        result=v.SessionResult((session.result or SessionResult.ACCEPTED).value),
+        service=session.service_name or session.service_id,
+        customer=session.customer_label or NOT_AVAILABLE,
+        started_at=session.offered_at,
+        is_open=session.is_open and not session.live,
+        modality=v.Modality(session.modality.value),
+    )
+
+
+def nar(agent: Agent, catalog: Catalog, now: datetime, error: str | None = None) -> v.NarView:
+    return v.NarView(
+        requests=tuple(v.NarRequest(request_id=r.id, created_at=r.created_at)
+                       for r in agent.pending_nar(now)),
+        reasons=tuple(v.Choice(r, r) for r in catalog.nar_reasons),
+        error=error,
+    )
+
+
+def chat_header(session: Session, topic: str, catalog: Catalog,
+                messages: list[ChatMessage]) -> v.ChatHeaderView:
+    service = catalog.services.get(session.service_id)
+    customer = session.customer
+    return v.ChatHeaderView(
+        session_id=session.id,
+        topic=topic,
+        customer_name=(customer.name or None) if customer else None,
+        customer_email=(customer.email or None) if customer else None,
+        customer_phone=(customer.phone or None) if customer else None,
+        context_url=context_url(service.context.url, customer) if service else None,
+        transcript=tuple(v.TranscriptLine(sender=m.sender.value, text=m.text, at=m.at)
+                         for m in messages),
+    )

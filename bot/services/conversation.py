@@ -1,0 +1,87 @@
+"""The conversation of a task: customer and agent messages, and the relay into the chatroom."""
+
+from __future__ import annotations
+
+from bot.domain.errors import Invalid, Refused, Stale
+from bot.domain.message import ChatMessage, Sender
+from bot.domain.session import Phase, Session
+from bot.domain.task import TaskState
+from bot.domain.timers import RELAY
+from bot.services.context import Ctx
+
+MAX_MESSAGE_LENGTH = 4000
+
+
+def _checked(text: str) -> str:
+    cleaned = text.strip()
+    if not cleaned:
+        raise Invalid("A message needs some text.", field="text")
+    if len(cleaned) > MAX_MESSAGE_LENGTH:
+        raise Invalid(f"A message can be at most {MAX_MESSAGE_LENGTH} characters.", field="text")
+    return cleaned
+
+
+async def customer_message(ctx: Ctx, task_id: str, text: str) -> ChatMessage:
+    """A customer wrote: keep it in the transcript and relay it once an agent has the chat."""
+    task = await ctx.task(task_id)
+    if not task.state.live:
+        raise Stale("This conversation has ended.")
+    message = ChatMessage(task_id=task.id, sender=Sender.CUSTOMER, text=_checked(text),
+                          at=ctx.now)
+    await ctx.uow.messages.append(message)
+    if task.state is TaskState.CONNECTED and task.session_id:
+        await ctx.arm(RELAY, task.session_id, ctx.now)
+    return message
+
+
+async def agent_message(ctx: Ctx, session_id: str, agent_id: str, text: str) -> ChatMessage:
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None or session.agent_id != agent_id:
+        raise Refused("This chat is not yours.", code="forbidden")
+    if session.phase is not Phase.CONNECTED:
+        raise Stale("This conversation has ended.")
+    message = ChatMessage(task_id=session.task_id, sender=Sender.AGENT, text=_checked(text),
+                          at=ctx.now, agent_id=agent_id)
+    await ctx.uow.messages.append(message)
+    return message
+
+
+async def transcript(ctx: Ctx, task_id: str, limit: int = 200) -> list[ChatMessage]:
+    return await ctx.uow.messages.after(task_id, 0, limit)
+
+
+async def pending_relay(ctx: Ctx, session_id: str) -> tuple[Session, list[ChatMessage]] | None:
+    """Customer messages the chatroom has not seen yet, oldest first."""
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None or session.phase is not Phase.CONNECTED or not session.chat_id:
+        return None
+    messages = await ctx.uow.messages.after(session.task_id, session.relayed_seq, 50)
+    return session, [m for m in messages if m.sender is Sender.CUSTOMER]
+
+
+async def header_posted(ctx: Ctx, session_id: str, seq: int) -> None:
+    """The chatroom got its header with the transcript up to `seq`; relay what came after."""
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None or session.header_posted:
+        return
+    session.header_posted = True
+    session.relayed_seq = max(session.relayed_seq, seq)
+    await ctx.uow.sessions.save(session)
+    if await ctx.uow.messages.after(session.task_id, session.relayed_seq, 1):
+        await ctx.arm(RELAY, session.id, ctx.now)
+
+
+async def card_posted(ctx: Ctx, session_id: str, card_id: str) -> None:
+    """Remember the agent's card so every later outcome updates it in place."""
+    session = await ctx.uow.sessions.get(session_id)
+    if session is not None and session.card_id != card_id:
+        session.card_id = card_id
+        await ctx.uow.sessions.save(session)
+
+
+async def relayed(ctx: Ctx, session_id: str, seq: int) -> None:
+    """Move the relay cursor; saved without touching the card (nothing on it changed)."""
+    session = await ctx.uow.sessions.get(session_id)
+    if session is not None and seq > session.relayed_seq:
+        session.relayed_seq = seq
+        await ctx.uow.sessions.save(session)

@@ -1,0 +1,108 @@
+"""A lean Bot Framework adapter: botbuilder's turn pipeline over our pooled connector client.
+
+CloudAdapter builds new msrest connector and token clients on every turn and opens a new
+connection per reply; this adapter reuses one ConnectorClient (pooled aiohttp session, rate
+limiter, retries) for every turn and every proactive message.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from botbuilder.core import BotAdapter, TurnContext
+from botbuilder.core.activity_handler import ActivityHandler
+from botbuilder.core.invoke_response import InvokeResponse
+from botbuilder.schema import Activity, ActivityTypes, ConversationReference, ResourceResponse
+from botframework.connector.auth import JwtTokenValidation, SimpleCredentialProvider
+
+from bot.teams.connector import ConnectorClient
+
+log = logging.getLogger(__name__)
+
+
+class BadActivity(Exception):
+    """The request body is not an activity we can handle."""
+
+
+class Unauthorized(Exception):
+    """The request did not carry a valid Bot Framework token."""
+
+
+class InboundAuth:
+    """Checks the Bot Framework JWT on inbound activities when an app id is configured."""
+
+    def __init__(self, app_id: str, app_password: str) -> None:
+        self.credentials = SimpleCredentialProvider(app_id, app_password)
+
+    async def check(self, activity: Activity, auth_header: str) -> None:
+        if not auth_header:
+            raise Unauthorized("missing Authorization header")
+        try:
+            await JwtTokenValidation.authenticate_request(activity, auth_header,
+                                                          self.credentials)
+        except Exception as exc:  # the validator raises plain Exceptions and jwt errors
+            raise Unauthorized("the token was not accepted") from exc
+
+
+def parse_activity(body: Any) -> Activity:
+    if not isinstance(body, dict):
+        raise BadActivity("the body must be a JSON object (an activity)")
+    try:
+        activity = Activity().deserialize(body)
+    except Exception as exc:  # msrest raises DeserializationError and others
+        raise BadActivity(f"the activity could not be read: {type(exc).__name__}") from None
+    if not activity.type:
+        raise BadActivity("the activity has no type")
+    if not activity.conversation or not activity.conversation.id:
+        raise BadActivity("the activity has no conversation.id")
+    if not activity.service_url:
+        raise BadActivity("the activity has no serviceUrl")
+    if not activity.from_property or not activity.from_property.id:
+        raise BadActivity("the activity has no from.id")
+    return activity
+
+
+class SwitchboardAdapter(BotAdapter):  # type: ignore[misc]
+    def __init__(self, connector: ConnectorClient, auth: InboundAuth | None) -> None:
+        super().__init__(on_turn_error=None)
+        self.connector = connector
+        self.auth = auth
+
+    async def process(self, body: Any, auth_header: str,
+                      bot: ActivityHandler) -> tuple[int, Any]:
+        """Run one inbound activity through the bot; the HTTP status and body to answer."""
+        activity = parse_activity(body)
+        if self.auth is not None:
+            await self.auth.check(activity, auth_header)
+        context = TurnContext(self, activity)
+        await self.run_pipeline(context, bot.on_turn)
+        if activity.type == ActivityTypes.invoke:
+            reply = context.turn_state.get(self._INVOKE_RESPONSE_KEY)
+            if reply is None or not isinstance(reply.value, InvokeResponse):
+                return HTTPStatus.NOT_IMPLEMENTED, None
+            return int(reply.value.status), reply.value.body
+        return HTTPStatus.OK, None
+
+    async def send_activities(self, context: TurnContext,
+                              activities: list[Activity]) -> list[ResourceResponse]:
+        responses: list[ResourceResponse] = []
+        for activity in activities:
+            if activity.type == ActivityTypes.invoke_response:
+                context.turn_state[self._INVOKE_RESPONSE_KEY] = activity
+                responses.append(ResourceResponse())
+                continue
+            body = activity.serialize()
+            activity_id = await self.connector.send_to_conversation(
+                activity.service_url, activity.conversation.id, body)
+            responses.append(ResourceResponse(id=activity_id))
+        return responses
+
+    async def update_activity(self, context: TurnContext, activity: Activity) -> None:
+        await self.connector.update_activity(activity.service_url, activity.conversation.id,
+                                             activity.id, activity.serialize())
+
+    async def delete_activity(self, context: TurnContext,
+                              reference: ConversationReference) -> None:
+        raise NotImplementedError("Switchboard never deletes activities")

@@ -1,0 +1,144 @@
+"""Jobs that reach Teams: keep each agent's card in step, open chatrooms, relay messages."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from bot import cards
+from bot.dialogs import views
+from bot.dialogs.desk import SessionBundle, load_bundle
+from bot.dialogs.session_cards import session_card
+from bot.domain.message import ChatMessage
+from bot.domain.session import Phase
+from bot.domain.timers import OPEN_CHAT, RELAY, SYNC_CARD, Timer
+from bot.services import conversation, lifecycle
+from bot.services.context import Ctx
+from bot.services.engine import Effect, Engine
+from bot.teams.connector import ConnectorClient
+from bot.teams.graph import GraphClient, GraphProtocolError, chat_topic
+from bot.teams.outbound import OutboundError, OutboundHTTPError
+from bot.teams.replies import CARD_CONTENT_TYPE
+
+log = logging.getLogger(__name__)
+
+# Gone for good: the user blocked or removed the bot, or the conversation no longer exists.
+GIVE_UP_STATUSES = {401, 403, 404}
+
+
+def card_activity(card: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "message",
+            "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": card}]}
+
+
+def chat_url(chat_id: str) -> str:
+    return f"https://teams.microsoft.com/l/chat/{quote(chat_id, safe='')}/conversations"
+
+
+class TeamsEffects:
+    def __init__(self, engine: Engine, connector: ConnectorClient, graph: GraphClient | None,
+                 *, bot_app_id: str = "", catalog_app_id: str = "") -> None:
+        self.engine = engine
+        self.connector = connector
+        self.graph = graph
+        self.bot_app_id = bot_app_id
+        self._catalog_app_id = catalog_app_id
+
+    def table(self) -> dict[str, Effect]:
+        return {SYNC_CARD: self.sync_card, OPEN_CHAT: self.open_chat, RELAY: self.relay}
+
+    async def _bundle(self, session_id: str, *, suggest: bool = False) -> SessionBundle:
+        return await self.engine.run(load_bundle, session_id, suggest=suggest)
+
+    async def sync_card(self, timer: Timer) -> None:
+        bundle = await self._bundle(timer.ref, suggest=True)
+        session, agent = bundle.session, bundle.agent
+        if session is None or agent is None or not agent.conversation:
+            return
+        ref = agent.conversation
+        card = session_card(session, bundle.task, agent, self.engine.catalog,
+                            self.engine.clock.now(), suggestions=bundle.suggestions)
+        activity = card_activity(card)
+        try:
+            if session.card_id:
+                await self.connector.update_activity(ref["service_url"], ref["conversation_id"],
+                                                     session.card_id, activity)
+                return
+            card_id = await self.connector.send_to_conversation(
+                ref["service_url"], ref["conversation_id"], activity)
+        except OutboundHTTPError as exc:
+            if exc.status in GIVE_UP_STATUSES:
+                log.warning("card not delivered", extra={"status": exc.status,
+                                                         "code": exc.code})
+                return
+            raise
+        await self.engine.run(conversation.card_posted, session.id, card_id)
+
+    async def open_chat(self, timer: Timer) -> None:
+        bundle = await self._bundle(timer.ref)
+        session, agent = bundle.session, bundle.agent
+        if session is None or agent is None or session.phase is not Phase.CONNECTED:
+            return
+        if session.chat_id:
+            return
+        if self.graph is None or not agent.object_id:
+            # Local mode: the agent's personal chat with the bot is the chatroom.
+            await self.engine.run(lifecycle.chat_opened, session.id,
+                                  str((agent.conversation or {}).get("conversation_id", "")),
+                                  None)
+            return
+        topic = chat_topic(session.service_name or session.service_id,
+                           session.customer_label or "Visitor")
+        try:
+            chat_id = await self.graph.create_group_chat(topic, [agent.object_id])
+            app_id = await self._catalog_app()
+            if app_id:
+                await self.graph.install_app_in_chat(chat_id, app_id)
+        except (OutboundError, GraphProtocolError) as exc:
+            log.warning("chat creation failed", extra={"error": str(exc)[:120]})
+            await self.engine.run(
+                lifecycle.chat_failed, session.id,
+                "The chatroom could not be created, so the task went back to the queue.")
+            return
+        await self.engine.run(lifecycle.chat_opened, session.id, chat_id, chat_url(chat_id))
+
+    async def _catalog_app(self) -> str:
+        if not self._catalog_app_id and self.graph is not None and self.bot_app_id:
+            self._catalog_app_id = await self.graph.find_catalog_app(self.bot_app_id) or ""
+        return self._catalog_app_id
+
+    async def relay(self, timer: Timer) -> None:
+        """Bring the chatroom up to date: the header with the transcript once, then messages."""
+        async def load(ctx: Ctx) -> tuple[SessionBundle, list[ChatMessage]]:
+            bundle = await load_bundle(ctx, timer.ref)
+            if bundle.session is None or not bundle.session.chat_id:
+                return bundle, []
+            after = bundle.session.relayed_seq if bundle.session.header_posted else 0
+            return bundle, await ctx.uow.messages.after(bundle.session.task_id, after, 200)
+
+        bundle, messages = await self.engine.run(load)
+        session, agent = bundle.session, bundle.agent
+        if session is None or agent is None or not session.chat_id or not agent.conversation:
+            return
+        if session.phase is not Phase.CONNECTED:
+            return
+        service_url = agent.conversation["service_url"]
+        if not session.header_posted:
+            topic = chat_topic(session.service_name or session.service_id,
+                               session.customer_label or "Visitor")
+            header = cards.chat_header_card(views.chat_header(session, topic,
+                                                              self.engine.catalog, messages))
+            await self.connector.send_to_conversation(service_url, session.chat_id,
+                                                      card_activity(header))
+            last = messages[-1].seq if messages else 0
+            await self.engine.run(conversation.header_posted, session.id, last)
+            return
+        label = session.customer_label or "Customer"
+        for message in messages:
+            if message.sender.value != "customer":
+                continue
+            await self.connector.send_to_conversation(
+                service_url, session.chat_id,
+                {"type": "message", "textFormat": "plain", "text": f"{label}: {message.text}"})
+            await self.engine.run(conversation.relayed, session.id, message.seq)

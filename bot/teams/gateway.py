@@ -1,0 +1,88 @@
+"""Wires the Teams side together and serves POST /api/messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+
+import aiohttp
+from aiohttp import web
+
+from bot.config import Settings
+from bot.dialogs.desk import Desk
+from bot.domain.errors import Refused
+from bot.services.engine import Engine
+from bot.services.ports import ConflictError, StoreUnavailable
+from bot.teams.adapter import BadActivity, InboundAuth, SwitchboardAdapter, Unauthorized
+from bot.teams.clock import MonotonicClock
+from bot.teams.connector import ConnectorClient
+from bot.teams.directory import TeamsMemberDirectory
+from bot.teams.effects import TeamsEffects
+from bot.teams.graph import GraphClient
+from bot.teams.handler import SwitchboardBot
+from bot.teams.outbound import OutboundSender
+from bot.teams.ratelimit import RateLimiter
+from bot.teams.tokens import TokenProvider, bot_framework_tokens, graph_tokens
+
+log = logging.getLogger(__name__)
+
+
+def problem(status: int, message: str) -> web.Response:
+    return web.json_response({"error": HTTPStatus(status).phrase, "message": message},
+                             status=status)
+
+
+class TeamsGateway:
+    """Everything that talks Bot Framework: one pooled session, one sender, one adapter."""
+
+    def __init__(self, settings: Settings, engine: Engine, session: aiohttp.ClientSession,
+                 *, time_scale: float = 1.0) -> None:
+        clock = MonotonicClock()
+        self.session = session
+        self.sender = OutboundSender(RateLimiter(clock, time_scale=time_scale), clock)
+        bot_tokens: TokenProvider | None = None
+        graph: GraphClient | None = None
+        if settings.app_id and settings.app_password:
+            bot_tokens = bot_framework_tokens(
+                settings.app_id, settings.app_password,
+                tenant_id=settings.tenant_id if settings.app_type == "SingleTenant" else None,
+                authority_host=settings.authority)
+        if settings.graph_enabled:
+            graph = GraphClient(session, self.sender, base_url=settings.graph_url,
+                                tokens=graph_tokens(settings.app_id, settings.app_password,
+                                                    tenant_id=settings.tenant_id,
+                                                    authority_host=settings.authority))
+        self.connector = ConnectorClient(session, self.sender, tokens=bot_tokens)
+        auth = InboundAuth(settings.app_id, settings.app_password) if settings.app_id else None
+        self.adapter = SwitchboardAdapter(self.connector, auth)
+        self.desk = Desk(engine, TeamsMemberDirectory(self.connector))
+        self.bot = SwitchboardBot(self.desk)
+        self.effects = TeamsEffects(engine, self.connector, graph, bot_app_id=settings.app_id,
+                                    catalog_app_id=settings.teams_app_id)
+        engine.add_effects(self.effects.table())
+
+    async def messages(self, request: web.Request) -> web.Response:
+        """POST /api/messages: one activity in, 200/201 or an invoke response out."""
+        if request.content_type != "application/json":
+            return problem(415, "Send the activity as JSON with Content-Type: application/json.")
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return problem(400, "The body is not valid JSON.")
+        try:
+            status, payload = await self.adapter.process(
+                body, request.headers.get("Authorization", ""), self.bot)
+        except BadActivity as exc:
+            return problem(400, str(exc))
+        except Unauthorized as exc:
+            return problem(401, str(exc))
+        except Refused as exc:
+            return problem(404 if exc.code == "not_found" else 409, exc.message)
+        except (ConflictError, StoreUnavailable):
+            log.warning("activity not processed: store busy or unavailable")
+            return problem(503, "Switchboard is busy; the activity was not processed. "
+                                "Please retry.")
+        if payload is None:
+            return web.Response(status=status)
+        return web.json_response(payload, status=status)

@@ -1,0 +1,69 @@
+"""Labels and the session header shared by the cards (every returned string is escaped)."""
+
+from __future__ import annotations
+
+from bot.cards.budget import Card
+from bot.cards.elements import text
+from bot.cards.text import NAME, shown
+from bot.cards.views import AgentState, Modality, SessionHeader, SessionResult
+
+NOT_AVAILABLE = "Not available"
+
+MODALITY_LABELS = {
+    Modality.IM: "💬 Chat",
+    Modality.EMAIL: "✉️ Email",
+    Modality.EXTERNAL: "📋 External task",
+}
+
+RESULT_LABELS = {
+    SessionResult.ACCEPTED: "Accepted",
+    SessionResult.DECLINED: "Declined",
+    SessionResult.RONA: "RONA",
+    SessionResult.MISSED: "Missed",
+    SessionResult.CANCELLED: "Cancelled by customer",
+    SessionResult.RESCINDED: "Taken by another agent",
+    SessionResult.EXPIRED: "Not handled in time",
+    SessionResult.FAILED: "Failed",
+}
+
+STATE_LABELS = {
+    AgentState.UNREGISTERED: "Unregistered",
+    AgentState.OFF_DUTY: "Off duty",
+    AgentState.NOT_AVAILABLE: "Not available",
+    AgentState.RONA: "RONA",
+    AgentState.RINGING: "Ringing",
+    AgentState.BUSY: "Busy",
+    AgentState.ACW: "After-call work",
+    AgentState.AVAILABLE: "Available",
+}
+
+
+def customer_label(customer: str | None) -> str:
+    return shown(customer, NAME) if customer else NOT_AVAILABLE
+
+
+def state_label(state: AgentState, reason: str | None = None) -> str:
+    """The state as shown, e.g. "Available" or "Not available (Break)"."""
+    label = STATE_LABELS[state]
+    if state is AgentState.NOT_AVAILABLE and reason:
+        return f"{label} \\({shown(reason, NAME)}\\)"
+    return label
+
+
+def session_header(header: SessionHeader) -> Card:
+    """Service in bold, then modality and customer."""
+    return {
+        "type": "Container",
+        "items": [
+            text(shown(header.service, NAME), weight="bolder", size="medium"),
+            text(
+                f"{MODALITY_LABELS[header.modality]} · {customer_label(header.customer)}",
+                subtle=True,
+                spacing="none",
+            ),
+        ],
+    }
+
+
+def status_line(value: str, color: str = "default") -> Card:
+    return text(value, weight="bolder", color=color, separator=True)

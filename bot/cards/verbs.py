@@ -1,0 +1,36 @@
+"""The Universal Action verbs and input ids the cards send (the contract with bot/teams)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Verb(StrEnum):
+    REGISTER = "register"
+    UNREGISTER = "unregister"
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    TERMINATE = "terminate"
+    RESET_RONA = "reset_rona"
+    SAVE_WRAPUP = "save_wrapup"
+    EXTEND_ACW = "extend_acw"
+    END_ACW = "end_acw"
+    COMPLETE = "complete"
+    SESSIONS_PAGE = "sessions_page"
+    FILL_NAR = "fill_nar"
+    TRANSFER = "transfer"
+    DUTY = "duty"
+
+
+class InputId(StrEnum):
+    PRIMARY_CODE = "primary_code"
+    SECONDARY_CODE = "secondary_code"
+    TAGS = "tags"
+    NEW_TAGS = "new_tags"
+    NAR_REASON = "nar_reason"
+    TARGET_SERVICE = "target_service"
+    PROFILE = "profile"
+
+
+TAGS_DATASET = "tags"
+"""The `Data.Query` dataset of the tags typeahead (invoke `application/search`)."""

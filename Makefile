@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 PLAYGROUND_PORT ?= 56150
 PORT ?= 3978
 
-.PHONY: run test lint typecheck pytest package bench clean
+.PHONY: run test lint typecheck pytest package package-dev icons lint-docker bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,19 @@ typecheck: $(STAMP)
 pytest: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck lint-docker pytest
+
+package: $(STAMP) $(NODE_STAMP)  ## build/appPackage.zip (needs MicrosoftAppId and SWITCHBOARD_PUBLIC_HOST)
+	$(PY) manifest/build.py --out build/appPackage.zip
+
+package-dev: $(STAMP) $(NODE_STAMP)  ## a validated example package with placeholder id and host
+	$(PY) manifest/build.py --dev --out build/appPackage.zip
+
+icons: $(STAMP)  ## redraw manifest/color.png and manifest/outline.png
+	$(PY) manifest/make_icons.py
+
+lint-docker: $(STAMP)
+	$(VENV)/bin/hadolint Dockerfile
 
 clean:
 	rm -rf $(VENV) node_modules build .mypy_cache .ruff_cache .pytest_cache

@@ -18,13 +18,15 @@ from bot.services.engine import Engine
 from bot.services.ports import Clock, Store, StoreUnavailable
 from bot.services.system_clock import SystemClock
 from bot.storage.sqlite import SqliteStore
+from bot.teams.gateway import TeamsGateway
 
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 ENGINE = web.AppKey("engine", Engine)
-GATEWAY = web.AppKey("gateway", object)
+GATEWAY = web.AppKey("gateway", TeamsGateway)
+SHUTDOWN_GRACE = 3.0  # seconds outbound calls get to finish when the app stops
 
 
 async def open_store(settings: Settings) -> Store:
@@ -59,14 +61,12 @@ def create_app(settings: Settings, *, storage: Store | None = None,
             await store.close()
 
     async def teams_ctx(app: web.Application) -> AsyncIterator[None]:
-        from bot.teams.gateway import TeamsGateway
-
         async with aiohttp.ClientSession() as session:
             gateway = TeamsGateway(settings, app[ENGINE], session,
                                    time_scale=connector_time_scale)
             app[GATEWAY] = gateway
             yield
-            await gateway.sender.drain()
+            await gateway.sender.close(grace=SHUTDOWN_GRACE)
 
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(app[ENGINE].run_scheduler())
@@ -79,15 +79,30 @@ def create_app(settings: Settings, *, storage: Store | None = None,
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    for path in LEGAL_PAGES:
+        app.router.add_get(path, legal_page)
     return app
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
-    from bot.teams.gateway import TeamsGateway
+    return await request.app[GATEWAY].messages(request)
 
-    gateway = request.app[GATEWAY]
-    assert isinstance(gateway, TeamsGateway)
-    return await gateway.messages(request)
+
+async def legal_page(request: web.Request) -> web.Response:
+    """/privacy and /terms, linked from the Teams app manifest."""
+    return web.Response(text=LEGAL_PAGES[request.path], content_type="text/html")
+
+
+LEGAL_PAGES = {
+    "/privacy": "<!doctype html><title>Switchboard privacy</title><h1>Privacy</h1><p>Switchboard"
+                " keeps customer details only while a task is live unless a service opted in to"
+                " store conversation context, and deletes stored context after 30 days. Customer"
+                " data never goes into logs. Your organisation operates this instance; ask its"
+                " administrators about their policy.</p>",
+    "/terms": "<!doctype html><title>Switchboard terms</title><h1>Terms of use</h1><p>This"
+              " Switchboard instance is operated by your organisation for its contact center;"
+              " its terms apply.</p>",
+}
 
 
 async def healthz(request: web.Request) -> web.Response:

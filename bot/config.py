@@ -21,6 +21,7 @@ from bot.domain.service import (
     ContextSettings,
     Distribution,
     DistributionMode,
+    InteractSettings,
     Modality,
     Service,
 )
@@ -297,6 +298,14 @@ def _parse_service(r: _Reader) -> Service:
                   secondary=codes_table.strings("secondary"))
     ctx = r.table("context")
     context = ContextSettings(url=ctx.text("url", ""), store_data=ctx.flag("store_data", False))
+    it = r.table("interact")
+    origins = it.strings("allowed_origins")
+    for origin in origins:
+        if not re.match(r"^https?://[^/\s]+$", origin):
+            raise it.fail("allowed_origins", f"{origin!r} is not an origin like "
+                                             "\"https://www.example.com\"")
+    interact = InteractSettings(allowed_origins=origins,
+                                idle_timeout=it.duration("idle_timeout", timedelta(minutes=10)))
     email = r.text("email", "")
     if email and "@" not in email:
         raise r.fail("email", f"{email!r} is not an email address")
@@ -311,5 +320,6 @@ def _parse_service(r: _Reader) -> Service:
         capacity=capacity,
         codes=codes,
         context=context,
+        interact=interact,
         offline_message=r.text("offline_message", Service.offline_message),
     )

@@ -13,6 +13,8 @@ from bot.storage.sqlite import SqliteStore
 from tests.builders import catalog
 from tests.fakes import FakeClock
 
+pytest_plugins = ["tests.standins.fixtures", "tests.playground.fixtures"]
+
 
 @pytest.fixture
 def clock() -> FakeClock:

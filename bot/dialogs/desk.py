@@ -114,6 +114,10 @@ class Desk:
                                       caller.reference)
         return [cards.welcome_card(v.WelcomeView(APP_NAME, agent.registered))]
 
+    async def remember(self, caller: Caller) -> None:
+        await self.engine.run(agent_cases.installed, caller.user_id, caller.name,
+                              caller.reference)
+
     async def command(self, caller: Caller, text: str) -> list[Reply]:
         """A message in the personal chat: a command, or chat text for a local-mode session."""
         name, _, args = text.strip().partition(" ")

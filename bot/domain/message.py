@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Sender(StrEnum):
     CUSTOMER = "customer"
     AGENT = "agent"
     SYSTEM = "system"
+
+
+class Kind(StrEnum):
+    """What a row of the conversation is: a message, or a change the customer is shown."""
+
+    MESSAGE = "message"
+    QUEUED = "queued"
+    ACCEPTED = "accepted"
+    ENDED = "ended"
+    EXPIRED = "expired"
 
 
 @dataclass
@@ -20,4 +31,6 @@ class ChatMessage:
     text: str
     at: datetime
     agent_id: str | None = None
+    kind: Kind = Kind.MESSAGE
+    data: dict[str, Any] = field(default_factory=dict)  # e.g. {"by": "agent"}, {"agent": name}
     seq: int = 0  # assigned by the store, 1, 2, 3... per task

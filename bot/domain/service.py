@@ -61,6 +61,12 @@ class ContextSettings:
 
 
 @dataclass(frozen=True)
+class InteractSettings:
+    allowed_origins: tuple[str, ...] = ()  # empty: only the app's own pages
+    idle_timeout: timedelta = timedelta(minutes=10)  # 0 = never
+
+
+@dataclass(frozen=True)
 class Service:
     id: str
     name: str
@@ -74,6 +80,7 @@ class Service:
     )
     codes: Codes = field(default_factory=Codes)
     context: ContextSettings = field(default_factory=ContextSettings)
+    interact: InteractSettings = field(default_factory=InteractSettings)
     offline_message: str = "Sorry, no one could take your request in time. Please try again later."
 
     def capacity_for(self, modality: Modality) -> int:

@@ -46,6 +46,8 @@ class Task:
     customer_label: str = ""
     # Modality-specific content: first message, email subject/sender/preview, external title...
     content: dict[str, Any] = field(default_factory=dict)
+    # How the customer reaches us: {"kind": "interact", "token_sha256": ...}; never shown.
+    channel: dict[str, Any] = field(default_factory=dict)
     priority: int = 0
     state: TaskState = TaskState.QUEUED
     result: TaskResult | None = None

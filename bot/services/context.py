@@ -10,7 +10,8 @@ from bot.domain import events as ev
 from bot.domain.agent import Agent, AgentState, derive_state
 from bot.domain.errors import NotFound
 from bot.domain.events import Event
-from bot.domain.service import Catalog, Service
+from bot.domain.message import ChatMessage, Kind, Sender
+from bot.domain.service import Catalog, Modality, Service
 from bot.domain.session import Session
 from bot.domain.task import Task
 from bot.domain.timers import SYNC_CARD, Timer, timer_id
@@ -25,6 +26,8 @@ class Ctx:
     now: datetime = field(init=False)
     _agent_states: dict[str, AgentState] = field(default_factory=dict, init=False)
     _agents: dict[str, Agent] = field(default_factory=dict, init=False)
+    # Conversations that got new rows: live customer connections are told after commit.
+    touched: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.now = self.clock.now()
@@ -82,6 +85,16 @@ class Ctx:
 
     async def cancel(self, kind: str, ref: str) -> None:
         await self.uow.timers.cancel(timer_id(kind, ref))
+
+    async def tell_customer(self, task: Task, kind: Kind, text: str = "",
+                            **data: Any) -> None:
+        """Add a row the customer's chat shows (queued, accepted, ended...); IM tasks only."""
+        if task.modality is not Modality.IM:
+            return
+        await self.uow.messages.append(ChatMessage(
+            task_id=task.id, sender=Sender.SYSTEM, text=text, at=self.now, kind=kind,
+            data=dict(data)))
+        self.touched.add(task.id)
 
     async def emit(self, name: str, *, task: Task | None = None,
                    session: Session | None = None, agent_id: str | None = None,

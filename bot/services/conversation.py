@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.domain.errors import Invalid, Refused, Stale
-from bot.domain.message import ChatMessage, Sender
+from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.session import Phase, Session
-from bot.domain.task import TaskState
-from bot.domain.timers import RELAY
+from bot.domain.task import Task, TaskState
+from bot.domain.timers import IDLE_TIMEOUT, RELAY
+from bot.services import lifecycle
 from bot.services.context import Ctx
 
 MAX_MESSAGE_LENGTH = 4000
@@ -29,9 +32,25 @@ async def customer_message(ctx: Ctx, task_id: str, text: str) -> ChatMessage:
     message = ChatMessage(task_id=task.id, sender=Sender.CUSTOMER, text=_checked(text),
                           at=ctx.now)
     await ctx.uow.messages.append(message)
+    ctx.touched.add(task.id)
     if task.state is TaskState.CONNECTED and task.session_id:
         await ctx.arm(RELAY, task.session_id, ctx.now)
+    await arm_idle_timeout(ctx, task)
     return message
+
+
+async def arm_idle_timeout(ctx: Ctx, task: Task) -> None:
+    idle = ctx.service(task.service_id).interact.idle_timeout
+    if task.channel.get("kind") == "interact" and idle > timedelta(0):
+        await ctx.arm(IDLE_TIMEOUT, task.id, ctx.now + idle)
+
+
+async def idle_timeout(ctx: Ctx, task_id: str) -> None:
+    """The customer said nothing for the idle time: the chat ends, by the system."""
+    task = await ctx.uow.tasks.get(task_id)
+    if task is None or not task.state.live:
+        return
+    await lifecycle.cancel_task(ctx, task_id, by="system")
 
 
 async def agent_message(ctx: Ctx, session_id: str, agent_id: str, text: str) -> ChatMessage:
@@ -43,6 +62,7 @@ async def agent_message(ctx: Ctx, session_id: str, agent_id: str, text: str) -> 
     message = ChatMessage(task_id=session.task_id, sender=Sender.AGENT, text=_checked(text),
                           at=ctx.now, agent_id=agent_id)
     await ctx.uow.messages.append(message)
+    ctx.touched.add(session.task_id)
     return message
 
 
@@ -56,7 +76,8 @@ async def pending_relay(ctx: Ctx, session_id: str) -> tuple[Session, list[ChatMe
     if session is None or session.phase is not Phase.CONNECTED or not session.chat_id:
         return None
     messages = await ctx.uow.messages.after(session.task_id, session.relayed_seq, 50)
-    return session, [m for m in messages if m.sender is Sender.CUSTOMER]
+    return session, [m for m in messages if m.sender is Sender.CUSTOMER
+                     and m.kind is Kind.MESSAGE]
 
 
 async def header_posted(ctx: Ctx, session_id: str, seq: int) -> None:

@@ -11,6 +11,7 @@ from bot.domain.agent import Agent, Engagement
 from bot.domain.customer import Customer
 from bot.domain.errors import Invalid
 from bot.domain.ids import new_id
+from bot.domain.message import Kind
 from bot.domain.routing import pick_agents
 from bot.domain.service import Modality
 from bot.domain.session import Session
@@ -23,7 +24,8 @@ QUEUE_SCAN = 50
 
 async def create_task(ctx: Ctx, service_id: str, modality: Modality, *,
                       customer: Customer | None = None, content: dict[str, Any] | None = None,
-                      priority: int | None = None, task_id: str | None = None) -> Task:
+                      priority: int | None = None, task_id: str | None = None,
+                      channel: dict[str, Any] | None = None) -> Task:
     """Queue a new task in a service and offer it at once if an agent is free."""
     service = ctx.service(service_id)
     if modality not in service.modalities:
@@ -44,9 +46,11 @@ async def create_task(ctx: Ctx, service_id: str, modality: Modality, *,
         content=dict(content or {}),
         priority=service.distribution.priority if priority is None else priority,
         call_flow=[service_id],
+        channel=dict(channel or {}),
     )
     await ctx.uow.tasks.add(task)
     await ctx.emit(ev.TASK_CREATED, task=task, modality=modality.value)
+    await ctx.tell_customer(task, Kind.QUEUED)
     await arm_queue_timeout(ctx, task)
     await dispatch(ctx, service_id)
     return task

@@ -13,7 +13,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from bot.domain import timers as tk
 from bot.domain.service import Catalog
 from bot.domain.timers import Timer
-from bot.services import agents, lifecycle, offers
+from bot.services import agents, conversation, lifecycle, offers
 from bot.services.context import Ctx
 from bot.services.ports import Clock, ConflictError, Store
 
@@ -30,7 +30,12 @@ async def _stale_sweep(ctx: Ctx, _ref: str) -> None:
     await lifecycle.stale_sweep(ctx)
 
 
+async def _idle_timeout(ctx: Ctx, task_id: str) -> None:
+    await conversation.idle_timeout(ctx, task_id)
+
+
 TIMER_HANDLERS: dict[str, TimerHandler] = {
+    tk.IDLE_TIMEOUT: _idle_timeout,
     tk.RING_TIMEOUT: offers.ring_timeout,
     tk.RONA_RESET: agents.rona_expired,
     tk.ACW_END: lifecycle.acw_timeout,
@@ -52,6 +57,7 @@ class Engine:
         self.catalog = catalog
         self.retries = retries
         self.effects: dict[str, Effect] = {}
+        self.listeners: list[Callable[[set[str]], None]] = []
         self._wake = asyncio.Event()
 
     def add_effects(self, effects: Mapping[str, Effect]) -> None:
@@ -66,7 +72,8 @@ class Engine:
         for attempt in range(self.retries):
             try:
                 async with self.store.unit_of_work() as uow:
-                    result = await use_case(Ctx(uow, self.clock, self.catalog), *args, **kwargs)
+                    ctx = Ctx(uow, self.clock, self.catalog)
+                    result = await use_case(ctx, *args, **kwargs)
                     await uow.commit()
             except ConflictError:
                 if attempt + 1 == self.retries:
@@ -74,6 +81,9 @@ class Engine:
                 await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
                 continue
             self.wake()
+            if ctx.touched:
+                for listener in self.listeners:
+                    listener(ctx.touched)
             return result
         raise ConflictError("unreachable")
 

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from bot.domain import events as ev
 from bot.domain.errors import Refused, Stale
+from bot.domain.message import Kind
 from bot.domain.session import Phase, Session, SessionResult
 from bot.domain.task import Task, TaskResult, TaskState
-from bot.domain.timers import ACW_END, QUEUE_TIMEOUT, RELAY, STALE_SWEEP
+from bot.domain.timers import ACW_END, IDLE_TIMEOUT, QUEUE_TIMEOUT, RELAY, STALE_SWEEP
 from bot.services.context import Ctx
 from bot.services.dispatch import arm_queue_timeout, dispatch, redispatch
 from bot.services.offers import end_offer
@@ -46,7 +47,12 @@ async def _close_unanswered(ctx: Ctx, task: Task, result: SessionResult, state: 
     task.finish(state, task_result, ctx.now)
     await ctx.uow.tasks.save(task)
     await ctx.cancel(QUEUE_TIMEOUT, task.id)
+    await ctx.cancel(IDLE_TIMEOUT, task.id)
     await ctx.emit(event, task=task, by=by)
+    if state is TaskState.EXPIRED:
+        await ctx.tell_customer(task, Kind.EXPIRED, ctx.service(task.service_id).offline_message)
+    else:
+        await ctx.tell_customer(task, Kind.ENDED, by=by)
     await redispatch(ctx, freed)
 
 
@@ -99,6 +105,11 @@ async def _end_connection(ctx: Ctx, session: Session, task: Task, *, by: str,
             agent.idle_since = ctx.now
         await ctx.save_agent(agent)
     await ctx.emit(ev.SESSION_TERMINATED, task=task, session=session, by=by)
+    if transferring:
+        await ctx.tell_customer(task, Kind.QUEUED, transfer=ctx.service(task.service_id).name)
+    elif owns_task:
+        await ctx.cancel(IDLE_TIMEOUT, task.id)
+        await ctx.tell_customer(task, Kind.ENDED, by=by)
     if acw.enabled:
         await ctx.emit(ev.ACW_STARTED, task=task, session=session,
                        seconds=acw.duration.total_seconds())
@@ -216,6 +227,7 @@ async def chat_failed(ctx: Ctx, session_id: str, reason: str) -> None:
         task.tried = [session.agent_id]
         await ctx.uow.tasks.save(task)
         await arm_queue_timeout(ctx, task)
+        await ctx.tell_customer(task, Kind.QUEUED)
     await ctx.emit(ev.OFFER_FAILED, task=task, session=session)
     await redispatch(ctx, [task.service_id, *(agent.services if agent else [])])
 

@@ -6,6 +6,7 @@ from bot.domain import events as ev
 from bot.domain.agent import NarRequest
 from bot.domain.errors import Refused, Stale
 from bot.domain.ids import new_id
+from bot.domain.message import Kind
 from bot.domain.service import DistributionMode
 from bot.domain.session import RESULT_LABELS, Phase, Session, SessionResult
 from bot.domain.task import Task, TaskState
@@ -63,6 +64,7 @@ async def accept(ctx: Ctx, session_id: str, agent_id: str) -> Session:
         if engagement is not None:
             engagement.phase = "connected"
         await ctx.save_agent(agent)
+    await ctx.tell_customer(task, Kind.ACCEPTED, agent=agent.name if agent else "An agent")
     await ctx.emit(ev.OFFER_ACCEPTED, task=task, session=session)
     await ctx.emit(ev.SESSION_CONNECTED, task=task, session=session)
     freed: list[str] = []

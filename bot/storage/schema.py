@@ -40,6 +40,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         """CREATE TABLE messages (
             task_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL,
             agent_id TEXT, at REAL NOT NULL, text TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'message', data TEXT NOT NULL DEFAULT '{}',
             PRIMARY KEY (task_id, seq))""",
         "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
         """CREATE TABLE tags (

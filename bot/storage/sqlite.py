@@ -14,7 +14,7 @@ import aiosqlite
 
 from bot.domain.agent import Agent
 from bot.domain.events import Event
-from bot.domain.message import ChatMessage, Sender
+from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
@@ -423,19 +423,20 @@ class SqliteMessages:
 
     async def append(self, message: ChatMessage) -> None:
         rows = await self.uow.fetch(
-            "INSERT INTO messages (task_id, seq, sender, agent_id, at, text) VALUES (?,"
-            " (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE task_id = ?), ?, ?, ?, ?)"
-            " RETURNING seq",
+            "INSERT INTO messages (task_id, seq, sender, agent_id, at, text, kind, data)"
+            " VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE task_id = ?),"
+            " ?, ?, ?, ?, ?, ?) RETURNING seq",
             (message.task_id, message.task_id, message.sender.value, message.agent_id,
-             ts(message.at), message.text))
+             ts(message.at), message.text, message.kind.value, json.dumps(message.data)))
         message.seq = int(rows[0][0])
 
     async def after(self, task_id: str, seq: int, limit: int) -> list[ChatMessage]:
         rows = await self.uow.fetch(
-            "SELECT task_id, seq, sender, agent_id, at, text FROM messages"
+            "SELECT task_id, seq, sender, agent_id, at, text, kind, data FROM messages"
             " WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?", (task_id, seq, limit))
         return [ChatMessage(task_id=r[0], seq=r[1], sender=Sender(r[2]), agent_id=r[3],
-                            at=from_ts(r[4]), text=r[5]) for r in rows]
+                            at=from_ts(r[4]), text=r[5], kind=Kind(r[6]), data=json.loads(r[7]))
+                for r in rows]
 
 
 class SqliteCounters:

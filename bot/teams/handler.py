@@ -12,7 +12,6 @@ from botbuilder.schema import Activity, Attachment, ChannelAccount
 
 from bot.dialogs.caller import Caller, Reply
 from bot.dialogs.desk import Desk
-from bot.services.context import Ctx
 from bot.teams.replies import CARD_CONTENT_TYPE, card_invoke_response, search_response
 
 log = logging.getLogger(__name__)
@@ -64,17 +63,12 @@ class SwitchboardBot(ActivityHandler):  # type: ignore[misc]
 
     async def on_members_added_activity(self, members_added: list[ChannelAccount],
                                         turn_context: TurnContext) -> None:
+        # Teams sends installationUpdate too, which brings the welcome card; here the
+        # reference is only refreshed, so a concurrent pair never welcomes twice.
         activity = turn_context.activity
-        bot_added = any(m.id == activity.recipient.id for m in members_added or [])
         caller = caller_of(activity)
-        if bot_added and caller.personal and not await self._known(caller):
-            await self._send(turn_context, await self.desk.installed(caller))
-
-    async def _known(self, caller: Caller) -> bool:
-        async def load(ctx: Ctx) -> bool:
-            return await ctx.uow.agents.get(caller.user_id) is not None
-
-        return await self.desk.engine.run(load)
+        if caller.personal and any(m.id == activity.recipient.id for m in members_added or []):
+            await self.desk.remember(caller)
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity

@@ -83,7 +83,8 @@ async def test_manual_rona_reset(engine: Engine, clock: FakeClock) -> None:
 
 
 async def test_persistent_rona_makes_a_decline_set_rona(
-    store: SqliteStore, clock: FakeClock,
+    store: SqliteStore,
+    clock: FakeClock,
 ) -> None:
     services = catalog({"id": "sales", "distribution": {"persistent_rona": True}})
     engine = Engine(store, clock, services)
@@ -95,10 +96,10 @@ async def test_persistent_rona_makes_a_decline_set_rona(
 
 
 async def test_broadcast_first_accept_wins_others_rescinded_no_rona(
-    store: SqliteStore, clock: FakeClock,
+    store: SqliteStore,
+    clock: FakeClock,
 ) -> None:
-    services = catalog({"id": "sales", "distribution": {"mode": "broadcast",
-                                                        "broadcast_size": 3}})
+    services = catalog({"id": "sales", "distribution": {"mode": "broadcast", "broadcast_size": 3}})
     engine = Engine(store, clock, services)
     ids = [await add_agent(engine, n) for n in range(1, 5)]
     task = await new_task(engine)
@@ -117,7 +118,8 @@ async def test_broadcast_first_accept_wins_others_rescinded_no_rona(
 
 
 async def test_broadcast_timeout_never_sets_rona(
-    store: SqliteStore, clock: FakeClock,
+    store: SqliteStore,
+    clock: FakeClock,
 ) -> None:
     services = catalog({"id": "sales", "distribution": {"mode": "broadcast"}})
     engine = Engine(store, clock, services)
@@ -132,8 +134,9 @@ async def test_broadcast_timeout_never_sets_rona(
 
 
 @pytest.mark.parametrize("blocker", ["capacity", "acw", "off_duty", "unregistered", "rona"])
-async def test_unavailable_agents_are_never_offered(engine: Engine, clock: FakeClock,
-                                                   blocker: str) -> None:
+async def test_unavailable_agents_are_never_offered(
+    engine: Engine, clock: FakeClock, blocker: str
+) -> None:
     agent = await add_agent(engine, 1, register=blocker != "unregistered")
     if blocker in ("capacity", "acw"):
         first = await new_task(engine)
@@ -141,6 +144,7 @@ async def test_unavailable_agents_are_never_offered(engine: Engine, clock: FakeC
         await engine.run(accept, offer.id, agent)
         if blocker == "acw":
             from bot.services.lifecycle import terminate
+
             await engine.run(terminate, offer.id, agent_id=agent)
     elif blocker == "off_duty":
         await engine.run(agent_cases.set_duty, agent, "Off Duty")
@@ -148,6 +152,7 @@ async def test_unavailable_agents_are_never_offered(engine: Engine, clock: FakeC
         first = await new_task(engine, name="Other")
         await advance(engine, clock, 30)
         from bot.services.lifecycle import cancel_task
+
         await engine.run(cancel_task, first.id)
     task = await new_task(engine, name="Second")
     assert await ringing(engine, task.id) == []
@@ -175,4 +180,5 @@ async def test_a_task_is_never_queued_twice(engine: Engine, clock: FakeClock) ->
     all_sessions = await sessions_of(engine, task.id)
     assert len([s for s in all_sessions if s.phase.value == "ringing"]) == 1
     assert (await load_task(engine, task.id)).ringing == [
-        s.id for s in all_sessions if s.phase.value == "ringing"]
+        s.id for s in all_sessions if s.phase.value == "ringing"
+    ]

@@ -43,10 +43,14 @@ async def connected(engine: Engine, agent: str, name: str = "Jane Doe") -> str:
 
 @pytest.fixture
 def coded(store: SqliteStore, clock: FakeClock) -> Engine:
-    return Engine(store, clock, catalog(
-        {"id": "sales", "codes": {"primary": ["Sale", "No sale"], "secondary": ["Follow-up"]}},
-        {"id": "support"},
-    ))
+    return Engine(
+        store,
+        clock,
+        catalog(
+            {"id": "sales", "codes": {"primary": ["Sale", "No sale"], "secondary": ["Follow-up"]}},
+            {"id": "support"},
+        ),
+    )
 
 
 async def sessions_of_agent_task(engine: Engine, session_id: str) -> str:
@@ -56,6 +60,7 @@ async def sessions_of_agent_task(engine: Engine, session_id: str) -> str:
         session = await ctx.uow.sessions.get(session_id)
         assert session is not None
         return session.task_id
+
     return await engine.run(get)
 
 
@@ -79,8 +84,9 @@ async def test_max_queue_time_expires_the_task(engine: Engine, clock: FakeClock)
     assert (stored.state, stored.result) == (TaskState.EXPIRED, TaskResult.NOT_HANDLED)
 
 
-async def test_terminate_starts_acw_then_the_agent_is_available(engine: Engine,
-                                                               clock: FakeClock) -> None:
+async def test_terminate_starts_acw_then_the_agent_is_available(
+    engine: Engine, clock: FakeClock
+) -> None:
     agent = await add_agent(engine, 1)
     session_id = await connected(engine, agent)
     assert await agent_state(engine, agent) is AgentState.BUSY
@@ -154,12 +160,17 @@ async def test_save_exactly_once_and_tags_are_suggested(coded: Engine) -> None:
     agent = await add_agent(coded, 1)
     session_id = await connected(coded, agent)
     await coded.run(terminate, session_id, agent_id=agent)
-    saved = await coded.run(save_wrapup, session_id, agent, primary="Sale",
-                            secondary="Follow-up", tags=[" VIP ", "vip", "Renewal"])
+    saved = await coded.run(
+        save_wrapup,
+        session_id,
+        agent,
+        primary="Sale",
+        secondary="Follow-up",
+        tags=[" VIP ", "vip", "Renewal"],
+    )
     assert saved.tags == ["VIP", "Renewal"] and saved.saved_at is not None
     with pytest.raises(Stale, match="already saved"):
-        await coded.run(save_wrapup, session_id, agent, primary="Sale", secondary=None,
-                        tags=[])
+        await coded.run(save_wrapup, session_id, agent, primary="Sale", secondary=None, tags=[])
     assert await coded.run(suggest_tags, "sales", "ren") == ["Renewal"]
     assert await coded.run(suggest_tags, "support", "") == []
 
@@ -181,7 +192,7 @@ async def test_stale_sessions_are_swept(engine: Engine, clock: FakeClock) -> Non
 
     agent = await add_agent(engine, 1)
     session_id = await connected(engine, agent)
-    task_id = (await sessions_of_agent_task(engine, session_id))
+    task_id = await sessions_of_agent_task(engine, session_id)
     await engine.run(stale_sweep)  # arms the hourly sweep
     await advance(engine, clock, 23 * 3600)
     assert await agent_state(engine, agent) is AgentState.BUSY

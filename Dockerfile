@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# Switchboard: the production image (runs `python -m bot`, listens on PORT, default 3978).
+#   docker build -t switchboard:0.1.0 .
+# Configuration comes from the environment only (see README, "Configuration").
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/switchboard
+ENV PATH=/opt/switchboard/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+RUN pip install --no-cache-dir . \
+    && python -m compileall -q /opt/switchboard
+
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/switchboard/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONFAULTHANDLER=1 \
+    PORT=3978
+RUN groupadd --system --gid 10001 switchboard \
+    && useradd --system --uid 10001 --gid switchboard --home-dir /app --create-home \
+       --shell /usr/sbin/nologin switchboard \
+    && install -d -o switchboard -g switchboard -m 0750 /app/data
+COPY --from=build /opt/switchboard /opt/switchboard
+WORKDIR /app
+USER 10001:10001
+EXPOSE 3978
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '3978') + '/healthz', timeout=4)"]
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "bot"]

@@ -1,0 +1,120 @@
+"""Bot Connector REST client (send, update, 1:1 create, member lookup) over the outbound sender."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from bot.teams.outbound import OutboundResponse, OutboundSender, json_request
+from bot.teams.tokens import TokenProvider
+
+
+class ConnectorProtocolError(Exception):
+    """The Bot Connector answered success with a body we cannot use."""
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _conversation_url(service_url: str, conversation_id: str, *rest: str) -> str:
+    path = "/".join(_segment(part) for part in (conversation_id, *rest))
+    return f"{service_url.rstrip('/')}/v3/conversations/{path}"
+
+
+class ConnectorClient:
+    """Calls ``{serviceUrl}/v3/...`` with one pooled session the owner creates and closes.
+
+    Every request goes through the :class:`OutboundSender`: sends and updates for a
+    conversation share the bucket key ``conversation_id`` (so an update never overtakes the
+    send it updates); member lookups use ``members:<conversation id>``; 1:1 conversation
+    creation uses one bucket for the bot. With ``tokens`` (a Bot Framework token provider,
+    see :func:`bot.teams.tokens.bot_framework_tokens`) each request carries a bearer token;
+    without (local mode, Agents Playground) no Authorization header is sent. Activities are
+    plain JSON dicts. Failures raise :class:`bot.teams.outbound.OutboundHTTPError` (e.g. 403
+    ``MessageWritesBlocked``, 404) or :class:`bot.teams.outbound.OutboundGaveUp`.
+    """
+
+    CREATE_CONVERSATION_BUCKET = "connector:create-conversation"
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        sender: OutboundSender,
+        *,
+        tokens: TokenProvider | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._session = session
+        self._sender = sender
+        self._tokens = tokens
+        self._timeout = timeout
+
+    async def send_to_conversation(
+        self, service_url: str, conversation_id: str, activity: Mapping[str, Any]
+    ) -> str:
+        """Post an activity to a conversation; return the new activity id."""
+        body = {"type": "message", **activity}
+        url = _conversation_url(service_url, conversation_id, "activities")
+        response = await self._call(conversation_id, "POST", url, body)
+        return _resource_id(response, "send_to_conversation")
+
+    async def update_activity(
+        self,
+        service_url: str,
+        conversation_id: str,
+        activity_id: str,
+        activity: Mapping[str, Any],
+    ) -> None:
+        """Replace an activity already posted (e.g. an invitation card) in place."""
+        body = {"type": "message", **activity, "id": activity_id}
+        url = _conversation_url(service_url, conversation_id, "activities", activity_id)
+        await self._call(conversation_id, "PUT", url, body)
+
+    async def create_personal_conversation(
+        self, service_url: str, tenant_id: str, bot_id: str, user_id: str
+    ) -> str:
+        """Create (or get) the 1:1 chat between the bot and a user; return its conversation id."""
+        body = {
+            "bot": {"id": bot_id},
+            "members": [{"id": user_id}],
+            "isGroup": False,
+            "tenantId": tenant_id,
+            "channelData": {"tenant": {"id": tenant_id}},
+        }
+        url = f"{service_url.rstrip('/')}/v3/conversations"
+        response = await self._call(self.CREATE_CONVERSATION_BUCKET, "POST", url, body)
+        return _resource_id(response, "create_personal_conversation")
+
+    async def get_member(
+        self, service_url: str, conversation_id: str, user_id: str
+    ) -> dict[str, Any]:
+        """One member of a conversation (id, name, userPrincipalName, email, aadObjectId...)."""
+        url = _conversation_url(service_url, conversation_id, "members", user_id)
+        response = await self._call(f"members:{conversation_id}", "GET", url, None)
+        data = response.json()
+        if not isinstance(data, dict):
+            raise ConnectorProtocolError("get_member: the answer is not a JSON object")
+        return data
+
+    async def _call(
+        self, bucket_key: str, method: str, url: str, body: Mapping[str, Any] | None
+    ) -> OutboundResponse:
+        factory = json_request(
+            self._session, method, url, body=body, tokens=self._tokens, timeout=self._timeout
+        )
+        return await self._sender.call(bucket_key, factory)
+
+
+def _resource_id(response: OutboundResponse, operation: str) -> str:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise ConnectorProtocolError(f"{operation}: the answer is not JSON") from exc
+    identifier = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(identifier, str) or not identifier:
+        raise ConnectorProtocolError(f"{operation}: the answer has no id")
+    return identifier

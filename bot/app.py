@@ -32,7 +32,7 @@ SHUTDOWN_GRACE = 3.0  # seconds outbound calls get to finish when the app stops
 async def open_store(settings: Settings) -> Store:
     if settings.store == "cosmos":
         # Imported only when chosen, so SQLite deployments never load azure-cosmos.
-        from bot.storage.cosmos import open_cosmos  # type: ignore[import-not-found]
+        from bot.storage.cosmos import open_cosmos
 
         store: Store = await open_cosmos(settings)
         return store
@@ -47,7 +47,11 @@ async def _startup(ctx: Ctx) -> None:
 
 
 def create_app(settings: Settings, *, storage: Store | None = None,
-               clock: Clock | None = None, connector_time_scale: float = 1.0) -> web.Application:
+               clock: Clock | None = None, connector_time_scale: float = 1.0,
+               authenticate_inbound: bool = True,
+               msal_http_client: object | None = None) -> web.Application:
+    """Build the app. The keywords after `clock` exist for tests that put stand-ins in place
+    of Teams and Entra ID; production (python -m bot) passes only settings."""
     app = web.Application(client_max_size=256 * 1024)
     app[SETTINGS] = settings
 
@@ -63,7 +67,9 @@ def create_app(settings: Settings, *, storage: Store | None = None,
     async def teams_ctx(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as session:
             gateway = TeamsGateway(settings, app[ENGINE], session,
-                                   time_scale=connector_time_scale)
+                                   time_scale=connector_time_scale,
+                                   authenticate_inbound=authenticate_inbound,
+                                   msal_http_client=msal_http_client)
             app[GATEWAY] = gateway
             yield
             await gateway.sender.close(grace=SHUTDOWN_GRACE)

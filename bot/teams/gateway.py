@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from http import HTTPStatus
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -37,24 +38,32 @@ class TeamsGateway:
     """Everything that talks Bot Framework: one pooled session, one sender, one adapter."""
 
     def __init__(self, settings: Settings, engine: Engine, session: aiohttp.ClientSession,
-                 *, time_scale: float = 1.0) -> None:
+                 *, time_scale: float = 1.0, authenticate_inbound: bool = True,
+                 msal_http_client: object | None = None) -> None:
         clock = MonotonicClock()
         self.session = session
         self.sender = OutboundSender(RateLimiter(clock, time_scale=time_scale), clock)
         bot_tokens: TokenProvider | None = None
         graph: GraphClient | None = None
+        # A stand-in token endpoint (tests) is reached through its own http client and has no
+        # instance discovery; production uses MSAL's defaults.
+        msal: dict[str, Any] = {}
+        if msal_http_client is not None:
+            msal = {"http_client": msal_http_client, "instance_discovery": False}
         if settings.app_id and settings.app_password:
             bot_tokens = bot_framework_tokens(
                 settings.app_id, settings.app_password,
                 tenant_id=settings.tenant_id if settings.app_type == "SingleTenant" else None,
-                authority_host=settings.authority)
+                authority_host=settings.authority, **msal)
         if settings.graph_enabled:
             graph = GraphClient(session, self.sender, base_url=settings.graph_url,
                                 tokens=graph_tokens(settings.app_id, settings.app_password,
                                                     tenant_id=settings.tenant_id,
-                                                    authority_host=settings.authority))
+                                                    authority_host=settings.authority, **msal))
         self.connector = ConnectorClient(session, self.sender, tokens=bot_tokens)
-        auth = InboundAuth(settings.app_id, settings.app_password) if settings.app_id else None
+        auth = None
+        if settings.app_id and authenticate_inbound:
+            auth = InboundAuth(settings.app_id, settings.app_password)
         self.adapter = SwitchboardAdapter(self.connector, auth)
         self.desk = Desk(engine, TeamsMemberDirectory(self.connector))
         self.bot = SwitchboardBot(self.desk)

@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 PLAYGROUND_PORT ?= 56150
 PORT ?= 3978
 
-.PHONY: run test lint typecheck pytest package package-dev icons lint-docker bench clean
+.PHONY: e2e-deps run test lint typecheck pytest package package-dev icons lint-docker bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict bot
 
-pytest: $(STAMP) $(NODE_STAMP)
+# Debian's Chromium (the widget's end-to-end tests) and a colour emoji font.
+e2e-deps:
+	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -q "Noto Color Emoji" || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium fonts-noto-color-emoji >/dev/null; }
+
+pytest: $(STAMP) $(NODE_STAMP) e2e-deps
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck lint-docker pytest

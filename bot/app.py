@@ -12,6 +12,9 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.domain.timers import STALE_SWEEP
+from bot.interact.api import InteractApi
+from bot.interact.openapi import openapi_route
+from bot.interact.site import site_routes
 from bot.services import agents as agent_cases
 from bot.services.context import Ctx
 from bot.services.engine import Engine
@@ -26,6 +29,7 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 ENGINE = web.AppKey("engine", Engine)
 GATEWAY = web.AppKey("gateway", TeamsGateway)
+INTERACT = web.AppKey("interact", InteractApi)
 SHUTDOWN_GRACE = 3.0  # seconds outbound calls get to finish when the app stops
 
 
@@ -54,12 +58,16 @@ def create_app(settings: Settings, *, storage: Store | None = None,
     of Teams and Entra ID; production (python -m bot) passes only settings."""
     app = web.Application(client_max_size=256 * 1024)
     app[SETTINGS] = settings
+    interact = InteractApi(public_origin=f"https://{settings.public_host}"
+                           if settings.public_host else "")
+    app[INTERACT] = interact
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = storage or await open_store(settings)
         app[STORE] = store
         app[ENGINE] = Engine(store, clock or SystemClock(), settings.catalog)
         await app[ENGINE].run(_startup)
+        interact.attach(app[ENGINE])
         yield
         if storage is None:
             await store.close()
@@ -81,8 +89,15 @@ def create_app(settings: Settings, *, storage: Store | None = None,
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app.cleanup_ctx.extend([store_ctx, teams_ctx, scheduler_ctx])
+    async def chats_ctx(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await interact.close_streams()  # the widget reconnects to whichever instance is up
+
+    app.cleanup_ctx.extend([store_ctx, teams_ctx, scheduler_ctx, chats_ctx])
     app.router.add_post("/api/messages", messages)
+    app.router.add_routes(interact.routes())
+    app.router.add_routes([openapi_route()])
+    app.router.add_routes(site_routes(settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     for path in LEGAL_PAGES:

@@ -15,7 +15,7 @@ from bot.dialogs import views
 from bot.dialogs.caller import Caller, MemberDirectory, Reply
 from bot.dialogs.session_cards import session_card, stale_card
 from bot.domain.agent import Agent
-from bot.domain.errors import Invalid, Refused
+from bot.domain.errors import Invalid, Refused, Stale
 from bot.domain.service import Catalog
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task
@@ -123,9 +123,9 @@ class Desk:
         name, _, args = text.strip().partition(" ")
         handler = COMMANDS.get(name.lower())
         if handler is None:
-            relayed = await self._relay_local(caller, text)
-            if relayed:
-                return []
+            session = await self._local_chat(caller)
+            if session is not None:
+                return await self.chatroom(caller, session, text)
             return [f"I don't know \"{name[:40]}\". Type **help** to see what I can do."]
         if name.lower() not in OPEN_COMMANDS and not await self._registered(caller):
             return ["You are not registered for invitations yet. Type **register** to start."]
@@ -196,7 +196,10 @@ class Desk:
             if session_id:
                 bundle = await self.engine.run(load_bundle, session_id)
                 if bundle.session is not None and bundle.session.agent_id == caller.user_id:
-                    return stale_card(bundle.session, refused.message)
+                    if isinstance(refused, Stale):
+                        return stale_card(bundle.session, refused.message)
+                    # A refusal on the agent's own live session keeps its card and says why.
+                    return await self.card_for(session_id, error=refused.message)
             return stale_card(None, refused.message)
 
     # -- helpers --------------------------------------------------------------------------
@@ -208,16 +211,15 @@ class Desk:
 
         return await self.engine.run(load)
 
-    async def _relay_local(self, caller: Caller, text: str) -> bool:
+    async def _local_chat(self, caller: Caller) -> Session | None:
         """In local mode the chat with the customer runs in the personal chat."""
         async def find(ctx: Ctx) -> Session | None:
             return await ctx.uow.sessions.by_chat(caller.conversation_id)
 
         session = await self.engine.run(find) if caller.conversation_id else None
         if session is None or session.phase is not Phase.CONNECTED:
-            return False
-        await self.engine.run(conversation.agent_message, session.id, caller.user_id, text)
-        return True
+            return None
+        return session
 
     def _service_named(self, text: str) -> str:
         wanted = text.strip().lower()

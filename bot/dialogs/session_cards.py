@@ -34,9 +34,13 @@ def outcome_card(session: Session, agent: Agent | None, now: datetime) -> Card:
     header = views.header(session)
     result = session.result
     if result is SessionResult.DECLINED:
-        return cards.declined_card(v.OutcomeView(header, reason=session.note or None))
+        return cards.declined_card(v.OutcomeView(
+            header, reason=session.note or None,
+            rona_set=agent is not None and agent.is_rona(now)
+            and agent.rona_session == session.id))
     if result in (SessionResult.RONA, SessionResult.MISSED):
-        rona_set = result is SessionResult.RONA and agent is not None and agent.is_rona(now)
+        rona_set = (result is SessionResult.RONA and agent is not None and agent.is_rona(now)
+                    and agent.rona_session == session.id)
         return cards.missed_card(v.OutcomeView(header, rona_set=rona_set))
     if result is SessionResult.CANCELLED:
         return cards.cancelled_card(v.OutcomeView(header))

@@ -54,6 +54,7 @@ class Agent:
     services: list[str] = field(default_factory=list)
     profile: str = "Duty"
     rona_until: datetime | None = None
+    rona_session: str | None = None  # the session whose card offers Reset RONA
     idle_since: datetime | None = None
     engagements: list[Engagement] = field(default_factory=list)
     nar_requests: list[NarRequest] = field(default_factory=list)

@@ -9,7 +9,7 @@ from bot.domain.agent import Agent, NarRequest
 from bot.domain.errors import Invalid, NotFound
 from bot.domain.ids import new_id
 from bot.domain.session import Phase, SessionResult
-from bot.domain.timers import RONA_RESET
+from bot.domain.timers import RONA_RESET, SYNC_CARD
 from bot.services.context import Ctx
 from bot.services.dispatch import redispatch
 from bot.services.offers import end_offer, release_task
@@ -59,8 +59,7 @@ async def unregister(ctx: Ctx, agent_id: str) -> Agent:
     agent = await require_agent(ctx, agent_id)
     agent.registered = False
     await _decline_ringing(ctx, agent, note="The agent unregistered.")
-    agent.rona_until = None
-    await ctx.cancel(RONA_RESET, agent.id)
+    await clear_rona(ctx, agent)
     await ctx.save_agent(agent)
     await ctx.emit(ev.AGENT_UNREGISTERED, agent_id=agent.id)
     return agent
@@ -88,8 +87,7 @@ async def set_duty(ctx: Ctx, agent_id: str, profile: str) -> Agent:
     previous_on_duty = ctx.catalog.profile_on_duty(agent.profile)
     agent.profile = name
     if not on_duty:
-        agent.rona_until = None
-        await ctx.cancel(RONA_RESET, agent.id)
+        await clear_rona(ctx, agent)
         if previous_on_duty:
             agent.nar_requests.append(
                 NarRequest(id=new_id(), created_at=ctx.now, trigger=f"profile:{name}"))
@@ -102,11 +100,19 @@ async def set_duty(ctx: Ctx, agent_id: str, profile: str) -> Agent:
     return agent
 
 
+async def clear_rona(ctx: Ctx, agent: Agent) -> None:
+    """Drop the RONA flag; the card that offered Reset RONA follows."""
+    agent.rona_until = None
+    await ctx.cancel(RONA_RESET, agent.id)
+    if agent.rona_session:
+        await ctx.arm(SYNC_CARD, agent.rona_session, ctx.now)
+        agent.rona_session = None
+
+
 async def reset_rona(ctx: Ctx, agent_id: str) -> Agent:
     agent = await require_agent(ctx, agent_id)
     if agent.rona_until is not None:
-        agent.rona_until = None
-        await ctx.cancel(RONA_RESET, agent.id)
+        await clear_rona(ctx, agent)
         await ctx.save_agent(agent)
         await redispatch(ctx, agent.services)
     return agent
@@ -119,8 +125,7 @@ async def rona_expired(ctx: Ctx, agent_id: str) -> None:
     if agent.rona_until > ctx.now:
         await ctx.arm(RONA_RESET, agent.id, agent.rona_until)
         return
-    agent.rona_until = None
-    await ctx.save_agent(agent)
+    await ctx.save_agent(agent)  # saving clears the expired flag and records the change
     await redispatch(ctx, agent.services)
 
 

@@ -14,7 +14,7 @@ from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.service import Catalog, Modality, Service
 from bot.domain.session import Session
 from bot.domain.task import Task
-from bot.domain.timers import SYNC_CARD, Timer, timer_id
+from bot.domain.timers import RONA_RESET, SYNC_CARD, Timer, timer_id
 from bot.services.ports import Clock, UnitOfWork
 
 
@@ -56,10 +56,17 @@ class Ctx:
     def remember(self, agent: Agent) -> Agent:
         if agent.id not in self._agents:
             self._agents[agent.id] = agent
-            self._agent_states[agent.id] = derive_state(agent, self.catalog, self.now)
+            state = derive_state(agent, self.catalog, self.now)
+            if agent.rona_until is not None and state not in (
+                    AgentState.UNREGISTERED, AgentState.OFF_DUTY, AgentState.NOT_AVAILABLE):
+                # RONA ran out but nothing recorded it yet: the log still says RONA.
+                state = AgentState.RONA
+            self._agent_states[agent.id] = state
         return self._agents[agent.id]
 
     async def save_agent(self, agent: Agent) -> None:
+        if agent.rona_until is not None and agent.rona_until <= self.now:
+            await self._rona_over(agent)
         await self.uow.agents.save(agent)
         before = self._agent_states.get(agent.id)
         after = derive_state(agent, self.catalog, self.now)
@@ -67,6 +74,14 @@ class Ctx:
             self._agent_states[agent.id] = after
             await self.emit(ev.AGENT_STATE_CHANGED, agent_id=agent.id,
                             state=after.value, previous=before.value if before else None)
+
+    async def _rona_over(self, agent: Agent) -> None:
+        """Clear an expired RONA flag; the card that offered Reset RONA follows."""
+        agent.rona_until = None
+        await self.cancel(RONA_RESET, agent.id)
+        if agent.rona_session:
+            await self.arm(SYNC_CARD, agent.rona_session, self.now)
+            agent.rona_session = None
 
     async def save_session(self, session: Session) -> None:
         """Persist a session and schedule its card to follow the change."""

@@ -94,6 +94,7 @@ async def redispatch(ctx: Ctx, service_ids: Iterable[str]) -> None:
 async def offer(ctx: Ctx, task: Task, agents: list[Agent]) -> None:
     service = ctx.service(task.service_id)
     ring_timeout = service.distribution.ring_timeout
+    task.state = TaskState.RINGING
     for agent in agents:
         session = Session(
             id=new_id(),
@@ -119,6 +120,5 @@ async def offer(ctx: Ctx, task: Task, agents: list[Agent]) -> None:
         if agent.id not in task.tried:
             task.tried.append(agent.id)
         await ctx.arm(RING_TIMEOUT, session.id, session.ring_until)
-        await ctx.emit(ev.OFFER_CREATED, session=session)
-    task.state = TaskState.RINGING
+        await ctx.emit(ev.OFFER_CREATED, task=task, session=session)
     await ctx.uow.tasks.save(task)

@@ -156,9 +156,14 @@ class Engine:
     async def _complete(self, claimed: Timer) -> None:
         async def complete(ctx: Ctx) -> None:
             current = await ctx.uow.timers.get(claimed.id)
-            # Re-armed while it ran (a newer change to show): leave it to run again.
-            if current is not None and current.version == claimed.version:
+            if current is None:
+                return
+            if current.version == claimed.version:
                 await ctx.uow.timers.delete(current)
+            else:
+                # Re-armed while it ran (a newer change to show): release it to run again now.
+                current.lease_until = None
+                await ctx.uow.timers.save(current)
 
         with contextlib.suppress(ConflictError):
             await self.run(complete)
@@ -202,5 +207,8 @@ class Engine:
             except Exception:
                 log.exception("scheduler pass failed")
                 wait = poll
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives just as the event is set, and the app would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()

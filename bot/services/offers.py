@@ -73,7 +73,8 @@ async def accept(ctx: Ctx, session_id: str, agent_id: str) -> Session:
         if other is not None and other.phase is Phase.RINGING:
             freed += await end_offer(ctx, other, SessionResult.RESCINDED, task)
     await ctx.arm(OPEN_CHAT, session.id, ctx.now)
-    await redispatch(ctx, freed)
+    # An agent with capacity left (multi-session) can take the next task at once.
+    await redispatch(ctx, [*(agent.services if agent else []), *freed])
     return session
 
 
@@ -121,6 +122,7 @@ async def end_offer(ctx: Ctx, session: Session, result: SessionResult, task: Tas
         if set_rona and agent.registered:
             reset = ctx.service(session.service_id).distribution.rona_reset
             agent.rona_until = ctx.now + reset
+            agent.rona_session = session.id
             agent.nar_requests.append(NarRequest(id=new_id(), created_at=ctx.now, trigger="rona"))
             await ctx.arm(RONA_RESET, agent.id, agent.rona_until)
         await ctx.save_agent(agent)

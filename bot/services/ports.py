@@ -64,7 +64,10 @@ class EventLog(Protocol):
 class TimerRepository(Protocol):
     async def get(self, timer_id: str) -> Timer | None: ...
     async def arm(self, timer: Timer) -> None:
-        """Create the timer or move an existing one to the new due time (clearing any lease)."""
+        """Create the timer or move an existing one to the new due time and bump its version.
+
+        A lease held by a running job stays: the job sees the new version when it completes
+        and releases the timer to run again, so one job never runs twice at once."""
     async def cancel(self, timer_id: str) -> None: ...
     async def save(self, timer: Timer) -> None: ...
     async def delete(self, timer: Timer) -> None:

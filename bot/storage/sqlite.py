@@ -372,7 +372,7 @@ class SqliteTimers:
         await self.uow.execute(
             "INSERT INTO timers (id, version, kind, ref, due_at, lease_until, attempts, data)"
             " VALUES (?, 1, ?, ?, ?, NULL, 0, ?) ON CONFLICT (id) DO UPDATE SET"
-            " due_at = excluded.due_at, lease_until = NULL, attempts = 0,"
+            " due_at = excluded.due_at, attempts = 0,"
             " data = excluded.data, version = timers.version + 1",
             (timer.id, timer.kind, timer.ref, ts(timer.due_at), json.dumps(timer.data)))
 

@@ -18,7 +18,7 @@ var containerNames = [
   'sessions'
   'events'
   'timers'
-  'outbox'
+  'messages'
   'meta'
 ]
 
@@ -73,6 +73,24 @@ resource containers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
         version: 2
       }
       defaultTtl: -1
+      // Same as bot.storage.cosmos.INDEXING_POLICY: the entity document body is not indexed.
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/*'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/data/*'
+          }
+          {
+            path: '/"_etag"/?'
+          }
+        ]
+      }
     }
   }
 }]

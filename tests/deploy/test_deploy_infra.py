@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from bot.storage.cosmos import CONTAINERS as COSMOS_CONTAINERS
 from tests.deploy.conftest import ROOT
 
 INFRA = ROOT / "infra"
 MAIN = INFRA / "main.bicep"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
-CONTAINERS = {"tasks", "agents", "sessions", "events", "timers", "outbox", "meta"}
+CONTAINERS = set(COSMOS_CONTAINERS)  # what the Cosmos store opens is what the Bicep creates
 
 
 def parse(path: Path) -> dict[str, Any]:

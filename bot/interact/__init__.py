@@ -1,0 +1,1 @@
+"""Interact: the customer's website chat — JSON API, WebSocket, embeddable widget."""

@@ -1,0 +1,363 @@
+"""The Interact JSON API and WebSocket under /api/interact/v1 (a product interface)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import secrets
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from bot.domain.customer import Customer
+from bot.domain.errors import Refused
+from bot.domain.message import ChatMessage, Kind
+from bot.domain.task import Task
+from bot.interact.limits import WindowLimiter
+from bot.services import chats, conversation, lifecycle
+from bot.services.context import Ctx
+from bot.services.engine import Engine
+from bot.services.ports import ConflictError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/interact/v1"
+MAX_TEXT_BYTES = 4096
+MAX_BODY_BYTES = 64 * 1024  # JSON escapes can make 4 KB of text six times larger
+POSITION_POLL = 1.0  # seconds between queue-position checks while a chat waits
+RESYNC_POLL = 2.0  # other instances may add rows: look again at least this often
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None,
+                   ) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+class ChatHub:
+    """Wakes the WebSockets of a chat when this instance commits rows to its conversation."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def notify(self, chat_ids: set[str]) -> None:
+        for chat_id in chat_ids:
+            for event in self._waiters.get(chat_id, ()):
+                event.set()
+
+    def subscribe(self, chat_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self._waiters[chat_id].add(event)
+        return event
+
+    def unsubscribe(self, chat_id: str, event: asyncio.Event) -> None:
+        waiters = self._waiters.get(chat_id)
+        if waiters is not None:
+            waiters.discard(event)
+            if not waiters:
+                del self._waiters[chat_id]
+
+
+def event_json(row: ChatMessage) -> dict[str, Any]:
+    """One customer-facing event; `seq` is the conversation's sequence number."""
+    base: dict[str, Any] = {"seq": row.seq, "type": row.kind.value, "at": row.at.isoformat()}
+    if row.kind is Kind.MESSAGE:
+        base.update(id=f"{row.task_id}:{row.seq}", text=row.text, **{"from": row.sender.value})
+    elif row.kind is Kind.ACCEPTED:
+        base["agent"] = row.data.get("agent", "An agent")
+    elif row.kind is Kind.ENDED:
+        base["by"] = row.data.get("by", "system")
+    elif row.kind is Kind.EXPIRED:
+        base["message"] = row.text
+    elif row.kind is Kind.QUEUED and row.data.get("transfer"):
+        base["transfer"] = row.data["transfer"]
+    return base
+
+
+class InteractApi:
+    """Routes exist from the start; the engine is attached once the store is open."""
+
+    def __init__(self, *, public_origin: str = "", chats_per_ip_minute: int = 120,
+                 messages_per_chat_10s: int = 20) -> None:
+        self._engine: Engine | None = None
+        self.hub = ChatHub()
+        self.public_origin = public_origin
+        self.per_ip = WindowLimiter(chats_per_ip_minute, 60.0)
+        self.per_chat = WindowLimiter(messages_per_chat_10s, 10.0)
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    async def close_streams(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=1001, message=b"server shutting down")
+
+    def attach(self, engine: Engine) -> None:
+        self._engine = engine
+        engine.listeners.append(self.hub.notify)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StoreUnavailable("the chat service is starting")
+        return self._engine
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(f"{PREFIX}/chats", self._wrap(self.create_chat)),
+            web.post(f"{PREFIX}/chats/{{chat_id}}/messages", self._wrap(self.post_message)),
+            web.post(f"{PREFIX}/chats/{{chat_id}}/end", self._wrap(self.end_chat)),
+            web.get(f"{PREFIX}/chats/{{chat_id}}/ws", self.websocket),
+            web.options(f"{PREFIX}/{{tail:.*}}", self.preflight),
+        ]
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _wrap(self, handler: Callable[[web.Request], Awaitable[web.Response]],
+              ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def wrapped(request: web.Request) -> web.Response:
+            try:
+                response = await handler(request)
+            except ApiError as exc:
+                response = error_response(exc.status, exc.message, exc.headers)
+            except Refused as exc:
+                response = error_response(_status_of(exc), exc.message)
+            except (ConflictError, StoreUnavailable):
+                log.warning("interact request not processed: store busy or unavailable")
+                response = error_response(503, "The chat service is busy; please retry.")
+            self._cors(request, response)
+            return response
+
+        return wrapped
+
+    def _allowed_origin(self, request: web.Request, service_ids: list[str]) -> bool:
+        origin = request.headers.get("Origin")
+        if not origin or origin == self._own_origin(request):
+            return True
+        for service_id in service_ids:
+            service = self.engine.catalog.services.get(service_id)
+            if service is not None and origin in service.interact.allowed_origins:
+                return True
+        return False
+
+    def _own_origin(self, request: web.Request) -> str:
+        return self.public_origin or f"{request.scheme}://{request.host}"
+
+    def _check_origin(self, request: web.Request, service_id: str) -> None:
+        if not self._allowed_origin(request, [service_id]):
+            raise ApiError(403, "This website is not allowed to open chats for this service.")
+
+    def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin and self._allowed_origin(request, list(self.engine.catalog.services)):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        if not self._allowed_origin(request, list(self.engine.catalog.services)):
+            return error_response(403, "This website is not allowed to use the chat.")
+        response = web.Response(status=204, headers={
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type, Authorization",
+            "Access-Control-Max-Age": "600",
+        })
+        self._cors(request, response)
+        return response
+
+    def _limit(self, limiter: WindowLimiter, key: str) -> None:
+        wait = limiter.hit(key)
+        if wait:
+            raise ApiError(429, "Too many requests; slow down.",
+                           headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+    async def _json(self, request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise ApiError(413, f"The request is larger than {MAX_BODY_BYTES // 1024} KB.")
+        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, f"The request is larger than {MAX_BODY_BYTES // 1024} KB.")
+        try:
+            body = json.loads(raw or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, "The body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "The body must be a JSON object.")
+        return body
+
+    @staticmethod
+    def _bearer(request: web.Request) -> str:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "Send the chat token as 'Authorization: Bearer <token>'.")
+        return token.strip()
+
+    async def _task(self, request: web.Request, token: str) -> Task:
+        async def load(ctx: Ctx) -> Task:
+            return await chats.authorized_chat(ctx, request.match_info["chat_id"], token)
+
+        return await self.engine.run(load)
+
+    # -- endpoints --------------------------------------------------------------------------
+
+    async def create_chat(self, request: web.Request) -> web.Response:
+        self._limit(self.per_ip, _client_ip(request))
+        body = await self._json(request)
+        service_id = body.get("service")
+        if not isinstance(service_id, str) or not service_id:
+            raise ApiError(400, "Name the service: {\"service\": \"sales\", ...}.")
+        if service_id not in self.engine.catalog.services:
+            raise ApiError(404, f"There is no service {service_id[:60]!r}.")
+        self._check_origin(request, service_id)
+        text = _text(body.get("text", ""), "text", allow_empty=True)
+        customer = _customer(body.get("customer"))
+        token = secrets.token_urlsafe(32)
+        opened = await self.engine.run(chats.open_chat, service_id, customer, text, token,
+                                       request.headers.get("Origin", ""))
+        return web.json_response({
+            "chat_id": opened.task.id, "token": token, "visitor": opened.task.customer_label,
+            "position": opened.position,
+        }, status=201)
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        token = self._bearer(request)
+        body = await self._json(request)
+        task = await self._task(request, token)
+        self._check_origin(request, task.service_id)
+        self._limit(self.per_chat, task.id)
+        text = _text(body.get("text"), "text")
+        message = await self.engine.run(conversation.customer_message, task.id, text)
+        return web.json_response({"seq": message.seq}, status=202)
+
+    async def end_chat(self, request: web.Request) -> web.Response:
+        token = self._bearer(request)
+        task = await self._task(request, token)
+        self._check_origin(request, task.service_id)
+        if task.state.live:
+            await self.engine.run(lifecycle.cancel_task, task.id, by="customer")
+        return web.json_response({"chat_id": task.id, "ended": True})
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        token = request.query.get("token", "")
+        after_text = request.query.get("after", "0")
+        if not after_text.isdigit():
+            return error_response(400, "`after` must be a sequence number.")
+        try:
+            task = await self._task(request, token)
+        except Refused as exc:
+            return error_response(_status_of(exc), exc.message)
+        except (ConflictError, StoreUnavailable):
+            return error_response(503, "The chat service is busy; please retry.")
+        if not self._allowed_origin(request, [task.service_id]):
+            return error_response(403, "This website is not allowed to open this chat.")
+        ws = web.WebSocketResponse(heartbeat=25.0)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        try:
+            await ChatStream(self, ws, task.id, token, int(after_text)).run()
+        finally:
+            self._sockets.discard(ws)
+        return ws
+
+
+class ChatStream:
+    """Sends a chat's events after `after`, then new ones as they are committed."""
+
+    def __init__(self, api: InteractApi, ws: web.WebSocketResponse, chat_id: str, token: str,
+                 after: int) -> None:
+        self.api = api
+        self.ws = ws
+        self.chat_id = chat_id
+        self.token = token
+        self.after = after
+        self.position: int | None = None
+
+    async def run(self) -> None:
+        wake = self.api.hub.subscribe(self.chat_id)
+        reader = asyncio.create_task(self._drain_incoming())
+        try:
+            while not self.ws.closed:
+                wake.clear()
+                finished = await self._push()
+                if finished:
+                    break
+                timeout = POSITION_POLL if self.position else RESYNC_POLL
+                waiter = asyncio.create_task(wake.wait())
+                done, _ = await asyncio.wait({waiter, reader}, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if reader in done:
+                    break
+        except (ConnectionResetError, ConflictError, StoreUnavailable):
+            pass
+        finally:
+            self.api.hub.unsubscribe(self.chat_id, wake)
+            reader.cancel()
+            if not self.ws.closed:
+                await self.ws.close()
+
+    async def _push(self) -> bool:
+        """Send what is new; True once the chat has ended and everything was sent."""
+        view = await self.api.engine.run(chats.chat_events, self.chat_id, self.token, self.after)
+        for row in view.rows:
+            await self.ws.send_json(event_json(row))
+            self.after = row.seq
+        if view.position and view.position != self.position:
+            await self.ws.send_json({"seq": self.after, "type": "queued",
+                                     "position": view.position})
+        self.position = view.position
+        return not view.task.state.live and len(view.rows) < 200
+
+    async def _drain_incoming(self) -> None:
+        """The socket is server → client only; reading it notices when the client leaves."""
+        async for message in self.ws:
+            if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                break
+
+
+def _status_of(exc: Refused) -> int:
+    return {"not_found": 404, "unauthorized": 401, "forbidden": 403, "invalid": 422,
+            "stale": 409}.get(exc.code, 409)
+
+
+def _client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def _text(value: Any, field: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ApiError(400, f"`{field}` must be a string.")
+    if len(value.encode()) > MAX_TEXT_BYTES:
+        raise ApiError(413, f"`{field}` is longer than {MAX_TEXT_BYTES // 1024} KB.")
+    if not allow_empty and not value.strip():
+        raise ApiError(400, f"`{field}` must not be empty.")
+    return value
+
+
+def _customer(value: Any) -> Customer:
+    if value is None:
+        return Customer()
+    if not isinstance(value, dict):
+        raise ApiError(400, "`customer` must be an object with name, email, phone, params.")
+    fields: dict[str, str] = {}
+    for key in ("name", "email", "phone"):
+        raw = value.get(key, "")
+        if not isinstance(raw, str) or len(raw) > 320:
+            raise ApiError(400, f"`customer.{key}` must be a string of at most 320 characters.")
+        fields[key] = raw.strip()
+    params = value.get("params", {})
+    if not isinstance(params, dict) or len(params) > 50 or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 1024
+            for k, v in params.items()):
+        raise ApiError(400, "`customer.params` must map at most 50 names to strings.")
+    return Customer(name=fields["name"], email=fields["email"], phone=fields["phone"],
+                    params=dict(params))

@@ -1,0 +1,32 @@
+"""Fixed-window request counters per key (client IP, chat): a cheap guard against floods."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class WindowLimiter:
+    def __init__(self, limit: int, window: float, *,
+                 clock: Callable[[], float] = time.monotonic, max_keys: int = 50_000) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self.max_keys = max_keys
+        self._counts: dict[str, tuple[float, int]] = {}
+
+    def hit(self, key: str) -> float:
+        """Count one request; 0 when allowed, else the seconds until the window resets."""
+        now = self.clock()
+        start, count = self._counts.get(key, (now, 0))
+        if now - start >= self.window:
+            start, count = now, 0
+        if count >= self.limit:
+            return max(0.0, start + self.window - now)
+        if len(self._counts) >= self.max_keys and key not in self._counts:
+            self._prune(now)
+        self._counts[key] = (start, count + 1)
+        return 0.0
+
+    def _prune(self, now: float) -> None:
+        self._counts = {k: v for k, v in self._counts.items() if now - v[0] < self.window}

@@ -1,0 +1,352 @@
+"""The Azure Cosmos DB store (``azure.cosmos.aio``): every storage port, for scale-out.
+
+Any number of app instances share one database. Cosmos DB has no transactions across documents,
+so every decision is a conditional write (ETag, ``IfNotModified``), and the partitioning makes
+every operation of the hot paths a single-partition one:
+
+- offer (dispatch): the ``queue|<service>`` index and the agent roster (two single-partition
+  queries), point reads of the tasks, then point writes: the agent (the capacity guard), the new
+  session, its timers, the task.
+- accept: point reads of session and task, the task's conditional replace (the decision), then
+  session, agent and timers, all point writes.
+- relay: customer -> chatroom reads the task's ``messages`` partition and moves the session's
+  cursor (point replace); chatroom -> customer finds the session through the ``chat|<chat id>``
+  index (one partition) and appends to the task's ``messages`` partition.
+- timer claim: the ``timers`` partition query, a point read, a conditional delete (handlers) or
+  replace (job leases): the one instance whose write succeeds fires it.
+
+Containers and partitioning
+===========================
+Seven containers, all partitioned on ``/pk`` with TTL on and no default (``defaultTtl -1``), and
+with ``INDEXING_POLICY`` (everything but ``/data/*`` indexed); ``open_cosmos`` creates whatever
+is missing that way, and the deploy templates must create them the same way. Every document
+keeps the domain entity JSON-encoded (``bot.storage.codec``) under ``data``, its ``version`` at
+top level, and the few fields queries filter on next to it. Times queries compare are integer
+microseconds since the epoch (exact and sortable; ISO strings are neither across offsets). Item
+ids are the domain ids, with ``% / \\ ? #`` percent-escaped (Cosmos DB forbids the last four).
+
+============  =====================  =========================================================
+container     pk                     documents
+============  =====================  =========================================================
+agents        ``"agents"``           one per agent (``registered``, ``services``). The roster is
+                                     one logical partition: it is small (one 2-5 KB document per
+                                     Teams user who installed the bot, far below the 20 GB of a
+                                     logical partition) and ``members(service)`` / ``registered()``
+                                     run on every dispatch, so they stay single-partition
+                                     queries; ``get``/``save`` are point operations.
+tasks         task id                one per task (``service_id``, ``state``, ``priority``,
+                                     ``enq``). Accept's deciding write (the task) is a point
+                                     replace. ``live()`` is a cross-partition query (start-up and
+                                     sweeps only).
+sessions      session id             one per offer (``task_id``, ``agent_id``, ``phase``,
+                                     ``offered``, ``connected``, ``chat_id``, ``card_id``,
+                                     ``search``). Everything that acts on a session (card actions,
+                                     ring timeout, relay cursor) has its id: point operations.
+                                     ``for_task``, ``for_agent`` (My Sessions), ``connected_before``
+                                     (stale sweep) and ``by_card`` (tag typeahead) are
+                                     cross-partition queries, off the hot paths.
+events        task id (else          ``id`` = ``seq``. ``for_task`` is single-partition;
+              ``agent|<id>``, else   ``after(seq)`` (reporting) is a cross-partition range query
+              ``system``)            on ``seq``.
+timers        ``"timers"``           one per armed timer (``kind``, ``due``, ``ready`` = when it
+                                     may fire: the later of due time and lease). Armed timers are
+                                     few and short-lived (deleted when fired), so one partition
+                                     holds them all and the scheduler's ``due()`` and
+                                     ``next_due_at()``, run by every instance on every pass, are
+                                     single-partition queries; claiming is a point read plus a
+                                     conditional delete (handlers) or replace (effect leases).
+                                     Ceiling: ~10k RU/s for one logical partition, far above a
+                                     contact center's timer rate; past it, shard ``timers:<n>``
+                                     by a hash of the id and scan the shards.
+messages      task id                ``id`` = per-task ``seq``; relay reads are single-partition.
+meta          see below              counters, tags and two indexes.
+============  =====================  =========================================================
+
+``meta`` partitions: ``counter|<name>`` (``Counters``, incremented with an atomic patch
+``incr``), ``seq|events`` (the event sequence), ``tags|<service>`` (one document per tag: uses,
+last use; ``suggest`` is single-partition), and two indexes that keep the offer and relay paths
+single-partition:
+
+- ``queue|<service>``: one entry per task *waiting* (queued or ringing) in the service, with its
+  priority and enqueue time. ``tasks.queued(service)`` and ``position`` read this one partition,
+  order by priority desc, enqueued, id, and point-read the tasks (checking each against the
+  entry: the task document is the truth). An entry is written *before* the task write that
+  starts the wait and removed *after* the committed write that ends it, and only if the entry is
+  not newer than that write; queued <-> ringing does not touch it. So a waiting task always has
+  an entry; an entry left by a write that lost its race is skipped, and dropped by a reader once
+  its task has finished.
+- ``chat|<chat id>``: one entry per session relayed in a chat, with a ``live`` hint.
+  ``sessions.by_chat`` (every agent message in a chatroom) reads this partition: the live ones,
+  or the latest. Created before the write that gives the session its chat; ``live`` goes false
+  after the committed write that leaves the connected phase (never to return), so a stale hint
+  can only claim "live" for a session that is not, which the session document then says.
+
+Units of work, ordering and conflicts
+=====================================
+A unit of work keeps an identity map (one object per entity, as ``sqlite.py``), remembers the
+ETag of every document it read, and *buffers* its writes. ``commit()`` flushes them in the order
+the use case made them (the use cases write the deciding row first):
+
+1. State writes, each conditional: ``save`` replaces only if the ETag is still the one read
+   (412 -> ConflictError; a save whose entity was not read in this unit of work reads it and
+   compares ``version`` first), ``add`` creates (409 -> ConflictError). Timers: ``delete`` and
+   ``save`` are conditional the same way, which is what lets exactly one instance fire a timer
+   or lease a job; ``arm`` (create, or move keeping a running job's lease, ``version + 1``) and
+   ``cancel`` mean "whatever is there now", so on a lost race they re-read and apply again
+   (bounded, safe to repeat). Messages take the next free number of their task. Index entries
+   go before their entity's write.
+2. If a write fails, the writes before it are undone in reverse order, each only if its document
+   still carries the ETag this flush gave it (someone who wrote since keeps their write), and the
+   error is raised: a lost race (the Engine retries the use case on ConflictError) leaves
+   nothing behind. If the process dies mid-flush the undo cannot run; the use cases keep that
+   survivable (timers check state before acting; indexes tolerate stray entries).
+3. After every state write succeeded: index clean-up, then the events (one atomic ``incr`` of
+   the ``seq|events`` counter reserves a block of numbers, then the events are written), then
+   tag counts. None of these decides anything, so they never need undoing.
+
+A use case that raises (a domain error, a conflict) never reaches commit: nothing is written,
+as with SQLite's rollback. Reads inside a unit of work see its own buffered writes: ``get`` via
+the identity map, queries by overlaying the documents it wrote (judged by what it wrote; others
+by what the database answered). ``Counters.next`` is the one immediate write (a number taken by a
+unit of work that then fails is skipped, as the design of visitor numbers allows).
+
+Versions: every document carries the domain ``version`` (1 on add, +1 per save/arm), equal to
+what SQLite would give; the ETag is what the database checks. An undo may put an older
+``version`` back together with the older content; the ETag still changes, so no stale writer
+can slip through.
+
+Event order: ``seq`` is global and increasing. A reader can see number n+1 before n is written
+(two commits reserve blocks, the second writes first); ``after(seq)`` therefore returns events
+only up to the first gap, unless the gap is older than ``event_gap_grace`` seconds (measured by
+the server timestamp ``_ts`` of the event after it: numbers reserved by a writer that died are
+skipped then), so a reporting reader never steps over an event that is still coming.
+
+Queries page with continuation tokens (``max_item_count``/``by_page``), never ``OFFSET/LIMIT``;
+``for_agent(limit, offset)`` pages through ``ORDER BY offered DESC`` and skips in code. Queries
+order by one field only (multi-field ``ORDER BY`` needs composite indexes the templates do not
+define); ties and the final order are settled in code.
+
+Retention
+=========
+``CosmosOptions.ttl(container, obj)`` may give any task, session, agent, message or event
+document a ``ttl`` in seconds (or -1, forever); ``None`` leaves the container default (never).
+Meant for stored customer context (30 days); the containers already have TTL switched on.
+
+Throttling and transient errors
+===============================
+The SDK retries 429 (honouring ``x-ms-retry-after-ms``) up to ``retry_total`` times within
+``retry_backoff_max`` seconds per request, and retries connection and read errors
+(``retry_connect``/``retry_read``); writes are not re-sent after a timeout (not idempotent).
+What still fails becomes StoreUnavailable. Conditional-write retries happen only where repeating
+is safe (timer arm/cancel, message numbers, counters, index entries, ``write_retries`` times);
+a failed ETag check on an entity is ConflictError and left to the Engine's whole-use-case retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol, Self
+
+from azure.core.exceptions import AzureError
+from azure.cosmos import PartitionKey
+from azure.cosmos import exceptions as cosmos_errors
+from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
+
+from bot.services.ports import StoreUnavailable
+from bot.storage.cosmos_core import CONTAINERS, PARTITION_KEY_PATH, UnitOfWorkCore, unavailable
+from bot.storage.cosmos_repos import (
+    CosmosAgents,
+    CosmosCounters,
+    CosmosEvents,
+    CosmosMessages,
+    CosmosSessions,
+    CosmosTags,
+    CosmosTasks,
+    CosmosTimers,
+    TtlPolicy,
+)
+
+log = logging.getLogger(__name__)
+
+# Queries only filter and sort on top-level fields: the encoded entity under /data is not
+# indexed, which makes every write cheaper (the deploy templates should say the same).
+INDEXING_POLICY: dict[str, Any] = {
+    "indexingMode": "consistent", "automatic": True,
+    "includedPaths": [{"path": "/*"}],
+    "excludedPaths": [{"path": "/data/*"}, {"path": '/"_etag"/?'}],
+}
+
+__all__ = ["CONTAINERS", "INDEXING_POLICY", "CosmosOptions", "CosmosStore", "CosmosUnitOfWork",
+           "open_cosmos"]
+
+
+@dataclass(frozen=True)
+class CosmosOptions:
+    retry_total: int = 9  # throttled (429) retries per request, as the service asks
+    retry_backoff_max: int = 30  # seconds of throttling waits per request at most
+    retry_connect: int = 3
+    retry_read: int = 3
+    connection_timeout: int = 10  # seconds per HTTP request
+    write_retries: int = 8  # re-applications of repeat-safe conditional writes
+    event_gap_grace: float = 60.0  # seconds before events.after steps over a missing number
+    ttl: TtlPolicy | None = None
+    create_missing: bool = True  # create the database and containers when absent
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {"retry_total": self.retry_total, "retry_backoff_max": self.retry_backoff_max,
+                "retry_connect": self.retry_connect, "retry_read": self.retry_read,
+                "connection_timeout": self.connection_timeout}
+
+
+class CosmosSettings(Protocol):
+    """The part of `bot.config.Settings` this store reads."""
+
+    @property
+    def cosmos_endpoint(self) -> str: ...
+    @property
+    def cosmos_key(self) -> str: ...
+    @property
+    def cosmos_database(self) -> str: ...
+
+
+class CosmosStore:
+    """One CosmosClient per store (per process); units of work are cheap."""
+
+    def __init__(self, client: CosmosClient, database: str, *,
+                 options: CosmosOptions | None = None, owned: tuple[Any, ...] = ()) -> None:
+        self.client = client
+        self.database_name = database
+        self.options = options or CosmosOptions()
+        self.write_retries = self.options.write_retries
+        self._owned = owned  # closed with the store: the client, a credential
+        self._database: DatabaseProxy | None = None
+        self._containers: dict[str, ContainerProxy] = {}
+
+    async def open(self) -> Self:
+        try:
+            if self.options.create_missing:
+                try:
+                    await self._create()
+                    return self
+                except cosmos_errors.CosmosHttpResponseError as exc:
+                    # Data-plane RBAC (a managed identity) may not create databases or
+                    # containers; the deploy templates do. Fall through and just check them.
+                    if exc.status_code != 403:
+                        raise
+                    log.info("cannot create Cosmos DB resources; checking they exist")
+            await self._check()
+        except cosmos_errors.CosmosResourceNotFoundError as exc:
+            raise StoreUnavailable(
+                f"Cosmos DB database {self.database_name!r} or one of its containers "
+                f"{', '.join(CONTAINERS)} is missing: {exc.message}") from exc
+        except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+            raise unavailable(exc) from exc
+        except ValueError as exc:  # the key is not base64: signing the first request fails
+            raise StoreUnavailable(f"cannot sign Cosmos DB requests with COSMOS_KEY: {exc}") \
+                from exc
+        return self
+
+    async def _create(self) -> None:
+        database = await self.client.create_database_if_not_exists(self.database_name)
+        self._database = database
+        for name in CONTAINERS:
+            self._containers[name] = await database.create_container_if_not_exists(
+                id=name, partition_key=PartitionKey(path=PARTITION_KEY_PATH), default_ttl=-1,
+                indexing_policy=INDEXING_POLICY)
+
+    async def _check(self) -> None:
+        database = self.client.get_database_client(self.database_name)
+        await database.read()
+        self._database = database
+        for name in CONTAINERS:
+            container = database.get_container_client(name)
+            await container.read()
+            self._containers[name] = container
+
+    def container(self, name: str) -> ContainerProxy:
+        try:
+            return self._containers[name]
+        except KeyError:
+            raise StoreUnavailable("the Cosmos DB store is not open") from None
+
+    def unit_of_work(self) -> CosmosUnitOfWork:
+        return CosmosUnitOfWork(self)
+
+    async def ping(self) -> None:
+        if self._database is None:
+            raise StoreUnavailable("the Cosmos DB store is not open")
+        try:
+            await self._database.read()
+        except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+            raise unavailable(exc) from exc
+
+    async def close(self) -> None:
+        self._containers.clear()
+        self._database = None
+        for resource in self._owned:
+            try:
+                await resource.close()
+            except Exception as exc:  # closing must not fail a shutdown
+                log.warning("closing a Cosmos DB resource failed", extra={"error": str(exc)})
+        self._owned = ()
+
+
+class CosmosUnitOfWork(UnitOfWorkCore):
+    """See the module docstring: reads now, writes buffered and flushed in order at commit."""
+
+    def __init__(self, store: CosmosStore) -> None:
+        super().__init__(store)
+        ttl = store.options.ttl
+        self.agents = CosmosAgents(self, ttl)
+        self.tasks = CosmosTasks(self, ttl)
+        self.sessions = CosmosSessions(self, ttl)
+        self.events = CosmosEvents(self, ttl, store.options.event_gap_grace)
+        self.timers = CosmosTimers(self, ttl)
+        self.messages = CosmosMessages(self, ttl)
+        self.counters = CosmosCounters(self, ttl)
+        self.tags = CosmosTags(self, ttl)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        # Nothing was written unless commit() ran: dropping the buffer is the rollback.
+        self.writes.clear()
+        self.finals.clear()
+
+    async def commit(self) -> None:
+        try:
+            await super().commit()
+        finally:
+            self.messages.committed()
+            self.events.pending = []
+
+
+async def open_cosmos(settings: CosmosSettings, *,
+                      options: CosmosOptions | None = None) -> CosmosStore:
+    """Connect with COSMOS_KEY, or without one through a managed identity (azure-identity)."""
+    options = options or CosmosOptions()
+    owned: list[Any] = []
+    credential: Any
+    if settings.cosmos_key:
+        credential = settings.cosmos_key
+    else:
+        # Imported only here: key-based and SQLite deployments never load azure-identity.
+        from azure.identity.aio import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+        owned.append(credential)
+    try:
+        client = CosmosClient(settings.cosmos_endpoint, credential, **options.client_kwargs())
+    except ValueError as exc:  # e.g. an endpoint that is not a URL
+        for resource in owned:
+            await resource.close()
+        raise StoreUnavailable(f"cannot use COSMOS_ENDPOINT: {exc}") from exc
+    owned.insert(0, client)
+    store = CosmosStore(client, settings.cosmos_database, options=options, owned=tuple(owned))
+    try:
+        return await store.open()
+    except BaseException:
+        await store.close()
+        raise

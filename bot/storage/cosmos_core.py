@@ -1,0 +1,429 @@
+"""Machinery of the Cosmos DB store: ids, times, error mapping, and a unit of work that buffers
+its writes and flushes them in order at commit, undoing what it wrote when a later write fails.
+
+The design is explained in `bot.storage.cosmos`; this module is the part that is not about any one
+repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError
+from azure.cosmos import exceptions as cosmos_errors
+from azure.cosmos.aio import ContainerProxy
+
+from bot.services.ports import ConflictError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from bot.domain.message import ChatMessage
+
+log = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+Key = tuple[str, str]  # (container, item id)
+
+AGENTS, TASKS, SESSIONS, EVENTS, TIMERS, MESSAGES, META = (
+    "agents", "tasks", "sessions", "events", "timers", "messages", "meta")
+CONTAINERS: tuple[str, ...] = (TASKS, AGENTS, SESSIONS, EVENTS, TIMERS, MESSAGES, META)
+PARTITION_KEY_PATH = "/pk"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_ID_ESCAPES = str.maketrans({"%": "%25", "/": "%2F", "\\": "%5C", "?": "%3F", "#": "%23"})
+_MAX_ID = 200
+
+
+def sid(value: str) -> str:
+    """A Cosmos DB item id for a domain id: `/ \\ ? #` are not allowed in ids, 255 chars at most."""
+    escaped = value.translate(_ID_ESCAPES)
+    if len(escaped) <= _MAX_ID and escaped.strip() == escaped and escaped:
+        return escaped
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+    return f"{escaped[:_MAX_ID - 40].strip()}~{digest}"
+
+
+def us(moment: datetime) -> int:
+    """Microseconds since the epoch: exact, and sortable in queries (ISO strings are not)."""
+    if moment.tzinfo is None:
+        moment = moment.astimezone(UTC)  # naive means local time, as datetime.timestamp() has it
+    return (moment - _EPOCH) // _MICRO
+
+
+def from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def clean(doc: Doc) -> Doc:
+    """The document without the system properties (`_etag`, `_ts`, `_rid`...)."""
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+_CONFLICT_STATUS = (409, 412)
+
+
+def unavailable(exc: BaseException) -> StoreUnavailable:
+    status = getattr(exc, "status_code", None)
+    return StoreUnavailable(f"Cosmos DB request failed ({status or type(exc).__name__}): {exc}")
+
+
+def is_conflict(exc: cosmos_errors.CosmosHttpResponseError) -> bool:
+    """412 (ETag changed), 409 (id taken), 404 (deleted meanwhile) on a conditional write."""
+    return exc.status_code in (*_CONFLICT_STATUS, 404)
+
+
+def translate(exc: BaseException, what: str) -> Exception:
+    if isinstance(exc, cosmos_errors.CosmosHttpResponseError) and is_conflict(exc):
+        return ConflictError(f"{what} changed since it was read ({exc.status_code})")
+    return unavailable(exc)
+
+
+# -- reads ---------------------------------------------------------------------------------------
+
+async def read_item(container: ContainerProxy, pk: str, item_id: str) -> Doc | None:
+    """A point read (1 RU); None when the item does not exist."""
+    try:
+        found: Doc = await container.read_item(item_id, partition_key=pk)
+    except cosmos_errors.CosmosResourceNotFoundError:
+        return None
+    except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+        raise unavailable(exc) from exc
+    return found
+
+
+def params(**values: Any) -> list[dict[str, Any]]:
+    return [{"name": f"@{name}", "value": value} for name, value in values.items()]
+
+
+async def iter_query(container: ContainerProxy, sql: str, parameters: list[dict[str, Any]], *,
+                     pk: str | None = None, page_size: int = 100) -> AsyncGenerator[Any, None]:
+    """Run a query page by page (continuation tokens); single-partition when `pk` is given.
+
+    A single-partition query must also say `c.pk = @pk` in its SQL: the partition key option
+    routes the request, the filter keeps the query right whatever routes it.
+    """
+    options: dict[str, Any] = {"max_item_count": page_size}
+    if pk is not None:  # without one, the async client queries across partitions
+        options["partition_key"] = pk
+    try:
+        pages = container.query_items(sql, parameters=parameters, **options).by_page()
+        async for page in pages:
+            async for item in page:
+                yield item
+    except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+        raise unavailable(exc) from exc
+
+
+async def query_all(container: ContainerProxy, sql: str, parameters: list[dict[str, Any]], *,
+                    pk: str | None = None) -> list[Any]:
+    return [item async for item in iter_query(container, sql, parameters, pk=pk)]
+
+
+# -- unit of work machinery --------------------------------------------------------------------
+
+@dataclass
+class DocState:
+    """What one unit of work knows of one item."""
+
+    base: Doc | None  # as last read from (or written to) the database; None = absent
+    etag: str | None
+    view: Doc | None  # as this unit of work sees it, its buffered writes included
+    pending: bool = False  # a buffered write touches it
+
+
+class Hooks(Protocol):
+    """Index upkeep around a write: `before` runs ahead of the write, `after` once all committed."""
+
+    async def before(self, uow: UnitOfWorkCore, cur: Doc | None, new: Doc | None) -> None: ...
+    async def after(self, uow: UnitOfWorkCore, cur: Doc | None, new: Doc | None) -> None: ...
+
+
+@dataclass
+class Undo:
+    container: str
+    pk: str
+    item_id: str
+    before: Doc | None
+    after_etag: str | None
+
+
+@dataclass
+class Flush:
+    """What a commit carries from write to write: current items, the undo log, after-hooks."""
+
+    current: dict[Key, tuple[Doc | None, str | None]]
+    undo: list[Undo] = field(default_factory=list)
+    after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    message_floor: dict[str, int] = field(default_factory=dict)
+
+
+class Write(Protocol):
+    async def apply(self, uow: UnitOfWorkCore, flush: Flush) -> None: ...
+
+
+@dataclass
+class DocWrite:
+    """One buffered write of one item.
+
+    Strict writes (entity add/save, timer save/delete) are conditional on the ETag of the item as
+    this unit of work read it and fail with ConflictError otherwise. Forced writes (timer arm and
+    cancel, index entries) have upsert/delete-if-present meaning: on a lost race they re-read and
+    apply `build` to the fresh item, a bounded number of times.
+    """
+
+    container: str
+    pk: str
+    item_id: str
+    new: Doc | None = None  # strict: the item to write, None = delete it
+    build: Callable[[Doc | None], Doc | None] | None = None  # forced: current -> new
+    expect_exists: bool = True  # strict: whether the item must exist (save) or not (add)
+    hooks: Hooks | None = None
+    undoable: bool = True
+
+    @property
+    def key(self) -> Key:
+        return (self.container, self.item_id)
+
+    async def apply(self, uow: UnitOfWorkCore, flush: Flush) -> None:
+        container = uow.container(self.container)
+        strict = self.build is None
+        attempts = 1 if strict else uow.options_write_retries
+        for _ in range(attempts):
+            if self.key not in flush.current:
+                found = await read_item(container, self.pk, self.item_id)
+                flush.current[self.key] = (found, found.get("_etag") if found else None)
+            cur, etag = flush.current[self.key]
+            if strict:
+                if (cur is not None) != self.expect_exists:
+                    raise ConflictError(f"{self.container} {self.item_id} changed since read")
+                new = self.new
+            else:
+                assert self.build is not None
+                new = self.build(cur)
+            if cur is None and new is None:
+                return
+            if self.hooks is not None:
+                await self.hooks.before(uow, cur, new)
+            try:
+                if cur is None:
+                    assert new is not None
+                    written: Doc | None = await container.create_item(new)
+                elif new is None:
+                    await container.delete_item(self.item_id, partition_key=self.pk, etag=etag,
+                                                match_condition=MatchConditions.IfNotModified)
+                    written = None
+                else:
+                    written = await container.replace_item(
+                        self.item_id, new, etag=etag,
+                        match_condition=MatchConditions.IfNotModified)
+            except cosmos_errors.CosmosHttpResponseError as exc:
+                if not is_conflict(exc):
+                    raise unavailable(exc) from exc
+                if strict:
+                    raise translate(exc, f"{self.container} {self.item_id}") from exc
+                del flush.current[self.key]  # re-read and try again
+                continue
+            except AzureError as exc:
+                raise unavailable(exc) from exc
+            after_etag = written.get("_etag") if written is not None else None
+            flush.current[self.key] = (written, after_etag)
+            if self.undoable:
+                flush.undo.append(Undo(self.container, self.pk, self.item_id, cur, after_etag))
+            if self.hooks is not None:
+                flush.after.append(functools.partial(self.hooks.after, uow, cur, new))
+            return
+        raise ConflictError(f"{self.container} {self.item_id} kept changing; gave up")
+
+
+@dataclass
+class MessageWrite:
+    """A chat message: created under the next free sequence number of its task."""
+
+    message: ChatMessage
+    pk: str
+    to_doc: Callable[[ChatMessage], Doc]
+
+    async def apply(self, uow: UnitOfWorkCore, flush: Flush) -> None:
+        container = uow.container(MESSAGES)
+        task_id = self.message.task_id
+        for _ in range(uow.options_write_retries):
+            floor = flush.message_floor.get(task_id, 0)
+            self.message.seq = max(self.message.seq, floor + 1)
+            try:
+                written = await container.create_item(self.to_doc(self.message))
+            except cosmos_errors.CosmosResourceExistsError:
+                flush.message_floor[task_id] = await uow.max_message_seq(task_id)
+                continue
+            except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+                raise unavailable(exc) from exc
+            flush.message_floor[task_id] = self.message.seq
+            flush.undo.append(Undo(MESSAGES, self.pk, written["id"], None, written.get("_etag")))
+            return
+        raise ConflictError(f"messages of task {task_id} kept changing; gave up")
+
+
+class StoreCore(Protocol):
+    write_retries: int
+
+    def container(self, name: str) -> ContainerProxy: ...
+
+
+class UnitOfWorkCore:
+    """Identity map, what is known of each item read, and the writes waiting for commit.
+
+    Reads go to the database at once. Writes are buffered in call order and flushed by `commit`:
+    first the state writes (entities, timers, messages, index entries), in order, each one
+    conditional; if one fails, the ones before it are undone (best effort, each undo conditional
+    on the ETag this flush produced) and the error is raised, so a lost race leaves nothing
+    behind. Then the after-steps that only follow a successful flush: index clean-up, events,
+    tags.
+    """
+
+    def __init__(self, store: StoreCore) -> None:
+        self.store = store
+        self.docs: dict[Key, DocState] = {}
+        self.objects: dict[Key, Any] = {}
+        self.writes: list[Write] = []
+        self.finals: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def options_write_retries(self) -> int:
+        return self.store.write_retries
+
+    def container(self, name: str) -> ContainerProxy:
+        return self.store.container(name)
+
+    # -- what is known ------------------------------------------------------------------------
+
+    def remember(self, container: str, doc: Doc) -> DocState:
+        """Note an item a read returned; an item already known keeps what was known first."""
+        key = (container, str(doc["id"]))
+        state = self.docs.get(key)
+        if state is None:
+            state = self.docs[key] = DocState(doc, doc.get("_etag"), doc)
+        return state
+
+    async def state(self, container: str, pk: str, item_id: str) -> DocState:
+        key = (container, item_id)
+        state = self.docs.get(key)
+        if state is None:
+            found = await read_item(self.container(container), pk, item_id)
+            state = self.docs[key] = DocState(found, found.get("_etag") if found else None,
+                                              found)
+        return state
+
+    def pending_views(self, container: str) -> Iterable[tuple[str, Doc | None]]:
+        """Items of a container this unit of work wrote: (id, item as it will be or None)."""
+        for (name, item_id), state in self.docs.items():
+            if name == container and state.pending:
+                yield item_id, state.view
+
+    def overlay(self, container: str, found: Iterable[Doc],
+                keep: Callable[[Doc], bool]) -> list[Doc]:
+        """Query results as this unit of work sees them: its own pending writes win.
+
+        Items it wrote are judged by what it wrote (dropped if that no longer matches, added if
+        it now does); others by what the database answered, as SQLite would inside a transaction.
+        """
+        result: dict[str, Doc] = {}
+        for doc in found:
+            self.remember(container, doc)
+            result[str(doc["id"])] = doc
+        for item_id, view in self.pending_views(container):
+            result.pop(item_id, None)
+            if view is not None and keep(view):
+                result[item_id] = view
+        return list(result.values())
+
+    # -- buffering ------------------------------------------------------------------------------
+
+    def buffer(self, write: DocWrite, view: Doc | None) -> None:
+        key = write.key
+        state = self.docs.get(key)
+        if state is None:  # an add of an item never read: taken to be absent until commit
+            state = self.docs[key] = DocState(None, None, None)
+        state.view = view
+        state.pending = True
+        self.writes.append(write)
+
+    def buffer_message(self, write: MessageWrite) -> None:
+        self.writes.append(write)
+
+    async def max_message_seq(self, task_id: str) -> int:
+        found = await query_all(
+            self.container(MESSAGES),
+            "SELECT VALUE MAX(c.seq) FROM c WHERE c.pk = @pk", params(pk=sid(task_id)),
+            pk=sid(task_id))
+        values = [v for v in found if isinstance(v, int)]
+        return max(values, default=0)
+
+    # -- commit ---------------------------------------------------------------------------------
+
+    async def commit(self) -> None:
+        writes, self.writes = self.writes, []
+        finals, self.finals = self.finals, []
+        flush = Flush(current={key: (state.base, state.etag) for key, state in self.docs.items()
+                               if state.pending})
+        try:
+            for write in writes:
+                await write.apply(self, flush)
+        except BaseException:
+            await self._undo(flush.undo)
+            raise
+        for key, (doc, etag) in flush.current.items():
+            state = self.docs.get(key)
+            if state is not None:
+                state.base, state.etag, state.pending = doc, etag, False
+        for step in flush.after:
+            try:
+                await step()
+            except (ConflictError, StoreUnavailable) as exc:  # indexes tolerate a missed step
+                log.warning("index upkeep skipped", extra={"error": str(exc)})
+        problems: list[Exception] = []
+        for final in finals:
+            try:
+                await final()
+            except (ConflictError, StoreUnavailable) as exc:
+                problems.append(exc)
+        if problems:
+            raise StoreUnavailable(
+                "committed, but could not record: " + "; ".join(str(p) for p in problems))
+
+    async def _undo(self, undo: Sequence[Undo]) -> None:
+        for step in reversed(undo):
+            container = self.container(step.container)
+            try:
+                if step.before is None:
+                    await container.delete_item(step.item_id, partition_key=step.pk,
+                                                etag=step.after_etag,
+                                                match_condition=MatchConditions.IfNotModified)
+                elif step.after_etag is None:
+                    await container.create_item(clean(step.before))
+                else:
+                    await container.replace_item(step.item_id, clean(step.before),
+                                                 etag=step.after_etag,
+                                                 match_condition=MatchConditions.IfNotModified)
+            except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+                # Someone changed it since: their write stands, ours cannot be taken back.
+                log.warning("undo skipped", extra={"container": step.container,
+                                                   "error": type(exc).__name__})
+
+
+async def gather_limited(calls: Sequence[Callable[[], Awaitable[Any]]],
+                         width: int = 8) -> list[Any]:
+    """Run awaitables a few at a time, keeping their order."""
+    results: list[Any] = []
+    for start in range(0, len(calls), width):
+        results += await asyncio.gather(*(call() for call in calls[start:start + width]))
+    return results
+

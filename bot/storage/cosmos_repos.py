@@ -1,0 +1,782 @@
+"""The repositories of the Cosmos DB store: one class per storage port.
+
+Document layouts, partition keys and index entries are described in `bot.storage.cosmos`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError
+from azure.cosmos import exceptions as cosmos_errors
+
+from bot.domain.agent import Agent
+from bot.domain.events import Event
+from bot.domain.message import ChatMessage
+from bot.domain.session import Phase, Session
+from bot.domain.task import Task, TaskState
+from bot.domain.timers import Timer
+from bot.services.ports import ConflictError
+from bot.storage.codec import decode, encode
+from bot.storage.cosmos_core import (
+    AGENTS,
+    EVENTS,
+    MESSAGES,
+    META,
+    SESSIONS,
+    TASKS,
+    TIMERS,
+    Doc,
+    DocWrite,
+    Hooks,
+    MessageWrite,
+    UnitOfWorkCore,
+    from_us,
+    gather_limited,
+    is_conflict,
+    iter_query,
+    params,
+    query_all,
+    read_item,
+    sid,
+    unavailable,
+    us,
+)
+
+E = TypeVar("E", Agent, Task, Session)
+
+TtlPolicy = Callable[[str, object], int | None]
+"""(container, domain object) -> seconds to keep the item, -1 forever, None: container default"""
+
+WAITING = (TaskState.QUEUED.value, TaskState.RINGING.value)
+FINISHED = tuple(s.value for s in TaskState if s.finished)
+LIVE = tuple(s.value for s in TaskState if not s.finished)
+ROSTER = "agents"  # the one partition of the agents container
+TIMER_PARTITION = "timers"  # the one partition of the timers container
+EVENT_SEQ = ("seq|events", "events")  # (pk, id) in meta of the global event counter
+ORPHAN_GRACE = 300.0  # seconds before an index entry whose item never appeared is dropped
+
+
+def queue_pk(service_id: str) -> str:
+    return f"queue|{service_id}"
+
+
+def chat_pk(chat_id: str) -> str:
+    return f"chat|{chat_id}"
+
+
+class _Repo:
+    def __init__(self, uow: UnitOfWorkCore, ttl: TtlPolicy | None) -> None:
+        self.uow = uow
+        self.ttl = ttl
+
+    def _with_ttl(self, container: str, obj: object, doc: Doc) -> Doc:
+        if self.ttl is not None:
+            seconds = self.ttl(container, obj)
+            if seconds is not None:
+                doc["ttl"] = seconds
+        return doc
+
+
+# -- entities: agents, tasks, sessions --------------------------------------------------------
+
+class _Entities(_Repo, Generic[E]):
+    """Versioned documents holding an encoded entity, plus top-level fields to query on."""
+
+    container: ClassVar[str]
+    cls: type[E]
+    hooks: ClassVar[Hooks | None] = None
+
+    def pk(self, entity_id: str) -> str:
+        return sid(entity_id)
+
+    def fields(self, entity: E) -> Doc:
+        return {}
+
+    def to_doc(self, entity: E) -> Doc:
+        doc: Doc = {"id": sid(entity.id), "pk": self.pk(entity.id), "version": entity.version,
+                    **self.fields(entity), "data": encode(entity)}
+        return self._with_ttl(self.container, entity, doc)
+
+    def load(self, doc: Doc) -> E:
+        key = (self.container, str(doc["id"]))
+        known = self.uow.objects.get(key)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
+        self.uow.remember(self.container, doc)
+        entity = decode(self.cls, doc["data"])
+        entity.version = int(doc["version"])
+        self.uow.objects[key] = entity
+        return entity
+
+    async def _view(self, entity_id: str) -> Doc | None:
+        state = await self.uow.state(self.container, self.pk(entity_id), sid(entity_id))
+        return state.view
+
+    async def get(self, entity_id: str) -> E | None:
+        known = self.uow.objects.get((self.container, sid(entity_id)))
+        if known is not None:
+            return known  # type: ignore[no-any-return]
+        view = await self._view(entity_id)
+        return self.load(view) if view is not None else None
+
+    async def add(self, entity: E) -> None:
+        key = (self.container, sid(entity.id))
+        state = self.uow.docs.get(key)
+        if key in self.uow.objects or (state is not None and state.view is not None):
+            raise ConflictError(f"{self.container} {entity.id} already exists")
+        entity.version = 1
+        doc = self.to_doc(entity)
+        self.uow.buffer(DocWrite(self.container, self.pk(entity.id), sid(entity.id), new=doc,
+                                 expect_exists=False, hooks=self.hooks), doc)
+        self.uow.objects[key] = entity
+
+    async def save(self, entity: E) -> None:
+        view = await self._view(entity.id)
+        if view is None or int(view["version"]) != entity.version:
+            raise ConflictError(f"{self.container} {entity.id} changed since it was read")
+        entity.version += 1
+        doc = self.to_doc(entity)
+        self.uow.buffer(DocWrite(self.container, self.pk(entity.id), sid(entity.id), new=doc,
+                                 hooks=self.hooks), doc)
+        self.uow.objects[(self.container, sid(entity.id))] = entity
+
+    async def _select(self, sql: str, values: dict[str, Any], keep: Callable[[Doc], bool], *,
+                      pk: str | None = None) -> list[Doc]:
+        found = await query_all(self.uow.container(self.container), sql, params(**values), pk=pk)
+        return self.uow.overlay(self.container, found, keep)
+
+
+class CosmosAgents(_Entities[Agent]):
+    container = AGENTS
+    cls = Agent
+
+    def pk(self, entity_id: str) -> str:
+        return ROSTER
+
+    def fields(self, entity: Agent) -> Doc:
+        return {"registered": entity.registered, "services": list(entity.services)}
+
+    async def members(self, service_id: str) -> list[Agent]:
+        docs = await self._select(
+            "SELECT * FROM c WHERE c.pk = @pk AND c.registered = true"
+            " AND ARRAY_CONTAINS(c.services, @service)", {"pk": ROSTER, "service": service_id},
+            lambda d: bool(d["registered"]) and service_id in d["services"], pk=ROSTER)
+        return [self.load(d) for d in sorted(docs, key=lambda d: str(d["id"]))]
+
+    async def registered(self) -> list[Agent]:
+        docs = await self._select(
+            "SELECT * FROM c WHERE c.pk = @pk AND c.registered = true", {"pk": ROSTER},
+            lambda d: bool(d["registered"]), pk=ROSTER)
+        return [self.load(d) for d in sorted(docs, key=lambda d: str(d["id"]))]
+
+
+def _waiting_in(doc: Doc | None, service_id: str | None = None) -> bool:
+    return (doc is not None and doc["state"] in WAITING
+            and (service_id is None or doc["service_id"] == service_id))
+
+
+Order = tuple[int, int, str]
+
+
+def _queue_order(priority: int, enqueued: int, task_id: str) -> Order:
+    return (-priority, enqueued, task_id)
+
+
+class QueueIndex:
+    """Entries `queue|<service>` in meta: which tasks wait (queued or ringing) in a service.
+
+    An entry is written before the task write that makes the task wait there, and removed after a
+    committed write that ends its wait, only if the entry is not newer than that write. So every
+    waiting task has its entry; an entry without a waiting task (a write that lost its race) is
+    skipped by readers, which drop it once the task has finished.
+    """
+
+    async def before(self, uow: UnitOfWorkCore, cur: Doc | None, new: Doc | None) -> None:
+        if new is None or not _waiting_in(new):
+            return
+        if (_waiting_in(cur, new["service_id"]) and cur is not None
+                and (cur["priority"], cur["enq"]) == (new["priority"], new["enq"])):
+            return  # already waiting there: its entry exists
+        await self.ensure(uow, new)
+
+    async def after(self, uow: UnitOfWorkCore, cur: Doc | None, new: Doc | None) -> None:
+        if cur is None or not _waiting_in(cur):
+            return
+        if _waiting_in(new, cur["service_id"]):
+            return
+        version = int(new["version"]) if new is not None else math.inf
+        await self.drop(uow, cur["service_id"], cur["data"]["id"], version)
+
+    @staticmethod
+    async def ensure(uow: UnitOfWorkCore, task: Doc) -> None:
+        meta = uow.container(META)
+        task_id = str(task["data"]["id"])
+        entry: Doc = {"id": sid(task_id), "pk": queue_pk(task["service_id"]), "kind": "queue",
+                      "task_id": task_id, "v": task["version"], "priority": task["priority"],
+                      "enq": task["enq"]}
+        for _ in range(uow.options_write_retries):
+            try:
+                try:
+                    await meta.create_item(entry)
+                    return
+                except cosmos_errors.CosmosResourceExistsError:
+                    pass
+                found = await read_item(meta, entry["pk"], entry["id"])
+                if found is None:
+                    continue
+                if int(found["v"]) > int(entry["v"]):
+                    return  # a newer write already described the task
+                await meta.replace_item(entry["id"], entry, etag=found["_etag"],
+                                        match_condition=MatchConditions.IfNotModified)
+                return
+            except cosmos_errors.CosmosHttpResponseError as exc:
+                if not is_conflict(exc):
+                    raise unavailable(exc) from exc
+            except AzureError as exc:
+                raise unavailable(exc) from exc
+        raise ConflictError(f"queue entry of task {task_id} kept changing")
+
+    @staticmethod
+    async def drop(uow: UnitOfWorkCore, service_id: str, task_id: str,
+                   version: float) -> None:
+        meta = uow.container(META)
+        for _ in range(uow.options_write_retries):
+            found = await read_item(meta, queue_pk(service_id), sid(task_id))
+            if found is None or int(found["v"]) > version:
+                return
+            try:
+                await meta.delete_item(found["id"], partition_key=found["pk"],
+                                       etag=found["_etag"],
+                                       match_condition=MatchConditions.IfNotModified)
+                return
+            except cosmos_errors.CosmosResourceNotFoundError:
+                return
+            except cosmos_errors.CosmosHttpResponseError as exc:
+                if not is_conflict(exc):
+                    raise unavailable(exc) from exc
+            except AzureError as exc:
+                raise unavailable(exc) from exc
+
+
+class CosmosTasks(_Entities[Task]):
+    container = TASKS
+    cls = Task
+    hooks: ClassVar[Hooks | None] = QueueIndex()
+
+    def fields(self, entity: Task) -> Doc:
+        return {"service_id": entity.service_id, "state": entity.state.value,
+                "priority": entity.priority, "enq": us(entity.enqueued_at)}
+
+    async def _waiting(self, service_id: str) -> dict[str, tuple[Order, Doc | None]]:
+        """Tasks waiting in a service per its queue entries and this unit of work's writes."""
+        entries = await query_all(self.uow.container(META),
+                                  "SELECT * FROM c WHERE c.pk = @pk",
+                                  params(pk=queue_pk(service_id)), pk=queue_pk(service_id))
+        found: dict[str, tuple[Order, Doc | None]] = {
+            str(e["task_id"]): (_queue_order(int(e["priority"]), int(e["enq"]),
+                                             str(e["task_id"])), e)
+            for e in entries}
+        for _, view in self.uow.pending_views(TASKS):
+            if view is None:
+                continue
+            task_id = str(view["data"]["id"])
+            if _waiting_in(view, service_id):
+                entry = found.get(task_id, (None, None))[1]
+                found[task_id] = (_queue_order(int(view["priority"]), int(view["enq"]),
+                                               task_id), entry)
+            else:
+                found.pop(task_id, None)
+        return found
+
+    async def queued(self, service_id: str, limit: int) -> list[Task]:
+        waiting = await self._waiting(service_id)
+        order = sorted(waiting.items(), key=lambda item: item[1][0])
+        chosen: list[Doc] = []
+        width = max(8, limit)
+        for start in range(0, len(order), width):
+            chunk = order[start:start + width]
+            docs = await gather_limited([self._loader(task_id) for task_id, _ in chunk])
+            for (task_id, (_, entry)), doc in zip(chunk, docs, strict=True):
+                if doc is not None and doc["state"] == TaskState.QUEUED.value \
+                        and doc["service_id"] == service_id:
+                    chosen.append(doc)
+                elif entry is not None and not self._pending(task_id):
+                    await self._tidy(entry, doc)
+            if len(chosen) >= limit:
+                break
+        chosen.sort(key=lambda d: _queue_order(int(d["priority"]), int(d["enq"]),
+                                               str(d["data"]["id"])))
+        return [self.load(d) for d in chosen[:limit]]
+
+    def _loader(self, task_id: str) -> Callable[[], Any]:
+        return lambda: self._view(task_id)
+
+    def _pending(self, task_id: str) -> bool:
+        state = self.uow.docs.get((TASKS, sid(task_id)))
+        return state is not None and state.pending
+
+    async def _tidy(self, entry: Doc, task: Doc | None) -> None:
+        """Drop a queue entry whose task has finished, or never came to be."""
+        if task is not None and task["state"] not in FINISHED:
+            return
+        if task is None and float(entry.get("_ts", 0)) > time.time() - ORPHAN_GRACE:
+            return  # its task may still be on its way
+        # If it fails, someone else tidied or re-used the entry.
+        with contextlib.suppress(cosmos_errors.CosmosHttpResponseError, AzureError):
+            await self.uow.container(META).delete_item(
+                entry["id"], partition_key=entry["pk"], etag=entry["_etag"],
+                match_condition=MatchConditions.IfNotModified)
+
+    async def position(self, task: Task) -> int:
+        waiting = await self._waiting(task.service_id)
+        mine = _queue_order(task.priority, us(task.enqueued_at), task.id)
+        return 1 + sum(1 for task_id, (order, _) in waiting.items()
+                       if task_id != task.id and order < mine)
+
+    async def live(self) -> list[Task]:
+        docs = await self._select("SELECT * FROM c WHERE ARRAY_CONTAINS(@states, c.state)",
+                                  {"states": list(LIVE)}, lambda d: d["state"] in LIVE)
+        docs.sort(key=lambda d: (int(d["enq"]), str(d["id"])))
+        return [self.load(d) for d in docs]
+
+
+class ChatIndex:
+    """Entries `chat|<chat id>` in meta: the sessions relayed in a chat, with a `live` hint.
+
+    The entry is created (live) before the first write that gives a session its chat, so every
+    session of a chat has one. `live` turns false after a committed write leaves the connected
+    phase; a session never returns to it, so a stale hint can only say live of a session that is
+    not, which the reader checks against the session itself.
+    """
+
+    async def before(self, uow: UnitOfWorkCore, cur: Doc | None, new: Doc | None) -> None:
+        if new is None or not new.get("chat_id"):
+            return
+        if cur is not None and cur.get("chat_id") == new["chat_id"]:
+            return
+        try:
+            await uow.container(META).create_item(self._entry(new, live=True))
+        except cosmos_errors.CosmosResourceExistsError:
+            pass
+        except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+            raise unavailable(exc) from exc
+
+    async def after(self, uow: UnitOfWorkCore, cur: Doc | None, new: Doc | None) -> None:
+        if new is None or not new.get("chat_id") or new["phase"] == Phase.CONNECTED.value:
+            return
+        if (cur is not None and cur.get("chat_id") == new["chat_id"]
+                and cur["phase"] != Phase.CONNECTED.value):
+            return
+        try:
+            await uow.container(META).upsert_item(self._entry(new, live=False))
+        except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+            raise unavailable(exc) from exc
+
+    @staticmethod
+    def _entry(session: Doc, *, live: bool) -> Doc:
+        session_id = str(session["data"]["id"])
+        return {"id": sid(session_id), "pk": chat_pk(session["chat_id"]), "kind": "chat",
+                "session_id": session_id, "offered": session["offered"], "live": live}
+
+
+class CosmosSessions(_Entities[Session]):
+    container = SESSIONS
+    cls = Session
+    hooks: ClassVar[Hooks | None] = ChatIndex()
+
+    def fields(self, entity: Session) -> Doc:
+        search = " ".join([entity.service_id, entity.service_name,
+                           entity.customer_label or "", *entity.tags]).lower()
+        return {"task_id": entity.task_id, "agent_id": entity.agent_id,
+                "service_id": entity.service_id, "phase": entity.phase.value,
+                "offered": us(entity.offered_at),
+                "connected": us(entity.connected_at) if entity.connected_at else None,
+                "chat_id": entity.chat_id, "card_id": entity.card_id, "search": search}
+
+    async def for_task(self, task_id: str) -> list[Session]:
+        docs = await self._select("SELECT * FROM c WHERE c.task_id = @task", {"task": task_id},
+                                  lambda d: d["task_id"] == task_id)
+        docs.sort(key=lambda d: (int(d["offered"]), str(d["data"]["id"])))
+        return [self.load(d) for d in docs]
+
+    async def for_agent(self, agent_id: str, limit: int, offset: int = 0,
+                        query: str = "") -> list[Session]:
+        if limit <= 0:
+            return []
+        text = query.strip().lower()
+        sql = "SELECT * FROM c WHERE c.agent_id = @agent"
+        values: dict[str, Any] = {"agent": agent_id}
+        if text:
+            sql += " AND CONTAINS(c.search, @text)"
+            values["text"] = text
+        sql += " ORDER BY c.offered DESC"
+        # Pages until the rows asked for are in, plus as many as this unit of work's own writes
+        # could displace, plus every row tied with the last one (ties are ordered by id here).
+        need = offset + limit + sum(1 for _ in self.uow.pending_views(SESSIONS))
+        found: list[Doc] = []
+        rows = iter_query(self.uow.container(SESSIONS), sql, params(**values),
+                          page_size=min(max(need, 10), 200))
+        async with contextlib.aclosing(rows):
+            async for doc in rows:
+                if len(found) >= need and int(doc["offered"]) < int(found[need - 1]["offered"]):
+                    break
+                found.append(doc)
+
+        def keep(d: Doc) -> bool:
+            return d["agent_id"] == agent_id and text in d["search"]
+
+        docs = self.uow.overlay(SESSIONS, found, keep)
+        docs.sort(key=lambda d: (-int(d["offered"]), str(d["data"]["id"])))
+        return [self.load(d) for d in docs[offset:offset + limit]]
+
+    async def connected_before(self, cutoff: datetime) -> list[Session]:
+        limit = us(cutoff)
+        docs = await self._select(
+            "SELECT * FROM c WHERE c.phase = @phase AND c.connected < @cutoff",
+            {"phase": Phase.CONNECTED.value, "cutoff": limit},
+            lambda d: d["phase"] == Phase.CONNECTED.value and d["connected"] is not None
+            and int(d["connected"]) < limit)
+        docs.sort(key=lambda d: (int(d["connected"]), str(d["id"])))
+        return [self.load(d) for d in docs]
+
+    async def by_chat(self, chat_id: str) -> Session | None:
+        """The chat's current session: a connected one first, else the latest."""
+        meta = self.uow.container(META)
+        pk = chat_pk(chat_id)
+        live = await query_all(meta, "SELECT * FROM c WHERE c.pk = @pk AND c.live = true",
+                               params(pk=pk), pk=pk)
+        mine = [view for _, view in self.uow.pending_views(SESSIONS)
+                if view is not None and view.get("chat_id") == chat_id]
+        candidates = await gather_limited([self._loader(str(e["session_id"])) for e in live])
+        valid = [d for d in [*candidates, *mine] if d is not None and d.get("chat_id") == chat_id]
+        connected = [d for d in valid if d["phase"] == Phase.CONNECTED.value]
+        if connected:
+            return self.load(max(connected, key=_latest))
+        latest = list(valid)
+        entries = iter_query(meta, "SELECT * FROM c WHERE c.pk = @pk ORDER BY c.offered DESC",
+                             params(pk=pk), pk=pk, page_size=10)
+        async with contextlib.aclosing(entries):
+            async for entry in entries:
+                doc = await self._view(str(entry["session_id"]))
+                if doc is not None and doc.get("chat_id") == chat_id:
+                    latest.append(doc)
+                    break
+        return self.load(max(latest, key=_latest)) if latest else None
+
+    def _loader(self, session_id: str) -> Callable[[], Any]:
+        return lambda: self._view(session_id)
+
+    async def by_card(self, card_id: str) -> Session | None:
+        docs = await self._select("SELECT * FROM c WHERE c.card_id = @card", {"card": card_id},
+                                  lambda d: d.get("card_id") == card_id)
+        return self.load(max(docs, key=_latest)) if docs else None
+
+
+def _latest(doc: Doc) -> tuple[int, str]:
+    return (int(doc["offered"]), str(doc["id"]))
+
+
+# -- timers ------------------------------------------------------------------------------------
+
+def timer_doc(timer: Timer) -> Doc:
+    ready = max(timer.due_at, timer.lease_until) if timer.lease_until else timer.due_at
+    return {"id": sid(timer.id), "pk": TIMER_PARTITION, "kind": timer.kind, "ref": timer.ref,
+            "due": us(timer.due_at), "ready": us(ready), "due_at": timer.due_at.isoformat(),
+            "lease_until": timer.lease_until.isoformat() if timer.lease_until else None,
+            "attempts": timer.attempts, "data": encode(timer.data), "version": timer.version}
+
+
+def timer_from(doc: Doc) -> Timer:
+    lease = doc.get("lease_until")
+    return Timer(kind=doc["kind"], ref=doc["ref"], due_at=datetime.fromisoformat(doc["due_at"]),
+                 lease_until=datetime.fromisoformat(lease) if lease else None,
+                 attempts=int(doc["attempts"]), data=dict(doc["data"]),
+                 version=int(doc["version"]))
+
+
+class CosmosTimers(_Repo):
+    """All timers live in one partition: a small, short-lived set the scheduler scans often."""
+
+    async def _state_view(self, timer_id: str) -> Doc | None:
+        return (await self.uow.state(TIMERS, TIMER_PARTITION, sid(timer_id))).view
+
+    async def get(self, timer_id: str) -> Timer | None:
+        view = await self._state_view(timer_id)
+        return timer_from(view) if view is not None else None
+
+    async def arm(self, timer: Timer) -> None:
+        current = await self._state_view(timer.id)
+
+        def build(cur: Doc | None) -> Doc:
+            # A lease held by a running job stays (see the port); attempts start again.
+            lease = timer_from(cur).lease_until if cur is not None else None
+            armed = Timer(kind=timer.kind, ref=timer.ref, due_at=timer.due_at,
+                          lease_until=lease, data=dict(timer.data),
+                          version=int(cur["version"]) + 1 if cur is not None else 1)
+            return timer_doc(armed)
+
+        self.uow.buffer(DocWrite(TIMERS, TIMER_PARTITION, sid(timer.id), build=build),
+                        build(current))
+
+    async def cancel(self, timer_id: str) -> None:
+        await self._state_view(timer_id)
+        self.uow.buffer(DocWrite(TIMERS, TIMER_PARTITION, sid(timer_id), build=lambda _: None),
+                        None)
+
+    async def _check(self, timer: Timer, what: str) -> None:
+        view = await self._state_view(timer.id)
+        if view is None or int(view["version"]) != timer.version:
+            raise ConflictError(f"timer {timer.id} {what}")
+
+    async def save(self, timer: Timer) -> None:
+        await self._check(timer, "changed since it was read")
+        timer.version += 1
+        doc = timer_doc(timer)
+        self.uow.buffer(DocWrite(TIMERS, TIMER_PARTITION, sid(timer.id), new=doc), doc)
+
+    async def delete(self, timer: Timer) -> None:
+        await self._check(timer, "changed or fired elsewhere")
+        self.uow.buffer(DocWrite(TIMERS, TIMER_PARTITION, sid(timer.id), new=None), None)
+
+    async def due(self, now: datetime, limit: int, kinds: Sequence[str]) -> list[Timer]:
+        kinds = list(kinds)
+        if limit <= 0 or not kinds:
+            return []
+        moment = us(now)
+        want = limit + sum(1 for _ in self.uow.pending_views(TIMERS))
+        found = await query_all(
+            self.uow.container(TIMERS),
+            "SELECT TOP @n * FROM c WHERE c.pk = @pk AND c.ready <= @now"
+            " AND ARRAY_CONTAINS(@kinds, c.kind) ORDER BY c.due",
+            params(n=want, pk=TIMER_PARTITION, now=moment, kinds=kinds), pk=TIMER_PARTITION)
+        docs = self.uow.overlay(TIMERS, found,
+                                lambda d: int(d["ready"]) <= moment and d["kind"] in kinds)
+        docs.sort(key=lambda d: (int(d["due"]), str(d["id"])))
+        return [timer_from(d) for d in docs[:limit]]
+
+    async def next_due_at(self, kinds: Sequence[str]) -> datetime | None:
+        kinds = list(kinds)
+        if not kinds:
+            return None
+        want = 1 + sum(1 for _ in self.uow.pending_views(TIMERS))
+        found = await query_all(
+            self.uow.container(TIMERS),
+            "SELECT TOP @n * FROM c WHERE c.pk = @pk AND ARRAY_CONTAINS(@kinds, c.kind)"
+            " ORDER BY c.ready", params(n=want, pk=TIMER_PARTITION, kinds=kinds),
+            pk=TIMER_PARTITION)
+        docs = self.uow.overlay(TIMERS, found, lambda d: d["kind"] in kinds)
+        return from_us(min(int(d["ready"]) for d in docs)) if docs else None
+
+
+# -- events ------------------------------------------------------------------------------------
+
+def event_pk(event: Event) -> str:
+    if event.task_id:
+        return sid(event.task_id)
+    if event.agent_id:
+        return f"agent|{event.agent_id}"
+    return "system"
+
+
+async def bump(uow: UnitOfWorkCore, pk: str, item_id: str, by: int) -> int:
+    """Add to a counter in meta atomically (a patch `incr`, no read-modify-write race)."""
+    meta = uow.container(META)
+    for _ in range(uow.options_write_retries):
+        try:
+            doc = await meta.patch_item(item_id, partition_key=pk, patch_operations=[
+                {"op": "incr", "path": "/value", "value": by}])
+            return int(doc["value"])
+        except cosmos_errors.CosmosResourceNotFoundError:
+            pass
+        except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+            raise unavailable(exc) from exc
+        try:
+            await meta.create_item({"id": item_id, "pk": pk, "kind": "counter", "value": by})
+            return by
+        except cosmos_errors.CosmosResourceExistsError:
+            continue  # created meanwhile: increment it
+        except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+            raise unavailable(exc) from exc
+    raise ConflictError(f"counter {item_id} could not be created")
+
+
+class CosmosEvents(_Repo):
+    """Events of a task share its partition; `seq` comes from one counter in meta.
+
+    A commit takes a block of numbers for its events with one atomic increment after its state
+    writes succeeded, then writes them. A reader may see a later number before an earlier one is
+    written; `after` stops at such a gap until it is `gap_grace` seconds old (a writer that died
+    between taking numbers and writing them), so a reader never skips an event that is coming.
+    """
+
+    def __init__(self, uow: UnitOfWorkCore, ttl: TtlPolicy | None, gap_grace: float) -> None:
+        super().__init__(uow, ttl)
+        self.gap_grace = gap_grace
+        self.pending: list[Event] = []
+
+    async def append(self, event: Event) -> None:
+        if not self.pending:
+            self.uow.finals.append(self._flush)
+        self.pending.append(event)
+
+    def _doc(self, event: Event) -> Doc:
+        doc: Doc = {"id": str(event.seq), "pk": event_pk(event), "seq": event.seq,
+                    "at": event.at.isoformat(), "name": event.name, "task_id": event.task_id,
+                    "session_id": event.session_id, "agent_id": event.agent_id,
+                    "service_id": event.service_id, "data": encode(event.data)}
+        return self._with_ttl(EVENTS, event, doc)
+
+    async def _flush(self) -> None:
+        events, self.pending = self.pending, []
+        if not events:
+            return
+        top = await bump(self.uow, *EVENT_SEQ, len(events))
+        container = self.uow.container(EVENTS)
+        for offset, event in enumerate(events):
+            event.seq = top - len(events) + 1 + offset
+            try:
+                await container.create_item(self._doc(event))
+            except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+                raise unavailable(exc) from exc
+
+    @staticmethod
+    def _event(doc: Doc) -> Event:
+        return Event(name=doc["name"], at=datetime.fromisoformat(doc["at"]),
+                     task_id=doc.get("task_id"), session_id=doc.get("session_id"),
+                     agent_id=doc.get("agent_id"), service_id=doc.get("service_id"),
+                     data=dict(doc.get("data") or {}), seq=int(doc["seq"]))
+
+    async def after(self, seq: int, limit: int) -> list[Event]:
+        counter = await read_item(self.uow.container(META), *EVENT_SEQ)
+        top = int(counter["value"]) if counter else 0
+        out: list[Event] = []
+        expected = seq + 1
+        low = seq
+        window = max(limit, 100)
+        settled_before = time.time() - self.gap_grace
+        while low < top and len(out) < limit:
+            high = min(top, low + window)
+            docs = await query_all(
+                self.uow.container(EVENTS),
+                "SELECT * FROM c WHERE c.seq > @low AND c.seq <= @high",
+                params(low=low, high=high))
+            for doc in sorted(docs, key=lambda d: int(d["seq"])):
+                number = int(doc["seq"])
+                if number > expected and float(doc.get("_ts", 0)) > settled_before:
+                    return out  # an earlier event may still be on its way
+                out.append(self._event(doc))
+                expected = number + 1
+                if len(out) == limit:
+                    return out
+            low = high
+        return out
+
+    async def for_task(self, task_id: str) -> list[Event]:
+        pk = sid(task_id)
+        docs = await query_all(self.uow.container(EVENTS), "SELECT * FROM c WHERE c.pk = @pk",
+                               params(pk=pk), pk=pk)
+        found = [self._event(d) for d in sorted(docs, key=lambda d: int(d["seq"]))
+                 if d.get("task_id") == task_id]
+        return found + [e for e in self.pending if e.task_id == task_id]
+
+
+# -- messages ----------------------------------------------------------------------------------
+
+class CosmosMessages(_Repo):
+    """A task's messages share its partition; the item id is the sequence number, so two writers
+    can never both take one number: the loser gets 409 and takes the next."""
+
+    def __init__(self, uow: UnitOfWorkCore, ttl: TtlPolicy | None) -> None:
+        super().__init__(uow, ttl)
+        self.pending: list[ChatMessage] = []
+        self.next_seq: dict[str, int] = {}
+
+    def _doc(self, message: ChatMessage) -> Doc:
+        doc: Doc = {"id": str(message.seq), "pk": sid(message.task_id), "kind": "message",
+                    "task_id": message.task_id, "seq": message.seq, "data": encode(message)}
+        return self._with_ttl(MESSAGES, message, doc)
+
+    async def append(self, message: ChatMessage) -> None:
+        task_id = message.task_id
+        if task_id not in self.next_seq:
+            self.next_seq[task_id] = await self.uow.max_message_seq(task_id) + 1
+        message.seq = self.next_seq[task_id]
+        self.next_seq[task_id] += 1
+        self.pending.append(message)
+        self.uow.buffer_message(MessageWrite(message, sid(task_id), self._doc))
+
+    def committed(self) -> None:
+        self.pending = []
+        self.next_seq = {}
+
+    async def after(self, task_id: str, seq: int, limit: int) -> list[ChatMessage]:
+        pk = sid(task_id)
+        docs = await query_all(
+            self.uow.container(MESSAGES),
+            "SELECT TOP @n * FROM c WHERE c.pk = @pk AND c.seq > @seq ORDER BY c.seq",
+            params(n=limit, pk=pk, seq=seq), pk=pk)
+        found: dict[int, ChatMessage] = {}
+        for doc in docs:
+            message = decode(ChatMessage, doc["data"])
+            message.seq = int(doc["seq"])
+            found[message.seq] = message
+        for message in self.pending:
+            if message.task_id == task_id and message.seq > seq:
+                found[message.seq] = message
+        return [found[n] for n in sorted(found)[:limit]]
+
+
+# -- meta: counters and tags -------------------------------------------------------------------
+
+class CosmosCounters(_Repo):
+    async def next(self, name: str) -> int:
+        return await bump(self.uow, f"counter|{name}", sid(name), 1)
+
+
+class CosmosTags(_Repo):
+    async def record(self, service_id: str, tags: Sequence[str], at: datetime) -> None:
+        listed = list(tags)
+        if listed:
+            self.uow.finals.append(lambda: self._record(service_id, listed, at))
+
+    async def _record(self, service_id: str, tags: list[str], at: datetime) -> None:
+        meta = self.uow.container(META)
+        pk = f"tags|{service_id}"
+        for tag in tags:
+            key = tag.lower()
+            for _ in range(self.uow.options_write_retries):
+                try:
+                    await meta.patch_item(sid(key), partition_key=pk, patch_operations=[
+                        {"op": "incr", "path": "/uses", "value": 1},
+                        {"op": "set", "path": "/last_used", "value": us(at)}])
+                    break
+                except cosmos_errors.CosmosResourceNotFoundError:
+                    pass
+                except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+                    raise unavailable(exc) from exc
+                try:
+                    await meta.create_item({"id": sid(key), "pk": pk, "kind": "tag", "tag": tag,
+                                            "tag_key": key, "uses": 1, "last_used": us(at)})
+                    break
+                except cosmos_errors.CosmosResourceExistsError:
+                    continue
+                except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+                    raise unavailable(exc) from exc
+
+    async def suggest(self, service_id: str, text: str, limit: int) -> list[str]:
+        key = text.lower()
+        pk = f"tags|{service_id}"
+        docs = await query_all(
+            self.uow.container(META),
+            "SELECT * FROM c WHERE c.pk = @pk AND CONTAINS(c.tag_key, @text)",
+            params(pk=pk, text=key), pk=pk)
+        docs.sort(key=lambda d: (not str(d["tag_key"]).startswith(key), -int(d["uses"]),
+                                 -int(d["last_used"])))
+        return [str(d["tag"]) for d in docs[:limit]]

@@ -1,0 +1,229 @@
+"""What only the Cosmos DB store has: opening, partitioning, TTL, event gaps, index upkeep."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from azure.cosmos.aio import ContainerProxy, CosmosClient
+
+from bot.config import Settings
+from bot.domain.events import Event
+from bot.domain.message import ChatMessage, Sender
+from bot.domain.session import Phase
+from bot.domain.task import TaskResult, TaskState
+from bot.domain.timers import Timer
+from bot.services.ports import StoreUnavailable
+from bot.storage.cosmos import (
+    CONTAINERS,
+    INDEXING_POLICY,
+    CosmosOptions,
+    CosmosStore,
+    open_cosmos,
+)
+from bot.storage.cosmos_repos import EVENT_SEQ, bump, queue_pk
+from tests.contract.conftest import CosmosBackend
+from tests.contract.test_storage_contract import (
+    add_all,
+    at,
+    make_agent,
+    make_session,
+    make_task,
+    read,
+    write,
+)
+from tests.contract.throttle import ThrottlingProxy, writes_to
+from tests.cosmos_server import CosmosServer
+
+
+@pytest.fixture
+async def cosmos(cosmos_server: CosmosServer) -> AsyncIterator[CosmosBackend]:
+    backend = CosmosBackend(cosmos_server)
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+async def items(store: CosmosStore, container: str) -> list[dict[str, Any]]:
+    proxy: ContainerProxy = store.container(container)
+    return [doc async for doc in proxy.query_items("SELECT * FROM c")]
+
+
+def settings(server: CosmosServer, database: str, key: str | None = None) -> Settings:
+    return Settings(store="cosmos", cosmos_endpoint=server.endpoint,
+                    cosmos_key=server.key if key is None else key, cosmos_database=database)
+
+
+async def test_open_cosmos_creates_the_database_and_containers(
+        cosmos_server: CosmosServer) -> None:
+    name = f"open-{uuid.uuid4().hex[:8]}"
+    store = await open_cosmos(settings(cosmos_server, name))
+    try:
+        await store.ping()
+        for container in CONTAINERS:
+            properties = await store.container(container).read()
+            assert properties["partitionKey"]["paths"] == ["/pk"]
+            assert properties["defaultTtl"] == -1
+            assert properties["indexingPolicy"] == INDEXING_POLICY
+        again = await open_cosmos(settings(cosmos_server, name))  # existing: left as it is
+        await again.close()
+    finally:
+        await store.client.delete_database(name)
+        await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+
+
+async def test_open_cosmos_reports_an_unreachable_account(cosmos_server: CosmosServer) -> None:
+    unreachable = Settings(store="cosmos", cosmos_endpoint="https://127.0.0.1:9/",
+                           cosmos_key=cosmos_server.key, cosmos_database="x")
+    with pytest.raises(StoreUnavailable):
+        await open_cosmos(unreachable, options=CosmosOptions(retry_connect=0, retry_total=0))
+    with pytest.raises(StoreUnavailable):
+        await open_cosmos(settings(cosmos_server, "x", key="not base64!"))
+
+
+async def test_without_a_key_a_managed_identity_is_asked(
+        cosmos_server: CosmosServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No COSMOS_KEY: DefaultAzureCredential is used; here no identity exists, so it says so."""
+    pytest.importorskip("azure.identity")
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")  # fail fast
+    with pytest.raises(StoreUnavailable, match="ClientAuthenticationError"):
+        await open_cosmos(settings(cosmos_server, "x", key=""),
+                          options=CosmosOptions(retry_total=0))
+
+
+async def test_documents_are_partitioned_as_designed(cosmos: CosmosBackend) -> None:
+    store = await cosmos.open()
+    session = make_session("s1", phase=Phase.CONNECTED, chat_id="19:chat@thread.v2")
+    await add_all(store, make_agent("a1"), make_agent("a2"), make_task("t1"), session)
+
+    async def more(uow: Any) -> None:
+        await uow.timers.arm(Timer("ring_timeout", "s1", at(30)))
+        await uow.events.append(Event("task.created", at(0), task_id="t1"))
+        await uow.events.append(Event("agent.registered", at(0), agent_id="a1"))
+        await uow.messages.append(ChatMessage("t1", Sender.CUSTOMER, "Hi", at(1)))
+        await uow.counters.next("visitor:sales")
+        await uow.tags.record("sales", ["VIP"], at(2))
+
+    await write(store, more)
+    pks = {name: sorted((d["pk"], d["id"]) for d in await items(store, name))
+           for name in CONTAINERS}
+    assert pks["agents"] == [("agents", "a1"), ("agents", "a2")]
+    assert pks["tasks"] == [("t1", "t1")]
+    assert pks["sessions"] == [("s1", "s1")]
+    assert pks["timers"] == [("timers", "ring_timeout:s1")]
+    assert pks["events"] == [("agent|a1", "2"), ("t1", "1")]
+    assert pks["messages"] == [("t1", "1")]
+    assert pks["meta"] == sorted([
+        ("chat|19:chat@thread.v2", "s1"), ("counter|visitor:sales", "visitor:sales"),
+        ("queue|sales", "t1"), ("seq|events", "events"), ("tags|sales", "vip")])
+
+
+async def test_ttl_is_written_where_the_policy_asks(cosmos: CosmosBackend) -> None:
+    def ttl(container: str, obj: object) -> int | None:
+        return 30 * 86400 if container == "sessions" else None
+
+    store = await cosmos.open(CosmosOptions(ttl=ttl))
+    await add_all(store, make_task("t1"), make_session("s1"))
+    [session_doc] = await items(store, "sessions")
+    [task_doc] = await items(store, "tasks")
+    assert session_doc["ttl"] == 30 * 86400
+    assert "ttl" not in task_doc
+
+
+async def test_events_after_waits_at_a_fresh_gap_and_steps_over_an_old_one(
+        cosmos: CosmosBackend) -> None:
+    store = await cosmos.open()
+    await write(store, lambda uow: uow.events.append(Event("one", at(0), task_id="t1")))
+    async with store.unit_of_work() as uow:  # a writer that took number 2 and died
+        await bump(uow, *EVENT_SEQ, 1)
+    await write(store, lambda uow: uow.events.append(Event("three", at(1), task_id="t2")))
+    found = await read(store, lambda uow: uow.events.after(0, 10))
+    assert [e.seq for e in found] == [1]  # 2 may still be on its way
+    patient = await cosmos.open(CosmosOptions(event_gap_grace=-1))
+    found = await read(patient, lambda uow: uow.events.after(0, 10))
+    assert [e.seq for e in found] == [1, 3]
+
+
+async def test_stray_queue_entries_are_skipped_and_tidied(cosmos: CosmosBackend) -> None:
+    store = await cosmos.open()
+    finished = make_task("gone", enqueued=0)
+    finished.finish(TaskState.CANCELLED, TaskResult.CANCELLED, at(5))
+    await add_all(store, make_task("t1", enqueued=1), finished)
+    meta = store.container("meta")
+    for task_id, enqueued in (("gone", 0), ("never-written", -1)):  # lost races left these
+        await meta.create_item({"id": task_id, "pk": queue_pk("sales"), "kind": "queue",
+                                "task_id": task_id, "v": 1, "priority": 0, "enq": enqueued})
+    queued = await read(store, lambda uow: uow.tasks.queued("sales", 10))
+    assert [t.id for t in queued] == ["t1"]
+    left = sorted(d["id"] for d in await items(store, "meta") if d["pk"] == queue_pk("sales"))
+    assert left == ["never-written", "t1"]  # a task that never appeared gets a grace period
+
+
+async def test_a_stale_live_hint_does_not_hide_the_latest_session(
+        cosmos: CosmosBackend) -> None:
+    store = await cosmos.open()
+    await add_all(store, make_session("s1", offered=0, phase=Phase.CONNECTED, chat_id="c"),
+                  make_session("s2", offered=10, phase=Phase.CONNECTED, chat_id="c"))
+
+    async def end(uow: Any) -> None:
+        for session_id in ("s1", "s2"):
+            session = await uow.sessions.get(session_id)
+            session.phase = Phase.ENDED
+            await uow.sessions.save(session)
+
+    await write(store, end)
+    meta = store.container("meta")
+    entry = await meta.read_item("s1", partition_key="chat|c")
+    await meta.upsert_item({**entry, "live": True})  # an after-step that never ran
+    found = await read(store, lambda uow: uow.sessions.by_chat("c"))
+    assert found is not None and found.id == "s2"
+
+
+@pytest.fixture
+async def throttling(cosmos_server: CosmosServer) -> AsyncIterator[ThrottlingProxy]:
+    proxy = await ThrottlingProxy(cosmos_server).start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
+
+
+async def open_through(proxy: ThrottlingProxy, options: CosmosOptions) -> CosmosStore:
+    client = CosmosClient(proxy.endpoint, proxy.server.key, **options.client_kwargs())
+    store = CosmosStore(client, f"throttled-{uuid.uuid4().hex[:8]}", options=options,
+                        owned=(client,))
+    return await store.open()
+
+
+async def test_throttled_requests_are_retried_after_the_time_asked(
+        throttling: ThrottlingProxy) -> None:
+    store = await open_through(throttling, CosmosOptions())
+    try:
+        throttling.throttle(5, writes_to("tasks"))
+        await add_all(store, make_task("t1"))
+        assert throttling.throttled == 5
+        found = await read(store, lambda uow: uow.tasks.get("t1"))
+        assert found is not None and found.version == 1
+    finally:
+        await store.client.delete_database(store.database_name)
+        await store.close()
+
+
+async def test_throttling_beyond_the_retry_budget_is_store_unavailable(
+        throttling: ThrottlingProxy) -> None:
+    store = await open_through(throttling, CosmosOptions(retry_total=2))
+    try:
+        throttling.throttle(100, writes_to("tasks"))
+        with pytest.raises(StoreUnavailable, match="429"):
+            await add_all(store, make_agent("a1"), make_task("t1"))
+        assert throttling.throttled == 3  # the request and its two retries
+        throttling.throttle(0, writes_to("tasks"))
+        assert await read(store, lambda uow: uow.agents.get("a1")) is None  # undone
+    finally:
+        await store.client.delete_database(store.database_name)
+        await store.close()

@@ -1,0 +1,164 @@
+"""The use cases through the Engine on every backend, including two app instances racing.
+
+"Two instances" are two stores on the same data (two SQLite connections to one file, or two
+CosmosClients on one database), each with its own Engine, sharing the fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+
+import pytest
+
+from bot.domain import events as ev
+from bot.domain.agent import AgentState
+from bot.domain.errors import Stale
+from bot.domain.service import Catalog
+from bot.domain.session import Phase, Session, SessionResult
+from bot.domain.task import TaskState
+from bot.services.context import Ctx
+from bot.services.engine import Engine
+from bot.services.offers import accept
+from bot.services.ports import Store
+from tests.builders import catalog
+from tests.contract.conftest import Backend
+from tests.fakes import FakeClock
+from tests.scenario import add_agent, agent_state, load_agent, load_task, new_task, ringing
+
+
+async def event_names(engine: Engine, task_id: str) -> list[str]:
+    async def load(ctx: Ctx) -> list[str]:
+        return [e.name for e in await ctx.uow.events.for_task(task_id)]
+    return await engine.run(load)
+
+
+async def all_sessions(engine: Engine, task_id: str) -> list[Session]:
+    async def load(ctx: Ctx) -> list[Session]:
+        return await ctx.uow.sessions.for_task(task_id)
+    return await engine.run(load)
+
+
+async def two_engines(backend: Backend, store: Store, clock: FakeClock,
+                      services: Catalog) -> tuple[Engine, Engine]:
+    return Engine(store, clock, services), Engine(await backend.open(), clock, services)
+
+
+async def test_create_offer_accept(engine: Engine, clock: FakeClock) -> None:
+    agent = await add_agent(engine, 1)
+    task = await new_task(engine)
+    [offer] = await ringing(engine, task.id)
+    assert offer.agent_id == agent
+    assert await agent_state(engine, agent) is AgentState.RINGING
+    clock.advance(4)
+    await engine.run(accept, offer.id, agent)
+    loaded = await load_task(engine, task.id)
+    assert (loaded.state, loaded.agent_id, loaded.session_id) == (
+        TaskState.CONNECTED, agent, offer.id)
+    [session] = await all_sessions(engine, task.id)
+    assert (session.phase, session.result) == (Phase.CONNECTED, SessionResult.ACCEPTED)
+    assert await agent_state(engine, agent) is AgentState.BUSY
+    names = await event_names(engine, task.id)
+    assert names[:2] == [ev.TASK_CREATED, ev.OFFER_CREATED]
+    assert {ev.OFFER_ACCEPTED, ev.SESSION_CONNECTED} <= set(names)
+
+    async def everything(ctx: Ctx) -> list[int]:
+        return [e.seq for e in await ctx.uow.events.after(0, 1000)]
+    seqs = await engine.run(everything)
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_two_instances_accepting_one_offer_connect_it_once(
+        backend: Backend, store: Store, clock: FakeClock, services: Catalog) -> None:
+    first, second = await two_engines(backend, store, clock, services)
+    agent = await add_agent(first, 1)
+    task = await new_task(first)
+    [offer] = await ringing(second, task.id)
+    results = await asyncio.gather(first.run(accept, offer.id, agent),
+                                   second.run(accept, offer.id, agent), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["Session", "Stale"]
+    [session] = await all_sessions(first, task.id)
+    assert (session.phase, session.result) == (Phase.CONNECTED, SessionResult.ACCEPTED)
+    loaded = await load_agent(second, agent)
+    assert [(e.session_id, e.phase) for e in loaded.engagements] == [(offer.id, "connected")]
+    names = Counter(await event_names(first, task.id))
+    assert (names[ev.OFFER_ACCEPTED], names[ev.SESSION_CONNECTED]) == (1, 1)
+
+
+async def test_two_agents_racing_for_a_broadcast_offer_one_wins(
+        backend: Backend, store: Store, clock: FakeClock) -> None:
+    services = catalog({"id": "sales", "distribution": {"mode": "broadcast"}})
+    first, second = await two_engines(backend, store, clock, services)
+    agents = [await add_agent(first, n) for n in (1, 2)]
+    task = await new_task(first)
+    offers = {s.agent_id: s for s in await ringing(first, task.id)}
+    assert sorted(offers) == sorted(agents)
+    results = await asyncio.gather(
+        first.run(accept, offers[agents[0]].id, agents[0]),
+        second.run(accept, offers[agents[1]].id, agents[1]), return_exceptions=True)
+    winners = [r for r in results if isinstance(r, Session)]
+    assert len(winners) == 1 and all(isinstance(r, Session | Stale) for r in results)
+    winner = winners[0].agent_id
+    loaded = await load_task(second, task.id)
+    assert (loaded.state, loaded.agent_id) == (TaskState.CONNECTED, winner)
+    results_by_agent = {s.agent_id: s.result for s in await all_sessions(first, task.id)}
+    loser = next(a for a in agents if a != winner)
+    assert results_by_agent == {winner: SessionResult.ACCEPTED, loser: SessionResult.RESCINDED}
+    assert await agent_state(first, loser) is AgentState.AVAILABLE
+    assert await agent_state(second, winner) is AgentState.BUSY
+
+
+async def test_a_ring_timeout_fired_by_two_instances_fires_once(
+        backend: Backend, store: Store, clock: FakeClock, services: Catalog) -> None:
+    first, second = await two_engines(backend, store, clock, services)
+    one = await add_agent(first, 1)
+    clock.advance(1)
+    two = await add_agent(first, 2)
+    task = await new_task(first)
+    [offer] = await ringing(first, task.id)
+    assert offer.agent_id == one
+    clock.advance(30)
+    fired = await asyncio.gather(first.fire_due(), second.fire_due())
+    assert sum(fired) == 1
+    results = [s.result for s in await all_sessions(second, task.id)]
+    assert results.count(SessionResult.RONA) == 1
+    assert [s.agent_id for s in await ringing(second, task.id)] == [two]
+    assert Counter(await event_names(first, task.id))[ev.OFFER_TIMED_OUT] == 1
+    assert await agent_state(second, one) is AgentState.RONA
+    assert await first.fire_due() + await second.fire_due() == 0
+
+
+@pytest.mark.parametrize("instances", [2, 3])
+async def test_many_accepts_and_declines_keep_every_invariant(
+        backend: Backend, store: Store, clock: FakeClock, instances: int) -> None:
+    """Several instances accept at once what rings; no task or agent is ever doubly engaged."""
+    services = catalog({"id": "sales", "distribution": {"mode": "broadcast"}})
+    engines = [Engine(store, clock, services)]
+    engines += [Engine(await backend.open(), clock, services) for _ in range(instances - 1)]
+    agents = [await add_agent(engines[0], n) for n in range(1, 4)]
+    tasks = [await new_task(engines[n % instances], name=f"Customer {n}") for n in range(3)]
+
+    async def take(n: int, agent: str) -> None:
+        engine = engines[n % instances]
+        for task in tasks:
+            for offer in await ringing(engine, task.id):
+                if offer.agent_id == agent:
+                    with contextlib.suppress(Stale):  # another agent was quicker
+                        await engine.run(accept, offer.id, agent)
+                    return
+
+    await asyncio.gather(*(take(n, a) for n, a in enumerate(agents)))
+    connected: list[str] = []
+    for task in tasks:
+        loaded = await load_task(engines[0], task.id)
+        sessions = await all_sessions(engines[-1], task.id)
+        accepted = [s for s in sessions if s.result is SessionResult.ACCEPTED]
+        assert len(accepted) == (1 if loaded.state is TaskState.CONNECTED else 0)
+        if accepted:
+            assert loaded.agent_id == accepted[0].agent_id
+            connected.append(accepted[0].agent_id)
+    assert len(connected) == len(set(connected))  # nobody took two tasks (capacity 1)
+    for agent in agents:
+        loaded_agent = await load_agent(engines[0], agent)
+        assert len([e for e in loaded_agent.engagements if e.phase == "connected"]) <= 1

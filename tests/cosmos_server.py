@@ -1,0 +1,162 @@
+"""Run npm ``@vercel/cosmosdb-server`` (an in-memory Cosmos DB) for the storage tests.
+
+``CosmosServer().start()`` launches ``node node_modules/@vercel/cosmosdb-server/lib/cli.js -p
+<free port> --host 127.0.0.1`` from the repo root, waits until it answers HTTPS, and ``stop()``
+ends it. ``endpoint`` is ``https://127.0.0.1:<port>/`` and any ``key`` string is accepted;
+``azure-cosmos`` skips certificate checks for 127.0.0.1 by itself.
+
+Emulator gaps, and what this harness (and only this harness) does about them
+---------------------------------------------------------------------------
+- Reading an item that does not exist (or with the wrong partition key) answers **500**
+  ``Cannot read properties of undefined`` instead of **404**: its read handler indexes into the
+  missing document. ``bot/storage/cosmos.py`` does point reads and treats 404 as "absent", which
+  is right for the real service, so the harness preloads a tiny script (``node -r``) that wraps
+  the emulator's read handler and turns exactly that failure into the 404 Cosmos DB answers.
+  Nothing else is changed; the emulator's own files are untouched.
+- Batches other than create are not atomic, TTL is stored but never expires anything,
+  ``OFFSET/LIMIT`` and ``GROUP BY`` do not parse, and a partition-key header without a
+  ``c.pk = `` filter in the SQL is rejected. The store uses none of the first three, and always
+  writes the ``c.pk = @pk`` filter in single-partition queries (also right on the real service),
+  so there is nothing to work around; the TTL test only checks that ``ttl`` is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Self
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "node_modules" / "@vercel" / "cosmosdb-server"
+CLI = PACKAGE / "lib" / "cli.js"
+
+# Preloaded with `node -r`: runs before cli.js builds its route table, which captures the
+# handler functions, so replacing the module's export here is what the routes will call. It
+# also ends the server when its stdin (a pipe from this process) closes, so a test run that is
+# killed outright leaves no emulator behind.
+_READ_404_SHIM = r"""
+process.stdin.on("end", () => process.exit(0));
+process.stdin.on("error", () => process.exit(0));
+process.stdin.resume();
+const path = require("path");
+const handler = require(path.join(process.env.COSMOSDB_SERVER_PACKAGE,
+                                  "lib", "handler", "read-document.js"));
+const original = handler.default;
+handler.default = (account, req, res, params) => {
+  try {
+    return original(account, req, res, params);
+  } catch (err) {
+    if (err instanceof TypeError) {  // the missing document was indexed into
+      res.statusCode = 404;
+      return { code: "NotFound",
+               message: "Entity with the specified id does not exist in the system." };
+    }
+    throw err;
+  }
+};
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class CosmosServer:
+    """One emulator process; start it once per test session."""
+
+    key = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.port}/"
+
+    def start(self, timeout: float = 30.0) -> Self:
+        if not CLI.exists():
+            raise RuntimeError(f"{CLI} is missing: the npm packages of the repo are not installed")
+        self._workdir = tempfile.TemporaryDirectory(prefix="cosmosdb-server-")
+        shim = Path(self._workdir.name) / "read404.js"
+        shim.write_text(_READ_404_SHIM, encoding="utf-8")
+        self._log = open(Path(self._workdir.name) / "server.log", "wb")  # noqa: SIM115
+        env = dict(os.environ, COSMOSDB_SERVER_PACKAGE=str(PACKAGE))
+        self._proc = subprocess.Popen(
+            ["node", "-r", str(shim), str(CLI.relative_to(REPO)), "-p", str(self.port),
+             "--host", "127.0.0.1"],
+            cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=self._log,
+            stderr=subprocess.STDOUT)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"cosmosdb-server exited with {self._proc.returncode}:\n"
+                                   f"{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.endpoint, context=context, timeout=2) as reply:
+                    reply.read()
+                return
+            except urllib.error.HTTPError:
+                return  # it answered: that is all we wait for
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cosmosdb-server did not answer on {self.endpoint}:\n"
+                                       f"{self.log_text()}") from None
+                time.sleep(0.05)
+
+    def log_text(self) -> str:
+        if self._workdir is None:
+            return ""
+        with contextlib.suppress(OSError):
+            return (Path(self._workdir.name) / "server.log").read_text(errors="replace")
+        return ""
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            if self._proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self._proc.stdin.close()
+            if self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait(timeout=5)
+            self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

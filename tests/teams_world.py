@@ -174,7 +174,8 @@ async def running_world(catalog: Catalog, tmp_path: Path, *,
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         try:
-            async with aiohttp.ClientSession() as client:
+            # No pool limit: load tests hold 100+ WebSockets open on this same session.
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client:
                 yield World(server, client, connector, app, clock)
         finally:
             await server.close()

@@ -28,7 +28,7 @@ run: $(STAMP) $(NODE_STAMP)
 	  PORT=$(PORT) $(PY) -m bot
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bot tests bench manifest
+	$(VENV)/bin/ruff check .
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict bot

@@ -67,12 +67,18 @@ class Session:
     card_id: str | None = None  # the agent's invitation card, updated through every outcome
     relayed_seq: int = 0  # customer messages up to this sequence number reached the chat
     header_posted: bool = False  # the chatroom got its header card with the transcript
+    # Decided when the hop ends, from the service's setting then: no retroactive effect.
+    store_context: bool | None = None
     note: str = ""  # why the session ended the way it did (failed chat, stale sweep...)
     primary_code: str | None = None
     secondary_code: str | None = None
     tags: list[str] = field(default_factory=list)
     saved_at: datetime | None = None
     version: int = 0
+
+    @property
+    def context_removed(self) -> bool:
+        return self.customer is None
 
     @property
     def is_open(self) -> bool:

@@ -12,6 +12,7 @@ ACW_END = "acw_end"
 QUEUE_TIMEOUT = "queue_timeout"
 STALE_SWEEP = "stale_sweep"
 IDLE_TIMEOUT = "idle_timeout"  # the customer went quiet for too long
+CONTEXT_PURGE = "context_purge"  # stored customer context reaches its retention limit
 SYNC_CARD = "sync_card"  # effect job: bring the agent's card in line with its session
 OPEN_CHAT = "open_chat"  # effect job: create the chatroom of an accepted session
 RELAY = "relay"  # effect job: bring new customer messages into the chatroom

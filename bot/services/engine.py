@@ -13,7 +13,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from bot.domain import timers as tk
 from bot.domain.service import Catalog
 from bot.domain.timers import Timer
-from bot.services import agents, conversation, lifecycle, offers
+from bot.services import agents, conversation, lifecycle, offers, privacy
 from bot.services.context import Ctx
 from bot.services.ports import Clock, ConflictError, Store
 
@@ -36,6 +36,7 @@ async def _idle_timeout(ctx: Ctx, task_id: str) -> None:
 
 TIMER_HANDLERS: dict[str, TimerHandler] = {
     tk.IDLE_TIMEOUT: _idle_timeout,
+    tk.CONTEXT_PURGE: privacy.purge,
     tk.RING_TIMEOUT: offers.ring_timeout,
     tk.RONA_RESET: agents.rona_expired,
     tk.ACW_END: lifecycle.acw_timeout,

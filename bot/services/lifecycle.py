@@ -10,6 +10,7 @@ from bot.domain.message import Kind
 from bot.domain.session import Phase, Session, SessionResult
 from bot.domain.task import Task, TaskResult, TaskState
 from bot.domain.timers import ACW_END, IDLE_TIMEOUT, QUEUE_TIMEOUT, RELAY, STALE_SWEEP
+from bot.services import privacy
 from bot.services.context import Ctx
 from bot.services.dispatch import arm_queue_timeout, dispatch, redispatch
 from bot.services.offers import end_offer
@@ -48,6 +49,7 @@ async def _close_unanswered(ctx: Ctx, task: Task, result: SessionResult, state: 
     await ctx.uow.tasks.save(task)
     await ctx.cancel(QUEUE_TIMEOUT, task.id)
     await ctx.cancel(IDLE_TIMEOUT, task.id)
+    await privacy.conclude(ctx, task)
     await ctx.emit(event, task=task, by=by)
     if state is TaskState.EXPIRED:
         await ctx.tell_customer(task, Kind.EXPIRED, ctx.service(task.service_id).offline_message)
@@ -115,6 +117,7 @@ async def _end_connection(ctx: Ctx, session: Session, task: Task, *, by: str,
                        seconds=acw.duration.total_seconds())
     elif owns_task:
         await ctx.emit(ev.TASK_DONE, task=task, session=session)
+        await privacy.conclude(ctx, task)
     if not acw.enabled and agent is not None:
         await redispatch(ctx, agent.services)
 
@@ -166,6 +169,7 @@ async def _finish_acw(ctx: Ctx, session: Session) -> None:
     await ctx.emit(ev.ACW_ENDED, task=task, session=session)
     if task.state is TaskState.DONE and task.session_id == session.id:
         await ctx.emit(ev.TASK_DONE, task=task, session=session)
+        await privacy.conclude(ctx, task)
     if agent is not None:
         await redispatch(ctx, agent.services)
 
@@ -197,6 +201,7 @@ async def transfer(ctx: Ctx, session_id: str, target_service_id: str, *,
     if task.modality not in target.modalities:
         raise Refused(f"{target.name} does not take {task.modality.value} tasks.")
     session.transferred_to = target.id
+    await privacy.close_hop(ctx, task, task.service_id)
     task.requeue(target.id, ctx.now)
     task.call_flow.append(target.id)
     await _end_connection(ctx, session, task, by="transfer", transferring=True)

@@ -249,11 +249,27 @@ async def history(world: World, agent: Agent) -> None:
     await world.engine.run(lifecycle.cancel_task, erin.id)
 
 
+# Both services store conversation context, so My Sessions keeps customer names after the end.
 HISTORY_SERVICES = (
     {"id": "sales", "name": "Sales", "acw": {"duration": "0s"},
-     "distribution": {"persistent_rona": True}},
-    {"id": "support", "name": "Support", "acw": {"duration": "0s"}},
+     "distribution": {"persistent_rona": True}, "context": {"store_data": True}},
+    {"id": "support", "name": "Support", "acw": {"duration": "0s"},
+     "context": {"store_data": True}},
 )
+
+
+async def test_my_sessions_shows_not_available_once_context_was_removed(
+        tmp_path: Path) -> None:
+    tables = ({**HISTORY_SERVICES[0], "context": {"store_data": False}}, HISTORY_SERVICES[1])
+    async with serve(services_of(*tables), tmp_path / "sb.db") as world:
+        [agent] = await registered(world, 1)
+        await history(world, agent)
+        listed = entries(await reply_card(agent, "sessions", "My Sessions"))
+        # Sales did not opt in: its concluded entries lost the customer; Support kept Erin.
+        assert [e["customer"] for e in listed][0] == "Erin"
+        assert {e["customer"] for e in listed[1:] if "Sales" in e["head"]} <= {
+            "Not available", "Dave"}  # Dave's task may still be live
+        assert "Not available" in [e["customer"] for e in listed]
 
 
 async def test_my_sessions_lists_results_newest_first_with_open_entries(
@@ -303,7 +319,12 @@ async def test_my_sessions_search_narrows_by_service_customer_and_tag(tmp_path: 
                 assert "No sessions found." in shown(card)
 
 
-async def test_my_sessions_pages_with_next_and_previous(world: World) -> None:
+async def test_my_sessions_pages_with_next_and_previous(tmp_path: Path) -> None:
+    async with serve(services_of(*HISTORY_SERVICES), tmp_path / "sb.db") as world:
+        await _pages_with_next_and_previous(world)
+
+
+async def _pages_with_next_and_previous(world: World) -> None:
     [agent] = await registered(world, 1)
     for n in range(1, 11):
         task = await new_task(world, customer=f"Customer {n:02d}")

@@ -266,7 +266,7 @@ async def test_my_sessions_shows_not_available_once_context_was_removed(
         await history(world, agent)
         listed = entries(await reply_card(agent, "sessions", "My Sessions"))
         # Sales did not opt in: its concluded entries lost the customer; Support kept Erin.
-        assert [e["customer"] for e in listed][0] == "Erin"
+        assert listed[0]["customer"] == "Erin"
         assert {e["customer"] for e in listed[1:] if "Sales" in e["head"]} <= {
             "Not available", "Dave"}  # Dave's task may still be live
         assert "Not available" in [e["customer"] for e in listed]

@@ -15,6 +15,7 @@ from bot.domain.timers import STALE_SWEEP
 from bot.interact.api import InteractApi
 from bot.interact.openapi import openapi_route
 from bot.interact.site import site_routes
+from bot.logs import keep_payloads_out
 from bot.services import agents as agent_cases
 from bot.services.context import Ctx
 from bot.services.engine import Engine
@@ -56,6 +57,7 @@ def create_app(settings: Settings, *, storage: Store | None = None,
                msal_http_client: object | None = None) -> web.Application:
     """Build the app. The keywords after `clock` exist for tests that put stand-ins in place
     of Teams and Entra ID; production (python -m bot) passes only settings."""
+    keep_payloads_out()
     app = web.Application(client_max_size=256 * 1024)
     app[SETTINGS] = settings
     interact = InteractApi(public_origin=f"https://{settings.public_host}"

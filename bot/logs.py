@@ -26,6 +26,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# Libraries that log payloads at DEBUG: SQL parameters (aiosqlite), HTTP bodies and headers
+# (azure, msal, urllib3, msrest). Payloads carry customer data, which never goes into logs.
+PAYLOAD_LOGGERS = ("aiosqlite", "azure", "msal", "urllib3", "msrest", "botbuilder",
+                   "botframework", "aiohttp.client", "aiosmtpd", "mail.log")
+
+
+def keep_payloads_out() -> None:
+    """Cap the payload-logging libraries at INFO, whatever the root level is."""
+    for name in PAYLOAD_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level in (logging.NOTSET, logging.DEBUG):
+            logger.setLevel(logging.INFO)
+
+
 def configure(level: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())

@@ -21,10 +21,11 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $@
 
 run: $(STAMP) $(NODE_STAMP)
-	@echo "Switchboard on http://localhost:$(PORT) — Agents Playground on http://localhost:$(PLAYGROUND_PORT)"
-	@trap 'kill 0' EXIT INT TERM; \
-	  TEAMSAPPTESTER_BROWSER=none node node_modules/@microsoft/m365agentsplayground/cli.js \
-	    -e http://127.0.0.1:$(PORT)/api/messages -c msteams -p $(PLAYGROUND_PORT) >/dev/null 2>&1 & \
+	@echo "Customer side: http://localhost:$(PORT)  —  agent side (Agents Playground): http://localhost:$(PLAYGROUND_PORT)"
+	@TEAMSAPPTESTER_BROWSER=none node node_modules/@microsoft/m365agentsplayground/cli.js \
+	    -e http://127.0.0.1:$(PORT)/api/messages -c msteams -p $(PLAYGROUND_PORT) \
+	    >/dev/null 2>&1 & playground=$$!; \
+	  trap 'kill $$playground 2>/dev/null' EXIT; \
 	  PORT=$(PORT) $(PY) -m bot
 
 lint: $(STAMP)

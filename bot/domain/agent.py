@@ -128,22 +128,3 @@ def can_take(agent: Agent, service_id: str, modality: Modality, catalog: Catalog
         1 for e in agent.engagements if e.phase == "connected" and e.modality == modality
     )
     return connected < limit
-
-
-STATE_LABELS: dict[AgentState, str] = {
-    AgentState.UNREGISTERED: "Unregistered",
-    AgentState.OFF_DUTY: "Off duty",
-    AgentState.NOT_AVAILABLE: "Not available",
-    AgentState.RONA: "RONA",
-    AgentState.RINGING: "Ringing",
-    AgentState.BUSY: "Busy",
-    AgentState.ACW: "After-call work",
-    AgentState.AVAILABLE: "Available",
-}
-
-
-def state_label(agent: Agent, catalog: Catalog, now: datetime) -> str:
-    state = derive_state(agent, catalog, now)
-    if state is AgentState.NOT_AVAILABLE:
-        return f"Not available ({agent.profile})"
-    return STATE_LABELS[state]

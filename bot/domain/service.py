@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -67,6 +68,23 @@ class InteractSettings:
 
 
 @dataclass(frozen=True)
+class ExternalSettings:
+    max_open: int = 100  # fair use: live external tasks per service; 0 = no cap
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key of the external task API. Only the SHA-256 hex digest of the key is known."""
+
+    name: str
+    sha256: str
+    services: tuple[str, ...] = ()
+
+    def allows(self, service_id: str) -> bool:
+        return service_id in self.services
+
+
+@dataclass(frozen=True)
 class Service:
     id: str
     name: str
@@ -81,6 +99,7 @@ class Service:
     codes: Codes = field(default_factory=Codes)
     context: ContextSettings = field(default_factory=ContextSettings)
     interact: InteractSettings = field(default_factory=InteractSettings)
+    external: ExternalSettings = field(default_factory=ExternalSettings)
     offline_message: str = "Sorry, no one could take your request in time. Please try again later."
 
     def capacity_for(self, modality: Modality) -> int:
@@ -104,12 +123,30 @@ class Catalog:
     nar_reasons: tuple[str, ...] = DEFAULT_NAR_REASONS
     stale_session_after: timedelta = timedelta(hours=24)
     stale_sweep_every: timedelta = timedelta(hours=1)
+    api_keys: tuple[ApiKey, ...] = ()
 
     def service(self, service_id: str) -> Service:
         return self.services[service_id]
 
     def memberships(self, upn: str | None, object_id: str | None) -> tuple[str, ...]:
         return tuple(s.id for s in self.services.values() if s.has_member(upn, object_id))
+
+    def api_key(self, digest: str) -> ApiKey | None:
+        """The key with this SHA-256 hex digest; every key is compared, in constant time."""
+        found = None
+        for key in self.api_keys:
+            if hmac.compare_digest(key.sha256, digest.lower()):
+                found = key
+        return found
+
+    def email_service(self, address: str) -> Service | None:
+        """The service that takes email tasks at this address (case-insensitive)."""
+        wanted = address.strip().lower()
+        for service in self.services.values():
+            if service.email and service.email.lower() == wanted \
+                    and Modality.EMAIL in service.modalities:
+                return service
+        return None
 
     def profile_on_duty(self, profile: str) -> bool | None:
         for name, on_duty in self.profiles:

@@ -8,11 +8,11 @@ from typing import Any
 
 from bot.domain import events as ev
 from bot.domain.agent import Agent, AgentState, derive_state
-from bot.domain.errors import NotFound
+from bot.domain.errors import NotFound, Refused, Stale
 from bot.domain.events import Event
 from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.service import Catalog, Modality, Service
-from bot.domain.session import Session
+from bot.domain.session import Phase, Session
 from bot.domain.task import Task
 from bot.domain.timers import RONA_RESET, SYNC_CARD, Timer, timer_id
 from bot.services.ports import Clock, UnitOfWork
@@ -43,6 +43,18 @@ class Ctx:
         if task is None:
             raise NotFound(f"There is no task {task_id!r}.")
         return task
+
+    async def own_session(self, session_id: str, agent_id: str | None, *,
+                          phase: Phase | None = None, ended: str = "") -> Session:
+        """A session the caller may act on (agent_id None: the system), in `phase` if given."""
+        session = await self.uow.sessions.get(session_id)
+        if session is None:
+            raise Stale("This session is no longer known.")
+        if agent_id is not None and session.agent_id != agent_id:
+            raise Refused("This session belongs to another agent.", code="forbidden")
+        if phase is not None and session.phase is not phase:
+            raise Stale(ended or "This session has moved on.")
+        return session
 
     async def agent(self, agent_id: str) -> Agent | None:
         """Load an agent once per use case, remembering its state to report changes."""

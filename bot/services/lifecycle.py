@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.domain import events as ev
-from bot.domain.errors import Refused, Stale
+from bot.domain.errors import Refused
 from bot.domain.message import Kind
 from bot.domain.session import Phase, Session, SessionResult
 from bot.domain.task import Task, TaskResult, TaskState
@@ -59,14 +59,8 @@ async def _close_unanswered(ctx: Ctx, task: Task, result: SessionResult, state: 
 
 
 async def connected_session(ctx: Ctx, session_id: str, agent_id: str | None) -> Session:
-    session = await ctx.uow.sessions.get(session_id)
-    if session is None:
-        raise Stale("This session is no longer known.")
-    if agent_id is not None and session.agent_id != agent_id:
-        raise Refused("This session belongs to another agent.", code="forbidden")
-    if session.phase is not Phase.CONNECTED:
-        raise Stale("This session has already ended.")
-    return session
+    return await ctx.own_session(session_id, agent_id, phase=Phase.CONNECTED,
+                                 ended="This session has already ended.")
 
 
 async def terminate(ctx: Ctx, session_id: str, *, by: str = "agent",
@@ -123,14 +117,8 @@ async def _end_connection(ctx: Ctx, session: Session, task: Task, *, by: str,
 
 
 async def acw_session(ctx: Ctx, session_id: str, agent_id: str | None) -> Session:
-    session = await ctx.uow.sessions.get(session_id)
-    if session is None:
-        raise Stale("This session is no longer known.")
-    if agent_id is not None and session.agent_id != agent_id:
-        raise Refused("This session belongs to another agent.", code="forbidden")
-    if session.phase is not Phase.ACW:
-        raise Stale("After-call work has already ended.")
-    return session
+    return await ctx.own_session(session_id, agent_id, phase=Phase.ACW,
+                                 ended="After-call work has already ended.")
 
 
 async def end_acw(ctx: Ctx, session_id: str, *, agent_id: str | None = None,

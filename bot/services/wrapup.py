@@ -28,18 +28,9 @@ def clean_tags(tags: Sequence[str]) -> list[str]:
     return list(seen.values())
 
 
-async def owned_session(ctx: Ctx, session_id: str, agent_id: str) -> Session:
-    session = await ctx.uow.sessions.get(session_id)
-    if session is None:
-        raise Stale("This session is no longer known.")
-    if session.agent_id != agent_id:
-        raise Refused("This session belongs to another agent.", code="forbidden")
-    return session
-
-
 async def save_wrapup(ctx: Ctx, session_id: str, agent_id: str, *, primary: str | None,
                       secondary: str | None, tags: Sequence[str]) -> Session:
-    session = await owned_session(ctx, session_id, agent_id)
+    session = await ctx.own_session(session_id, agent_id)
     if session.saved_at is not None:
         raise Stale("This session was already saved.")
     if session.live:

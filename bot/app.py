@@ -12,16 +12,19 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.domain.timers import STALE_SWEEP
+from bot.email.channel import email_channel
 from bot.interact.api import InteractApi
 from bot.interact.openapi import openapi_route
 from bot.interact.site import site_routes
 from bot.logs import keep_payloads_out
+from bot.reporting.api import routes as reporting_routes
 from bot.services import agents as agent_cases
 from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.ports import Clock, Store, StoreUnavailable
 from bot.services.system_clock import SystemClock
 from bot.storage.sqlite import SqliteStore
+from bot.tasks_api.api import TasksApi
 from bot.teams.gateway import TeamsGateway
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,7 @@ def create_app(settings: Settings, *, storage: Store | None = None,
     interact = InteractApi(public_origin=f"https://{settings.public_host}"
                            if settings.public_host else "")
     app[INTERACT] = interact
+    tasks_api = TasksApi()
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = storage or await open_store(settings)
@@ -95,10 +99,18 @@ def create_app(settings: Settings, *, storage: Store | None = None,
         yield
         await interact.close_streams()  # the widget reconnects to whichever instance is up
 
-    app.cleanup_ctx.extend([store_ctx, teams_ctx, scheduler_ctx, chats_ctx])
+    async def channels_ctx(app: web.Application) -> AsyncIterator[None]:
+        """The email channel (SMTP listener, reply job) and the external task API."""
+        tasks_api.attach(app[ENGINE])
+        async with email_channel(settings, app[ENGINE]):
+            yield
+
+    app.cleanup_ctx.extend([store_ctx, teams_ctx, channels_ctx, scheduler_ctx, chats_ctx])
     app.router.add_post("/api/messages", messages)
     app.router.add_routes(interact.routes())
+    app.router.add_routes(tasks_api.routes())
     app.router.add_routes([openapi_route()])
+    app.router.add_routes(reporting_routes(ENGINE))
     app.router.add_routes(site_routes(settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, Self
 
@@ -43,6 +44,18 @@ class TaskRepository(Protocol):
     async def live(self) -> list[Task]: ...
 
 
+@dataclass(frozen=True)
+class SessionFilter:
+    """Which sessions a report wants; every field narrows, None means any."""
+
+    service_id: str | None = None
+    agent_id: str | None = None
+    result: str | None = None
+    tag: str | None = None
+    since: datetime | None = None  # offered at or after
+    until: datetime | None = None  # offered before
+
+
 class SessionRepository(Protocol):
     async def get(self, session_id: str) -> Session | None: ...
     async def add(self, session: Session) -> None: ...
@@ -53,6 +66,9 @@ class SessionRepository(Protocol):
     async def connected_before(self, cutoff: datetime) -> list[Session]: ...
     async def by_chat(self, chat_id: str) -> Session | None: ...
     async def by_card(self, card_id: str) -> Session | None: ...
+    async def export(self, where: SessionFilter, after: tuple[datetime, str] | None,
+                     limit: int) -> list[Session]:
+        """Sessions matching `where`, oldest first, after the (offered_at, id) keyset cursor."""
 
 
 class EventLog(Protocol):

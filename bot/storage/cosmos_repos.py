@@ -22,7 +22,7 @@ from bot.domain.message import ChatMessage
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
-from bot.services.ports import ConflictError
+from bot.services.ports import ConflictError, SessionFilter
 from bot.storage.codec import decode, encode
 from bot.storage.cosmos_core import (
     AGENTS,
@@ -398,7 +398,46 @@ class CosmosSessions(_Entities[Session]):
                 "service_id": entity.service_id, "phase": entity.phase.value,
                 "offered": us(entity.offered_at),
                 "connected": us(entity.connected_at) if entity.connected_at else None,
-                "chat_id": entity.chat_id, "card_id": entity.card_id, "search": search}
+                "chat_id": entity.chat_id, "card_id": entity.card_id, "search": search,
+                "result": entity.result.value if entity.result else None,
+                "tags": [t.lower() for t in entity.tags]}
+
+    async def export(self, where: SessionFilter, after: tuple[datetime, str] | None,
+                     limit: int) -> list[Session]:
+        """A reporting read: cross-partition, ordered by offer time, keyset-paged."""
+        sql = ["SELECT * FROM c WHERE true"]
+        values: dict[str, Any] = {}
+        for name, value in (("service_id", where.service_id), ("agent_id", where.agent_id),
+                            ("result", where.result)):
+            if value is not None:
+                sql.append(f"AND c.{name} = @{name}")
+                values[name] = value
+        if where.tag is not None:
+            sql.append("AND ARRAY_CONTAINS(c.tags, @tag)")
+            values["tag"] = where.tag.lower()
+        if where.since is not None:
+            sql.append("AND c.offered >= @since")
+            values["since"] = us(where.since)
+        if where.until is not None:
+            sql.append("AND c.offered < @until")
+            values["until"] = us(where.until)
+        if after is not None:
+            sql.append("AND c.offered >= @after")
+            values["after"] = us(after[0])
+        sql.append("ORDER BY c.offered")
+        found: list[Doc] = []
+        rows = iter_query(self.uow.container(SESSIONS), " ".join(sql), params(**values),
+                          page_size=min(max(limit, 10), 200))
+        async with contextlib.aclosing(rows):
+            async for doc in rows:
+                key = (int(doc["offered"]), str(doc["data"]["id"]))
+                if after is not None and key <= (us(after[0]), after[1]):
+                    continue
+                found.append(doc)
+                if len(found) > limit and int(doc["offered"]) > int(found[limit - 1]["offered"]):
+                    break
+        found.sort(key=lambda d: (int(d["offered"]), str(d["data"]["id"])))
+        return [self.load(d) for d in found[:limit]]
 
     async def for_task(self, task_id: str) -> list[Session]:
         docs = await self._select("SELECT * FROM c WHERE c.task_id = @task", {"task": task_id},

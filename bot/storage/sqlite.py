@@ -18,7 +18,7 @@ from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
-from bot.services.ports import ConflictError, StoreUnavailable
+from bot.services.ports import ConflictError, SessionFilter, StoreUnavailable
 from bot.storage.codec import decode, encode
 from bot.storage.schema import LATEST, MIGRATIONS
 
@@ -316,6 +316,33 @@ class SqliteSessions(_Entities[Session]):
     async def by_card(self, card_id: str) -> Session | None:
         found = await self._select("card_id = ? LIMIT 1", (card_id,))
         return found[0] if found else None
+
+    async def export(self, where: SessionFilter, after: tuple[datetime, str] | None,
+                     limit: int) -> list[Session]:
+        clauses: list[str] = ["1 = 1"]
+        values: list[Any] = []
+        for column, value in (("service_id", where.service_id), ("agent_id", where.agent_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        if where.result is not None:
+            clauses.append("json_extract(data, '$.result') = ?")
+            values.append(where.result)
+        if where.tag is not None:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(data, '$.tags') WHERE"
+                           " lower(json_each.value) = ?)")
+            values.append(where.tag.lower())
+        if where.since is not None:
+            clauses.append("offered_at >= ?")
+            values.append(ts(where.since))
+        if where.until is not None:
+            clauses.append("offered_at < ?")
+            values.append(ts(where.until))
+        if after is not None:
+            clauses.append("(offered_at > ? OR (offered_at = ? AND id > ?))")
+            values += [ts(after[0]), ts(after[0]), after[1]]
+        return await self._select(
+            " AND ".join(clauses) + " ORDER BY offered_at, id LIMIT ?", (*values, limit))
 
 
 def _escape_like(text: str) -> str:

@@ -1,0 +1,1 @@
+"""Reporting export over HTTP: sessions and events, JSON or CSV, behind the API keys."""

@@ -1,0 +1,140 @@
+"""GET /api/v1/sessions and /api/v1/events: filtered, paged, JSON by default, CSV on request."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from aiohttp import web
+
+from bot.domain.session import SessionResult
+from bot.services import reporting
+from bot.services.engine import Engine
+from bot.services.ports import ConflictError, SessionFilter, StoreUnavailable
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+
+class BadQuery(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _allowed_services(request: web.Request, engine: Engine) -> frozenset[str]:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise BadQuery(401, "Send an API key as 'Authorization: Bearer <key>'.")
+    found = engine.catalog.api_key(
+        hashlib.sha256(key.strip().encode()).hexdigest())
+    if found is None:
+        raise BadQuery(401, "The API key is not valid.")
+    return frozenset(found.services)
+
+
+def _moment(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadQuery(400, f"`{name}` must be an ISO 8601 date-time.") from None
+    if moment.tzinfo is None:
+        raise BadQuery(400, f"`{name}` needs a time zone, e.g. 2026-11-01T00:00:00Z.")
+    return moment
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadQuery(400, f"`limit` must be a whole number from 1 to {MAX_LIMIT}.")
+    return int(raw)
+
+
+def _service(request: web.Request, allowed: frozenset[str]) -> str | None:
+    service = request.query.get("service") or None
+    if service is not None and service not in allowed:
+        raise BadQuery(403, "The API key does not name that service.")
+    return service
+
+
+def _respond(request: web.Request, page: reporting.Page, columns: tuple[str, ...]) -> web.Response:
+    headers = {"X-Next-Cursor": page.next} if page.next else {}
+    if "text/csv" in request.headers.get("Accept", ""):
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
+                                lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(page.rows)
+        return web.Response(text=buffer.getvalue(), content_type="text/csv", headers=headers)
+    return web.json_response({"items": page.rows, "next": page.next}, headers=headers)
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _guarded(handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except BadQuery as exc:
+            return _problem(exc.status, exc.message)
+        except (ConflictError, StoreUnavailable):
+            return _problem(503, "The store is busy; please retry.")
+
+    return guarded
+
+
+def routes(engine_key: web.AppKey[Engine]) -> list[web.RouteDef]:
+    """The export routes; the engine is read from the app under `engine_key` per request."""
+
+    @_guarded
+    async def sessions(request: web.Request) -> web.Response:
+        engine = request.app[engine_key]
+        allowed = _allowed_services(request, engine)
+        result = request.query.get("result") or None
+        if result is not None and result not in {r.value for r in SessionResult}:
+            raise BadQuery(400, "`result` must be one of "
+                                + ", ".join(r.value for r in SessionResult) + ".")
+        where = SessionFilter(service_id=_service(request, allowed),
+                              agent_id=request.query.get("agent") or None, result=result,
+                              tag=request.query.get("tag") or None,
+                              since=_moment(request, "from"), until=_moment(request, "to"))
+        cursor = request.query.get("cursor") or None
+        if cursor is not None:
+            try:
+                reporting.parse_session_cursor(cursor)
+            except ValueError:
+                raise BadQuery(400, "`cursor` is not one this API handed out.") from None
+        page = await engine.run(reporting.export_sessions, where, cursor, _limit(request),
+                                allowed)
+        return _respond(request, page, reporting.SESSION_COLUMNS)
+
+    @_guarded
+    async def events(request: web.Request) -> web.Response:
+        engine = request.app[engine_key]
+        allowed = _allowed_services(request, engine)
+        cursor = request.query.get("cursor", "0")
+        if not cursor.isdigit():
+            raise BadQuery(400, "`cursor` is not one this API handed out.")
+        where = reporting.EventFilter(service_id=_service(request, allowed),
+                                      agent_id=request.query.get("agent") or None,
+                                      name=request.query.get("name") or None,
+                                      since=_moment(request, "from"),
+                                      until=_moment(request, "to"))
+        page = await engine.run(reporting.export_events, where, int(cursor), _limit(request),
+                                allowed)
+        return _respond(request, page, reporting.EVENT_COLUMNS)
+
+    return [web.get("/api/v1/sessions", sessions), web.get("/api/v1/events", events)]

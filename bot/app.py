@@ -26,6 +26,7 @@ from bot.services.system_clock import SystemClock
 from bot.storage.sqlite import SqliteStore
 from bot.tasks_api.api import TasksApi
 from bot.teams.gateway import TeamsGateway
+from bot.webhooks.sender import install as install_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def create_app(settings: Settings, *, storage: Store | None = None,
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await app[ENGINE].stop_jobs()
 
     async def chats_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
@@ -105,7 +107,15 @@ def create_app(settings: Settings, *, storage: Store | None = None,
         async with email_channel(settings, app[ENGINE]):
             yield
 
-    app.cleanup_ctx.extend([store_ctx, teams_ctx, channels_ctx, scheduler_ctx, chats_ctx])
+    async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+        """Web-request templates: queued with their events, delivered by a job per task."""
+        async with aiohttp.ClientSession() as session:
+            install_webhooks(app[ENGINE], session)
+            yield
+
+    # Web requests are wired before any channel can take a task, and outlive the scheduler.
+    app.cleanup_ctx.extend([store_ctx, webhooks_ctx, teams_ctx, channels_ctx, scheduler_ctx,
+                            chats_ctx])
     app.router.add_post("/api/messages", messages)
     app.router.add_routes(interact.routes())
     app.router.add_routes(tasks_api.routes())

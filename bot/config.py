@@ -16,15 +16,18 @@ from bot.domain.service import (
     DEFAULT_NAR_REASONS,
     DEFAULT_PROFILES,
     AcwSettings,
+    ApiKey,
     Catalog,
     Codes,
     ContextSettings,
     Distribution,
     DistributionMode,
+    ExternalSettings,
     InteractSettings,
     Modality,
     Service,
 )
+from bot.webhooks.settings import parse_web_requests
 
 DEMO_SERVICES = Path(__file__).resolve().parent / "demo_services.toml"
 
@@ -47,6 +50,10 @@ ENV: dict[str, tuple[str, str]] = {
     "SWITCHBOARD_AUTHORITY": ("https://login.microsoftonline.com", "Entra authority host"),
     "SWITCHBOARD_PUBLIC_HOST": ("", "Public host name of the bot (links, manifest)"),
     "SWITCHBOARD_TEAMS_APP_ID": ("", "Teams catalog app id to install into chats (optional)"),
+    "SWITCHBOARD_SMTP_PORT": ("", "Inbound SMTP port for email tasks; empty: 2525 in local "
+                              "mode, off otherwise; 0 = off"),
+    "SWITCHBOARD_SMTP_RELAY": ("", "SMTP relay for agents' email replies, host:port (port 25 "
+                               "if left out); empty = replies off"),
 }
 ENV_NAMES: tuple[str, ...] = tuple(ENV)
 
@@ -54,6 +61,8 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _APP_TYPES = ("MultiTenant", "SingleTenant", "UserAssignedMSI")
 MIN_RONA_RESET = timedelta(seconds=10)
+LOCAL_SMTP_PORT = 2525
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ConfigError(Exception):
@@ -78,6 +87,8 @@ class Settings:
     authority: str = "https://login.microsoftonline.com"
     public_host: str = ""
     teams_app_id: str = ""
+    smtp_port: int = 0  # 0: no inbound SMTP (load_settings applies the local-mode default)
+    smtp_relay: str = ""  # "host:port" of the relay for replies; empty: replies off
     catalog: Catalog = field(default_factory=lambda: Catalog(services={}))
 
     @property
@@ -112,6 +123,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if store == "cosmos" and not get("COSMOS_ENDPOINT"):
         raise ConfigError("environment COSMOS_ENDPOINT: required when SWITCHBOARD_STORE=cosmos")
     services_path = Path(get("SWITCHBOARD_SERVICES") or DEMO_SERVICES)
+    smtp_port_text = get("SWITCHBOARD_SMTP_PORT")
+    if not smtp_port_text:
+        smtp_port = 0 if get("MicrosoftAppId") else LOCAL_SMTP_PORT
+    elif smtp_port_text.isdigit() and int(smtp_port_text) < 65536:
+        smtp_port = int(smtp_port_text)
+    else:
+        raise ConfigError(f"environment SWITCHBOARD_SMTP_PORT: {smtp_port_text!r} is not a port "
+                          "number (1-65535, or 0 for off)")
+    smtp_relay = get("SWITCHBOARD_SMTP_RELAY")
+    if smtp_relay:
+        parse_relay(smtp_relay)
     return Settings(
         app_id=get("MicrosoftAppId"),
         app_password=get("MicrosoftAppPassword"),
@@ -129,8 +151,28 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         authority=get("SWITCHBOARD_AUTHORITY").rstrip("/"),
         public_host=get("SWITCHBOARD_PUBLIC_HOST"),
         teams_app_id=get("SWITCHBOARD_TEAMS_APP_ID"),
+        smtp_port=smtp_port,
+        smtp_relay=smtp_relay,
         catalog=load_catalog(services_path),
     )
+
+
+def parse_relay(text: str) -> tuple[str, int]:
+    """The relay as (host, port) from "host:port", "host" (port 25) or "[v6 address]:port"."""
+    host, port_text = text.strip(), "25"
+    if host.startswith("["):
+        inner, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            host = ""
+        else:
+            host, port_text = inner, rest[1:] or "25"
+    elif host.count(":") == 1:
+        host, port_text = host.split(":")
+    if not host or any(c.isspace() or c in "/@" for c in host) or not port_text.isdigit() \
+            or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"environment SWITCHBOARD_SMTP_RELAY: {text!r} is not host:port, "
+                          "e.g. \"smtp.example.com:25\"")
+    return host, int(port_text)
 
 
 def load_catalog(path: Path) -> Catalog:
@@ -226,6 +268,7 @@ def parse_catalog(data: Mapping[str, Any], source: str) -> Catalog:
     top = _Reader(data, source, "settings")
     settings = top.table("settings")
     profiles = _parse_profiles(settings)
+    api_keys = _parse_api_keys(data.get("api_key", []), source, services)
     return Catalog(
         services=services,
         profiles=profiles,
@@ -234,7 +277,47 @@ def parse_catalog(data: Mapping[str, Any], source: str) -> Catalog:
                                               minimum=timedelta(minutes=1)),
         stale_sweep_every=settings.duration("stale_sweep_every", timedelta(hours=1),
                                             minimum=timedelta(seconds=10)),
+        api_keys=api_keys,
     )
+
+
+def _parse_api_keys(raw: Any, source: str, services: Mapping[str, Service],
+                    ) -> tuple[ApiKey, ...]:
+    """[[api_key]] tables: keys of the external task API, each named and stored as a hash."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: api_key: declare keys as [[api_key]] tables")
+    keys: list[ApiKey] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{source}: api_key[{index}]: must be a table")
+        r = _Reader(item, source, f"api_key[{index}]")
+        name = r.text("name").strip()
+        if not name:
+            raise r.fail("name", "must not be empty")
+        r.where = f"api_key {name!r}"
+        if any(k.name == name for k in keys):
+            raise r.fail("name", f"duplicate name {name!r}")
+        unknown = sorted(set(item) - {"name", "sha256", "services"})
+        if unknown:
+            raise r.fail(unknown[0], "unknown key (use name, sha256, services)")
+        digest = r.text("sha256").strip().lower()
+        if not _SHA256.match(digest):
+            raise r.fail("sha256", "must be the SHA-256 hex digest of the key (64 hex digits), "
+                                   "never the key itself")
+        if any(k.sha256 == digest for k in keys):
+            raise r.fail("sha256", "the same key is already declared")
+        allowed = r.strings("services")
+        if not allowed:
+            raise r.fail("services", "name at least one service")
+        for service_id in allowed:
+            service = services.get(service_id)
+            if service is None:
+                raise r.fail("services", f"there is no service {service_id!r}")
+            if Modality.EXTERNAL not in service.modalities:
+                raise r.fail("services", f"service {service_id!r} does not take external tasks "
+                                         "(add \"external\" to its modalities)")
+        keys.append(ApiKey(name=name, sha256=digest, services=tuple(dict.fromkeys(allowed))))
+    return tuple(keys)
 
 
 def _parse_profiles(settings: _Reader) -> tuple[tuple[str, bool], ...]:
@@ -306,6 +389,7 @@ def _parse_service(r: _Reader) -> Service:
                                              "\"https://www.example.com\"")
     interact = InteractSettings(allowed_origins=origins,
                                 idle_timeout=it.duration("idle_timeout", timedelta(minutes=10)))
+    external = ExternalSettings(max_open=r.table("external").number("max_open", 100, minimum=0))
     email = r.text("email", "")
     if email and "@" not in email:
         raise r.fail("email", f"{email!r} is not an email address")
@@ -321,5 +405,7 @@ def _parse_service(r: _Reader) -> Service:
         codes=codes,
         context=context,
         interact=interact,
+        external=external,
         offline_message=r.text("offline_message", Service.offline_message),
+        web_requests=parse_web_requests(r),
     )

@@ -63,6 +63,12 @@ param teamsCatalogAppId string = ''
 @description('SWITCHBOARD_DB of the app: the SQLite file of the embedded store, unused with Cosmos DB. Empty: the app default.')
 param sqliteDb string = ''
 
+@description('SWITCHBOARD_SMTP_PORT: the port of the inbound SMTP listener for email tasks; 0 = off. These templates expose only HTTPS ingress, so mail reaches the listener only through a TCP port mapping you add.')
+param smtpPort string = '0'
+
+@description('SWITCHBOARD_SMTP_RELAY: host:port of the SMTP relay that sends agents\' email replies. Empty: replies are off.')
+param smtpRelay string = ''
+
 @description('Cosmos DB database name (COSMOS_DATABASE).')
 param cosmosDatabase string = 'switchboard'
 
@@ -171,6 +177,8 @@ module app 'modules/containerapp.bicep' = {
     authority: authority
     teamsCatalogAppId: teamsCatalogAppId
     sqliteDb: sqliteDb
+    smtpPort: smtpPort
+    smtpRelay: smtpRelay
   }
 }
 

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from bot.cards.budget import MAX_CARD_BYTES, Card, largest_fitting, shrink
 from bot.cards.common import session_header, status_line
-from bot.cards.elements import action_set, adaptive_card, choice_set, execute, facts, open_url, text
-from bot.cards.text import LINE, NAME, plain, safe_url, shown, truncate
+from bot.cards.dates import readable
+from bot.cards.elements import (
+    action_set,
+    adaptive_card,
+    choice_set,
+    execute,
+    facts,
+    open_url,
+    text,
+    text_input,
+)
+from bot.cards.text import LINE, NAME, PARAGRAPH, plain, safe_url, shown, truncate
 from bot.cards.verbs import InputId, Verb
 from bot.cards.views import AcceptedView, Choice, Modality, OutcomeView
 
 MAX_TRANSFER_TARGETS = 50
+MAX_ATTACHMENTS = 20
+MAX_OTHERS = 20
+MAX_REPLY = 10_000  # characters of a reply (bot.services.mail.MAX_REPLY_LENGTH)
 
 
-def _transfer(view: AcceptedView) -> list[Card | None]:
+def _transfer(view: AcceptedView, *, required: bool = True) -> list[Card | None]:
     if not view.transfer_targets:
         return []
     targets = [Choice(t.value, truncate(t.title, NAME)) for t in view.transfer_targets]
@@ -22,7 +35,7 @@ def _transfer(view: AcceptedView) -> list[Card | None]:
             InputId.TARGET_SERVICE,
             "Service",
             targets[:MAX_TRANSFER_TARGETS],
-            required=True,
+            required=required,
             error_message="Choose a service",
             placeholder="Choose a service",
         ),
@@ -30,41 +43,94 @@ def _transfer(view: AcceptedView) -> list[Card | None]:
     ]
 
 
+def _listed(values: tuple[str, ...], most: int, limit: int) -> str:
+    names = [shown(value, limit) for value in values[:most]]
+    if len(values) > most:
+        names.append(f"and {len(values) - most} more")
+    return ", ".join(names)
+
+
+def _email(view: AcceptedView, body_chars: int) -> list[Card | None]:
+    rows = []
+    if view.email_sender is not None:
+        rows.append(("From", shown(view.email_sender, LINE)))
+    if view.email_subject is not None:
+        rows.append(("Subject", shown(view.email_subject, LINE)))
+    if view.email_attachments:
+        rows.append(("Attachments", _listed(view.email_attachments, MAX_ATTACHMENTS, NAME)))
+    return [
+        facts(rows),
+        text(plain(truncate(view.email_body, body_chars))) if view.email_body else None,
+    ]
+
+
+def _reply(view: AcceptedView) -> list[Card | None]:
+    """The reply form; its input is not required, so Transfer and Mark handled never wait."""
+    ids = {"session_id": view.header.session_id}
+    others = view.email_others
+    reply_input = text_input(InputId.REPLY_TEXT, "Your reply", placeholder="Write your reply",
+                             max_length=MAX_REPLY)
+    return [
+        text("Reply", weight="bolder", separator=True),
+        text(f"Reply all also goes to {_listed(others, MAX_OTHERS, LINE)}", subtle=True)
+        if others
+        else None,
+        {**reply_input, "isMultiline": True},
+        action_set([
+            execute("Reply", Verb.REPLY, ids, style="positive"),
+            execute("Reply all", Verb.REPLY_ALL, ids) if others else None,
+        ]),
+    ]
+
+
+def _external(view: AcceptedView) -> list[Card | None]:
+    details = view.external
+    if details is None:
+        return []
+    return [
+        text(shown(details.title, LINE), weight="bolder"),
+        text(shown(details.description, PARAGRAPH)) if details.description else None,
+        facts([("Due", readable(details.due))] if details.due else []),
+    ]
+
+
 def _accepted(view: AcceptedView, body_chars: int, *, fit: bool) -> Card:
     header = view.header
     external = header.modality is Modality.EXTERNAL
+    replies = header.modality is Modality.EMAIL and view.email_sender is not None
     chat_url = safe_url(view.chat_url)
-    email = []
-    if view.email_subject is not None:
-        email.append(facts([("Subject", shown(view.email_subject, LINE))]))
-    if view.email_body:
-        email.append(text(plain(truncate(view.email_body, body_chars))))
+    link = safe_url(view.external.link) if view.external else None
+    ids = {"session_id": header.session_id}
+    if replies:
+        finish = execute("Mark handled", Verb.MARK_HANDLED, ids, with_inputs=False)
+    else:
+        finish = execute("Complete" if external else "Terminate", Verb.TERMINATE, ids,
+                         style="destructive", with_inputs=False)
     return adaptive_card(
         [
             session_header(header),
             status_line("✅ Accepted", "good"),
+            text(shown(view.error, LINE), color="attention") if view.error else None,
             text("The chat with the customer is open.")
             if header.modality is Modality.IM and chat_url
             else None,
-            *email,
-            *_transfer(view),
+            *_external(view),
+            *_email(view, body_chars),
+            *(_reply(view) if replies else []),
+            *_transfer(view, required=not replies),
         ],
         [
-            open_url("Open chat", chat_url) if chat_url else None,
-            execute(
-                "Complete" if external else "Terminate",
-                Verb.TERMINATE,
-                {"session_id": header.session_id},
-                style="destructive",
-                with_inputs=False,
-            ),
+            open_url("Open chat", chat_url) if chat_url and not replies else None,
+            open_url("Open link", link) if link else None,
+            finish,
         ],
         fit=fit,
     )
 
 
 def accepted_card(view: AcceptedView) -> Card:
-    """The invitation after Accept: Open chat, Terminate (Complete for external tasks).
+    """The invitation after Accept: Open chat, Terminate (Complete for external tasks); an
+    email with its sender gets the reply form, Reply, Reply all and Mark handled instead.
 
     An email's full text is kept as long as the card budget allows.
     """

@@ -20,6 +20,9 @@ class Verb(StrEnum):
     FILL_NAR = "fill_nar"
     TRANSFER = "transfer"
     DUTY = "duty"
+    REPLY = "reply"  # email: send the reply to the sender, the session ends
+    REPLY_ALL = "reply_all"  # email: to the sender and everyone else on To and Cc
+    MARK_HANDLED = "mark_handled"  # email: no reply from here, the session ends
 
 
 class InputId(StrEnum):
@@ -30,6 +33,7 @@ class InputId(StrEnum):
     NAR_REASON = "nar_reason"
     TARGET_SERVICE = "target_service"
     PROFILE = "profile"
+    REPLY_TEXT = "reply_text"
 
 
 TAGS_DATASET = "tags"

@@ -145,6 +145,15 @@ class AcceptedView:
     email_body: str | None = None
     """Full plain text of an email task, shown on the accepted card."""
     transfer_targets: tuple[Choice, ...] = ()
+    email_sender: str | None = None
+    """An email task's sender ("Name <address>"); with it the card offers Reply."""
+    email_attachments: tuple[str, ...] = ()
+    email_others: tuple[str, ...] = ()
+    """Who else Reply all reaches (To and Cc less the service); Reply all only with some."""
+    external: ExternalDetails | None = None
+    """An external task's title, description, due date and link, kept after Accept."""
+    error: str | None = None
+    """Why the last button did nothing (a reply without text, replies switched off)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from bot.domain.service import Catalog
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task
 from bot.services import agents as agent_cases
-from bot.services import conversation, lifecycle, offers, wrapup
+from bot.services import conversation, lifecycle, mail, offers, wrapup
 from bot.services.context import Ctx
 from bot.services.engine import Engine
 
@@ -146,6 +146,8 @@ class Desk:
     async def suggest_tags(self, caller: Caller, card_id: str | None, text: str,
                            limit: int) -> list[str]:
         """Tags used before in the service of the card being filled in."""
+        limit = max(1, min(limit, 15)) if isinstance(limit, int) else 15
+
         async def suggest(ctx: Ctx) -> list[str]:
             session = await ctx.uow.sessions.by_card(card_id) if card_id else None
             if session is not None:
@@ -156,7 +158,7 @@ class Desk:
             found: list[str] = []
             for service_id in service_ids:
                 found += await ctx.uow.tags.suggest(service_id, text.strip(), limit)
-            return list(dict.fromkeys(found))[: max(1, min(limit, 15))]
+            return list(dict.fromkeys(found))[:limit]
 
         return await self.engine.run(suggest)
 
@@ -188,6 +190,8 @@ class Desk:
             session_id = str(data.get("session_id", ""))
             if session_id and verb == Verb.SAVE_WRAPUP:
                 return await self.card_for(session_id, error=invalid.message, wrapup_form=True)
+            if session_id and verb in (Verb.REPLY, Verb.REPLY_ALL, Verb.TRANSFER):
+                return await self.card_for(session_id, error=invalid.message)
             if verb == Verb.FILL_NAR:
                 return await self.nar_card(caller, invalid.message)
             return cards.info_card(v.InfoView("Not done", invalid.message))
@@ -379,7 +383,8 @@ async def act_complete(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card
 async def act_sessions_page(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
     page = data.get("page", 0)
     query = data.get("query", "")
-    return await desk.sessions_card(caller, max(0, page) if isinstance(page, int) else 0,
+    page = min(max(0, page), 10_000) if isinstance(page, int) else 0
+    return await desk.sessions_card(caller, page,
                                     query if isinstance(query, str) else "")
 
 
@@ -410,6 +415,30 @@ async def act_duty(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
     return await desk.status_card(caller)
 
 
+async def _reply(desk: Desk, caller: Caller, data: dict[str, Any], *, reply_all: bool) -> Card:
+    session_id = _session_id(data)
+    if mail.SEND_REPLY not in desk.engine.effects:
+        raise Refused("Replies are off here: no SMTP relay is configured "
+                      "(SWITCHBOARD_SMTP_RELAY). Answer from a mailbox, then Mark handled.")
+    text = data.get(InputId.REPLY_TEXT.value)
+    await desk.engine.run(mail.reply, session_id, caller.user_id,
+                          text if isinstance(text, str) else "", reply_all=reply_all)
+    return await desk.card_for(session_id)
+
+
+async def act_reply(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    return await _reply(desk, caller, data, reply_all=False)
+
+
+async def act_reply_all(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    return await _reply(desk, caller, data, reply_all=True)
+
+
+async def act_mark_handled(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    session = await desk.engine.run(mail.mark_handled, _session_id(data), caller.user_id)
+    return await desk.card_for(session.id)
+
+
 ACTIONS: dict[str, Action] = {
     Verb.REGISTER: act_register,
     Verb.UNREGISTER: act_unregister,
@@ -425,4 +454,7 @@ ACTIONS: dict[str, Action] = {
     Verb.FILL_NAR: act_fill_nar,
     Verb.TRANSFER: act_transfer,
     Verb.DUTY: act_duty,
+    Verb.REPLY: act_reply,
+    Verb.REPLY_ALL: act_reply_all,
+    Verb.MARK_HANDLED: act_mark_handled,
 }

@@ -23,7 +23,7 @@ def session_card(session: Session, task: Task | None, agent: Agent | None, catal
     if session.phase is Phase.RINGING and task is not None:
         return cards.invitation_card(views.invitation(session, task, catalog, now))
     if session.phase is Phase.CONNECTED:
-        return cards.accepted_card(views.accepted(session, task, catalog))
+        return cards.accepted_card(views.accepted(session, task, catalog, error=error))
     if session.phase is Phase.ACW or wrapup or session.result is SessionResult.ACCEPTED:
         return cards.wrapup_card(views.wrapup(session, catalog, suggestions=suggestions,
                                               error=error))

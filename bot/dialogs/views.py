@@ -50,10 +50,7 @@ def invitation(session: Session, task: Task, catalog: Catalog, now: datetime) ->
                                  preview=str(content.get("preview", "")),
                                  attachments=tuple(str(a) for a in content.get("attachments", [])))
     elif task.modality is Modality.EXTERNAL:
-        details = v.ExternalDetails(title=str(content.get("title", "")),
-                                    description=str(content.get("description", "")),
-                                    due=_parse_due(content.get("due")),
-                                    link=content.get("link") or None)
+        details = _external(content)
     else:
         details = v.ImDetails(first_message=str(content.get("text", "")))
     service = catalog.services.get(session.service_id)
@@ -110,8 +107,17 @@ def transfer_targets(session: Session, catalog: Catalog) -> tuple[v.Choice, ...]
                  if s.id != session.service_id and session.modality in s.modalities)
 
 
-def accepted(session: Session, task: Task | None, catalog: Catalog) -> v.AcceptedView:
+def _external(content: dict[str, Any]) -> v.ExternalDetails:
+    return v.ExternalDetails(title=str(content.get("title", "")),
+                             description=str(content.get("description", "")),
+                             due=_parse_due(content.get("due")),
+                             link=content.get("link") or None)
+
+
+def accepted(session: Session, task: Task | None, catalog: Catalog, *,
+             error: str | None = None) -> v.AcceptedView:
     email = task is not None and task.modality is Modality.EMAIL
+    external = task is not None and task.modality is Modality.EXTERNAL
     content = task.content if task is not None else {}
     return v.AcceptedView(
         header=header(session),
@@ -119,6 +125,12 @@ def accepted(session: Session, task: Task | None, catalog: Catalog) -> v.Accepte
         email_subject=str(content.get("subject", "")) if email else None,
         email_body=str(content.get("text", "")) if email else None,
         transfer_targets=transfer_targets(session, catalog),
+        email_sender=str(content.get("sender", "")) if email else None,
+        email_attachments=tuple(str(a) for a in content.get("attachments", [])) if email
+        else (),
+        email_others=tuple(str(a) for a in content.get("others", [])) if email else (),
+        external=_external(content) if external else None,
+        error=error,
     )
 
 

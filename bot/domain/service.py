@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
+from bot.webhooks.model import WebRequest
+
 
 class Modality(StrEnum):
     IM = "im"
@@ -101,6 +103,7 @@ class Service:
     interact: InteractSettings = field(default_factory=InteractSettings)
     external: ExternalSettings = field(default_factory=ExternalSettings)
     offline_message: str = "Sorry, no one could take your request in time. Please try again later."
+    web_requests: tuple[WebRequest, ...] = ()  # [[service.web_request]] templates
 
     def capacity_for(self, modality: Modality) -> int:
         return self.capacity.get(modality, 1)

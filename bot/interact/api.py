@@ -187,7 +187,7 @@ class InteractApi:
             raise ApiError(413, f"The request is larger than {MAX_BODY_BYTES // 1024} KB.")
         try:
             body = json.loads(raw or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # bad JSON, deep nesting, absurd numbers
             raise ApiError(400, "The body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise ApiError(400, "The body must be a JSON object.")
@@ -249,7 +249,7 @@ class InteractApi:
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         token = request.query.get("token", "")
         after_text = request.query.get("after", "0")
-        if not after_text.isdigit():
+        if not after_text.isdigit() or int(after_text) >= 2**62:
             return error_response(400, "`after` must be a sequence number.")
         try:
             task = await self._task(request, token)

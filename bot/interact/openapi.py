@@ -1,9 +1,9 @@
 """The OpenAPI 3.0 document of Switchboard's HTTP interfaces, built by code and served at
 /api/openapi.json.
 
-The document is assembled from sections: each interface (today Interact; later the external
-task API) contributes a tag, paths, component schemas and security schemes through a function
-that returns a `Section`, listed in `SECTIONS`. `add_section` refuses a path or component name
+The document is assembled from sections: each interface (Interact, the external task API)
+contributes a tag, paths, component schemas and security schemes through a function that
+returns a `Section`, listed in `SECTIONS`. `add_section` refuses a path or component name
 that another section already uses, so sections cannot overwrite each other silently.
 """
 
@@ -17,6 +17,9 @@ from aiohttp import web
 
 from bot.interact.api import MAX_BODY_BYTES, MAX_TEXT_BYTES, PREFIX
 from bot.services.conversation import MAX_MESSAGE_LENGTH
+from bot.tasks_api import request as task_request
+from bot.tasks_api.api import MAX_BODY_BYTES as TASK_MAX_BODY
+from bot.tasks_api.api import PREFIX as TASKS
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"
@@ -351,9 +354,181 @@ def interact_section() -> Section:
     )
 
 
+# -- External tasks: the task API for automations (Power Automate) ------------------------------
+
+TASK_STATES = ["queued", "ringing", "connected", "wrapup", "done", "cancelled", "expired"]
+TASK_ID = {"name": "task_id", "in": "path", "required": True, "x-ms-summary": "Task id",
+           "description": "The task_id from creating the task.", "schema": {"type": "string"}}
+
+
+def _when(description: str) -> Schema:
+    return {"type": "string", "format": "date-time", "nullable": True,
+            "description": description}
+
+
+def tasks_schemas() -> dict[str, Schema]:
+    r = task_request
+    state = {"type": "string", "enum": TASK_STATES, "x-ms-summary": "State",
+             "description": "queued (waiting), ringing (offered to agents), connected "
+                            "(accepted), wrapup (completed, the agent wraps up), done; or "
+                            "cancelled (withdrawn before Accept) or expired (nobody accepted "
+                            "it within the service's maximum queue time)."}
+    return {
+        "TaskCustomer": obj({
+            "name": {"type": "string", "maxLength": r.MAX_CUSTOMER_FIELD, "nullable": True,
+                     "x-ms-summary": "Customer name", "example": "Jane Doe"},
+            "email": {"type": "string", "maxLength": r.MAX_CUSTOMER_FIELD, "nullable": True,
+                      "x-ms-summary": "Customer email", "example": "jane@example.com"},
+            "phone": {"type": "string", "maxLength": r.MAX_CUSTOMER_FIELD, "nullable": True,
+                      "x-ms-summary": "Customer phone"},
+        }, description="Whom the task is about, shown to the agent; every field is optional.")
+        | {"additionalProperties": False},
+        "CreateTaskRequest": obj({
+            "service": {"type": "string", "minLength": 1, "maxLength": 64,
+                        "x-ms-summary": "Service",
+                        "description": "The id of a service the API key names.",
+                        "example": "sales"},
+            "title": {"type": "string", "minLength": 1, "maxLength": r.MAX_TITLE,
+                      "x-ms-summary": "Title", "description": "What to do, in one line.",
+                      "example": "Call back about ticket 4711"},
+            "description": {"type": "string", "maxLength": r.MAX_DESCRIPTION,
+                            "nullable": True, "x-ms-summary": "Description",
+                            "description": "Details for the agent (plain text)."},
+            "due": {"type": "string", "format": "date-time", "nullable": True,
+                    "x-ms-summary": "Due", "description": "When it is due: ISO 8601 with a "
+                    "time zone, e.g. 2026-11-03T17:00:00Z.",
+                    "example": "2026-11-03T17:00:00Z"},
+            "link": {"type": "string", "format": "uri", "maxLength": r.MAX_LINK,
+                     "nullable": True, "x-ms-summary": "Link",
+                     "description": "An http(s) link the agent opens (the ticket, the record).",
+                     "example": "https://crm.example.com/tickets/4711"},
+            "customer": ref("TaskCustomer"),
+            "context": {"type": "object", "maxProperties": r.MAX_PARAMS, "nullable": True,
+                        "additionalProperties": {"type": "string",
+                                                 "maxLength": r.MAX_PARAM_VALUE},
+                        "x-ms-summary": "Context parameters",
+                        "description": "Named values for the service's context URL "
+                                       "({param.NAME}); names use letters, digits, '_', '.' "
+                                       f"and '-' (at most {r.MAX_PARAM_NAME}).",
+                        "example": {"TicketId": "4711"}},
+            "priority": {"type": "integer", "minimum": r.MIN_PRIORITY,
+                         "maximum": r.MAX_PRIORITY, "nullable": True,
+                         "x-ms-summary": "Priority", "description": "Higher is offered first; "
+                         "default: the service's priority."},
+        }, ["service", "title"]) | {"additionalProperties": False},
+        "CreateTaskResponse": obj({
+            "task_id": {"type": "string", "x-ms-summary": "Task id"},
+            "state": state,
+        }, ["task_id", "state"]),
+        "TaskStatus": obj({
+            "task_id": {"type": "string", "x-ms-summary": "Task id"},
+            "service": {"type": "string", "x-ms-summary": "Service",
+                        "description": "The service the task is in now (after a transfer, "
+                                       "the new one)."},
+            "state": state,
+            "result": {"type": "string", "nullable": True, "x-ms-summary": "Result",
+                       "enum": ["handled", "cancelled", "not_handled", None],
+                       "description": "Once the task has ended: handled, cancelled or "
+                                      "not_handled (expired); null before."},
+            "created_at": {"type": "string", "format": "date-time",
+                           "x-ms-summary": "Created at"},
+            "accepted_at": _when("When an agent accepted it."),
+            "completed_at": _when("When the agent completed it (after-call work follows)."),
+            "ended_at": _when("When it ended: done after the wrap-up, cancelled or expired."),
+        }, ["task_id", "service", "state", "result", "created_at", "accepted_at",
+            "completed_at", "ended_at"]),
+        "ValidationError": obj({
+            "error": {"type": "string", "description": "Why the field is wrong."},
+            "field": {"type": "string", "description": "The field, e.g. title or "
+                      "customer.email or context.TicketId.", "example": "title"},
+        }, ["error", "field"], "A field of the request is missing or wrong."),
+    }
+
+
+def tasks_paths() -> dict[str, Schema]:
+    key: list[dict[str, list[str]]] = [{"apiKey": []}]
+    unauthorized = "No API key, or not a valid one."
+    busy = "The task service is starting or its store is busy; retry with backoff."
+    return {
+        TASKS: {"post": {
+            "tags": ["Tasks"],
+            "operationId": "CreateTask",
+            "summary": "Create an external task",
+            "description": "Queues a task for the service's agents; they see the title, "
+                           "description, due date and link, and complete it after Accept.",
+            "security": key,
+            "requestBody": json_body(ref("CreateTaskRequest")),
+            "responses": {
+                "201": json_response("The task is queued.", ref("CreateTaskResponse"), {
+                    "Location": {"description": "The task's URL.",
+                                 "schema": {"type": "string"}}}),
+                **errors({400: "The body is not a JSON object.",
+                          401: unauthorized,
+                          403: "The API key does not name this service.",
+                          413: f"The body is larger than {TASK_MAX_BODY // 1024} KB."}),
+                "422": json_response("A field is missing or wrong: `field` names it.",
+                                     ref("ValidationError")),
+                **errors({429: "The service has as many open external tasks as its fair-use "
+                               "cap (services file: [service.external] max_open) allows.",
+                          503: busy}),
+            },
+        }},
+        f"{TASKS}/{{task_id}}": {
+            "get": {
+                "tags": ["Tasks"],
+                "operationId": "GetTask",
+                "summary": "Get a task's state",
+                "parameters": [TASK_ID],
+                "security": key,
+                "responses": {
+                    "200": json_response("The task now.", ref("TaskStatus")),
+                    **errors({401: unauthorized,
+                              403: "The API key does not name the task's service.",
+                              404: "There is no such task.",
+                              503: busy}),
+                },
+            },
+            "delete": {
+                "tags": ["Tasks"],
+                "operationId": "CancelTask",
+                "summary": "Cancel a task not accepted yet",
+                "description": "Withdraws a queued or ringing task; cancelling a cancelled "
+                               "task changes nothing.",
+                "parameters": [TASK_ID],
+                "security": key,
+                "responses": {
+                    "200": json_response("The task, cancelled.", ref("TaskStatus")),
+                    **errors({401: unauthorized,
+                              403: "The API key does not name the task's service.",
+                              404: "There is no such task.",
+                              409: "An agent accepted the task already, or it has ended.",
+                              503: busy}),
+                },
+            },
+        },
+    }
+
+
+def tasks_section() -> Section:
+    return Section(
+        tag="Tasks",
+        description="External tasks under " + TASKS + " for automations such as a Power "
+                    "Automate custom connector (connector/apiDefinition.swagger.json): create "
+                    "a task for a service's agents, follow its state, cancel it before Accept.",
+        paths=tasks_paths(),
+        schemas=tasks_schemas(),
+        security_schemes={
+            "apiKey": {"type": "http", "scheme": "bearer",
+                       "description": "An API key from the services file ([[api_key]], which "
+                                      "stores only its SHA-256), as `Authorization: Bearer "
+                                      "<key>`."},
+        },
+    )
+
+
 # -- the whole document ----------------------------------------------------------------------------
 
-SECTIONS: list[Callable[[], Section]] = [interact_section]
+SECTIONS: list[Callable[[], Section]] = [interact_section, tasks_section]
 
 
 def openapi_document() -> dict[str, Any]:

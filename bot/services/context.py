@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,12 +18,16 @@ from bot.domain.task import Task
 from bot.domain.timers import RONA_RESET, SYNC_CARD, Timer, timer_id
 from bot.services.ports import Clock, UnitOfWork
 
+EventHook = Callable[["Ctx", Event, Task | None, Session | None], Awaitable[None]]
+"""Runs in the unit of work of every emitted event (e.g. queue its web requests)."""
+
 
 @dataclass
 class Ctx:
     uow: UnitOfWork
     clock: Clock
     catalog: Catalog
+    hooks: Sequence[EventHook] = ()
     now: datetime = field(init=False)
     _agent_states: dict[str, AgentState] = field(default_factory=dict, init=False)
     _agents: dict[str, Agent] = field(default_factory=dict, init=False)
@@ -134,7 +139,7 @@ class Ctx:
             data.setdefault("phase", session.phase.value)
             if session.result is not None:
                 data.setdefault("result", session.result.value)
-        await self.uow.events.append(Event(
+        event = Event(
             name=name,
             at=self.now,
             task_id=task.id if task else (session.task_id if session else None),
@@ -143,4 +148,7 @@ class Ctx:
             service_id=(task.service_id if task else None)
             or (session.service_id if session else None),
             data=data,
-        ))
+        )
+        await self.uow.events.append(event)
+        for hook in self.hooks:
+            await hook(self, event, task, session)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -14,7 +15,7 @@ from bot.domain import timers as tk
 from bot.domain.service import Catalog
 from bot.domain.timers import Timer
 from bot.services import agents, conversation, lifecycle, offers, privacy
-from bot.services.context import Ctx
+from bot.services.context import Ctx, EventHook
 from bot.services.ports import Clock, ConflictError, Store
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,10 @@ class Engine:
         self.retries = retries
         self.effects: dict[str, Effect] = {}
         self.listeners: list[Callable[[set[str]], None]] = []
+        # Called inside the unit of work of each event (bot.webhooks queues its requests).
+        self.event_hooks: list[EventHook] = []
         self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[int]] = {}
 
     def add_effects(self, effects: Mapping[str, Effect]) -> None:
         self.effects.update(effects)
@@ -73,7 +77,7 @@ class Engine:
         for attempt in range(self.retries):
             try:
                 async with self.store.unit_of_work() as uow:
-                    ctx = Ctx(uow, self.clock, self.catalog)
+                    ctx = Ctx(uow, self.clock, self.catalog, tuple(self.event_hooks))
                     result = await use_case(ctx, *args, **kwargs)
                     await uow.commit()
             except ConflictError:
@@ -93,8 +97,12 @@ class Engine:
     def _kinds(self) -> list[str]:
         return [*TIMER_HANDLERS, *self.effects]
 
-    async def fire_due(self, limit: int = 100) -> int:
-        """Fire every timer and job due now; returns how many fired here."""
+    async def fire_due(self, limit: int = 100, *, background: bool = False) -> int:
+        """Fire every timer and job due now; returns how many fired here.
+
+        With `background` (the scheduler loop) jobs run as tasks of their own, so a job stuck
+        retrying against an outage never holds up ring timeouts and the other timers; a job
+        already running here is not started twice."""
         async with self.store.unit_of_work() as uow:
             due = await uow.timers.due(self.clock.now(), limit, self._kinds())
         fired = 0
@@ -102,12 +110,28 @@ class Engine:
         for timer in due:
             if timer.kind in TIMER_HANDLERS:
                 fired += await self._fire_timer(timer)
-            else:
+            elif timer.id not in self._running:
                 effects.append(timer)
+        if background:
+            for timer in effects:
+                task = asyncio.create_task(self._run_effect(timer))
+                self._running[timer.id] = task
+                task.add_done_callback(functools.partial(self._forget_job, timer.id))
+            return fired + len(effects)
         if effects:
             results = await asyncio.gather(*(self._run_effect(t) for t in effects))
             fired += sum(results)
         return fired
+
+    def _forget_job(self, key: str, _task: asyncio.Task[int]) -> None:
+        self._running.pop(key, None)
+
+    async def stop_jobs(self) -> None:
+        """Cancel jobs still running; their leases run out and they run again later."""
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     async def _fire_timer(self, timer: Timer) -> int:
         handler = TIMER_HANDLERS[timer.kind]
@@ -200,7 +224,7 @@ class Engine:
             # Cleared before the pass, so a change committed during it wakes the next one.
             self._wake.clear()
             try:
-                while await self.fire_due():
+                while await self.fire_due(background=True):
                     pass
                 wait = await self.next_due_in(poll)
             except asyncio.CancelledError:

@@ -13,6 +13,7 @@ from bot.domain.message import ChatMessage
 from bot.domain.session import Session
 from bot.domain.task import Task
 from bot.domain.timers import Timer
+from bot.webhooks.model import Delivery
 
 
 class ConflictError(Exception):
@@ -107,6 +108,19 @@ class TagIndex(Protocol):
     async def suggest(self, service_id: str, text: str, limit: int) -> list[str]: ...
 
 
+class Outbox(Protocol):
+    """Web requests waiting to be delivered, in order per task (`bot.webhooks`)."""
+
+    async def append(self, delivery: Delivery) -> None:
+        """Store it as the task's last pending delivery: gives it the next `seq` of its task."""
+    async def pending(self, task_id: str, limit: int) -> list[Delivery]:
+        """The task's deliveries, oldest (lowest seq) first."""
+    async def save(self, delivery: Delivery) -> None:
+        """Write it back if unchanged since read (bumps `version`); ConflictError otherwise."""
+    async def delete(self, delivery: Delivery) -> None:
+        """Remove it if unchanged since read; ConflictError otherwise."""
+
+
 class UnitOfWork(Protocol):
     @property
     def agents(self) -> AgentRepository: ...
@@ -124,6 +138,8 @@ class UnitOfWork(Protocol):
     def counters(self) -> Counters: ...
     @property
     def tags(self) -> TagIndex: ...
+    @property
+    def outbox(self) -> Outbox: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -160,6 +160,7 @@ from bot.storage.cosmos_repos import (
     CosmosCounters,
     CosmosEvents,
     CosmosMessages,
+    CosmosOutbox,
     CosmosSessions,
     CosmosTags,
     CosmosTasks,
@@ -306,6 +307,7 @@ class CosmosUnitOfWork(UnitOfWorkCore):
         self.messages = CosmosMessages(self, ttl)
         self.counters = CosmosCounters(self, ttl)
         self.tags = CosmosTags(self, ttl)
+        self.outbox = CosmosOutbox(self, ttl)
 
     async def __aenter__(self) -> Self:
         return self
@@ -320,6 +322,7 @@ class CosmosUnitOfWork(UnitOfWorkCore):
             await super().commit()
         finally:
             self.messages.committed()
+            self.outbox.committed()
             self.events.pending = []
 
 

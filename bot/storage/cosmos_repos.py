@@ -48,6 +48,7 @@ from bot.storage.cosmos_core import (
     unavailable,
     us,
 )
+from bot.webhooks.model import Delivery
 
 E = TypeVar("E", Agent, Task, Session)
 
@@ -819,3 +820,91 @@ class CosmosTags(_Repo):
         docs.sort(key=lambda d: (not str(d["tag_key"]).startswith(key), -int(d["uses"]),
                                  -int(d["last_used"])))
         return [str(d["tag"]) for d in docs[:limit]]
+
+
+# -- outbox: web requests waiting for delivery ----------------------------------------------
+
+def outbox_pk(task_id: str) -> str:
+    return f"outbox|{task_id}"
+
+
+class CosmosOutbox(_Repo):
+    """Entries `outbox|<task id>` in meta, one per pending delivery, `seq` in the item id.
+
+    An append is a strict create of the next number of its task, buffered with the unit of work
+    like any state write: two units of work that take the same number conflict (409) and the
+    Engine re-runs the later one, so the order of a task's deliveries is the commit order.
+    """
+
+    def __init__(self, uow: UnitOfWorkCore, ttl: TtlPolicy | None) -> None:
+        super().__init__(uow, ttl)
+        self.next_seq: dict[str, int] = {}
+
+    @staticmethod
+    def item_id(task_id: str, seq: int) -> str:
+        return sid(f"outbox|{task_id}|{seq}")
+
+    def _doc(self, delivery: Delivery) -> Doc:
+        return {"id": self.item_id(delivery.task_id, delivery.seq),
+                "pk": outbox_pk(delivery.task_id), "kind": "outbox",
+                "task_id": delivery.task_id, "seq": delivery.seq, "version": delivery.version,
+                "data": encode(delivery)}
+
+    @staticmethod
+    def _delivery(doc: Doc) -> Delivery:
+        delivery = decode(Delivery, doc["data"])
+        delivery.seq, delivery.version = int(doc["seq"]), int(doc["version"])
+        return delivery
+
+    def _mine(self, task_id: str) -> list[Doc]:
+        return [view for _, view in self.uow.pending_views(META)
+                if view is not None and view.get("kind") == "outbox"
+                and view.get("task_id") == task_id]
+
+    async def append(self, delivery: Delivery) -> None:
+        task_id = delivery.task_id
+        if task_id not in self.next_seq:
+            pk = outbox_pk(task_id)
+            found = await query_all(
+                self.uow.container(META),
+                "SELECT VALUE MAX(c.seq) FROM c WHERE c.pk = @pk", params(pk=pk), pk=pk)
+            stored = max((v for v in found if isinstance(v, int)), default=0)
+            mine = max((int(d["seq"]) for d in self._mine(task_id)), default=0)
+            self.next_seq[task_id] = max(stored, mine) + 1
+        delivery.seq = self.next_seq[task_id]
+        delivery.version = 1
+        self.next_seq[task_id] += 1
+        doc = self._doc(delivery)
+        self.uow.buffer(DocWrite(META, doc["pk"], doc["id"], new=doc, expect_exists=False),
+                        doc)
+
+    async def pending(self, task_id: str, limit: int) -> list[Delivery]:
+        pk = outbox_pk(task_id)
+        found = await query_all(
+            self.uow.container(META),
+            "SELECT * FROM c WHERE c.pk = @pk AND c.kind = 'outbox' ORDER BY c.seq",
+            params(pk=pk), pk=pk)
+        docs = self.uow.overlay(META, found, lambda d: d.get("kind") == "outbox"
+                                and d.get("task_id") == task_id)
+        docs.sort(key=lambda d: int(d["seq"]))
+        return [self._delivery(d) for d in docs[:limit]]
+
+    async def _check(self, delivery: Delivery, what: str) -> str:
+        item_id = self.item_id(delivery.task_id, delivery.seq)
+        view = (await self.uow.state(META, outbox_pk(delivery.task_id), item_id)).view
+        if view is None or int(view["version"]) != delivery.version:
+            raise ConflictError(f"outbox {delivery.task_id}/{delivery.seq} {what}")
+        return item_id
+
+    async def save(self, delivery: Delivery) -> None:
+        item_id = await self._check(delivery, "changed since it was read")
+        delivery.version += 1
+        doc = self._doc(delivery)
+        self.uow.buffer(DocWrite(META, doc["pk"], item_id, new=doc), doc)
+
+    async def delete(self, delivery: Delivery) -> None:
+        item_id = await self._check(delivery, "changed or gone")
+        self.uow.buffer(DocWrite(META, outbox_pk(delivery.task_id), item_id, new=None), None)
+
+    def committed(self) -> None:
+        self.next_seq = {}

@@ -48,6 +48,13 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             uses INTEGER NOT NULL, last_used REAL NOT NULL,
             PRIMARY KEY (service_id, tag_key))""",
     ]),
+    (2, [
+        # Web requests waiting to be delivered (bot.webhooks), in order per task.
+        """CREATE TABLE outbox (
+            task_id TEXT NOT NULL, seq INTEGER NOT NULL, version INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (task_id, seq))""",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from bot.domain.timers import Timer
 from bot.services.ports import ConflictError, SessionFilter, StoreUnavailable
 from bot.storage.codec import decode, encode
 from bot.storage.schema import LATEST, MIGRATIONS
+from bot.webhooks.model import Delivery
 
 E = TypeVar("E", Agent, Task, Session)
 
@@ -37,9 +39,13 @@ def _dump(entity: Any) -> str:
     return json.dumps(encode(entity), separators=(",", ":"), ensure_ascii=False)
 
 
-def _translate(exc: sqlite3.Error) -> Exception:
+def _translate(exc: sqlite3.Error, waited: float = 0.0, patience: float = 1.0) -> Exception:
+    """A lost race is a conflict (retry on fresh state); a lock held past our patience, or a
+    read-only file, means the store is unavailable for now."""
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
+        if waited >= patience:
+            return StoreUnavailable(f"database locked for {waited:.1f}s")
         return ConflictError(f"database busy: {exc}")
     if isinstance(exc, sqlite3.IntegrityError):
         return ConflictError(f"row already exists: {exc}")
@@ -49,9 +55,11 @@ def _translate(exc: sqlite3.Error) -> Exception:
 class SqliteStore:
     """One aiosqlite connection per store; units of work take turns on it."""
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 2000) -> None:
         self.path = str(path)
         self.busy_timeout_ms = busy_timeout_ms
+        # Waiting this long for a lock means someone holds it, not that we lost a race.
+        self.patience = busy_timeout_ms / 1000 * 0.9
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
@@ -100,11 +108,16 @@ class SqliteStore:
         return SqliteUnitOfWork(self)
 
     async def ping(self) -> None:
+        """Readable and writable right now: take the write lock briefly and let it go."""
         async with self._lock:
             try:
-                await self.conn.execute_fetchall("SELECT 1 FROM timers LIMIT 1")
+                await self.conn.execute("PRAGMA busy_timeout = 250")
+                await self.conn.execute("BEGIN IMMEDIATE")
+                await self.conn.execute("ROLLBACK")
             except sqlite3.Error as exc:
                 raise StoreUnavailable(str(exc)) from exc
+            finally:
+                await self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -127,6 +140,7 @@ class SqliteUnitOfWork:
         self.messages = SqliteMessages(self)
         self.counters = SqliteCounters(self)
         self.tags = SqliteTags(self)
+        self.outbox = SqliteOutbox(self)
 
     async def __aenter__(self) -> Self:
         await self.store._lock.acquire()
@@ -156,16 +170,18 @@ class SqliteUnitOfWork:
         self._open = False
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
+        started = time.monotonic()
         try:
             return await self.store.conn.execute(sql, params)
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, time.monotonic() - started, self.store.patience) from exc
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        started = time.monotonic()
         try:
             return list(await self.store.conn.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, time.monotonic() - started, self.store.patience) from exc
 
 
 class _Entities(Generic[E]):
@@ -496,6 +512,46 @@ class SqliteTags:
             " ORDER BY (tag_key LIKE ? ESCAPE '\\') DESC, uses DESC, last_used DESC LIMIT ?",
             (service_id, pattern, _escape_like(text.lower()) + "%", limit))
         return [str(r[0]) for r in rows]
+
+
+class SqliteOutbox:
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def append(self, delivery: Delivery) -> None:
+        delivery.version = 1
+        rows = await self.uow.fetch(
+            "INSERT INTO outbox (task_id, seq, version, data) VALUES"
+            " (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE task_id = ?), 1, ?)"
+            " RETURNING seq", (delivery.task_id, delivery.task_id, _dump(delivery)))
+        delivery.seq = int(rows[0][0])
+
+    async def pending(self, task_id: str, limit: int) -> list[Delivery]:
+        rows = await self.uow.fetch(
+            "SELECT seq, version, data FROM outbox WHERE task_id = ? ORDER BY seq LIMIT ?",
+            (task_id, limit))
+        found = []
+        for row in rows:
+            delivery = decode(Delivery, json.loads(row[2]))
+            delivery.seq, delivery.version = int(row[0]), int(row[1])
+            found.append(delivery)
+        return found
+
+    async def save(self, delivery: Delivery) -> None:
+        cursor = await self.uow.execute(
+            "UPDATE outbox SET version = ?, data = ? WHERE task_id = ? AND seq = ?"
+            " AND version = ?", (delivery.version + 1, _dump(delivery), delivery.task_id,
+                                 delivery.seq, delivery.version))
+        if cursor.rowcount != 1:
+            raise ConflictError(f"outbox {delivery.task_id}/{delivery.seq} changed since read")
+        delivery.version += 1
+
+    async def delete(self, delivery: Delivery) -> None:
+        cursor = await self.uow.execute(
+            "DELETE FROM outbox WHERE task_id = ? AND seq = ? AND version = ?",
+            (delivery.task_id, delivery.seq, delivery.version))
+        if cursor.rowcount != 1:
+            raise ConflictError(f"outbox {delivery.task_id}/{delivery.seq} changed or gone")
 
 
 async def open_sqlite(path: str | Path) -> SqliteStore:

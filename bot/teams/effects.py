@@ -122,7 +122,11 @@ class TeamsEffects:
         if session is None or agent is None or not session.chat_id or not agent.conversation:
             return
         if session.phase is not Phase.CONNECTED:
-            return
+            # Messages written while the chat was live still go out after Terminate.
+            cutoff = session.terminated_at
+            messages = [m for m in messages if cutoff is not None and m.at <= cutoff]
+            if not session.header_posted or not messages:
+                return
         service_url = agent.conversation["service_url"]
         if not session.header_posted:
             topic = chat_topic(session.service_name or session.service_id,

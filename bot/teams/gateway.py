@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -22,7 +21,7 @@ from bot.teams.directory import TeamsMemberDirectory
 from bot.teams.effects import TeamsEffects
 from bot.teams.graph import GraphClient
 from bot.teams.handler import SwitchboardBot
-from bot.teams.outbound import OutboundSender
+from bot.teams.outbound import OutboundError, OutboundHTTPError, OutboundSender
 from bot.teams.ratelimit import RateLimiter
 from bot.teams.tokens import TokenProvider, bot_framework_tokens, graph_tokens
 
@@ -77,7 +76,7 @@ class TeamsGateway:
             return problem(415, "Send the activity as JSON with Content-Type: application/json.")
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # bad JSON, deep nesting, absurd numbers
             return problem(400, "The body is not valid JSON.")
         try:
             status, payload = await self.adapter.process(
@@ -88,6 +87,14 @@ class TeamsGateway:
             return problem(401, str(exc))
         except Refused as exc:
             return problem(404 if exc.code == "not_found" else 409, exc.message)
+        except OutboundHTTPError as exc:
+            if exc.status in (401, 403, 404):
+                # The user blocked the bot or the activity is gone: retrying cannot help.
+                log.warning("reply refused by the connector", extra={"status": exc.status})
+                return web.Response(status=200)
+            return problem(503, "Teams could not be reached; the activity was not finished.")
+        except OutboundError:
+            return problem(503, "Teams could not be reached; the activity was not finished.")
         except (ConflictError, StoreUnavailable):
             log.warning("activity not processed: store busy or unavailable")
             return problem(503, "Switchboard is busy; the activity was not processed. "

@@ -23,7 +23,9 @@ def caller_of(activity: Activity) -> Caller:
     sender: ChannelAccount = activity.from_property
     conversation = activity.conversation
     channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    tenant = conversation.tenant_id or (channel_data.get("tenant") or {}).get("id") or ""
+    tenant_data = channel_data.get("tenant")
+    tenant = conversation.tenant_id or (
+        tenant_data.get("id") if isinstance(tenant_data, dict) else None) or ""
     personal = (conversation.conversation_type or PERSONAL) == PERSONAL
     return Caller(
         user_id=sender.id,
@@ -46,6 +48,16 @@ def as_activity(reply: Reply) -> Activity:
     if isinstance(reply, str):
         return MessageFactory.text(reply)
     return MessageFactory.attachment(Attachment(content_type=CARD_CONTENT_TYPE, content=reply))
+
+
+def _without_mention(activity: Activity) -> str:
+    """The text without the bot's @mention; a malformed mention leaves the text as it is."""
+    if not activity.entities:
+        return str(activity.text or "")
+    try:
+        return str(TurnContext.remove_recipient_mention(activity) or "")
+    except (KeyError, TypeError, AttributeError):
+        return str(activity.text or "")
 
 
 class SwitchboardBot(ActivityHandler):  # type: ignore[misc]
@@ -84,9 +96,7 @@ class SwitchboardBot(ActivityHandler):  # type: ignore[misc]
             else:
                 await self._send(turn_context, [card])
             return
-        text = TurnContext.remove_recipient_mention(activity) if activity.entities else (
-            activity.text or "")
-        text = (text or "").strip()
+        text = _without_mention(activity).strip()
         if not text:
             return
         if caller.personal:

@@ -29,6 +29,8 @@ param graphUrl string
 param authority string
 param teamsCatalogAppId string
 param sqliteDb string
+param smtpPort string
+param smtpRelay string
 
 var port = 3978
 
@@ -125,6 +127,10 @@ var requiredEnv = [
     name: 'COSMOS_DATABASE'
     value: cosmosDatabase
   }
+  {
+    name: 'SWITCHBOARD_SMTP_PORT'
+    value: smtpPort
+  }
 ]
 
 // The client secret only for a SingleTenant bot (a managed identity has none).
@@ -165,6 +171,12 @@ var optionalEnv = concat(
     {
       name: 'SWITCHBOARD_DB'
       value: sqliteDb
+    }
+  ],
+  empty(smtpRelay) ? [] : [
+    {
+      name: 'SWITCHBOARD_SMTP_RELAY'
+      value: smtpRelay
     }
   ]
 )

@@ -216,6 +216,30 @@ def _accepted(m: Maker) -> dict[str, Card]:
             )
         ),
         "accepted_external": accepted_card(AcceptedView(_header(m, Modality.EXTERNAL, None))),
+        "accepted_email_reply": accepted_card(
+            AcceptedView(
+                _header(m, Modality.EMAIL),
+                email_subject=m.s("Refund"),
+                email_body=m.s("Dear team,\n\nplease refund order 42.\n\nJane"),
+                transfer_targets=targets,
+                email_sender=m.s("Jane Doe <jane@example.com>"),
+                email_attachments=tuple(m.s(f"file{i}.pdf (12 KB)") for i in range(m.n(2))),
+                email_others=tuple(m.s(f"cc{i}@example.com") for i in range(m.n(2))),
+                error=m.s("Write your reply first."),
+            )
+        ),
+        "accepted_email_reply_minimal": accepted_card(
+            AcceptedView(_header(m, Modality.EMAIL), email_subject="", email_body="",
+                         email_sender="")
+        ),
+        "accepted_external_details": accepted_card(
+            AcceptedView(
+                _header(m, Modality.EXTERNAL, None),
+                transfer_targets=targets,
+                external=ExternalDetails(m.s("Call back"), m.s("Customer wants a call back."),
+                                         T0, "https://crm.example.com/t/1"),
+            )
+        ),
     }
 
 

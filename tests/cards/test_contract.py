@@ -28,12 +28,17 @@ DATA_KEYS: dict[str, set[str]] = {
     "sessions_page": {"page", "query"},
     "fill_nar": {"request_id"},
     "duty": {"profile"},
+    "reply": {"session_id"},
+    "reply_all": {"session_id"},
+    "mark_handled": {"session_id"},
 }
 INPUTS_OF: dict[str, set[str]] = {
     "save_wrapup": {"primary_code", "secondary_code", "tags", "new_tags"},
     "transfer": {"target_service"},
     "fill_nar": {"nar_reason"},
     "duty": {"profile"},
+    "reply": {"reply_text"},
+    "reply_all": {"reply_text"},
 }
 
 

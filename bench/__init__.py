@@ -1,0 +1,1 @@
+"""Load driver and micro-benchmarks for Switchboard: `python -m bench` (make bench)."""

@@ -1,0 +1,47 @@
+"""Switchboard as ``python -m bot`` starts it, with the outbound limiter's windows scaled.
+
+``python -m bot`` paces every Bot Connector call to the Teams limits, and the per-tenant one
+(50 requests/s) caps everything the bot sends, whatever the code costs. The capacity phases
+(latency against load, throughput against the baselines, which pace nothing) therefore run the
+same composition root with ``connector_time_scale`` — the seam the tests use — taken from
+``BENCH_CONNECTOR_TIME_SCALE`` (0.001: every window a thousand times shorter). The Teams phase
+runs the unmodified ``python -m bot``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from aiohttp import web
+
+from bot.app import create_app
+from bot.config import ConfigError, load_settings
+from bot.logs import configure
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"switchboard: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure(settings.log_level)
+    scale = float(os.environ.get("BENCH_CONNECTOR_TIME_SCALE", "1"))
+    profile_path = os.environ.get("BENCH_PROFILE")  # cProfile the server into this file
+    profiler = None
+    if profile_path:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    web.run_app(create_app(settings, connector_time_scale=scale), port=settings.port,
+                access_log=None, print=lambda text: print(text, file=sys.stderr))
+    if profiler is not None and profile_path:
+        profiler.disable()
+        profiler.dump_stats(profile_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

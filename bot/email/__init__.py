@@ -1,0 +1,1 @@
+"""Email tasks: the inbound SMTP listener, MIME parsing, and replies through the relay."""

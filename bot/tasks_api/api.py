@@ -1,0 +1,157 @@
+"""POST, GET and DELETE /api/v1/tasks: external tasks over HTTP, with API keys from the
+services file (sent as `Authorization: Bearer <key>`, known only by their SHA-256)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from bot.domain.errors import Invalid, Refused
+from bot.domain.service import ApiKey
+from bot.services import external_tasks as cases
+from bot.services.engine import Engine
+from bot.services.ports import ConflictError, StoreUnavailable
+from bot.tasks_api.request import parse_create
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1/tasks"
+MAX_BODY_BYTES = 64 * 1024
+RETRY_AFTER_FULL = 60  # seconds a client waits when a service has too many open tasks
+STATUS = {"not_found": 404, "unauthorized": 401, "forbidden": 403, "invalid": 422,
+          "stale": 409, "too_many": 429}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, *, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+def error_response(error: ApiError) -> web.Response:
+    body: dict[str, str] = {"error": error.message}
+    if error.field is not None:
+        body["field"] = error.field
+    return web.json_response(body, status=error.status, headers=error.headers)
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def status_json(status: cases.ExternalStatus) -> dict[str, Any]:
+    task = status.task
+    return {
+        "task_id": task.id,
+        "service": task.service_id,
+        "state": task.state.value,
+        "result": task.result.value if task.result is not None else None,
+        "created_at": _time(task.created_at),
+        "accepted_at": _time(task.connected_at),
+        "completed_at": _time(status.completed_at),
+        "ended_at": _time(task.ended_at),
+    }
+
+
+class TasksApi:
+    """Routes exist from the start; the engine is attached once the store is open."""
+
+    def __init__(self) -> None:
+        self._engine: Engine | None = None
+
+    def attach(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StoreUnavailable("the task API is starting")
+        return self._engine
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(PREFIX, self._wrap(self.create)),
+            web.get(f"{PREFIX}/{{task_id}}", self._wrap(self.read)),
+            web.delete(f"{PREFIX}/{{task_id}}", self._wrap(self.cancel)),
+        ]
+
+    def _wrap(self, handler: Callable[[web.Request], Awaitable[web.Response]],
+              ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def wrapped(request: web.Request) -> web.Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return error_response(exc)
+            except Invalid as exc:
+                return error_response(ApiError(422, exc.message, field=exc.field or None))
+            except cases.TooManyOpen as exc:
+                return error_response(ApiError(429, exc.message, headers={
+                    "Retry-After": str(RETRY_AFTER_FULL)}))
+            except Refused as exc:
+                return error_response(ApiError(STATUS.get(exc.code, 409), exc.message))
+            except (ConflictError, StoreUnavailable):
+                log.warning("task API request not processed: store busy or unavailable")
+                return error_response(ApiError(503, "The task service is busy; please retry."))
+
+        return wrapped
+
+    def _key(self, request: web.Request) -> ApiKey:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "Send an API key as 'Authorization: Bearer <key>'.",
+                           headers={"WWW-Authenticate": "Bearer"})
+        key = self.engine.catalog.api_key(hashlib.sha256(token.encode()).hexdigest())
+        if key is None:
+            raise ApiError(401, "The API key is not valid.",
+                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return key
+
+    async def _json(self, request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise ApiError(413, f"The request is larger than {MAX_BODY_BYTES // 1024} KB.")
+        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, f"The request is larger than {MAX_BODY_BYTES // 1024} KB.")
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, "The body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "The body must be a JSON object.")
+        return body
+
+    async def create(self, request: web.Request) -> web.Response:
+        key = self._key(request)
+        body = await self._json(request)
+        service_id, task_request = parse_create(body)
+        if not key.allows(service_id):
+            raise ApiError(403, "This API key may not create tasks in this service.",
+                           field="service")
+        task = await self.engine.run(cases.create_external_task, service_id, task_request,
+                                     key_name=key.name)
+        return web.json_response({"task_id": task.id, "state": task.state.value}, status=201,
+                                 headers={"Location": f"{PREFIX}/{task.id}"})
+
+    async def read(self, request: web.Request) -> web.Response:
+        key = self._key(request)
+        status = await self.engine.run(cases.external_task, request.match_info["task_id"],
+                                       key.services)
+        return web.json_response(status_json(status))
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        key = self._key(request)
+        task_id = request.match_info["task_id"]
+        await self.engine.run(cases.cancel_external_task, task_id, key.services)
+        status = await self.engine.run(cases.external_task, task_id, key.services)
+        return web.json_response(status_json(status))

@@ -1,0 +1,153 @@
+"""Read the `[[service.web_request]]` tables of the services file.
+
+`bot.config` calls `parse_web_requests(reader)` with its reader of one service table; every error
+names the file, the key and the problem, like the rest of the services file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from bot.domain.durations import parse_duration
+from bot.webhooks.model import METHODS, BodyFormat, Trigger, WebRequest
+from bot.webhooks.template import PLACEHOLDER, body_format, unknown_placeholders
+
+KEYS = ("on", "method", "url", "headers", "body", "secret", "timeout")
+DEFAULT_TIMEOUT = timedelta(seconds=10)
+MIN_TIMEOUT = timedelta(seconds=1)
+# Below the effect job's 30 s lease, so one attempt never outlives the job's claim on the task.
+MAX_TIMEOUT = timedelta(seconds=20)
+MIN_SECRET = 16
+# Set by the sender on every request: a template may not set them.
+RESERVED_HEADERS = ("idempotency-key", "x-switchboard-event", "x-switchboard-signature",
+                    "x-switchboard-timestamp", "content-length", "host", "transfer-encoding")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+Fail = Callable[[str, str], Exception]
+
+
+class TableReader(Protocol):
+    """The part of `bot.config._Reader` used here."""
+
+    data: Mapping[str, Any]
+
+    def fail(self, key: str, problem: str) -> Exception: ...
+
+
+def _sample(text: str) -> str:
+    """The text with every placeholder filled with a harmless value, to check its shape."""
+    return PLACEHOLDER.sub("x", text)
+
+
+def parse_web_requests(r: TableReader) -> tuple[WebRequest, ...]:
+    raw = r.data.get("web_request", [])
+    if not isinstance(raw, list):
+        raise r.fail("web_request", "must be an array of tables ([[service.web_request]])")
+    return tuple(_parse_one(r, f"web_request[{index}]", item) for index, item in enumerate(raw))
+
+
+def _parse_one(r: TableReader, where: str, item: object) -> WebRequest:
+    def fail(key: str, problem: str) -> Exception:
+        return r.fail(f"{where}.{key}" if key else where, problem)
+
+    if not isinstance(item, dict):
+        raise fail("", "must be a table")
+    for key in item:
+        if key not in KEYS:
+            raise fail(key, f"unknown key (use {', '.join(KEYS)})")
+
+    def text(key: str, default: str | None = None) -> str:
+        value = item.get(key, default)
+        if value is None:
+            raise fail(key, "is required")
+        if not isinstance(value, str):
+            raise fail(key, f"must be a string, got {value!r}")
+        bad = unknown_placeholders(value)
+        if bad:
+            raise fail(key, f"unknown placeholder {bad[0]}")
+        return value
+
+    on_text = text("on")
+    try:
+        on = Trigger(on_text)
+    except ValueError:
+        raise fail("on", f"{on_text!r} is not one of "
+                         f"{', '.join(t.value for t in Trigger)}") from None
+    method = text("method", "POST").upper()
+    if method not in METHODS:
+        raise fail("method", f"{method!r} is not one of {', '.join(METHODS)}")
+    url = text("url")
+    _check_url(url, fail)
+    headers = _headers(item.get("headers", {}), fail)
+    body = text("body", "")
+    if body and method == "GET":
+        raise fail("body", "a GET request has no body")
+    fmt = body_format(dict(headers))
+    if body and fmt is BodyFormat.JSON:
+        try:
+            json.loads(_sample(body))
+        except ValueError as exc:
+            raise fail("body", f"is not JSON once placeholders are filled ({exc}); put "
+                               "placeholders inside JSON strings") from None
+    secret = item.get("secret", "")
+    if not isinstance(secret, str):
+        raise fail("secret", "must be a string")
+    if secret and len(secret) < MIN_SECRET:
+        raise fail("secret", f"must be at least {MIN_SECRET} characters")
+    timeout = DEFAULT_TIMEOUT
+    if "timeout" in item:
+        try:
+            timeout = parse_duration(item["timeout"])
+        except ValueError as exc:
+            raise fail("timeout", str(exc)) from None
+        if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:
+            raise fail("timeout", f"must be between {int(MIN_TIMEOUT.total_seconds())}s and "
+                                  f"{int(MAX_TIMEOUT.total_seconds())}s")
+    return WebRequest(on=on, method=method, url=url, headers=headers, body=body,
+                      body_format=fmt, secret=secret, timeout=timeout)
+
+
+def _check_url(url: str, fail: Fail) -> None:
+    if any(c.isspace() or ord(c) > 126 for c in url):
+        raise fail("url", "must not contain spaces or non-ASCII characters (percent-encode "
+                          "them)")
+    parts = urlsplit(_sample(url))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise fail("url", f"{url!r} is not an http:// or https:// URL")
+    origin = urlsplit(url)
+    if "{" in f"{origin.scheme}://{origin.netloc}":
+        # The host comes from the services file only: no value can send a request elsewhere.
+        raise fail("url", "placeholders may stand in the path, query or fragment, not in the "
+                          "scheme or host")
+    if origin.username is not None or origin.password is not None:
+        raise fail("url", "must not carry credentials; use headers")
+
+
+def _headers(raw: object, fail: Fail) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict):
+        raise fail("headers", "must be a table of header names and values")
+    headers: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, value in raw.items():
+        if not _TOKEN.match(name):
+            raise fail(f"headers.{name}", "is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise fail(f"headers.{name}", "is set by Switchboard itself")
+        if name.lower() in seen:
+            raise fail(f"headers.{name}", "is given twice")
+        seen.add(name.lower())
+        if not isinstance(value, str):
+            raise fail(f"headers.{name}", f"must be a string, got {value!r}")
+        if any(c in value for c in "\r\n"):
+            raise fail(f"headers.{name}", "must be one line")
+        bad = unknown_placeholders(value)
+        if bad:
+            raise fail(f"headers.{name}", f"unknown placeholder {bad[0]}")
+        headers.append((name, value))
+    return tuple(headers)

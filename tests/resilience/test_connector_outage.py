@@ -11,7 +11,6 @@ import asyncio
 import time
 
 import aiohttp
-import pytest
 
 from tests.resilience.harness import (
     STAGE_ORDER,

@@ -73,8 +73,8 @@ CONNECT_WAIT = 25.0  # seconds the chats of a step get to be connected before me
 # make bench must end within 3 minutes even when Switchboard falls far behind: the chat phases
 # end by these times (seconds from the start); waits are cut short to fit, and what did not
 # finish is reported as such.
-INVITE_PHASE_END = 100.0
-RELAY_PHASE_END = 140.0
+INVITE_PHASE_END = 97.0
+RELAY_PHASE_END = 128.0
 QUIET = 2.0  # seconds without any delivery after which undelivered messages count as lost
 
 
@@ -169,7 +169,7 @@ async def chat_phases(run: Run, sb: Proc) -> None:
         await invite_phase(run, scene, customers, sb)
         await settle_down(scene, run.left(INVITE_PHASE_END + 10))  # the last step's leftovers
         customers_tasks = await relay_phase(run, scene, customers, sb)
-        went_quiet = await settle(scene, run.left(RELAY_PHASE_END + 5))
+        went_quiet = await settle(scene, run.left(RELAY_PHASE_END + 4))
         run.results["flow"] = flow_accounting(scene, went_quiet)
         run.results["driver_loop_lag"] = summary_ms(lags)
         run.results["errors_flow"] = scene.samples.error_count

@@ -221,7 +221,10 @@ def store_section(store: dict[str, Any]) -> list[str]:
         "",
         f"{store['statements_per_chat']} SQL statements in {store['transactions_per_chat']} "
         f"transactions; the store lock was held {store['lock_ms_per_chat']} ms per chat "
-        "(SQLite runs every unit of work under one lock, so this bounds tasks per second).",
+        "(SQLite runs every unit of work under one lock, so this bounds tasks per second). "
+        f"Bot Connector calls per chat: {store.get('connector_posts_per_chat', '?')} posts, "
+        f"{store.get('connector_puts_per_chat', '?')} updates (at the Teams limit of 50 "
+        "calls/s per tenant that caps one tenant's chats per second accordingly).",
         "",
         "| Use case | Runs per chat | Statements | Lock ms |",
         "| --- | --- | --- | --- |",

@@ -140,7 +140,13 @@ async def measure(tmp: Path) -> dict[str, Any]:
             passes = []
             for chats, at_once in PASSES:
                 tally.clear()
-                passes.append(await one_pass(scene, customers, tally, chats, at_once))
+                before = connector.posts, connector.puts
+                result = await one_pass(scene, customers, tally, chats, at_once)
+                result["connector_posts_per_chat"] = round(
+                    (connector.posts - before[0]) / result["chats"], 1)
+                result["connector_puts_per_chat"] = round(
+                    (connector.puts - before[1]) / result["chats"], 1)
+                passes.append(result)
         finally:
             for worker in workers:
                 worker.cancel()

@@ -260,6 +260,8 @@ class InteractApi:
         if not self._allowed_origin(request, [task.service_id]):
             return error_response(403, "This website is not allowed to open this chat.")
         ws = web.WebSocketResponse(heartbeat=25.0)
+        if not ws.can_prepare(request).ok:
+            return error_response(400, "This endpoint is a WebSocket: connect with an Upgrade.")
         await ws.prepare(request)
         self._sockets.add(ws)
         try:

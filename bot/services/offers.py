@@ -7,7 +7,7 @@ from bot.domain.agent import NarRequest
 from bot.domain.errors import Refused, Stale
 from bot.domain.ids import new_id
 from bot.domain.message import Kind
-from bot.domain.service import DistributionMode
+from bot.domain.service import DistributionMode, Modality
 from bot.domain.session import RESULT_LABELS, Phase, Session, SessionResult
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import OPEN_CHAT, QUEUE_TIMEOUT, RING_TIMEOUT, RONA_RESET
@@ -72,7 +72,8 @@ async def accept(ctx: Ctx, session_id: str, agent_id: str) -> Session:
         other = await ctx.uow.sessions.get(other_id)
         if other is not None and other.phase is Phase.RINGING:
             freed += await end_offer(ctx, other, SessionResult.RESCINDED, task)
-    await ctx.arm(OPEN_CHAT, session.id, ctx.now)
+    if task.modality is Modality.IM:  # email and external tasks need no chatroom
+        await ctx.arm(OPEN_CHAT, session.id, ctx.now)
     # An agent with capacity left (multi-session) can take the next task at once.
     await redispatch(ctx, [*(agent.services if agent else []), *freed])
     return session

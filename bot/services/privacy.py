@@ -60,6 +60,10 @@ async def conclude(ctx: Ctx, task: Task) -> None:
             await _strip(ctx, session.id)
     task.customer = Customer()
     task.customer_label = ""
+    # The content (first message, email body and addresses, task description) is customer
+    # data too; the channel keeps only what identifies the chat, not who wrote it.
+    task.content = {}
+    task.channel = {k: v for k, v in task.channel.items() if k in ("kind", "token_sha256")}
     await ctx.uow.tasks.save(task)
     if kept:
         await ctx.arm(CONTEXT_PURGE, task.id, ctx.now + RETENTION)

@@ -57,5 +57,9 @@ icons: $(STAMP)  ## redraw manifest/color.png and manifest/outline.png
 lint-docker: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile
 
+bench: $(STAMP)  ## load driver + micro-benchmarks -> bench/results/latest.{json,md}, latency.png
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m bench
+
 clean:
 	rm -rf $(VENV) node_modules build .mypy_cache .ruff_cache .pytest_cache

@@ -29,7 +29,7 @@ PREFIX = "/api/interact/v1"
 MAX_TEXT_BYTES = 4096
 MAX_BODY_BYTES = 64 * 1024  # JSON escapes can make 4 KB of text six times larger
 POSITION_POLL = 1.0  # seconds between queue-position checks while a chat waits
-RESYNC_POLL = 2.0  # other instances may add rows: look again at least this often
+RESYNC_POLL = 15.0  # other instances may add rows (no notification reaches us): a safety net
 
 
 class ApiError(Exception):

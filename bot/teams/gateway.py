@@ -46,7 +46,8 @@ class TeamsGateway:
                  msal_http_client: object | None = None) -> None:
         clock = MonotonicClock()
         self.session = session
-        self.sender = OutboundSender(RateLimiter(clock, time_scale=time_scale, headroom=LIMIT_HEADROOM), clock)
+        limiter = RateLimiter(clock, time_scale=time_scale, headroom=LIMIT_HEADROOM)
+        self.sender = OutboundSender(limiter, clock)
         bot_tokens: TokenProvider | None = None
         graph: GraphClient | None = None
         # A stand-in token endpoint (tests) is reached through its own http client and has no

@@ -29,7 +29,7 @@ def parse_create(body: dict[str, Any]) -> tuple[str, ExternalRequest]:
     unknown = [key for key in body if key not in FIELDS]
     if unknown:
         raise Invalid(f"Unknown field; the fields are {', '.join(FIELDS)}.",
-                      field=str(unknown[0])[:64])
+                      field=str(unknown[0])[:64] or "(a field with an empty name)")
     service = _text(body, "service", 64, required=True)
     title = _text(body, "title", MAX_TITLE, required=True)
     return service, ExternalRequest(
@@ -103,7 +103,7 @@ def _customer(value: Any, context: Any) -> Customer:
         for key in value:
             if key not in CUSTOMER_FIELDS:
                 raise Invalid("Unknown field; a customer has name, email and phone.",
-                              field=f"customer.{str(key)[:64]}")
+                              field=f"customer.{str(key)[:64] or '(empty name)'}")
         for key in CUSTOMER_FIELDS:
             fields[key] = _text(value, key, MAX_CUSTOMER_FIELD, label=f"customer.{key}")
     return Customer(name=fields["name"], email=fields["email"], phone=fields["phone"],

@@ -190,6 +190,9 @@ async def test_404_for_unknown_tasks_and_tasks_of_other_channels(api: Api) -> No
     ({"service": "sales", "title": "x", "priority": True}, "priority"),
     ({"service": "sales", "title": "x", "priority": 1001}, "priority"),
     ({"service": "sales", "title": "x", "colour": "red"}, "colour"),
+    # Found by schemathesis: a key with an empty name still gets its `field`.
+    ({"service": "sales", "title": "x", "": 1}, "(a field with an empty name)"),
+    ({"service": "sales", "title": "x", "customer": {"": "x"}}, "customer.(empty name)"),
 ])
 async def test_422_names_the_field_and_the_reason(api: Api, body: dict[str, Any],
                                                   field: str) -> None:

@@ -3,6 +3,12 @@
 Every activity carries a token ``q<n>x`` that the reply repeats (the echo bots echo it,
 Switchboard names the unknown command), so the connector stand-in can tell a lost reply
 from a duplicated one.
+
+``python -m bench.flood [--rounds N] [--window S] [--compare DIR]... [--profile FILE]`` runs
+only the throughput phase of ``make bench`` (echo, raw and Switchboard in interleaved rounds)
+and prints activities/s and the median per-round ratios. ``--compare DIR`` floods, in the same
+rounds, ``bench.sbserver`` from another source tree too (e.g. an export of the code before a
+change), so a before/after comparison sees the same machine load.
 """
 
 from __future__ import annotations
@@ -85,3 +91,84 @@ async def flood(bot_url: str, service_url: str, *, concurrency: int, conversatio
                                      timeout=timeout) as http:
         await asyncio.gather(*(sender(http) for _ in range(concurrency)))
     return result
+
+
+# -- python -m bench.flood: only the throughput phase --------------------------------------------
+
+_FROM_TREE = ("import runpy, sys; sys.path.insert(0, sys.argv[1]); "
+              "runpy.run_module('bench.sbserver', run_name='__main__')")
+
+
+async def throughput_only(rounds: int, window: float, compare: list[str],
+                          profile: str | None) -> dict[str, object]:
+    """Phase 1 of ``make bench`` alone: echo, raw and sb (plus, with ``compare``, sb from other
+    source trees, e.g. a copy of the code before a change) in interleaved rounds; prints each
+    bot's activities/s and the median per-round ratios of every sb against raw and echo."""
+    import statistics
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from bench.driver import CAPACITY_SCALE, control, flood_once, merge_rounds, switchboard_env
+    from bench.procs import Proc, Procs, free_port
+
+    with tempfile.TemporaryDirectory(prefix="switchboard-flood-") as tmp_name, \
+            Procs(Path(tmp_name)) as procs:
+        tmp = Path(tmp_name)
+        scaled = {"BENCH_CONNECTOR_TIME_SCALE": CAPACITY_SCALE}
+        bots = [procs.start("echo", "bench.baselines", args=["echo", "--port", "{port}"]),
+                procs.start("raw", "bench.baselines", args=["raw", "--port", "{port}"]),
+                procs.start("sb", "bench.sbserver", env={
+                    **switchboard_env(tmp, "sb"), **scaled,
+                    **({"BENCH_PROFILE": profile} if profile else {})})]
+        for n, tree in enumerate(compare, 1):
+            print(f"sb-cmp{n}: bench.sbserver from {tree}", flush=True)
+            port = free_port()
+            env = {k: v.format(port=port) for k, v in switchboard_env(tmp, f"cmp{n}").items()}
+            proc = Proc(f"sb-cmp{n}", [sys.executable, "-c", _FROM_TREE, tree],
+                        {"PYTHONUNBUFFERED": "1", **env, **scaled}, tmp, port)
+            procs.started.append(proc)
+            bots.append(proc)
+        sink = procs.start("sink", "bench.connector", args=["--port", "{port}"])
+        for proc in [*bots, sink]:
+            path = ("/_bench/stats" if proc is sink
+                    else "/healthz" if proc.name in ("echo", "raw") else "/readyz")
+            await asyncio.to_thread(proc.wait_ready, path)
+        await control(sink, "limits", {"enforce": False})
+        results: dict[str, list[dict[str, object]]] = {p.name: [] for p in bots}
+        for _ in range(rounds):
+            for proc in bots:
+                results[proc.name].append(await flood_once(proc, sink, window))
+        merged = {name: merge_rounds(r) for name, r in results.items()}
+        for name, summary in merged.items():
+            print(f"{name:>24}: {summary['per_s']:7.1f} activities/s, "
+                  f"{summary['per_cpu_s']:7.1f} per CPU-s, lost {summary['lost']}, "
+                  f"dup {summary['duplicated']}, failed {summary['failed']} "
+                  f"(rounds: {summary['rounds_per_s']})", flush=True)
+        ratios: dict[str, object] = {}
+        for proc in bots[2:]:
+            own = merged[proc.name]["rounds_per_s"]
+            ratios[proc.name] = {
+                base: round(statistics.median(a / b for a, b in zip(
+                    own, merged[base]["rounds_per_s"], strict=True)), 3)
+                for base in ("raw", "echo")}
+            print(f"{proc.name:>24}: {ratios[proc.name]} (median per-round ratio)", flush=True)
+        return {"throughput": merged, "ratios": ratios}
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=throughput_only.__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--window", type=float, default=2.0, help="seconds per round")
+    parser.add_argument("--compare", action="append", default=[], metavar="DIR",
+                        help="also flood bench.sbserver from this source tree (repeatable)")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile sb into FILE")
+    options = parser.parse_args()
+    asyncio.run(throughput_only(options.rounds, options.window, options.compare,
+                                options.profile))
+
+
+if __name__ == "__main__":
+    main()

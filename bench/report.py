@@ -196,13 +196,15 @@ def markdown(results: dict[str, Any]) -> str:
         f"Memory: VmRSS {memory.get('rss_before_kib', 0)} KiB before, "
         f"{memory.get('rss_after_kib', 0)} KiB with {memory.get('open_chats', 0)} open chats.",
         "",
-        "Routing (`pick_agents`, median per decision): "
-        + "; ".join(f"{s['agents']:,} agents / {s['tasks']:,} tasks: {s['pick_ms']:.3f} ms "
-                    f"(next_tasks sort {s['next_tasks_ms']:.1f} ms)"
-                    for s in routing.get("sizes", [])) + ". Before each decision the app's "
-        "dispatch() loads and decodes every member of the service from SQLite: "
-        f"{routing.get('dispatch_load_ms_500', math.nan)} ms with 500 agents, "
-        f"{routing.get('dispatch_load_ms_5000', math.nan)} ms with 5,000.",
+        "Routing (one offer decision on SQLite, in a unit of work: the queue head, the "
+        "longest-idle available agents from the availability index, `pick_agents`; median, "
+        "p99): "
+        + "; ".join(f"{s['agents']:,} agents / {s['tasks']:,} tasks: {s['decision_ms']:.3f} ms"
+                    f" (p99 {s['decision_p99_ms']:.3f})"
+                    for s in routing.get("sizes", [])) + ". The same decision over every "
+        "member of the service loaded and decoded (as before the index): "
+        f"{routing.get('members_ms_500', math.nan)} ms with 500 agents, "
+        f"{routing.get('members_ms_5000', math.nan)} ms with 5,000.",
     ]
     lines += store_section(results.get("store", {}))
     kinds = results.get("error_kinds", {})

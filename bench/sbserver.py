@@ -28,18 +28,23 @@ def main() -> int:
         return 2
     configure(settings.log_level)
     scale = float(os.environ.get("BENCH_CONNECTOR_TIME_SCALE", "1"))
+    app = create_app(settings, connector_time_scale=scale)
     profile_path = os.environ.get("BENCH_PROFILE")  # cProfile the server into this file
-    profiler = None
     if profile_path:
         import cProfile
 
         profiler = cProfile.Profile()
+
+        async def dump(app: web.Application) -> None:
+            # On shutdown, before the cleanup contexts: the driver's SIGKILL after its grace
+            # period must not find the file half written.
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+
+        app.on_shutdown.append(dump)
         profiler.enable()
-    web.run_app(create_app(settings, connector_time_scale=scale), port=settings.port,
-                access_log=None, print=lambda text: print(text, file=sys.stderr))
-    if profiler is not None and profile_path:
-        profiler.disable()
-        profiler.dump_stats(profile_path)
+    web.run_app(app, port=settings.port, access_log=None,
+                print=lambda text: print(text, file=sys.stderr))
     return 0
 
 

@@ -1,10 +1,17 @@
 """Store cost of one chat: SQL statements, transactions and store-lock time per use case.
 
-SQLite runs every unit of work under one lock, so the lock time a chat needs bounds the tasks
-per second of one instance. This runs the app in this process (so it can count), registers the
-agents, drives a few complete chats at low concurrency, and counts by wrapping
-``Engine.run`` and the SQLite unit of work for the duration (restored afterwards). If the store
-internals change so that the wrappers no longer fit, it reports ``available: false``.
+SQLite runs every unit of work that may write under one lock, so the lock time a chat needs
+bounds the tasks per second of one instance. This runs the app in this process (so it can
+count), registers the agents, drives a few complete chats at low concurrency, and counts by
+wrapping ``Engine.run`` and the SQLite unit of work's ``__aenter__``/``__aexit__`` for the
+duration (restored afterwards); the unit of work counts its own statements and hops (trips to
+the connection's thread: writes are held back and travel with the next read or the commit, so
+hops < statements) and how long it held the store lock (a unit of work that commits lets the
+lock go once its COMMIT is queued). Read-only units of work (``SqliteStore.read_only``) hold no
+lock: they count statements and hops, no lock time. If the store internals change so that the
+wrappers no longer fit, it reports ``available: false``.
+
+``python -m bench.storecost`` prints the figures as JSON.
 """
 
 from __future__ import annotations
@@ -40,11 +47,13 @@ _use_case: contextvars.ContextVar[str] = contextvars.ContextVar(
 class Tally:
     def __init__(self) -> None:
         self.statements: Counter[str] = Counter()
+        self.hops: Counter[str] = Counter()  # trips to the connection's thread
         self.runs: Counter[str] = Counter()
         self.held: Counter[str] = Counter()  # seconds the store lock was held
 
     def clear(self) -> None:
         self.statements.clear()
+        self.hops.clear()
         self.runs.clear()
         self.held.clear()
 
@@ -55,10 +64,8 @@ def counting(tally: Tally) -> Iterator[None]:
     from bot.storage.sqlite import SqliteUnitOfWork
 
     saved = {(Engine, "run"): Engine.run}
-    saved.update({(SqliteUnitOfWork, name): getattr(SqliteUnitOfWork, name)
-                  for name in ("execute", "fetch", "__aenter__", "__aexit__")})
-    run, execute, fetch = Engine.run, SqliteUnitOfWork.execute, SqliteUnitOfWork.fetch
-    enter, leave = SqliteUnitOfWork.__aenter__, SqliteUnitOfWork.__aexit__
+    saved[(SqliteUnitOfWork, "__aexit__")] = SqliteUnitOfWork.__aexit__
+    run, leave = Engine.run, SqliteUnitOfWork.__aexit__
 
     async def counted_run(self: Any, use_case: Any, *args: Any, **kwargs: Any) -> Any:
         name = getattr(use_case, "__qualname__", repr(use_case)).replace(".<locals>", "")
@@ -69,30 +76,16 @@ def counting(tally: Tally) -> Iterator[None]:
         finally:
             _use_case.reset(token)
 
-    async def counted_execute(self: Any, sql: str, params: Any = ()) -> Any:
-        tally.statements[_use_case.get()] += 1
-        return await execute(self, sql, params)
-
-    async def counted_fetch(self: Any, sql: str, params: Any = ()) -> Any:
-        tally.statements[_use_case.get()] += 1
-        return await fetch(self, sql, params)
-
-    async def counted_enter(self: Any) -> Any:
-        result = await enter(self)
-        self._bench_locked_at = time.perf_counter()
-        tally.statements[_use_case.get()] += 1  # BEGIN
-        return result
-
-    async def counted_leave(self: Any, *exc: object) -> Any:
-        result = await leave(self, *exc)
-        tally.held[_use_case.get()] += time.perf_counter() - self._bench_locked_at
-        tally.statements[_use_case.get()] += 1  # COMMIT or ROLLBACK
-        return result
+    async def counted_leave(self: Any, *exc: Any) -> Any:
+        try:
+            return await leave(self, *exc)
+        finally:
+            name = _use_case.get()
+            tally.held[name] += self.held  # from acquiring the lock to letting it go
+            tally.statements[name] += self.statements  # BEGIN, COMMIT and ROLLBACK included
+            tally.hops[name] += self.hops
 
     Engine.run = counted_run  # type: ignore[method-assign]
-    SqliteUnitOfWork.execute = counted_execute  # type: ignore[method-assign]
-    SqliteUnitOfWork.fetch = counted_fetch  # type: ignore[method-assign]
-    SqliteUnitOfWork.__aenter__ = counted_enter  # type: ignore[method-assign]
     SqliteUnitOfWork.__aexit__ = counted_leave  # type: ignore[method-assign]
     try:
         yield
@@ -173,13 +166,30 @@ async def one_pass(scene: Scene, customers: Customers, tally: Tally, chats: int,
     seconds = time.monotonic() - start
     await asyncio.sleep(0.5)  # the last card updates
     per = max(1, sum(c.done.is_set() for c in mine))
-    top = sorted(tally.held, key=lambda k: -tally.held[k])[:10]
+    top = sorted(tally.statements, key=lambda k: (-tally.held[k], -tally.hops[k]))[:12]
     return {
         "chats": per, "at_once": at_once, "chats_per_s": round(per / seconds, 1),
         "statements_per_chat": round(sum(tally.statements.values()) / per, 1),
+        "hops_per_chat": round(sum(tally.hops.values()) / per, 1),
         "transactions_per_chat": round(sum(tally.runs.values()) / per, 1),
         "lock_ms_per_chat": round(sum(tally.held.values()) * 1000 / per, 1),
         "by_use_case": [{"use_case": k, "runs": round(tally.runs[k] / per, 1),
                          "statements": round(tally.statements[k] / per, 1),
+                         "hops": round(tally.hops[k] / per, 1),
                          "lock_ms": round(tally.held[k] * 1000 / per, 2)} for k in top],
     }
+
+
+def main() -> None:
+    import json
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        result = asyncio.run(measure(Path(folder)))
+    json.dump(result, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,7 @@ from bot.interact.site import site_routes
 from bot.logs import keep_payloads_out
 from bot.reporting.api import routes as reporting_routes
 from bot.services import agents as agent_cases
+from bot.services import dispatch as dispatch_cases
 from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.ports import Clock, Store, StoreUnavailable
@@ -49,8 +50,10 @@ async def open_store(settings: Settings) -> Store:
 
 
 async def _startup(ctx: Ctx) -> None:
-    """Bring stored state in line with this start: memberships, the recurring sweep."""
+    """Bring stored state in line with this start: memberships, the availability index (both
+    depend on the services file), the recurring sweep."""
     await agent_cases.sync_memberships(ctx)
+    await dispatch_cases.index_agents(ctx)
     if await ctx.uow.timers.get(f"{STALE_SWEEP}:all") is None:
         await ctx.arm_in(STALE_SWEEP, "all", ctx.catalog.stale_sweep_every)
 

@@ -116,6 +116,52 @@ def _at_capacity(agent: Agent, catalog: Catalog) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class Availability:
+    """Where an agent may be offered tasks, as the availability index keeps it.
+
+    `slots` are the (service id, modality) pairs `can_take` allows at any time the agent is not
+    in RONA; `ready_at` is when a RONA runs out (None: no RONA): offerable from then on.
+    """
+
+    slots: frozenset[tuple[str, Modality]] = frozenset()
+    ready_at: datetime | None = None
+
+    def allows(self, service_id: str, modality: Modality, now: datetime) -> bool:
+        return (service_id, modality) in self.slots and (
+            self.ready_at is None or self.ready_at <= now)
+
+
+def availability(agent: Agent, catalog: Catalog) -> Availability:
+    """What `can_take` says of the agent for every service of the catalog, time aside.
+
+    For every service s of the catalog, modality m and moment now:
+    ``can_take(agent, s, m, catalog, now) == availability(agent, catalog).allows(s, m, now)``.
+    It mirrors `derive_state` (registered, profile not off duty, no ringing or after-call work,
+    not busy) and `can_take` (a member, under the service's capacity for the modality).
+    """
+    if not agent.registered or catalog.profile_on_duty(agent.profile) is False:
+        return Availability()
+    if any(e.phase in ("acw", "ringing") for e in agent.engagements):
+        return Availability()
+    if _at_capacity(agent, catalog):
+        return Availability()
+    slots: set[tuple[str, Modality]] = set()
+    for service_id in agent.services:
+        service = catalog.services.get(service_id)
+        if service is None:
+            continue
+        for modality in Modality:
+            connected = sum(
+                1 for e in agent.engagements if e.phase == "connected" and e.modality == modality
+            )
+            if connected < service.capacity_for(modality):
+                slots.add((service_id, modality))
+    if not slots:
+        return Availability()
+    return Availability(frozenset(slots), agent.rona_until)
+
+
 def can_take(agent: Agent, service_id: str, modality: Modality, catalog: Catalog,
              now: datetime) -> bool:
     """Whether the service may offer the agent a task of this modality right now."""

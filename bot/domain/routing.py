@@ -43,5 +43,19 @@ def pick_agents(task: Task, members: Iterable[Agent], catalog: Catalog,
     return eligible[:1]
 
 
+def candidates_needed(task: Task, catalog: Catalog) -> int:
+    """How many of the longest-idle available agents `pick_agents` needs to see for the task.
+
+    The ones it rings (one, or the broadcast size) plus the ones it already tried: among the
+    first `ring + len(tried)` in idle order there are at least `ring` untried ones whenever the
+    service has that many, so `pick_agents` over them chooses as over every member.
+    """
+    distribution = catalog.service(task.service_id).distribution
+    ring = 1
+    if distribution.mode is DistributionMode.BROADCAST:
+        ring = max(1, distribution.broadcast_size)
+    return ring + len(set(task.tried))
+
+
 def next_tasks(queued: Sequence[Task]) -> list[Task]:
     return sorted(queued, key=task_order_key)

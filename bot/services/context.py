@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain import events as ev
-from bot.domain.agent import Agent, AgentState, derive_state
+from bot.domain.agent import Agent, AgentState, availability, derive_state
 from bot.domain.errors import NotFound, Refused, Stale
 from bot.domain.events import Event
 from bot.domain.message import ChatMessage, Kind, Sender
@@ -85,6 +85,8 @@ class Ctx:
         if agent.rona_until is not None and agent.rona_until <= self.now:
             await self._rona_over(agent)
         await self.uow.agents.save(agent)
+        # The availability index (what dispatch reads) depends on the catalog: kept here.
+        await self.uow.agents.set_availability(agent, availability(agent, self.catalog))
         before = self._agent_states.get(agent.id)
         after = derive_state(agent, self.catalog, self.now)
         if before is not after:

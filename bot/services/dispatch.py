@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 from bot.domain import events as ev
-from bot.domain.agent import Agent, Engagement
+from bot.domain.agent import Agent, Engagement, availability, can_take
 from bot.domain.customer import Customer
 from bot.domain.errors import Invalid
 from bot.domain.ids import new_id
 from bot.domain.message import Kind
-from bot.domain.routing import pick_agents
+from bot.domain.routing import candidates_needed, pick_agents
 from bot.domain.service import Modality
 from bot.domain.session import Session
 from bot.domain.task import Task, TaskState
@@ -66,22 +66,54 @@ async def arm_queue_timeout(ctx: Ctx, task: Task) -> None:
 
 async def dispatch(ctx: Ctx, service_id: str) -> int:
     """Offer the service's queued tasks, best first, while agents are available. Returns offers."""
+    # Whoever frees an agent or queues a task in this service dispatches it: on a store that
+    # does not serialise units of work, two of them must not both decide on the other's past.
+    await ctx.uow.guard(f"dispatch|{service_id}")
     queued = await ctx.uow.tasks.queued(service_id, QUEUE_SCAN)
     if not queued:
         return 0
-    members = [ctx.remember(a) for a in await ctx.uow.agents.members(service_id)]
     blocked: set[Modality] = set()
     offered = 0
     for task in queued:
         if task.modality in blocked:
             continue
-        chosen = pick_agents(task, members, ctx.catalog, ctx.now)
+        chosen = await choose_agents(ctx, task)
         if not chosen:
             blocked.add(task.modality)
             continue
         await offer(ctx, task, chosen)
         offered += len(chosen)
     return offered
+
+
+async def choose_agents(ctx: Ctx, task: Task) -> list[Agent]:
+    """`pick_agents` over the longest-idle agents the availability index offers for the task:
+    as many as it rings plus the ones it already tried (who come last), never every member.
+
+    `can_take` stays the final word: should the index name an agent who cannot take the task
+    (an entry written before some change it missed), more are read until enough can.
+    """
+    want = candidates_needed(task, ctx.catalog)
+    limit = want
+    while True:
+        found = [ctx.remember(a) for a in await ctx.uow.agents.available(
+            task.service_id, task.modality, ctx.now, limit)]
+        able = [a for a in found
+                if can_take(a, task.service_id, task.modality, ctx.catalog, ctx.now)]
+        if len(able) >= want or len(found) < limit:
+            return pick_agents(task, able, ctx.catalog, ctx.now)
+        limit += want - len(able)
+
+
+async def index_agents(ctx: Ctx) -> int:
+    """Bring the availability index in line with this start's catalog (capacities, duty
+    profiles and memberships may have changed while the app was down). Run at start-up, after
+    the memberships are synced; writes only entries that changed. Returns the agents checked."""
+    checked = 0
+    for agent in await ctx.uow.agents.registered():
+        await ctx.uow.agents.set_availability(agent, availability(agent, ctx.catalog))
+        checked += 1
+    return checked
 
 
 async def redispatch(ctx: Ctx, service_ids: Iterable[str]) -> None:

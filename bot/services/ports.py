@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, Self
 
-from bot.domain.agent import Agent
+from bot.domain.agent import Agent, Availability
 from bot.domain.events import Event
 from bot.domain.message import ChatMessage
+from bot.domain.service import Modality
 from bot.domain.session import Session
 from bot.domain.task import Task
 from bot.domain.timers import Timer
@@ -34,6 +35,15 @@ class AgentRepository(Protocol):
     async def save(self, agent: Agent) -> None: ...
     async def members(self, service_id: str) -> list[Agent]: ...
     async def registered(self) -> list[Agent]: ...
+    async def set_availability(self, agent: Agent, availability: Availability) -> None:
+        """Keep the availability index of this (stored) agent in line with `availability`
+        (`bot.domain.agent.availability` under the current catalog), in this unit of work;
+        writes only if it changed. `Ctx.save_agent` calls it after every save."""
+    async def available(self, service_id: str, modality: Modality, now: datetime,
+                        limit: int) -> list[Agent]:
+        """Agents the index says may take a task of the service and modality at `now`, longest
+        idle first (the order of `bot.domain.routing.idle_key`), at most `limit`: a range read
+        of the index, whatever the number of members."""
 
 
 class TaskRepository(Protocol):
@@ -142,8 +152,10 @@ class UnitOfWork(Protocol):
     def outbox(self) -> Outbox: ...
 
     async def __aenter__(self) -> Self: ...
-    async def __aexit__(self, *exc: object) -> None: ...
+    async def __aexit__(self, _type: object, exc: object, _tb: object) -> None: ...
     async def commit(self) -> None: ...
+    async def guard(self, key: str) -> None:
+        """Conflict with any concurrent unit of work that guards the same key (write skew)."""
 
 
 class Store(Protocol):

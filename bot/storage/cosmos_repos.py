@@ -16,9 +16,11 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError
 from azure.cosmos import exceptions as cosmos_errors
 
-from bot.domain.agent import Agent
+from bot.domain.agent import Agent, Availability
 from bot.domain.events import Event
 from bot.domain.message import ChatMessage
+from bot.domain.routing import idle_key
+from bot.domain.service import Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
@@ -154,15 +156,74 @@ class _Entities(_Repo, Generic[E]):
         return self.uow.overlay(self.container, found, keep)
 
 
+def _slot(service_id: str, modality: Modality | str) -> str:
+    return f"{service_id}|{Modality(modality).value}"
+
+
+def _idle_order(agent: Agent) -> str:
+    """`bot.domain.routing.idle_key` as one string: never idle first, then oldest, then id."""
+    if agent.idle_since is None:
+        return f"0|{agent.id}"
+    return f"1|{max(0, us(agent.idle_since)):020d}|{agent.id}"
+
+
 class CosmosAgents(_Entities[Agent]):
+    """The availability index is denormalised into each agent's document, so it is written
+    with the agent, atomically: ``slots`` ("<service>|<modality>" pairs the agent may be offered,
+    from `bot.domain.agent.availability`: they depend on the catalog, so `set_availability`
+    sets them and every other write keeps them), ``ready`` (end of RONA, microseconds, 0: none)
+    and ``idle`` (the idle order as a string). `available` is one single-partition query."""
+
     container = AGENTS
     cls = Agent
+
+    def __init__(self, uow: UnitOfWorkCore, ttl: TtlPolicy | None) -> None:
+        super().__init__(uow, ttl)
+        self._built: dict[str, Doc] = {}  # agent id -> the document last buffered for it
 
     def pk(self, entity_id: str) -> str:
         return ROSTER
 
     def fields(self, entity: Agent) -> Doc:
-        return {"registered": entity.registered, "services": list(entity.services)}
+        known = self.uow.docs.get((self.container, sid(entity.id)))
+        slots = (known.view or {}).get("slots", []) if known is not None else []
+        return {"registered": entity.registered, "services": list(entity.services),
+                "slots": list(slots),
+                "ready": us(entity.rona_until) if entity.rona_until is not None else 0,
+                "idle": _idle_order(entity)}
+
+    def to_doc(self, entity: Agent) -> Doc:
+        doc = super().to_doc(entity)
+        self._built[entity.id] = doc
+        return doc
+
+    async def set_availability(self, agent: Agent, availability: Availability) -> None:
+        want = sorted(_slot(s, m) for s, m in availability.slots)
+        state = await self.uow.state(self.container, ROSTER, sid(agent.id))
+        if state.view is None:
+            return
+        if state.view.get("slots") == want and "idle" in state.view:
+            return
+        if not (state.pending and self._built.get(agent.id) is state.view):
+            # Only the index changed (a new catalog): the agent is written for it.
+            await self.save(agent)
+        # The document the agent's buffered write carries: it goes out with these slots.
+        self._built[agent.id]["slots"] = want
+
+    async def available(self, service_id: str, modality: Modality, now: datetime,
+                        limit: int) -> list[Agent]:
+        if limit <= 0:
+            return []
+        slot, moment = _slot(service_id, modality), us(now)
+        # Our own buffered writes may drop some of what the database answers: ask for more.
+        want = limit + sum(1 for _ in self.uow.pending_views(self.container))
+        docs = await self._select(
+            "SELECT TOP @n * FROM c WHERE c.pk = @pk AND ARRAY_CONTAINS(c.slots, @slot)"
+            " AND c.ready <= @now ORDER BY c.idle",
+            {"n": want, "pk": ROSTER, "slot": slot, "now": moment},
+            lambda d: slot in d.get("slots", []) and int(d.get("ready", 0)) <= moment, pk=ROSTER)
+        agents = sorted((self.load(d) for d in docs), key=idle_key)
+        return agents[:limit]
 
     async def members(self, service_id: str) -> list[Agent]:
         docs = await self._select(

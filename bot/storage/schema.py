@@ -55,6 +55,20 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             data TEXT NOT NULL,
             PRIMARY KEY (task_id, seq))""",
     ]),
+    (3, [
+        # The availability index (bot.domain.agent.availability): one row per (service,
+        # modality) an agent may be offered, with the end of its RONA (ready_at, NULL = none)
+        # and its idle time (NULL = idle "forever", sorts first), both in integer microseconds.
+        # Rebuilt against the catalog at every start (bot.services.dispatch.index_agents).
+        """CREATE TABLE agent_slots (
+            service_id TEXT NOT NULL, modality TEXT NOT NULL, agent_id TEXT NOT NULL,
+            ready_at INTEGER, idle_at INTEGER,
+            PRIMARY KEY (service_id, modality, agent_id)) WITHOUT ROWID""",
+        # available(): ready rows in idle order, a range scan stopped by LIMIT (covering).
+        """CREATE INDEX agent_slots_pick ON agent_slots
+            (service_id, modality, ready_at, idle_at, agent_id)""",
+        "CREATE INDEX agent_slots_agent ON agent_slots (agent_id)",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

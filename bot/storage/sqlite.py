@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
 import aiosqlite
 
-from bot.domain.agent import Agent
+from bot.domain.agent import Agent, Availability
 from bot.domain.events import Event
 from bot.domain.message import ChatMessage, Kind, Sender
+from bot.domain.routing import idle_key
+from bot.domain.service import Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
@@ -25,6 +29,7 @@ from bot.storage.schema import LATEST, MIGRATIONS
 from bot.webhooks.model import Delivery
 
 E = TypeVar("E", Agent, Task, Session)
+R = TypeVar("R")
 
 
 def ts(moment: datetime | None) -> float | None:
@@ -52,8 +57,136 @@ def _translate(exc: sqlite3.Error, waited: float = 0.0, patience: float = 1.0) -
     return StoreUnavailable(f"database error: {exc}")
 
 
+class _Write:
+    """A statement held back until the unit of work next talks to the database."""
+
+    __slots__ = ("conflict", "done", "params", "returning", "sql")
+
+    def __init__(self, sql: str, params: Sequence[Any], conflict: str | None,
+                 returning: bool, done: Callable[[Any], None] | None) -> None:
+        self.sql, self.params, self.conflict = sql, params, conflict
+        self.returning, self.done = returning, done
+
+    def __repr__(self) -> str:  # aiosqlite logs what it runs at DEBUG: never the parameters
+        return f"<write {self.sql.split(' ', 3)[:3]}>"
+
+
+class _Txn:
+    """Which unit of work's transaction is open on a connection. Read and changed on the
+    connection's own thread only, so a late ROLLBACK can never end a newer transaction."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self) -> None:
+        self.owner: object | None = None
+
+
+_FETCH, _EXECUTE, _COMMIT = "fetch", "execute", "commit"
+
+
+class _Batch:
+    """One hop to the connection's thread: BEGIN if due, the held-back writes in order (stopping
+    at the first that fails or finds its row changed), then one read, statement or COMMIT."""
+
+    __slots__ = ("begin", "error", "final", "outcome", "owner", "params", "patience", "ran",
+                 "sql", "txn", "writes")
+
+    def __init__(self, txn: _Txn, owner: object, begin: bool, writes: list[_Write],
+                 final: str | None, sql: str, params: Sequence[Any], patience: float) -> None:
+        self.txn, self.owner, self.begin, self.writes = txn, owner, begin, writes
+        self.final, self.sql, self.params, self.patience = final, sql, params, patience
+        self.outcome: tuple[list[Any], Any, bool] | None = None
+        self.error: BaseException | None = None
+        self.ran = threading.Lock()  # held until the batch ran (see SqliteUnitOfWork._receive)
+        self.ran.acquire()
+
+    def __repr__(self) -> str:
+        return f"<batch of {len(self.writes)} writes, then {self.final}>"
+
+    def __call__(self, db: sqlite3.Connection) -> tuple[list[Any], Any, bool]:
+        try:
+            self.outcome = self._run(db)
+            return self.outcome
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            self.ran.release()
+
+    def _run(self, db: sqlite3.Connection) -> tuple[list[Any], Any, bool]:
+        """(what each write gave: its rows or lastrowid; the final result; whether any row
+        changed). Errors come back as ConflictError or StoreUnavailable."""
+        done: list[Any] = []
+        before = db.total_changes
+        started = time.monotonic()
+        try:
+            if self.begin:
+                if db.in_transaction:  # the last unit of work's ROLLBACK is still queued
+                    db.execute("ROLLBACK")
+                db.execute("BEGIN")
+                self.txn.owner = self.owner
+            for write in self.writes:
+                started = time.monotonic()
+                cursor = db.execute(write.sql, write.params)
+                rows = cursor.fetchall() if write.returning else None
+                if write.conflict is not None and cursor.rowcount != 1:
+                    raise ConflictError(write.conflict)
+                done.append(rows if write.returning else cursor.lastrowid)
+            result: Any = None
+            started = time.monotonic()
+            if self.final == _FETCH:
+                result = db.execute(self.sql, self.params).fetchall()
+            elif self.final == _EXECUTE:
+                result = db.execute(self.sql, self.params)
+            elif self.final == _COMMIT:
+                db.execute("COMMIT")
+                self.txn.owner = None
+            return done, result, db.total_changes != before
+        except sqlite3.Error as exc:
+            raise _translate(exc, time.monotonic() - started, self.patience) from exc
+
+
+def _end_txn(txn: _Txn, owner: object, db: sqlite3.Connection) -> None:
+    if txn.owner is owner:
+        txn.owner = None
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+
+
+def _ping(txn: _Txn, busy_timeout_ms: int, db: sqlite3.Connection) -> None:
+    try:
+        txn.owner = None
+        if db.in_transaction:  # a finished unit of work's ROLLBACK is still queued
+            db.execute("ROLLBACK")
+        db.execute("PRAGMA busy_timeout = 250")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+
+
+def _queue(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], R]) -> asyncio.Future[R]:
+    """Queue `fn(db)` on the aiosqlite connection's own thread now, behind what it already
+    has and before anything queued later, exactly as aiosqlite queues each of its own calls
+    (`Connection._execute`); the future resolves on the loop. One hop for any number of
+    statements. tests/unit/test_sqlite_mechanics.py pins the attributes this relies on."""
+    db = conn._conn  # ValueError once closed, as aiosqlite's own calls raise
+    if not conn._running:
+        raise ValueError("Connection closed")
+    future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+    conn._tx.put_nowait((future, functools.partial(fn, db)))
+    return future
+
+
+async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], R]) -> R:
+    """Run `fn(db)` on the connection's thread and wait for it."""
+    return await _queue(conn, fn)
+
+
 class SqliteStore:
-    """One aiosqlite connection per store; units of work take turns on it."""
+    """One aiosqlite connection for units of work, which take turns on it (an asyncio lock),
+    and a second, query-only one for read-only units of work, which take no turn (WAL: readers
+    never wait for the writer). See `SqliteUnitOfWork` for how statements reach the thread."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 2000) -> None:
         self.path = str(path)
@@ -61,18 +194,29 @@ class SqliteStore:
         # Waiting this long for a lock means someone holds it, not that we lost a race.
         self.patience = busy_timeout_ms / 1000 * 0.9
         self._conn: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._txn = _Txn()
+        self._endings: set[asyncio.Future[None]] = set()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        return conn
 
     async def open(self) -> Self:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        conn = await self._connect()
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
         self._conn = conn
         await self._migrate()
+        if self.path != ":memory:":
+            reader = await self._connect()
+            await reader.execute("PRAGMA query_only = ON")
+            self._reader = reader
         return self
 
     @property
@@ -107,31 +251,86 @@ class SqliteStore:
     def unit_of_work(self) -> SqliteUnitOfWork:
         return SqliteUnitOfWork(self)
 
+    def read_only(self) -> SqliteUnitOfWork:
+        """A unit of work for reading only, on the query-only connection: it takes no turn on
+        the write lock, so it never waits for a writer and no writer waits for it. Each read
+        sees what was committed when it ran (no snapshot across its reads); writing raises."""
+        return SqliteUnitOfWork(self, read_only=True)
+
+    def _end_later(self, owner: object) -> None:
+        """End `owner`'s transaction (a ROLLBACK: nothing to keep) without waiting for it:
+        queued on the connection's thread now, it runs before anything queued after it."""
+        if self._conn is None:
+            return
+        try:
+            ending = _queue(self._conn, functools.partial(_end_txn, self._txn, owner))
+        except ValueError:  # closed meanwhile
+            return
+        self._endings.add(ending)
+        ending.add_done_callback(self._ended)
+
+    def _ended(self, ending: asyncio.Future[None]) -> None:
+        self._endings.discard(ending)
+        if not ending.cancelled():
+            ending.exception()  # a failed ROLLBACK: the next BEGIN ends that transaction
+
     async def ping(self) -> None:
         """Readable and writable right now: take the write lock briefly and let it go."""
         async with self._lock:
             try:
-                await self.conn.execute("PRAGMA busy_timeout = 250")
-                await self.conn.execute("BEGIN IMMEDIATE")
-                await self.conn.execute("ROLLBACK")
+                await _on_thread(self.conn, functools.partial(_ping, self._txn,
+                                                              self.busy_timeout_ms))
             except sqlite3.Error as exc:
                 raise StoreUnavailable(str(exc)) from exc
-            finally:
-                await self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        if self._endings:
+            await asyncio.gather(*self._endings, return_exceptions=True)
+        for conn in (self._reader, self._conn):
+            if conn is not None:
+                await conn.close()
+        self._conn = self._reader = None
 
 
 class SqliteUnitOfWork:
-    """A transaction: reads see one snapshot, writes check versions, commit makes it all stick."""
+    """A transaction: reads see one snapshot, writes check versions, commit makes it all stick.
 
-    def __init__(self, store: SqliteStore) -> None:
+    Every statement runs on the connection's thread, and each trip there and back costs far
+    more than the statement (a thread wake-up, then a turn of the busy event loop), all while
+    this unit of work holds the store's lock. So a trip carries as much as it can: writes whose
+    result nothing needs at once (inserts, versioned updates and deletes, timers, events) are
+    held back (`write`) and go with the next read, or with the COMMIT; BEGIN goes with the
+    first statement; and a unit of work that changed nothing ends without a trip (its ROLLBACK
+    is queued and not waited for). So a unit of work costs one trip per read, plus one to
+    commit if it wrote.
+
+    What the caller sees stays as if each statement ran at once: a read sees the writes made
+    before it; a stale version or an existing id raises ConflictError, at the latest from the
+    read or the commit that carried it, or from leaving the block with an error while writes
+    were held back (so the engine retries on fresh state rather than reporting that error);
+    sequence numbers (`event.seq`, `message.seq`, `delivery.seq`) are set once their write
+    ran, by the next read or the commit. Versions bumped in a unit of work that does not
+    commit go back to what they were.
+    """
+
+    def __init__(self, store: SqliteStore, *, read_only: bool = False) -> None:
         self.store = store
+        self.read_only = read_only
+        # Without a second connection (an in-memory database) reads take turns like writes.
+        self.locking = not read_only or store._reader is None
         self._identity: dict[tuple[str, str], Any] = {}
-        self._open = False
+        # Rows read ahead, not decoded yet: (table, id) -> (id, version, data).
+        self._rows: dict[tuple[str, str], Sequence[Any]] = {}
+        self._pending: list[_Write] = []
+        self._undo: dict[int, tuple[Any, int]] = {}
+        self._locked = False
+        self._locked_at = 0.0
+        self.held = 0.0  # seconds this unit of work held the store's lock
+        self._begun = False  # a transaction is open (BEGIN went out)
+        self._dirty = False  # it may hold changes: COMMIT them
+        self._committed = False
+        self.hops = 0  # trips to the connection's thread (bench/storecost.py reports them)
+        self.statements = 0
         self.agents = SqliteAgents(self)
         self.tasks = SqliteTasks(self)
         self.sessions = SqliteSessions(self)
@@ -143,45 +342,143 @@ class SqliteUnitOfWork:
         self.outbox = SqliteOutbox(self)
 
     async def __aenter__(self) -> Self:
-        await self.store._lock.acquire()
-        try:
-            await self.store.conn.execute("BEGIN")
-        except BaseException:
-            self.store._lock.release()
-            raise
-        self._open = True
+        if self.locking:
+            await self.store._lock.acquire()
+            self._locked = True
+            self._locked_at = time.perf_counter()
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            if self._open:
-                await self.store.conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
-        finally:
-            self._open = False
+    def _release(self) -> None:
+        if self._locked:
+            self._locked = False
+            self.held += time.perf_counter() - self._locked_at
             self.store._lock.release()
 
-    async def commit(self) -> None:
+    async def __aexit__(self, _type: object, exc: object, _tb: object) -> None:
         try:
-            await self.store.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-        self._open = False
+            if (self._pending and isinstance(exc, Exception)
+                    and not isinstance(exc, ConflictError | StoreUnavailable)):
+                # Had these writes run at once, a lost race would have surfaced before this
+                # error: report the conflict (the engine retries) rather than the error.
+                try:
+                    await self._hop(None)
+                except ConflictError as conflict:
+                    raise conflict from exc
+                except Exception:
+                    pass  # the original error is the one to report
+        finally:
+            self._pending = []
+            if not self._committed:
+                for entity, version in self._undo.values():
+                    entity.version = version
+            if self._begun:  # no COMMIT went out: a read transaction, or a failed one
+                self._begun = False
+                self.statements += 1  # the ROLLBACK
+                self.store._end_later(self)
+            self._release()
+
+    async def guard(self, key: str) -> None:
+        """Nothing to do: units of work that write are serialised here (one lock in-process,
+        and across processes a write on an outdated WAL snapshot fails as a conflict)."""
+
+    async def commit(self) -> None:
+        """Make the writes stick; returns once they are durable. The next unit of work gets
+        the lock as soon as the COMMIT is queued: its statements run after it on the same
+        thread, and if the COMMIT fails, its BEGIN first rolls back what is left of ours."""
+        if self._pending or self._dirty:
+            sent = self._send(_COMMIT)
+            self._release()
+            if sent is not None:
+                await self._receive(*sent)
+            self._begun = False
+        # Else nothing to make durable: __aexit__ ends the read transaction, unwaited.
+        self._committed = True
+        self._undo.clear()
+
+    def write(self, sql: str, params: Sequence[Any] = (), *, conflict: str | None = None,
+              returning: bool = False, done: Callable[[Any], None] | None = None) -> None:
+        """Hold a write back until the next read or the commit (see the class docstring).
+
+        `conflict`: the write must change exactly one row, else ConflictError(conflict).
+        `returning`: the statement returns rows (RETURNING); `done` gets them, else `done` gets
+        the statement's lastrowid, once it ran."""
+        if self.read_only:
+            raise TypeError("a read-only unit of work cannot write")
+        self._pending.append(_Write(sql, params, conflict, returning, done))
+
+    def versioned(self, entity: Any, version: int) -> None:
+        """Set `entity.version`, remembering the old one in case this unit of work fails."""
+        self._undo.setdefault(id(entity), (entity, entity.version))
+        entity.version = version
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
-        started = time.monotonic()
-        try:
-            return await self.store.conn.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise _translate(exc, time.monotonic() - started, self.store.patience) from exc
+        """Run a statement now (with the writes held back before it) and return its cursor."""
+        cursor: sqlite3.Cursor = await self._hop(_EXECUTE, sql, params)
+        return aiosqlite.Cursor(self._connection(), cursor)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        started = time.monotonic()
-        try:
-            return list(await self.store.conn.execute_fetchall(sql, params))
-        except sqlite3.Error as exc:
-            raise _translate(exc, time.monotonic() - started, self.store.patience) from exc
+        """Run a query now (with the writes held back before it) and return its rows."""
+        rows: list[sqlite3.Row] = await self._hop(_FETCH, sql, params)
+        return rows
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self.locking:
+            return self.store.conn
+        if self.store._reader is None:
+            raise StoreUnavailable("the store is not open")
+        return self.store._reader
+
+    async def _hop(self, final: str | None, sql: str = "", params: Sequence[Any] = ()) -> Any:
+        sent = self._send(final, sql, params)
+        return None if sent is None else await self._receive(*sent)
+
+    def _send(self, final: str | None, sql: str = "", params: Sequence[Any] = (),
+              ) -> tuple[asyncio.Future[tuple[list[Any], Any, bool]], _Batch] | None:
+        """Queue a hop on the connection's thread (nothing to send: None)."""
+        if self.locking and not self._locked:
+            raise RuntimeError("use the unit of work in an `async with` block")
+        writes, self._pending = self._pending, []
+        begin = self.locking and not self._begun
+        if not (begin or writes or final):
+            return None
+        batch = _Batch(self.store._txn, self, begin, writes, final, sql, params,
+                       self.store.patience)
+        future = _queue(self._connection(), batch)
+        self._begun = self._begun or begin
+        self._dirty = self._dirty or bool(writes) or final == _EXECUTE
+        self.hops += 1
+        self.statements += begin + len(writes) + (final is not None)
+        return future, batch
+
+    async def _receive(self, future: asyncio.Future[tuple[list[Any], Any, bool]],
+                       batch: _Batch) -> Any:
+        """The hop's outcome. Holding the lock, first wait for it right here, briefly: the
+        event loop thread lets go of the GIL, the connection's thread runs the batch at once
+        (a statement takes tens of microseconds), and the unit of work goes on without waiting
+        for a turn of the busy loop twice (the result's callback, then the task's wake-up):
+        that wait, times every hop, was most of the lock's time. A slow batch (a lock held
+        elsewhere, a checkpoint) blocks the loop no longer than SPIN, then is awaited."""
+        if self._locked and batch.ran.acquire(timeout=SPIN):
+            future.add_done_callback(_retrieved)
+            if batch.error is not None:
+                raise batch.error
+            assert batch.outcome is not None
+            done, result, changed = batch.outcome
+        else:
+            done, result, changed = await future
+        self._dirty = self._dirty or changed
+        for write, value in zip(batch.writes, done, strict=False):
+            if write.done is not None:
+                write.done(value)
+        return result
+
+
+SPIN = 0.001  # seconds a lock holder blocks the event loop for a hop's outcome, at most
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # its outcome was taken straight from the batch
 
 
 class _Entities(Generic[E]):
@@ -196,11 +493,13 @@ class _Entities(Generic[E]):
     def columns(self, entity: E) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _load(self, row: sqlite3.Row) -> E:
+    def _load(self, row: Sequence[Any]) -> E:
+        """(id, version, data) as an entity: the one this unit of work has, else decoded."""
         key = (self.table, row[0])
         known = self.uow._identity.get(key)
         if known is not None:
             return known  # type: ignore[no-any-return]
+        self.uow._rows.pop(key, None)
         entity = decode(self.cls, json.loads(row[2]))
         entity.version = row[1]
         self.uow._identity[key] = entity
@@ -212,37 +511,67 @@ class _Entities(Generic[E]):
         return [self._load(r) for r in rows]
 
     async def get(self, entity_id: str) -> E | None:
-        known = self.uow._identity.get((self.table, entity_id))
+        key = (self.table, entity_id)
+        known = self.uow._identity.get(key)
         if known is not None:
             return known  # type: ignore[no-any-return]
+        row = self.uow._rows.get(key)  # read along with its session (SqliteSessions)
+        if row is not None:
+            return self._load(row)
         found = await self._select("id = ?", (entity_id,))
         return found[0] if found else None
 
     async def add(self, entity: E) -> None:
-        entity.version = 1
+        """Insert it (held back: an existing id raises ConflictError by the next read or the
+        commit at the latest)."""
+        self.uow.versioned(entity, 1)
         cols: dict[str, Any] = self.columns(entity)
         names = ", ".join(["id", "version", "data", *cols])
         marks = ", ".join("?" * (3 + len(cols)))
-        await self.uow.execute(
+        self.uow.write(
             f"INSERT INTO {self.table} ({names}) VALUES ({marks})",
             (entity.id, 1, _dump(entity), *cols.values()))
         self.uow._identity[(self.table, entity.id)] = entity
         await self.after_write(entity)
 
     async def save(self, entity: E) -> None:
+        """Update it if unchanged since read (held back: ConflictError by the next read or the
+        commit at the latest)."""
         cols: dict[str, Any] = self.columns(entity)
         sets = ", ".join(f"{c} = ?" for c in ["version", "data", *cols])
-        cursor = await self.uow.execute(
+        self.uow.write(
             f"UPDATE {self.table} SET {sets} WHERE id = ? AND version = ?",
-            (entity.version + 1, _dump(entity), *cols.values(), entity.id, entity.version))
-        if cursor.rowcount != 1:
-            raise ConflictError(f"{self.table} {entity.id} changed since it was read")
-        entity.version += 1
+            (entity.version + 1, _dump(entity), *cols.values(), entity.id, entity.version),
+            conflict=f"{self.table} {entity.id} changed since it was read")
+        self.uow.versioned(entity, entity.version + 1)
         self.uow._identity[(self.table, entity.id)] = entity
         await self.after_write(entity)
 
     async def after_write(self, entity: E) -> None:
         return None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime | None) -> int | None:
+    """Integer microseconds since the epoch: exact, so SQL compares as datetimes do."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.astimezone(UTC)  # naive means local time, as datetime.timestamp() has it
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# The longest-idle agents of a service and modality whose index row is ready: no RONA (one
+# range of agent_slots_pick, in idle order, stopped by LIMIT), or a RONA run out but not yet
+# cleared (a short range: such rows are rewritten as soon as the RONA timer fires).
+_AVAILABLE = (
+    "id IN (SELECT agent_id FROM (SELECT agent_id FROM agent_slots WHERE service_id = ?"
+    " AND modality = ? AND ready_at IS NULL ORDER BY idle_at, agent_id LIMIT ?)"
+    " UNION ALL SELECT agent_id FROM (SELECT agent_id FROM agent_slots WHERE service_id = ?"
+    " AND modality = ? AND ready_at <= ? ORDER BY idle_at, agent_id LIMIT ?))")
 
 
 class SqliteAgents(_Entities[Agent]):
@@ -253,12 +582,19 @@ class SqliteAgents(_Entities[Agent]):
         return {"registered": int(entity.registered)}
 
     async def after_write(self, entity: Agent) -> None:
-        await self.uow.execute(
-            "DELETE FROM agent_services WHERE agent_id = ?", (entity.id,))
-        for service_id in entity.services:
-            await self.uow.execute(
-                "INSERT INTO agent_services (agent_id, service_id) VALUES (?, ?)",
-                (entity.id, service_id))
+        """Membership rows: only the services that left or joined are written (held back, no
+        read: the statements themselves find what changed)."""
+        wanted = list(dict.fromkeys(entity.services))
+        if not wanted:
+            self.uow.write("DELETE FROM agent_services WHERE agent_id = ?", (entity.id,))
+            return
+        self.uow.write(
+            "DELETE FROM agent_services WHERE agent_id = ? AND service_id NOT IN ("
+            + ", ".join("?" * len(wanted)) + ")", (entity.id, *wanted))
+        self.uow.write(
+            "INSERT OR IGNORE INTO agent_services (agent_id, service_id) VALUES "
+            + ", ".join(["(?, ?)"] * len(wanted)),
+            [v for service_id in wanted for v in (entity.id, service_id)])
 
     async def members(self, service_id: str) -> list[Agent]:
         return await self._select(
@@ -267,6 +603,36 @@ class SqliteAgents(_Entities[Agent]):
 
     async def registered(self) -> list[Agent]:
         return await self._select("registered = 1")
+
+    async def set_availability(self, agent: Agent, availability: Availability) -> None:
+        """The agent's agent_slots rows: only rows that go, come or change are written (held
+        back, no read: the statements themselves find what changed)."""
+        if not availability.slots:
+            self.uow.write("DELETE FROM agent_slots WHERE agent_id = ?", (agent.id,))
+            return
+        ready, idle = _micros(availability.ready_at), _micros(agent.idle_since)
+        slots = sorted((service_id, modality.value) for service_id, modality in availability.slots)
+        self.uow.write(
+            "DELETE FROM agent_slots WHERE agent_id = ? AND (service_id, modality) NOT IN"
+            " (VALUES " + ", ".join(["(?, ?)"] * len(slots)) + ")",
+            (agent.id, *(v for slot in slots for v in slot)))
+        self.uow.write(
+            "INSERT INTO agent_slots (service_id, modality, agent_id, ready_at, idle_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?)"] * len(slots))
+            + " ON CONFLICT (service_id, modality, agent_id) DO UPDATE SET"
+            " ready_at = excluded.ready_at, idle_at = excluded.idle_at"
+            " WHERE ready_at IS NOT excluded.ready_at OR idle_at IS NOT excluded.idle_at",
+            [v for service_id, modality in slots
+             for v in (service_id, modality, agent.id, ready, idle)])
+
+    async def available(self, service_id: str, modality: Modality, now: datetime,
+                        limit: int) -> list[Agent]:
+        if limit <= 0:
+            return []
+        found = await self._select(_AVAILABLE, (
+            service_id, modality.value, limit, service_id, modality.value, _micros(now), limit))
+        found.sort(key=idle_key)
+        return found[:limit]
 
 
 class SqliteTasks(_Entities[Task]):
@@ -323,15 +689,41 @@ class SqliteSessions(_Entities[Session]):
         return await self._select("phase = ? AND connected_at < ?",
                                   (Phase.CONNECTED.value, ts(cutoff)))
 
+    async def get(self, session_id: str) -> Session | None:
+        known = self.uow._identity.get((self.table, session_id))
+        if known is not None:
+            return known  # type: ignore[no-any-return]
+        return await self._with_task_and_agent("id = ?", (session_id,))
+
     async def by_chat(self, chat_id: str) -> Session | None:
         """The chat's current session: a connected one first, else the latest."""
-        found = await self._select(
+        return await self._with_task_and_agent(
             "chat_id = ? ORDER BY phase = 'connected' DESC, offered_at DESC LIMIT 1", (chat_id,))
-        return found[0] if found else None
 
     async def by_card(self, card_id: str) -> Session | None:
-        found = await self._select("card_id = ? LIMIT 1", (card_id,))
-        return found[0] if found else None
+        return await self._with_task_and_agent("card_id = ? LIMIT 1", (card_id,))
+
+    async def _with_task_and_agent(self, where: str, params: Sequence[Any]) -> Session | None:
+        """One session, reading its task's and its agent's rows in the same statement: nearly
+        every use case that finds a session goes on to its task and agent, and a trip to the
+        connection's thread costs far more than two primary-key lookups. Those rows are decoded
+        only if asked for (`_Entities.get`), and never replace what this unit of work holds."""
+        rows = await self.uow.fetch(
+            "WITH s AS MATERIALIZED (SELECT id, version, data, task_id, agent_id FROM sessions"
+            f" WHERE {where}) SELECT 0, id, version, data FROM s UNION ALL"
+            " SELECT 1, id, version, data FROM tasks WHERE id IN (SELECT task_id FROM s)"
+            " UNION ALL"
+            " SELECT 2, id, version, data FROM agents WHERE id IN (SELECT agent_id FROM s)",
+            params)
+        found: Session | None = None
+        for row in rows:
+            if row[0] == 0:
+                found = self._load(row[1:])
+            else:
+                key = ("tasks" if row[0] == 1 else "agents", row[1])
+                if key not in self.uow._identity:
+                    self.uow._rows[key] = row[1:]
+        return found
 
     async def export(self, where: SessionFilter, after: tuple[datetime, str] | None,
                      limit: int) -> list[Session]:
@@ -370,12 +762,16 @@ class SqliteEvents:
         self.uow = uow
 
     async def append(self, event: Event) -> None:
-        cursor = await self.uow.execute(
+        """Held back: `event.seq` is set once it ran (by the next read or the commit)."""
+        def numbered(lastrowid: Any) -> None:
+            event.seq = int(lastrowid or 0)
+
+        self.uow.write(
             "INSERT INTO events (at, name, task_id, session_id, agent_id, service_id, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (ts(event.at), event.name, event.task_id, event.session_id, event.agent_id,
-             event.service_id, json.dumps(encode(event.data), separators=(",", ":"))))
-        event.seq = int(cursor.lastrowid or 0)
+             event.service_id, json.dumps(encode(event.data), separators=(",", ":"))),
+            done=numbered)
 
     def _event(self, row: sqlite3.Row) -> Event:
         return Event(seq=row[0], at=from_ts(row[1]), name=row[2], task_id=row[3],
@@ -412,7 +808,7 @@ class SqliteTimers:
         return self._timer(rows[0]) if rows else None
 
     async def arm(self, timer: Timer) -> None:
-        await self.uow.execute(
+        self.uow.write(
             "INSERT INTO timers (id, version, kind, ref, due_at, lease_until, attempts, data)"
             " VALUES (?, 1, ?, ?, ?, NULL, 0, ?) ON CONFLICT (id) DO UPDATE SET"
             " due_at = excluded.due_at, attempts = 0,"
@@ -420,23 +816,21 @@ class SqliteTimers:
             (timer.id, timer.kind, timer.ref, ts(timer.due_at), json.dumps(timer.data)))
 
     async def cancel(self, timer_id: str) -> None:
-        await self.uow.execute("DELETE FROM timers WHERE id = ?", (timer_id,))
+        self.uow.write("DELETE FROM timers WHERE id = ?", (timer_id,))
 
     async def save(self, timer: Timer) -> None:
-        cursor = await self.uow.execute(
+        self.uow.write(
             "UPDATE timers SET due_at = ?, lease_until = ?, attempts = ?, data = ?,"
             " version = version + 1 WHERE id = ? AND version = ?",
             (ts(timer.due_at), ts(timer.lease_until), timer.attempts, json.dumps(timer.data),
-             timer.id, timer.version))
-        if cursor.rowcount != 1:
-            raise ConflictError(f"timer {timer.id} changed since it was read")
-        timer.version += 1
+             timer.id, timer.version),
+            conflict=f"timer {timer.id} changed since it was read")
+        self.uow.versioned(timer, timer.version + 1)
 
     async def delete(self, timer: Timer) -> None:
-        cursor = await self.uow.execute("DELETE FROM timers WHERE id = ? AND version = ?",
-                                        (timer.id, timer.version))
-        if cursor.rowcount != 1:
-            raise ConflictError(f"timer {timer.id} changed or fired elsewhere")
+        self.uow.write("DELETE FROM timers WHERE id = ? AND version = ?",
+                       (timer.id, timer.version),
+                       conflict=f"timer {timer.id} changed or fired elsewhere")
 
     @staticmethod
     def _kinds(kinds: Iterable[str]) -> tuple[str, list[str]]:
@@ -465,13 +859,17 @@ class SqliteMessages:
         self.uow = uow
 
     async def append(self, message: ChatMessage) -> None:
-        rows = await self.uow.fetch(
+        """Held back: `message.seq` is set once it ran (by the next read or the commit)."""
+        def numbered(rows: list[sqlite3.Row]) -> None:
+            message.seq = int(rows[0][0])
+
+        self.uow.write(
             "INSERT INTO messages (task_id, seq, sender, agent_id, at, text, kind, data)"
             " VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE task_id = ?),"
             " ?, ?, ?, ?, ?, ?) RETURNING seq",
             (message.task_id, message.task_id, message.sender.value, message.agent_id,
-             ts(message.at), message.text, message.kind.value, json.dumps(message.data)))
-        message.seq = int(rows[0][0])
+             ts(message.at), message.text, message.kind.value, json.dumps(message.data)),
+            returning=True, done=numbered)
 
     async def after(self, task_id: str, seq: int, limit: int) -> list[ChatMessage]:
         rows = await self.uow.fetch(
@@ -499,7 +897,7 @@ class SqliteTags:
 
     async def record(self, service_id: str, tags: Sequence[str], at: datetime) -> None:
         for tag in tags:
-            await self.uow.execute(
+            self.uow.write(
                 "INSERT INTO tags (service_id, tag_key, tag, uses, last_used)"
                 " VALUES (?, ?, ?, 1, ?) ON CONFLICT (service_id, tag_key)"
                 " DO UPDATE SET uses = uses + 1, last_used = excluded.last_used",
@@ -519,12 +917,16 @@ class SqliteOutbox:
         self.uow = uow
 
     async def append(self, delivery: Delivery) -> None:
-        delivery.version = 1
-        rows = await self.uow.fetch(
+        """Held back: `delivery.seq` is set once it ran (by the next read or the commit)."""
+        def numbered(rows: list[sqlite3.Row]) -> None:
+            delivery.seq = int(rows[0][0])
+
+        self.uow.versioned(delivery, 1)
+        self.uow.write(
             "INSERT INTO outbox (task_id, seq, version, data) VALUES"
             " (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE task_id = ?), 1, ?)"
-            " RETURNING seq", (delivery.task_id, delivery.task_id, _dump(delivery)))
-        delivery.seq = int(rows[0][0])
+            " RETURNING seq", (delivery.task_id, delivery.task_id, _dump(delivery)),
+            returning=True, done=numbered)
 
     async def pending(self, task_id: str, limit: int) -> list[Delivery]:
         rows = await self.uow.fetch(
@@ -538,20 +940,18 @@ class SqliteOutbox:
         return found
 
     async def save(self, delivery: Delivery) -> None:
-        cursor = await self.uow.execute(
+        self.uow.write(
             "UPDATE outbox SET version = ?, data = ? WHERE task_id = ? AND seq = ?"
             " AND version = ?", (delivery.version + 1, _dump(delivery), delivery.task_id,
-                                 delivery.seq, delivery.version))
-        if cursor.rowcount != 1:
-            raise ConflictError(f"outbox {delivery.task_id}/{delivery.seq} changed since read")
-        delivery.version += 1
+                                 delivery.seq, delivery.version),
+            conflict=f"outbox {delivery.task_id}/{delivery.seq} changed since read")
+        self.uow.versioned(delivery, delivery.version + 1)
 
     async def delete(self, delivery: Delivery) -> None:
-        cursor = await self.uow.execute(
+        self.uow.write(
             "DELETE FROM outbox WHERE task_id = ? AND seq = ? AND version = ?",
-            (delivery.task_id, delivery.seq, delivery.version))
-        if cursor.rowcount != 1:
-            raise ConflictError(f"outbox {delivery.task_id}/{delivery.seq} changed or gone")
+            (delivery.task_id, delivery.seq, delivery.version),
+            conflict=f"outbox {delivery.task_id}/{delivery.seq} changed or gone")
 
 
 async def open_sqlite(path: str | Path) -> SqliteStore:

@@ -8,16 +8,24 @@ limiter, retries) for every turn and every proactive message.
 from __future__ import annotations
 
 import logging
+from copy import copy
 from http import HTTPStatus
 from typing import Any
 
 from botbuilder.core import BotAdapter, TurnContext
 from botbuilder.core.activity_handler import ActivityHandler
 from botbuilder.core.invoke_response import InvokeResponse
-from botbuilder.schema import Activity, ActivityTypes, ConversationReference, ResourceResponse
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    ConversationReference,
+    DeliveryModes,
+    ResourceResponse,
+)
 from botframework.connector.auth import JwtTokenValidation, SimpleCredentialProvider
 
 from bot.teams.connector import ConnectorClient
+from bot.teams.wire import read_activity, write_activity
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +58,7 @@ def parse_activity(body: Any) -> Activity:
     if not isinstance(body, dict):
         raise BadActivity("the body must be a JSON object (an activity)")
     try:
-        activity = Activity().deserialize(body)
+        activity = read_activity(body)
     except Exception as exc:  # msrest raises DeserializationError and others
         raise BadActivity(f"the activity could not be read: {type(exc).__name__}") from None
     if not activity.type:
@@ -62,6 +70,55 @@ def parse_activity(body: Any) -> Activity:
     if not activity.from_property or not activity.from_property.id:
         raise BadActivity("the activity has no from.id")
     return activity
+
+
+class SwitchboardTurnContext(TurnContext):  # type: ignore[misc]
+    """botbuilder's TurnContext, sending without a deepcopy of every outgoing activity.
+
+    ``TurnContext.send_activities`` (botbuilder 4.17.1) deep-copies each activity before it
+    addresses it, card content and all, so that the caller's object stays as it was. Only
+    top-level attributes are set on the copy (the conversation reference, type, input hint,
+    id), so a shallow copy keeps the caller's object just as untouched. The rest is
+    botbuilder's code: expectReplies buffering, ``on_send_activities`` handlers, ``responded``.
+    """
+
+    async def send_activities(self, activities: list[Activity]) -> list[ResourceResponse]:
+        sent_non_trace_activity = False
+        ref = TurnContext.get_conversation_reference(self.activity)
+
+        def activity_validator(activity: Activity) -> Activity:
+            nonlocal sent_non_trace_activity
+            if not getattr(activity, "type", None):
+                activity.type = ActivityTypes.message
+            if activity.type != ActivityTypes.trace:
+                sent_non_trace_activity = True
+            if not activity.input_hint:
+                activity.input_hint = "acceptingInput"
+            activity.id = None
+            return activity
+
+        output = [activity_validator(TurnContext.apply_conversation_reference(copy(act), ref))
+                  for act in activities]
+
+        async def logic() -> list[ResourceResponse]:
+            if self.activity.delivery_mode == DeliveryModes.expect_replies:
+                responses: list[ResourceResponse] = []
+                for activity in output:
+                    self.buffered_reply_activities.append(activity)
+                    if activity.type == ActivityTypes.invoke_response:
+                        self.turn_state[TurnContext._INVOKE_RESPONSE_KEY] = activity
+                    responses.append(ResourceResponse())
+                if sent_non_trace_activity:
+                    self.responded = True
+                return responses
+            sent: list[ResourceResponse] = await self.adapter.send_activities(self, output)
+            if sent_non_trace_activity:
+                self.responded = True
+            return sent
+
+        result: list[ResourceResponse] = await self._emit(self._on_send_activities, output,
+                                                          logic())
+        return result
 
 
 class SwitchboardAdapter(BotAdapter):  # type: ignore[misc]
@@ -76,7 +133,7 @@ class SwitchboardAdapter(BotAdapter):  # type: ignore[misc]
         activity = parse_activity(body)
         if self.auth is not None:
             await self.auth.check(activity, auth_header)
-        context = TurnContext(self, activity)
+        context = SwitchboardTurnContext(self, activity)
         await self.run_pipeline(context, bot.on_turn)
         if activity.type == ActivityTypes.invoke:
             reply = context.turn_state.get(self._INVOKE_RESPONSE_KEY)
@@ -93,7 +150,7 @@ class SwitchboardAdapter(BotAdapter):  # type: ignore[misc]
                 context.turn_state[self._INVOKE_RESPONSE_KEY] = activity
                 responses.append(ResourceResponse())
                 continue
-            body = activity.serialize()
+            body = write_activity(activity)
             activity_id = await self.connector.send_to_conversation(
                 activity.service_url, activity.conversation.id, body)
             responses.append(ResourceResponse(id=activity_id))
@@ -101,7 +158,7 @@ class SwitchboardAdapter(BotAdapter):  # type: ignore[misc]
 
     async def update_activity(self, context: TurnContext, activity: Activity) -> None:
         await self.connector.update_activity(activity.service_url, activity.conversation.id,
-                                             activity.id, activity.serialize())
+                                             activity.id, write_activity(activity))
 
     async def delete_activity(self, context: TurnContext,
                               reference: ConversationReference) -> None:

@@ -264,7 +264,8 @@ class Db:
         """Every row of every table: compare two snapshots to prove nothing changed."""
         tables = [r[0] for r in self.rows(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        return {t: self.rows(f'SELECT * FROM "{t}" ORDER BY rowid') for t in tables}
+        # Sorted here: some tables are WITHOUT ROWID (no rowid to order by).
+        return {t: sorted(self.rows(f'SELECT * FROM "{t}"'), key=repr) for t in tables}
 
     def integrity(self) -> list[str]:
         return [str(r[0]) for r in self.rows("PRAGMA integrity_check")]

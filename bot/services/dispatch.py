@@ -66,6 +66,9 @@ async def arm_queue_timeout(ctx: Ctx, task: Task) -> None:
 
 async def dispatch(ctx: Ctx, service_id: str) -> int:
     """Offer the service's queued tasks, best first, while agents are available. Returns offers."""
+    # Whoever frees an agent or queues a task in this service dispatches it: on a store that
+    # does not serialise units of work, two of them must not both decide on the other's past.
+    await ctx.uow.guard(f"dispatch|{service_id}")
     queued = await ctx.uow.tasks.queued(service_id, QUEUE_SCAN)
     if not queued:
         return 0

@@ -153,7 +153,8 @@ from azure.cosmos import PartitionKey
 from azure.cosmos import exceptions as cosmos_errors
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 
-from bot.services.ports import StoreUnavailable
+from bot.domain.errors import Refused
+from bot.services.ports import ConflictError, StoreUnavailable
 from bot.storage.cosmos_core import CONTAINERS, PARTITION_KEY_PATH, UnitOfWorkCore, unavailable
 from bot.storage.cosmos_repos import (
     CosmosAgents,
@@ -312,10 +313,13 @@ class CosmosUnitOfWork(UnitOfWorkCore):
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, _type: object, exc: object, _tb: object) -> None:
         # Nothing was written unless commit() ran: dropping the buffer is the rollback.
         self.writes.clear()
         self.finals.clear()
+        if isinstance(exc, Refused) and await self.reads_changed():
+            # Decided on reads from before and after another commit: run it again.
+            raise ConflictError("what this unit of work read changed meanwhile") from exc
 
     async def commit(self) -> None:
         try:

@@ -162,6 +162,10 @@ class SqliteUnitOfWork:
             self._open = False
             self.store._lock.release()
 
+    async def guard(self, key: str) -> None:
+        """Nothing to do: units of work that write are serialised here (one lock in-process,
+        and across processes a write on an outdated WAL snapshot fails as a conflict)."""
+
     async def commit(self) -> None:
         try:
             await self.store.conn.execute("COMMIT")

@@ -169,6 +169,8 @@ class Flush:
 
 
 class Write(Protocol):
+    first: bool  # flushed ahead of the others
+
     async def apply(self, uow: UnitOfWorkCore, flush: Flush) -> None: ...
 
 
@@ -190,6 +192,7 @@ class DocWrite:
     expect_exists: bool = True  # strict: whether the item must exist (save) or not (add)
     hooks: Hooks | None = None
     undoable: bool = True
+    first: bool = False  # flushed ahead of every other write (guards: lose before writing)
 
     @property
     def key(self) -> Key:
@@ -253,6 +256,7 @@ class MessageWrite:
     message: ChatMessage
     pk: str
     to_doc: Callable[[ChatMessage], Doc]
+    first: bool = False
 
     async def apply(self, uow: UnitOfWorkCore, flush: Flush) -> None:
         container = uow.container(MESSAGES)
@@ -358,7 +362,7 @@ class UnitOfWorkCore:
         turn = int((state.view or {}).get("turn", 0)) + 1
         doc: Doc = {"id": item_id, "pk": pk, "kind": "guard", "turn": turn}
         self.buffer(DocWrite(META, pk, item_id, new=doc, expect_exists=state.base is not None,
-                             undoable=False), doc)
+                             undoable=False, first=True), doc)
 
     def pending_views(self, container: str) -> Iterable[tuple[str, Doc | None]]:
         """Items of a container this unit of work wrote: (id, item as it will be or None)."""
@@ -409,6 +413,8 @@ class UnitOfWorkCore:
 
     async def commit(self) -> None:
         writes, self.writes = self.writes, []
+        # Guards go first: a commit that loses on one has written nothing another could see.
+        writes.sort(key=lambda write: not write.first)
         finals, self.finals = self.finals, []
         flush = Flush(current={key: (state.base, state.etag) for key, state in self.docs.items()
                                if state.pending})

@@ -23,6 +23,7 @@ handler refused on reads from before and after another instance's commit.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import uuid
 from collections import Counter
@@ -323,7 +324,7 @@ class TwoInstancesMachine(SwitchboardMachine):
 
 
 SETTINGS = settings(
-    max_examples=12,  # about 50 s: a fresh database per example, the whole of it read per step
+    max_examples=int(os.environ.get("INVARIANT_EXAMPLES", "12")),  # about 50 s: a fresh database per example, the whole of it read per step
     stateful_step_count=25,
     deadline=None,
     # No shrinking: two instances firing at once make a replay of the same steps end in another

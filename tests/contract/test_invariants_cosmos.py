@@ -324,7 +324,9 @@ class TwoInstancesMachine(SwitchboardMachine):
 
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get("INVARIANT_EXAMPLES", "12")),  # about 50 s: a fresh database per example, the whole of it read per step
+    # About 50 s: a fresh database per example, the whole of it read per step. More with
+    # INVARIANT_EXAMPLES=N (a longer hunt for races).
+    max_examples=int(os.environ.get("INVARIANT_EXAMPLES", "12")),
     stateful_step_count=25,
     deadline=None,
     # No shrinking: two instances firing at once make a replay of the same steps end in another

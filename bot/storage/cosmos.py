@@ -99,8 +99,10 @@ the use case made them (the use cases write the deciding row first):
    (back to what was there before its first write, however often the flush wrote it), each only
    if the document still carries the ETag this flush last gave it (someone who wrote since keeps
    their write), and the error is raised: a lost race (the Engine retries the use case on
-   ConflictError) leaves nothing behind. If the process dies mid-flush the undo cannot run; the use cases keep that
-   survivable (timers check state before acting; indexes tolerate stray entries).
+   ConflictError) leaves nothing behind. If the process dies mid-flush the undo cannot run; the
+   use cases keep that survivable (timers check state before acting; indexes tolerate stray
+   entries). Guards (below) are flushed first, so a commit that loses on one has written nothing
+   that another instance could have read.
 3. After every state write succeeded: index clean-up, then the events (one atomic ``incr`` of
    the ``seq|events`` counter reserves a block of numbers, then the events are written), then
    tag counts. None of these decides anything, so they never need undoing.

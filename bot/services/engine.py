@@ -100,7 +100,8 @@ class Engine:
                     raise
                 await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
                 continue
-            self.wake()
+            if ctx.timers_changed:  # a read, or a write that armed nothing, leaves it asleep
+                self.wake()
             if ctx.touched:
                 for listener in self.listeners:
                     listener(ctx.touched)
@@ -245,6 +246,7 @@ class Engine:
 
         with contextlib.suppress(ConflictError):
             await self.run(complete)
+        self.wake()  # released when re-armed meanwhile: it runs again now
 
     async def _retry_later(self, held: Held) -> None:
         async def retry(ctx: Ctx) -> None:

@@ -33,6 +33,8 @@ class Ctx:
     _agents: dict[str, Agent] = field(default_factory=dict, init=False)
     # Conversations that got new rows: live customer connections are told after commit.
     touched: set[str] = field(default_factory=set, init=False)
+    # Whether timers or jobs were armed or cancelled: only then is the scheduler woken.
+    timers_changed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.now = self.clock.now()
@@ -112,12 +114,14 @@ class Ctx:
         await self.arm(SYNC_CARD, session.id, self.now)
 
     async def arm(self, kind: str, ref: str, due: datetime, **data: Any) -> None:
+        self.timers_changed = True
         await self.uow.timers.arm(Timer(kind=kind, ref=ref, due_at=due, data=dict(data)))
 
     async def arm_in(self, kind: str, ref: str, delay: timedelta) -> None:
         await self.arm(kind, ref, self.now + delay)
 
     async def cancel(self, kind: str, ref: str) -> None:
+        self.timers_changed = True
         await self.uow.timers.cancel(timer_id(kind, ref))
 
     async def tell_customer(self, task: Task, kind: Kind, text: str = "",

@@ -8,6 +8,7 @@ import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -16,7 +17,7 @@ from bot.domain.service import Catalog
 from bot.domain.timers import Timer
 from bot.services import agents, conversation, lifecycle, offers, privacy
 from bot.services.context import Ctx, EventHook
-from bot.services.ports import Clock, ConflictError, Store
+from bot.services.ports import Clock, ConflictError, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,21 @@ TIMER_HANDLERS: dict[str, TimerHandler] = {
     tk.STALE_SWEEP: _stale_sweep,
 }
 
-EFFECT_LEASE = timedelta(seconds=30)
+# A job's lease is short and renewed while the job runs: a process killed mid-job holds it for
+# a few seconds at most, and the job runs again soon after a restart (or on another instance).
+EFFECT_LEASE = timedelta(seconds=5)
+LEASE_RENEWAL = 1.5  # seconds between renewals of a running job's lease
 EFFECT_MAX_ATTEMPTS = 12
+
+
+@dataclass
+class Held:
+    """A job this instance runs: the version of its timer as last written here, and whether
+    someone re-armed it meanwhile (a newer change to show: it must run again after this)."""
+
+    timer: Timer
+    version: int
+    rearmed: bool = False
 
 
 class Engine:
@@ -64,6 +78,7 @@ class Engine:
         self.event_hooks: list[EventHook] = []
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[int]] = {}
+        self.lease_renewal = LEASE_RENEWAL
 
     def add_effects(self, effects: Mapping[str, Effect]) -> None:
         self.effects.update(effects)
@@ -85,7 +100,8 @@ class Engine:
                     raise
                 await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
                 continue
-            self.wake()
+            if ctx.timers_changed:  # a read, or a write that armed nothing, leaves it asleep
+                self.wake()
             if ctx.touched:
                 for listener in self.listeners:
                     listener(ctx.touched)
@@ -153,15 +169,28 @@ class Engine:
         claimed = await self._claim(timer)
         if claimed is None:
             return 0
+        held = Held(claimed, claimed.version)
+        renewing = asyncio.create_task(self._renew(held))
         try:
             await self.effects[claimed.kind](claimed)
         except Exception as exc:  # an effect talks to the outside world; it may fail any way
             log.warning("job failed", extra={"job": claimed.kind, "attempt": claimed.attempts,
                                              "error": type(exc).__name__})
-            await self._retry_later(claimed)
+            await self._stop(renewing)
+            await self._retry_later(held)
             return 0
-        await self._complete(claimed)
+        except BaseException:
+            await self._stop(renewing)
+            raise
+        await self._stop(renewing)
+        await self._complete(held)
         return 1
+
+    @staticmethod
+    async def _stop(renewing: asyncio.Task[None]) -> None:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
 
     async def _claim(self, timer: Timer) -> Timer | None:
         async def claim(ctx: Ctx) -> Timer | None:
@@ -178,12 +207,37 @@ class Engine:
         except ConflictError:
             return None
 
-    async def _complete(self, claimed: Timer) -> None:
+    async def _renew(self, held: Held) -> None:
+        """Keep the lease of a running job for as long as it runs."""
+        async def renew(ctx: Ctx) -> tuple[int, int] | None:
+            current = await ctx.uow.timers.get(held.timer.id)
+            if current is None:
+                return None
+            seen = current.version
+            current.lease_until = ctx.now + EFFECT_LEASE
+            await ctx.uow.timers.save(current)
+            return seen, current.version
+
+        while True:
+            await asyncio.sleep(self.lease_renewal)
+            try:
+                renewed = await self.run(renew)
+            except (ConflictError, StoreUnavailable) as exc:  # next time, or the lease runs out
+                log.warning("lease not renewed", extra={"job": held.timer.kind,
+                                                        "error": type(exc).__name__})
+                continue
+            if renewed is None:
+                return
+            # Only what was committed counts (a retried attempt may have read an older version).
+            seen, written = renewed
+            held.rearmed = held.rearmed or seen != held.version
+            held.version = written
+    async def _complete(self, held: Held) -> None:
         async def complete(ctx: Ctx) -> None:
-            current = await ctx.uow.timers.get(claimed.id)
+            current = await ctx.uow.timers.get(held.timer.id)
             if current is None:
                 return
-            if current.version == claimed.version:
+            if current.version == held.version and not held.rearmed:
                 await ctx.uow.timers.delete(current)
             else:
                 # Re-armed while it ran (a newer change to show): release it to run again now.
@@ -192,11 +246,17 @@ class Engine:
 
         with contextlib.suppress(ConflictError):
             await self.run(complete)
+        self.wake()  # released when re-armed meanwhile: it runs again now
 
-    async def _retry_later(self, claimed: Timer) -> None:
+    async def _retry_later(self, held: Held) -> None:
         async def retry(ctx: Ctx) -> None:
-            current = await ctx.uow.timers.get(claimed.id)
-            if current is None or current.version != claimed.version:
+            current = await ctx.uow.timers.get(held.timer.id)
+            if current is None:
+                return
+            if current.version != held.version or held.rearmed:
+                # Re-armed while it ran: a fresh job, due when it was armed for.
+                current.lease_until = None
+                await ctx.uow.timers.save(current)
                 return
             if current.attempts >= EFFECT_MAX_ATTEMPTS:
                 log.error("job abandoned", extra={"job": current.kind,

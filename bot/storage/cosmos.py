@@ -95,14 +95,33 @@ the use case made them (the use cases write the deciding row first):
    ``cancel`` mean "whatever is there now", so on a lost race they re-read and apply again
    (bounded, safe to repeat). Messages take the next free number of their task. Index entries
    go before their entity's write.
-2. If a write fails, the writes before it are undone in reverse order, each only if its document
-   still carries the ETag this flush gave it (someone who wrote since keeps their write), and the
-   error is raised: a lost race (the Engine retries the use case on ConflictError) leaves
-   nothing behind. If the process dies mid-flush the undo cannot run; the use cases keep that
-   survivable (timers check state before acting; indexes tolerate stray entries).
+2. If a write fails, the writes before it are undone in reverse order, one undo per document
+   (back to what was there before its first write, however often the flush wrote it), each only
+   if the document still carries the ETag this flush last gave it (someone who wrote since keeps
+   their write), and the error is raised: a lost race (the Engine retries the use case on
+   ConflictError) leaves nothing behind. If the process dies mid-flush the undo cannot run; the
+   use cases keep that survivable (timers check state before acting; indexes tolerate stray
+   entries). Guards (below) are flushed first, so a commit that loses on one has written nothing
+   that another instance could have read.
 3. After every state write succeeded: index clean-up, then the events (one atomic ``incr`` of
    the ``seq|events`` counter reserves a block of numbers, then the events are written), then
    tag counts. None of these decides anything, so they never need undoing.
+
+Cosmos DB checks what a commit writes, never what it read, and a unit of work's reads are not
+one snapshot. Two consequences, both handled here:
+
+- Write skew: two units of work that each decide on the other's old state both commit when they
+  write different documents (instance A frees an agent and finds no queued task while instance
+  B queues a task and finds no free agent: the task would wait). ``guard(key)`` makes such
+  decisions conflict: a strict write of one small ``guard|<key>`` document in ``meta``.
+  ``dispatch`` guards ``dispatch|<service>``, so of two dispatches in one service that overlap,
+  one commits and the other runs again on fresh state (on SQLite, writers are serialised and
+  ``guard`` does nothing).
+- Read skew: a use case may read one document before and another after some other instance's
+  commit, and refuse (``Refused``/``Stale``) on that mix. When a unit of work ends with a
+  refusal, it reads again every document it had read; if one changed, the refusal becomes a
+  ConflictError and the Engine runs the use case again on fresh state. (A real refusal costs
+  those point reads; refusals are rare and answer a person.)
 
 A use case that raises (a domain error, a conflict) never reaches commit: nothing is written,
 as with SQLite's rollback. Reads inside a unit of work see its own buffered writes: ``get`` via
@@ -153,7 +172,8 @@ from azure.cosmos import PartitionKey
 from azure.cosmos import exceptions as cosmos_errors
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 
-from bot.services.ports import StoreUnavailable
+from bot.domain.errors import Refused
+from bot.services.ports import ConflictError, StoreUnavailable
 from bot.storage.cosmos_core import CONTAINERS, PARTITION_KEY_PATH, UnitOfWorkCore, unavailable
 from bot.storage.cosmos_repos import (
     CosmosAgents,
@@ -312,10 +332,13 @@ class CosmosUnitOfWork(UnitOfWorkCore):
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, _type: object, exc: object, _tb: object) -> None:
         # Nothing was written unless commit() ran: dropping the buffer is the rollback.
         self.writes.clear()
         self.finals.clear()
+        if isinstance(exc, Refused) and await self.reads_changed():
+            # Decided on reads from before and after another commit: run it again.
+            raise ConflictError("what this unit of work read changed meanwhile") from exc
 
     async def commit(self) -> None:
         try:

@@ -139,6 +139,7 @@ class DocState:
     etag: str | None
     view: Doc | None  # as this unit of work sees it, its buffered writes included
     pending: bool = False  # a buffered write touches it
+    pk: str | None = None  # its partition key, when known (to read it again)
 
 
 class Hooks(Protocol):
@@ -168,6 +169,8 @@ class Flush:
 
 
 class Write(Protocol):
+    first: bool  # flushed ahead of the others
+
     async def apply(self, uow: UnitOfWorkCore, flush: Flush) -> None: ...
 
 
@@ -189,6 +192,7 @@ class DocWrite:
     expect_exists: bool = True  # strict: whether the item must exist (save) or not (add)
     hooks: Hooks | None = None
     undoable: bool = True
+    first: bool = False  # flushed ahead of every other write (guards: lose before writing)
 
     @property
     def key(self) -> Key:
@@ -252,6 +256,7 @@ class MessageWrite:
     message: ChatMessage
     pk: str
     to_doc: Callable[[ChatMessage], Doc]
+    first: bool = False
 
     async def apply(self, uow: UnitOfWorkCore, flush: Flush) -> None:
         container = uow.container(MESSAGES)
@@ -310,7 +315,7 @@ class UnitOfWorkCore:
         key = (container, str(doc["id"]))
         state = self.docs.get(key)
         if state is None:
-            state = self.docs[key] = DocState(doc, doc.get("_etag"), doc)
+            state = self.docs[key] = DocState(doc, doc.get("_etag"), doc, pk=doc.get("pk"))
         return state
 
     async def state(self, container: str, pk: str, item_id: str) -> DocState:
@@ -319,8 +324,45 @@ class UnitOfWorkCore:
         if state is None:
             found = await read_item(self.container(container), pk, item_id)
             state = self.docs[key] = DocState(found, found.get("_etag") if found else None,
-                                              found)
+                                              found, pk=pk)
         return state
+
+    async def reads_changed(self) -> bool:
+        """Whether an item this unit of work read has changed since, appeared or gone.
+
+        Reads are not one snapshot: a use case may see one item before and another after some
+        other instance's commit, and refuse on that mix. Only then is this asked (it costs a
+        point read per item known), so the refusal turns into a conflict and a fresh retry."""
+        known = [(name, state) for (name, _), state in self.docs.items() if state.pk is not None]
+
+        def reread(name: str, state: DocState) -> Callable[[], Awaitable[bool]]:
+            async def changed() -> bool:
+                assert state.pk is not None
+                item_id = str((state.base or state.view or {}).get("id", ""))
+                if not item_id:
+                    return False
+                found = await read_item(self.container(name), state.pk, item_id)
+                return (found.get("_etag") if found else None) != state.etag
+            return changed
+
+        return any(await gather_limited([reread(name, state) for name, state in known]))
+
+    async def guard(self, key: str) -> None:
+        """Make this unit of work conflict with any other one that guards the same key.
+
+        Cosmos DB checks what a commit writes, never what it read, so two units of work that
+        each decide on the other's old state both commit (write skew: each finds nothing to
+        offer while the other frees an agent or queues a task). A strict write of one small item
+        per key makes such decisions conflict; the loser runs again on fresh state."""
+        pk = f"guard|{key}"
+        item_id = sid(key)
+        state = await self.state(META, pk, item_id)
+        if state.pending:
+            return
+        turn = int((state.view or {}).get("turn", 0)) + 1
+        doc: Doc = {"id": item_id, "pk": pk, "kind": "guard", "turn": turn}
+        self.buffer(DocWrite(META, pk, item_id, new=doc, expect_exists=state.base is not None,
+                             undoable=False, first=True), doc)
 
     def pending_views(self, container: str) -> Iterable[tuple[str, Doc | None]]:
         """Items of a container this unit of work wrote: (id, item as it will be or None)."""
@@ -371,6 +413,8 @@ class UnitOfWorkCore:
 
     async def commit(self) -> None:
         writes, self.writes = self.writes, []
+        # Guards go first: a commit that loses on one has written nothing another could see.
+        writes.sort(key=lambda write: not write.first)
         finals, self.finals = self.finals, []
         flush = Flush(current={key: (state.base, state.etag) for key, state in self.docs.items()
                                if state.pending})
@@ -400,9 +444,11 @@ class UnitOfWorkCore:
                 "committed, but could not record: " + "; ".join(str(p) for p in problems))
 
     async def _undo(self, undo: Sequence[Undo]) -> None:
-        for step in reversed(undo):
+        for step in reversed(coalesce(undo)):
             container = self.container(step.container)
             try:
+                if step.before is None and step.after_etag is None:
+                    continue  # created and deleted again by this flush: nothing to take back
                 if step.before is None:
                     await container.delete_item(step.item_id, partition_key=step.pk,
                                                 etag=step.after_etag,
@@ -417,6 +463,18 @@ class UnitOfWorkCore:
                 # Someone changed it since: their write stands, ours cannot be taken back.
                 log.warning("undo skipped", extra={"container": step.container,
                                                    "error": type(exc).__name__})
+
+
+def coalesce(undo: Sequence[Undo]) -> list[Undo]:
+    """One undo per item, in the order of first writes: back to what was there before the first
+    write, conditional on the ETag of the last (an item written twice is restored whole)."""
+    steps: dict[Key, Undo] = {}
+    for step in undo:
+        key = (step.container, step.item_id)
+        first = steps.get(key)
+        steps[key] = step if first is None else Undo(
+            first.container, first.pk, first.item_id, first.before, step.after_etag)
+    return list(steps.values())
 
 
 async def gather_limited(calls: Sequence[Callable[[], Awaitable[Any]]],

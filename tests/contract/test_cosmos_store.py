@@ -10,12 +10,13 @@ import pytest
 from azure.cosmos.aio import ContainerProxy, CosmosClient
 
 from bot.config import Settings
+from bot.domain.errors import Stale
 from bot.domain.events import Event
 from bot.domain.message import ChatMessage, Sender
 from bot.domain.session import Phase
 from bot.domain.task import TaskResult, TaskState
 from bot.domain.timers import Timer
-from bot.services.ports import StoreUnavailable
+from bot.services.ports import ConflictError, StoreUnavailable
 from bot.storage.cosmos import (
     CONTAINERS,
     INDEXING_POLICY,
@@ -182,6 +183,75 @@ async def test_a_stale_live_hint_does_not_hide_the_latest_session(
     await meta.upsert_item({**entry, "live": True})  # an after-step that never ran
     found = await read(store, lambda uow: uow.sessions.by_chat("c"))
     assert found is not None and found.id == "s2"
+
+
+async def test_units_of_work_guarding_one_key_conflict(cosmos: CosmosBackend) -> None:
+    one, two = await cosmos.open(), await cosmos.open()
+    async with one.unit_of_work() as first, two.unit_of_work() as second:
+        await first.guard("dispatch|sales")
+        await second.guard("dispatch|sales")
+        await second.guard("dispatch|sales")  # once per unit of work is enough
+        await first.commit()
+        with pytest.raises(ConflictError):
+            await second.commit()
+    async with two.unit_of_work() as again:  # on fresh reads it goes through
+        await again.guard("dispatch|sales")
+        await again.commit()
+    async with one.unit_of_work() as other, two.unit_of_work() as elsewhere:
+        await other.guard("dispatch|sales")
+        await elsewhere.guard("dispatch|support")  # another key: no conflict
+        await other.commit()
+        await elsewhere.commit()
+
+
+async def test_a_refusal_on_reads_that_changed_meanwhile_is_a_conflict(
+        cosmos: CosmosBackend) -> None:
+    one, two = await cosmos.open(), await cosmos.open()
+    await add_all(one, make_task("t1"))
+
+    async def bump_priority(uow: Any) -> None:
+        task = await uow.tasks.get("t1")
+        task.priority += 1
+        await uow.tasks.save(task)
+
+    with pytest.raises(ConflictError) as raised:
+        async with one.unit_of_work() as uow:
+            assert await uow.tasks.get("t1") is not None
+            await write(two, bump_priority)  # another instance commits after this read
+            raise Stale("decided on a mix of old and new reads")
+    assert isinstance(raised.value.__cause__, Stale)
+    with pytest.raises(Stale):  # nothing it read changed: the refusal stands
+        async with one.unit_of_work() as uow:
+            assert await uow.tasks.get("t1") is not None
+            raise Stale("a real refusal")
+
+
+async def test_a_failed_commit_leaves_no_item_it_created_and_wrote_again(
+        cosmos: CosmosBackend) -> None:
+    one, two = await cosmos.open(), await cosmos.open()
+    await add_all(one, make_task("t1"))
+    async with one.unit_of_work() as uow:
+        task = await uow.tasks.get("t1")
+        assert task is not None
+        await uow.timers.arm(Timer("ring_timeout", "s1", at(10)))
+        await uow.timers.arm(Timer("ring_timeout", "s1", at(20)))  # the same item, again
+        await uow.timers.arm(Timer("acw_end", "s1", at(10)))
+        await uow.timers.cancel("acw_end:s1")  # created and deleted in one flush
+        task.priority = 3
+        await uow.tasks.save(task)
+        await write(two, _touch_t1)  # another instance changes the task first
+        with pytest.raises(ConflictError):
+            await uow.commit()
+    assert await read(two, lambda uow: uow.timers.get("ring_timeout:s1")) is None
+    assert await read(two, lambda uow: uow.timers.get("acw_end:s1")) is None
+    stored = await read(two, lambda uow: uow.tasks.get("t1"))
+    assert stored is not None and stored.priority == 7
+
+
+async def _touch_t1(uow: Any) -> None:
+    task = await uow.tasks.get("t1")
+    task.priority = 7
+    await uow.tasks.save(task)
 
 
 @pytest.fixture

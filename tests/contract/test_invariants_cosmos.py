@@ -14,23 +14,19 @@ every timer's work happened once: one outcome per offer (at most one `offer.time
 one `session.terminated`, `acw.started` and `acw.ended` per session, one `task.created` per task,
 and that no timer with a handler is left due after time has passed.
 
-Two bugs the machine found are known, each shown deterministically by a strict xfail at the end:
-
-- BUG_UNDO_TWICE_WRITTEN: when a commit that wrote one item twice loses a later write, the undo
-  leaves that item half-written. The machine tells exactly when that happened (a failed commit
-  had written an item twice) and stops such an example there instead of reporting what follows.
-- BUG_LOST_DISPATCH: two instances can each decide "nothing to offer" on the other's old state,
-  so a task waits while an agent is free. After both instances fired timers, the machine
-  dispatches such services again (as a fix would) and checks everything else.
+Three store bugs the machine found are pinned by the deterministic tests at the end (each was
+a strict xfail until it was fixed): a failed commit that wrote one item twice undid it only half;
+two instances each decided "nothing to offer" on the other's old state (write skew); a timer
+handler refused on reads from before and after another instance's commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
@@ -46,12 +42,13 @@ from hypothesis.stateful import (
 )
 
 from bot.domain import events as ev
-from bot.domain.agent import Agent, AgentState, Engagement
+from bot.domain.agent import Agent, AgentState
 from bot.domain.message import ChatMessage
+from bot.domain.service import Catalog
 from bot.domain.session import Session
 from bot.domain.task import Task, TaskState
+from bot.domain.timers import IDLE_TIMEOUT
 from bot.services.context import Ctx
-from bot.services.dispatch import redispatch
 from bot.services.engine import TIMER_HANDLERS, Engine
 from bot.services.lifecycle import acw_timeout, stale_sweep, terminate
 from bot.services.offers import accept, ring_timeout
@@ -64,15 +61,11 @@ from bot.storage.cosmos_core import (
     SESSIONS,
     TASKS,
     TIMERS,
-    Flush,
-    Key,
-    UnitOfWorkCore,
-    Write,
     query_all,
 )
 from bot.storage.cosmos_repos import CosmosAgents, timer_from
 from tests.builders import catalog
-from tests.contract.conftest import CosmosBackend
+from tests.contract.conftest import Backend, CosmosBackend
 from tests.contract.test_storage_contract import add_all, at, make_agent, make_task
 from tests.cosmos_server import CosmosServer
 from tests.fakes import FakeClock
@@ -85,14 +78,6 @@ from tests.property.test_invariants import (
 from tests.scenario import add_agent, agent_state, load_task, new_task, ringing
 
 INSTANCES = 2
-# BUG_UNDO_TWICE_WRITTEN (below) is not fixed: an example stops where it strikes (the machine
-# tells exactly when). Set to False once test_a_failed_commit_undoes_an_item_it_wrote_twice
-# passes: the machine must then pass with every example run to its end.
-KNOWN_UNDO_BUG = True
-# BUG_LOST_DISPATCH (below) is not fixed either: after both instances fired timers, the machine
-# dispatches again what the bug left waiting for an available agent, as a fix would (it says so
-# when it does). Set to False once its test passes.
-KNOWN_LOST_DISPATCH = True
 # What ends an offer: exactly one of these per session, whoever (or whichever timer) ends it.
 OFFER_OUTCOMES = (ev.OFFER_ACCEPTED, ev.OFFER_DECLINED, ev.OFFER_TIMED_OUT, ev.OFFER_RESCINDED,
                   ev.OFFER_CANCELLED, ev.OFFER_EXPIRED)
@@ -124,39 +109,15 @@ class WatchedCosmosAgents(CosmosAgents):
                 self.watched.pending.append(self.watch.check(before, engagement))
 
 
-@dataclass
-class Applied:
-    """One buffered write, passed through as it is, noting what it wrote (see `commit`)."""
-
-    write: Write
-    done: list[Key]
-
-    async def apply(self, uow: UnitOfWorkCore, flush: Flush) -> None:
-        known = len(flush.undo)
-        await self.write.apply(uow, flush)
-        self.done += [(u.container, u.item_id) for u in flush.undo[known:]]
-
-
 class WatchedCosmosUnitOfWork(CosmosUnitOfWork):
     def __init__(self, store: WatchedCosmosStore) -> None:
         super().__init__(store)
         self.watch = store.watch
-        self.struck = store.struck
         self.pending: list[list[str]] = []
         self.agents = WatchedCosmosAgents(self, store.watch)
 
     async def commit(self) -> None:
-        # What this flush wrote (and would undo), to tell when BUG_UNDO_TWICE_WRITTEN strikes:
-        # a failed flush that had written one item twice is undone wrongly.
-        done: list[Key] = []
-        self.writes = [Applied(write, done) for write in self.writes]
-        try:
-            await super().commit()
-        except BaseException:
-            twice = sorted({key for key in done if done.count(key) > 1})
-            if twice:
-                self.struck.append(f"a failed commit had written {twice} twice")
-            raise
+        await super().commit()
         # Only what was committed counts: a unit of work that lost its race offered nothing.
         for why in self.pending:
             self.watch.seen += 1
@@ -165,11 +126,9 @@ class WatchedCosmosUnitOfWork(CosmosUnitOfWork):
 
 
 class WatchedCosmosStore(CosmosStore):
-    def __init__(self, client: CosmosClient, database: str, watch: OfferWatch,
-                 struck: list[str]) -> None:
+    def __init__(self, client: CosmosClient, database: str, watch: OfferWatch) -> None:
         super().__init__(client, database, options=CosmosOptions(), owned=(client,))
         self.watch = watch
-        self.struck = struck
 
     def unit_of_work(self) -> WatchedCosmosUnitOfWork:
         return WatchedCosmosUnitOfWork(self)
@@ -192,7 +151,6 @@ class StableSnapshot(Snapshot):
         session = sessions[data.draw(st.integers(0, 63)) % len(sessions)]
         note(f"  -> session {session.task_id}/{session.agent_id} ({session.phase.value})")
         return session
-
 
 
 async def read_all_cosmos(ctx: Ctx) -> StableSnapshot:
@@ -251,12 +209,10 @@ class TwoInstancesMachine(SwitchboardMachine):
         self.catalog = build_catalog()
         self.watch = OfferWatch(self.catalog, self.clock)
         self.database = f"prop-{uuid.uuid4().hex[:12]}"
-        self.struck: list[str] = []  # when BUG_UNDO_TWICE_WRITTEN struck
-        self.frozen = False  # it struck: the example stops (see _freeze)
         self.stores = [
             WatchedCosmosStore(CosmosClient(server.endpoint, server.key,
                                             **CosmosOptions().client_kwargs()),
-                               self.database, self.watch, self.struck)
+                               self.database, self.watch)
             for _ in range(INSTANCES)]
         self.engines = [Engine(store, self.clock, self.catalog) for store in self.stores]
         self.engine = self.engines[0]
@@ -299,32 +255,8 @@ class TwoInstancesMachine(SwitchboardMachine):
     def _read(self) -> Snapshot:
         return self.loop.run_until_complete(self.engines[0].run(read_all_cosmos))
 
-    def _after(self) -> None:
-        if self.struck and KNOWN_UNDO_BUG:
-            self._freeze()
-            return
-        super()._after()
-        self.checked = (self.watch.seen, list(self.watch.violations))
-
-    def _freeze(self) -> None:
-        """BUG_UNDO_TWICE_WRITTEN struck: what the store holds now is not what the use cases
-        wrote, and no invariant can say more than test_a_failed_commit_undoes_an_item_it_wrote_twice
-        does. The example stops here: later steps do nothing, and the invariants keep seeing the
-        last state read before it struck. (Not `assume(False)`: whether the bug strikes depends on
-        timing, and an example that ends early on one run but not on its replay is an error.)"""
-        if self.frozen:
-            return
-        self.frozen = True
-        event("BUG_UNDO_TWICE_WRITTEN struck: the example stops")
-        note(f"BUG_UNDO_TWICE_WRITTEN struck ({'; '.join(self.struck)}): the example stops")
-        self.previous = self.snap  # no step since the last state that was checked
-        self.clock.current = self.snap.now  # OfferWatch.check reads the clock
-        self.watch.seen, self.watch.violations = self.checked[0], list(self.checked[1])
-
     def _run(self, kind: str, agent: str | None, use_case: Any, *args: Any, **kwargs: Any) -> None:
         which = self.rng.randrange(INSTANCES) if self.rng is not None else 0
-        if self.frozen:
-            return
         note(f"on instance {which + 1}:")
         event(f"instance {which + 1}")
         self.engine = self.engines[which]
@@ -339,8 +271,6 @@ class TwoInstancesMachine(SwitchboardMachine):
                             st.sampled_from([30, 60, 100, 200])))
     def advance(self, seconds: int) -> None:
         """Time passes; both instances' schedulers fire what is due, at the same time."""
-        if self.frozen:
-            return
         self.step = ("advance", None)
         note(f"advance {seconds}s (both instances fire)")
         self.clock.advance(seconds)
@@ -359,27 +289,7 @@ class TwoInstancesMachine(SwitchboardMachine):
         event(f"advance: fired {min(sum(fired), 5)}{'+' if sum(fired) >= 5 else ''}")
         if all(fired):
             event("advance: both instances fired timers")
-        if KNOWN_LOST_DISPATCH and not self.struck:
-            self._dispatch_what_was_lost()
         self._after()
-
-    def _dispatch_what_was_lost(self) -> None:
-        """BUG_LOST_DISPATCH: dispatch the services where a task waits while a member could take
-        it (what no_task_waits_while_a_member_could_take_it checks), as a fix would."""
-        snap = self._read()
-        lost = sorted({
-            (task.service_id, task.id, agent.id)
-            for task in snap.tasks.values() if task.state is TaskState.QUEUED
-            for agent in snap.agents.values()
-            if not self.watch.check(agent, Engagement(
-                session_id="(queued)", task_id=task.id, service_id=task.service_id,
-                modality=task.modality, phase="ringing"))})
-        if not lost:
-            return
-        event("BUG_LOST_DISPATCH: dispatched again")
-        note(f"BUG_LOST_DISPATCH: {lost} waiting after both fired: dispatched again")
-        services = [service_id for service_id, _, _ in lost]
-        self.loop.run_until_complete(self.engines[0].run(redispatch, services))
 
     # -- invariants on top of SwitchboardMachine's ------------------------------------------
 
@@ -408,13 +318,15 @@ class TwoInstancesMachine(SwitchboardMachine):
                 f"{names[ev.ACW_STARTED]} acw.started")
             if session.live:
                 assert not outcomes or ev.OFFER_ACCEPTED in outcomes, (session.id, outcomes)
-        if self.step[0] == "advance" and not self.frozen:
+        if self.step[0] == "advance":
             assert not self.loop.run_until_complete(due_handler_timers(self.engines[1])), (
                 "a timer is still due after both instances fired until quiet")
 
 
 SETTINGS = settings(
-    max_examples=12,  # about 50 s: a fresh database per example, the whole of it read per step
+    # About 50 s: a fresh database per example, the whole of it read per step. More with
+    # INVARIANT_EXAMPLES=N (a longer hunt for races).
+    max_examples=int(os.environ.get("INVARIANT_EXAMPLES", "12")),
     stateful_step_count=25,
     deadline=None,
     # No shrinking: two instances firing at once make a replay of the same steps end in another
@@ -432,18 +344,16 @@ def test_invariants_with_two_instances_on_cosmos(cosmos_server: CosmosServer) ->
     run_state_machine_as_test(OnThisEmulator, settings=SETTINGS)
 
 
-BUG_UNDO_TWICE_WRITTEN = (
-    "bug: bot/storage/cosmos_core.py UnitOfWorkCore._undo cannot undo an item the failed flush "
-    "wrote twice. Each Undo carries the ETag its own write produced; undoing the later write "
-    "(a replace) gives the item a new ETag, so the undo of the earlier write, conditional on the "
-    "earlier ETag, gets 412 and is skipped ('undo skipped'). The item keeps the state between "
-    "the two writes while the rest of the unit of work is undone and none of its events are "
-    "written. Found by the machine above: rona_expired() clears an agent's RONA flag and "
-    "redispatch offers that agent the task (agent saved twice), the task write loses to the "
-    "other instance (412), and the agent is left out of RONA with no agent.state_changed")
+# Fixed bug, found by the machine: bot/storage/cosmos_core.py UnitOfWorkCore._undo could not undo an
+# item the failed flush wrote twice. Each Undo carries the ETag its own write produced; undoing
+# the later write (a replace) gives the item a new ETag, so the undo of the earlier write,
+# conditional on the earlier ETag, gets 412 and is skipped ('undo skipped'). The item keeps the
+# state between the two writes while the rest of the unit of work is undone and none of its events
+# are written. Found by the machine above: rona_expired() clears an agent's RONA flag and
+# redispatch offers that agent the task (agent saved twice), the task write loses to the other
+# instance (412), and the agent is left out of RONA with no agent.state_changed
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_UNDO_TWICE_WRITTEN)
 async def test_a_failed_commit_undoes_an_item_it_wrote_twice(
         cosmos_server: CosmosServer) -> None:
     backend = CosmosBackend(cosmos_server)
@@ -479,19 +389,17 @@ async def test_a_failed_commit_undoes_an_item_it_wrote_twice(
         await backend.close()
 
 
-BUG_LOST_DISPATCH = (
-    "bug: Cosmos DB checks only what a unit of work writes, never what it read, so two instances "
-    "can each decide 'nothing to offer' on the other's old state (write skew). Instance A ends "
-    "agent 1's after-call work (lifecycle.acw_timeout -> redispatch): it reads the sales queue, "
-    "where task t rings agent 2, and offers nothing. Instance B, at the same time, times out "
-    "agent 2's offer of t (offers.ring_timeout): t is queued again, and its dispatch reads "
-    "agent 1 still in after-call work, and offers nothing. No item is written by both, so both "
-    "commit: t waits in the queue while agent 1 is available, until some other event dispatches "
-    "sales or t expires (nothing dispatches periodically). On SQLite the unit of work holds the "
-    "write lock, so the two are serialized and t rings agent 1")
+# Fixed bug, found by the machine: Cosmos DB checks only what a unit of work writes, never what it
+# read, so two instances can each decide 'nothing to offer' on the other's old state (write skew).
+# Instance A ends agent 1's after-call work (lifecycle.acw_timeout -> redispatch): it reads the
+# sales queue, where task t rings agent 2, and offers nothing. Instance B, at the same time, times
+# out agent 2's offer of t (offers.ring_timeout): t is queued again, and its dispatch reads agent
+# 1 still in after-call work, and offers nothing. No item is written by both, so both commit: t
+# waits in the queue while agent 1 is available, until some other event dispatches sales or t
+# expires (nothing dispatches periodically). On SQLite the unit of work holds the write lock, so
+# the two are serialized and t rings agent 1
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_LOST_DISPATCH)
 async def test_a_task_requeued_while_an_agent_frees_up_on_another_instance_is_offered(
         cosmos_server: CosmosServer) -> None:
     """Found by the machine ("queued sales/im task t001 waits while user-1 could take it"); the
@@ -541,8 +449,47 @@ async def test_a_task_requeued_while_an_agent_frees_up_on_another_instance_is_of
         await backend.close()
 
 
-# Unfinished when the first session ended: one run took over four minutes on the emulator, too
-# long for CI, and its two bug reports above are not yet fixed in bot/storage/cosmos*. Issue #7
-# stays open until this machine runs in about a minute and the bugs are fixed.
-pytest.skip("unfinished: two-instance Cosmos invariants (issue #7, see the closing note)",
-            allow_module_level=True)
+# Fixed bug, found by the machine: a unit of work on Cosmos DB does not read one snapshot, so a
+# timer handler can see a task and its session at different moments and fail with a domain error
+# instead of a conflict. conversation.idle_timeout -> lifecycle.cancel_task reads the task
+# (connected), another instance terminates the session and commits, then terminate() reads the
+# session (after-call work) and raises Stale('This session has already ended.').
+# Engine._fire_timer absorbs only ConflictError, so the Stale aborts the whole fire_due pass (the
+# scheduler logs 'scheduler pass failed'; the other due timers wait for the next pass). On SQLite
+# the reads are one snapshot, the write conflicts, and the retry finds nothing to do
+
+
+async def test_a_timer_that_reads_a_session_ended_meanwhile_does_not_fail(
+        request: pytest.FixtureRequest, backend: Backend, clock: FakeClock,
+        services: Catalog) -> None:
+    """Found by the machine (Stale out of fire_due); the other instance's terminate is committed
+    between the handler's read of the task and its read of the session."""
+    try:
+        one = Engine(await backend.open(), clock, services)
+        two = Engine(await backend.open(), clock, services)
+        agent = await add_agent(one, 1)
+        task = await new_task(one)
+        [offer] = await ringing(one, task.id)
+        await one.run(accept, offer.id, agent)
+
+        read, committed = asyncio.Event(), asyncio.Event()
+        attempts = 0
+
+        async def idle_timeout_after_a_pause(ctx: Ctx, task_id: str) -> None:
+            nonlocal attempts
+            attempts += 1
+            assert await ctx.uow.tasks.get(task_id) is not None  # idle_timeout's first read
+            if attempts == 1:  # the other instance ends the session now
+                read.set()
+                await committed.wait()
+            await TIMER_HANDLERS[IDLE_TIMEOUT](ctx, task_id)
+
+        timing_out = asyncio.create_task(one.run(idle_timeout_after_a_pause, task.id))
+        await read.wait()
+        await two.run(terminate, offer.id, agent_id=agent)
+        committed.set()
+        await timing_out  # nothing to do any more: no error
+
+        assert (await load_task(two, task.id)).state is TaskState.WRAPUP
+    finally:
+        await backend.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import aiohttp
-import pytest
 
 from tests.resilience.harness import (
     Agent,
@@ -145,11 +144,6 @@ async def test_kill9_while_ringing_and_during_acw_loses_nothing_and_fires_once(
     assert db.integrity() == ["ok"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/services/engine.py EFFECT_LEASE (30 s): a job claimed by a process that is then "
-    "killed keeps its lease, so after a restart the agent's invitation card is sent only when "
-    "the dead process's lease runs out, up to 30 s later (with the default 30 s ring timeout "
-    "the agent can be flagged RONA for an invitation they never saw)"))
 async def test_a_card_being_sent_at_the_crash_goes_out_promptly_after_the_restart(
         launch: Launch, connector: ConnectorStandin, client: aiohttp.ClientSession) -> None:
     server = launch(ring_timeout="10m", members=1)

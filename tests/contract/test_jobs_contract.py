@@ -1,0 +1,129 @@
+"""Jobs (effects) on both stores: a running job keeps its lease, a dead one loses it soon."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.domain.service import Catalog
+from bot.domain.timers import Timer
+from bot.services.context import Ctx
+from bot.services.engine import EFFECT_LEASE, Engine
+from bot.services.ports import Store
+from tests.contract.conftest import Backend
+from tests.fakes import FakeClock
+
+JOB = "sync_card"
+
+
+class Job:
+    """An effect that runs until the test lets it finish, counting its runs."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.finish = asyncio.Event()
+        self.runs = 0
+
+    async def __call__(self, timer: Timer) -> None:
+        self.runs += 1
+        self.started.set()
+        await self.finish.wait()
+
+
+@pytest.fixture
+async def engines(backend: Backend, store: Store, clock: FakeClock,
+                  services: Catalog) -> AsyncIterator[tuple[Engine, Engine]]:
+    one, two = Engine(store, clock, services), Engine(await backend.open(), clock, services)
+    yield one, two
+    await one.stop_jobs()
+    await two.stop_jobs()
+
+
+async def arm(engine: Engine, ref: str = "s1") -> None:
+    async def do(ctx: Ctx) -> None:
+        await ctx.arm(JOB, ref, ctx.now)
+    await engine.run(do)
+
+
+async def stored(engine: Engine, ref: str = "s1") -> Timer | None:
+    async def load(ctx: Ctx) -> Timer | None:
+        return await ctx.uow.timers.get(f"{JOB}:{ref}")
+    return await engine.run(load)
+
+
+async def renewed(engine: Engine, beyond: Timer) -> Timer:
+    """Wait until the running job's lease was renewed past what `beyond` had."""
+    for _ in range(500):
+        current = await stored(engine)
+        assert current is not None
+        if current.lease_until and beyond.lease_until and current.lease_until > beyond.lease_until:
+            return current
+        await asyncio.sleep(0.005)
+    raise AssertionError("the lease was not renewed")
+
+
+async def test_a_running_job_keeps_its_lease_and_runs_once(
+        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
+    one, two = engines
+    one.lease_renewal = 0.01
+    job = Job()
+    one.add_effects({JOB: job})
+    two.add_effects({JOB: job})
+    await arm(one)
+    assert await one.fire_due(background=True) == 1
+    await job.started.wait()
+    current = await stored(one)
+    assert current is not None
+    for _ in range(4):  # far longer than one lease, the job still running on instance one
+        clock.advance(EFFECT_LEASE.total_seconds() * 0.8)
+        current = await renewed(one, current)
+        assert await two.fire_due() == 0
+    job.finish.set()
+    for _ in range(500):
+        if await stored(one) is None:
+            break
+        await asyncio.sleep(0.005)
+    assert await stored(one) is None
+    assert job.runs == 1
+
+
+async def test_a_job_whose_instance_died_runs_elsewhere_once_its_lease_is_out(
+        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
+    one, two = engines
+    dying, job = Job(), Job()
+    one.add_effects({JOB: dying})
+    two.add_effects({JOB: job})
+    await arm(one)
+    await one.fire_due(background=True)
+    await dying.started.wait()
+    await one.stop_jobs()  # the process is gone: its lease stays, nobody renews it
+    assert await two.fire_due() == 0
+    clock.advance(EFFECT_LEASE.total_seconds())
+    job.finish.set()
+    assert await two.fire_due() == 1
+    assert (job.runs, await stored(two)) == (1, None)
+
+
+async def test_a_job_armed_again_while_it_runs_runs_again_after(
+        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
+    one, _ = engines
+    one.lease_renewal = 0.01
+    job = Job()
+    one.add_effects({JOB: job})
+    await arm(one)
+    await one.fire_due(background=True)
+    await job.started.wait()
+    before = await stored(one)
+    assert before is not None
+    await arm(one)  # a newer change to show while the job runs
+    clock.advance(1)
+    await renewed(one, before)  # a renewal after the re-arm must not forget it
+    job.finish.set()
+    for _ in range(500):
+        if job.runs == 2:
+            break
+        await one.fire_due(background=True)
+        await asyncio.sleep(0.005)
+    assert job.runs == 2

@@ -51,9 +51,11 @@ async def open_store(settings: Settings) -> Store:
 
 async def _startup(ctx: Ctx) -> None:
     """Bring stored state in line with this start: memberships, the availability index (both
-    depend on the services file), the recurring sweep."""
+    depend on the services file), the recurring sweep; then offer what waits in the queues
+    (capacities or members may have changed while the app was down)."""
     await agent_cases.sync_memberships(ctx)
     await dispatch_cases.index_agents(ctx)
+    await dispatch_cases.redispatch(ctx, ctx.catalog.services)
     if await ctx.uow.timers.get(f"{STALE_SWEEP}:all") is None:
         await ctx.arm_in(STALE_SWEEP, "all", ctx.catalog.stale_sweep_every)
 

@@ -31,9 +31,10 @@ container     pk                     documents
 agents        ``"agents"``           one per agent (``registered``, ``services``). The roster is
                                      one logical partition: it is small (one 2-5 KB document per
                                      Teams user who installed the bot, far below the 20 GB of a
-                                     logical partition) and ``members(service)`` / ``registered()``
-                                     run on every dispatch, so they stay single-partition
-                                     queries; ``get``/``save`` are point operations.
+                                     logical partition) and ``available(service, modality)`` (the
+                                     availability index kept in each agent's document) runs
+                                     for every offer decision, so it stays a single-partition
+                                     query; ``get``/``save`` are point operations.
 tasks         task id                one per task (``service_id``, ``state``, ``priority``,
                                      ``enq``). Accept's deciding write (the task) is a point
                                      replace. ``live()`` is a cross-partition query (start-up and

@@ -32,6 +32,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,11 +181,21 @@ async def chat_phases(run: Run, sb: Proc) -> None:
         run.results["connector_flow"] = {"requests": connector.requests,
                                          "posts": connector.posts, "puts": connector.puts}
     finally:
-        await cancel_all([monitor, *customers_tasks, *workers])
-        await http.close()
+        # Each step bounded: a stuck close must not hold up the run (make bench has 3 minutes).
+        await bounded(run, "stop the simulated agents and customers",
+                      cancel_all([monitor, *customers_tasks, *workers]))
+        await bounded(run, "close the agents' HTTP session", http.close())
         for session in sessions:
-            await session.close()
-        await connector.close()
+            await bounded(run, "close a customer HTTP session", session.close())
+        await bounded(run, "stop the connector stand-in", connector.close())
+
+
+async def bounded(run: Run, what: str, step: Awaitable[Any], limit: float = 5.0) -> None:
+    try:
+        async with asyncio.timeout(limit):
+            await step
+    except TimeoutError:
+        run.log(f"gave up after {limit:.0f}s: {what}")
 
 
 # -- throughput -------------------------------------------------------------------------------

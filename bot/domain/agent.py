@@ -101,17 +101,18 @@ def derive_state(agent: Agent, catalog: Catalog, now: datetime) -> AgentState:
     return AgentState.AVAILABLE
 
 
+def connected(agent: Agent, modality: Modality) -> int:
+    """How many tasks of this modality the agent is connected to now."""
+    return sum(1 for e in agent.engagements if e.phase == "connected" and e.modality == modality)
+
+
 def _at_capacity(agent: Agent, catalog: Catalog) -> bool:
     for engagement in agent.engagements:
         if engagement.phase != "connected":
             continue
         service = catalog.services.get(engagement.service_id)
         limit = service.capacity_for(engagement.modality) if service else 1
-        same = sum(
-            1 for e in agent.engagements
-            if e.phase == "connected" and e.modality == engagement.modality
-        )
-        if same >= limit:
+        if connected(agent, engagement.modality) >= limit:
             return True
     return False
 
@@ -152,10 +153,7 @@ def availability(agent: Agent, catalog: Catalog) -> Availability:
         if service is None:
             continue
         for modality in Modality:
-            connected = sum(
-                1 for e in agent.engagements if e.phase == "connected" and e.modality == modality
-            )
-            if connected < service.capacity_for(modality):
+            if connected(agent, modality) < service.capacity_for(modality):
                 slots.add((service_id, modality))
     if not slots:
         return Availability()
@@ -170,7 +168,4 @@ def can_take(agent: Agent, service_id: str, modality: Modality, catalog: Catalog
     if derive_state(agent, catalog, now) is not AgentState.AVAILABLE:
         return False
     limit = catalog.service(service_id).capacity_for(modality)
-    connected = sum(
-        1 for e in agent.engagements if e.phase == "connected" and e.modality == modality
-    )
-    return connected < limit
+    return connected(agent, modality) < limit

@@ -17,7 +17,7 @@ from bot.domain.service import Catalog
 from bot.domain.timers import Timer
 from bot.services import agents, conversation, lifecycle, offers, privacy
 from bot.services.context import Ctx, EventHook
-from bot.services.ports import Clock, ConflictError, Store, StoreUnavailable, UnitOfWork
+from bot.services.ports import Clock, ConflictError, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,6 @@ class Engine:
             return result
         raise ConflictError("unreachable")
 
-    def _reader(self) -> UnitOfWork:
-        """A unit of work for the scheduler's reads: one that does not wait for writers when the
-        store has it (every claim re-reads the timer and writes conditionally anyway)."""
-        read_only: Callable[[], UnitOfWork] | None = getattr(self.store, "read_only", None)
-        return read_only() if read_only is not None else self.store.unit_of_work()
-
     # -- timers -----------------------------------------------------------------------------
 
     def _kinds(self) -> list[str]:
@@ -125,7 +119,9 @@ class Engine:
         With `background` (the scheduler loop) jobs run as tasks of their own, so a job stuck
         retrying against an outage never holds up ring timeouts and the other timers; a job
         already running here is not started twice."""
-        async with self._reader() as uow:
+        # Read without waiting for writers: every claim re-reads the timer and writes
+        # conditionally anyway.
+        async with self.store.read_only() as uow:
             due = await uow.timers.due(self.clock.now(), limit, self._kinds())
         fired = 0
         effects: list[Timer] = []
@@ -238,6 +234,7 @@ class Engine:
             seen, written = renewed
             held.rearmed = held.rearmed or seen != held.version
             held.version = written
+
     async def _complete(self, held: Held) -> None:
         async def complete(ctx: Ctx) -> None:
             current = await ctx.uow.timers.get(held.timer.id)
@@ -278,7 +275,7 @@ class Engine:
             await self.run(retry)
 
     async def next_due_in(self, default: float) -> float:
-        async with self._reader() as uow:
+        async with self.store.read_only() as uow:
             due: datetime | None = await uow.timers.next_due_at(self._kinds())
         if due is None:
             return default

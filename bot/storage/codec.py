@@ -11,11 +11,21 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch: exact, and sortable in queries (ISO strings are not)."""
+    if moment.tzinfo is None:
+        moment = moment.astimezone(UTC)  # naive means local time, as datetime.timestamp() has it
+    return (moment - _EPOCH) // _MICRO
 
 Converter = Callable[[Any], Any]
 

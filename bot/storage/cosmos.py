@@ -292,6 +292,10 @@ class CosmosStore:
         except KeyError:
             raise StoreUnavailable("the Cosmos DB store is not open") from None
 
+    def read_only(self) -> CosmosUnitOfWork:
+        """Cosmos DB units of work never wait for each other: a plain one."""
+        return self.unit_of_work()
+
     def unit_of_work(self) -> CosmosUnitOfWork:
         return CosmosUnitOfWork(self)
 

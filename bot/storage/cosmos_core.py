@@ -37,7 +37,6 @@ CONTAINERS: tuple[str, ...] = (TASKS, AGENTS, SESSIONS, EVENTS, TIMERS, MESSAGES
 PARTITION_KEY_PATH = "/pk"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
 _ID_ESCAPES = str.maketrans({"%": "%25", "/": "%2F", "\\": "%5C", "?": "%3F", "#": "%23"})
 _MAX_ID = 200
 
@@ -49,13 +48,6 @@ def sid(value: str) -> str:
         return escaped
     digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
     return f"{escaped[:_MAX_ID - 40].strip()}~{digest}"
-
-
-def us(moment: datetime) -> int:
-    """Microseconds since the epoch: exact, and sortable in queries (ISO strings are not)."""
-    if moment.tzinfo is None:
-        moment = moment.astimezone(UTC)  # naive means local time, as datetime.timestamp() has it
-    return (moment - _EPOCH) // _MICRO
 
 
 def from_us(value: int) -> datetime:

@@ -26,6 +26,7 @@ from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
 from bot.services.ports import ConflictError, SessionFilter
 from bot.storage.codec import decode, encode
+from bot.storage.codec import micros as us
 from bot.storage.cosmos_core import (
     AGENTS,
     EVENTS,
@@ -48,7 +49,6 @@ from bot.storage.cosmos_core import (
     read_item,
     sid,
     unavailable,
-    us,
 )
 from bot.webhooks.model import Delivery
 

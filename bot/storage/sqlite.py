@@ -24,7 +24,7 @@ from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
 from bot.services.ports import ConflictError, SessionFilter, StoreUnavailable
-from bot.storage.codec import decode, encode
+from bot.storage.codec import decode, encode, micros
 from bot.storage.schema import LATEST, MIGRATIONS
 from bot.webhooks.model import Delivery
 
@@ -178,11 +178,6 @@ def _queue(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], R]) ->
     return future
 
 
-async def _on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], R]) -> R:
-    """Run `fn(db)` on the connection's thread and wait for it."""
-    return await _queue(conn, fn)
-
-
 class SqliteStore:
     """One aiosqlite connection for units of work, which take turns on it (an asyncio lock),
     and a second, query-only one for read-only units of work, which take no turn (WAL: readers
@@ -278,8 +273,8 @@ class SqliteStore:
         """Readable and writable right now: take the write lock briefly and let it go."""
         async with self._lock:
             try:
-                await _on_thread(self.conn, functools.partial(_ping, self._txn,
-                                                              self.busy_timeout_ms))
+                await _queue(self.conn, functools.partial(_ping, self._txn,
+                                                          self.busy_timeout_ms))
             except sqlite3.Error as exc:
                 raise StoreUnavailable(str(exc)) from exc
 
@@ -551,17 +546,9 @@ class _Entities(Generic[E]):
         return None
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _micros(moment: datetime | None) -> int | None:
-    """Integer microseconds since the epoch: exact, so SQL compares as datetimes do."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.astimezone(UTC)  # naive means local time, as datetime.timestamp() has it
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    """Integer microseconds since the epoch (exact, so SQL compares as datetimes do)."""
+    return None if moment is None else micros(moment)
 
 
 # The longest-idle agents of a service and modality whose index row is ready: no RONA (one

@@ -10,7 +10,7 @@ Here each model class of ``botbuilder.schema`` gets a plan, made once from its o
 values of the declared type (a ``str`` where msrest expects ``str``, a JSON object for a model,
 an ISO date through msrest's own parser...). Anything else (a number where a string belongs,
 an unknown model subclass, an odd value in a card) makes the fast path give up and the caller
-uses msrest itself, so results and errors are always msrest's; tests/teams/test_wire.py holds
+uses msrest itself, so results and errors are always msrest's; tests/unit/test_wire.py holds
 the two to equality on generated activities.
 """
 

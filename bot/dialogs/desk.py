@@ -69,7 +69,7 @@ class Desk:
 
     async def card_for(self, session_id: str, *, error: str | None = None,
                        wrapup_form: bool = False) -> Card:
-        bundle = await self.engine.run(load_bundle, session_id, suggest=True)
+        bundle = await self.engine.read(load_bundle, session_id, suggest=True)
         if bundle.session is None:
             return stale_card(None, "This session is no longer known.")
         return session_card(bundle.session, bundle.task, bundle.agent, self.catalog,
@@ -82,7 +82,7 @@ class Desk:
             recent = await ctx.uow.sessions.for_agent(caller.user_id, 50)
             return agent, [s for s in recent if s.live or s.phase is Phase.ACW]
 
-        agent, open_sessions = await self.engine.run(load)
+        agent, open_sessions = await self.engine.read(load)
         if agent is None:
             return cards.info_card(v.InfoView("Not installed", "Install the app first."))
         return cards.status_card(views.status(agent, self.catalog, self.engine.clock.now(),
@@ -93,7 +93,7 @@ class Desk:
             return await ctx.uow.sessions.for_agent(caller.user_id, PAGE_SIZE + 1,
                                                     page * PAGE_SIZE, query)
 
-        found = await self.engine.run(load)
+        found = await self.engine.read(load)
         return cards.sessions_card(v.SessionsView(
             entries=tuple(views.session_entry(s) for s in found[:PAGE_SIZE]),
             page=page, has_previous=page > 0, has_next=len(found) > PAGE_SIZE, query=query))
@@ -102,7 +102,7 @@ class Desk:
         async def load(ctx: Ctx) -> Agent | None:
             return await ctx.uow.agents.get(caller.user_id)
 
-        agent = await self.engine.run(load)
+        agent = await self.engine.read(load)
         if agent is None:
             return cards.info_card(v.InfoView("Not installed", "Install the app first."))
         return cards.nar_card(views.nar(agent, self.catalog, self.engine.clock.now(), error))
@@ -138,7 +138,7 @@ class Desk:
         async def find(ctx: Ctx) -> Session | None:
             return await ctx.uow.sessions.by_chat(caller.conversation_id)
 
-        session = await self.engine.run(find)
+        session = await self.engine.read(find)
         if session is None:
             return []  # a group chat that is not one of ours: stay quiet
         return await self.chatroom(caller, session, text)
@@ -160,7 +160,7 @@ class Desk:
                 found += await ctx.uow.tags.suggest(service_id, text.strip(), limit)
             return list(dict.fromkeys(found))[:limit]
 
-        return await self.engine.run(suggest)
+        return await self.engine.read(suggest)
 
     async def chatroom(self, caller: Caller, session: Session, text: str) -> list[Reply]:
         """A message in a chatroom: `end`, `transfer <service>`, or text for the customer."""
@@ -198,7 +198,7 @@ class Desk:
         except Refused as refused:
             session_id = str(data.get("session_id", ""))
             if session_id:
-                bundle = await self.engine.run(load_bundle, session_id)
+                bundle = await self.engine.read(load_bundle, session_id)
                 if bundle.session is not None and bundle.session.agent_id == caller.user_id:
                     if isinstance(refused, Stale):
                         return stale_card(bundle.session, refused.message)
@@ -213,14 +213,14 @@ class Desk:
             agent = await ctx.uow.agents.get(caller.user_id)
             return agent is not None and agent.registered
 
-        return await self.engine.run(load)
+        return await self.engine.read(load)
 
     async def _local_chat(self, caller: Caller) -> Session | None:
         """In local mode the chat with the customer runs in the personal chat."""
         async def find(ctx: Ctx) -> Session | None:
             return await ctx.uow.sessions.by_chat(caller.conversation_id)
 
-        session = await self.engine.run(find) if caller.conversation_id else None
+        session = await self.engine.read(find) if caller.conversation_id else None
         if session is None or session.phase is not Phase.CONNECTED:
             return None
         return session
@@ -374,7 +374,7 @@ async def act_end_acw(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
 
 async def act_complete(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
     session_id = _session_id(data)
-    bundle = await desk.engine.run(load_bundle, session_id)
+    bundle = await desk.engine.read(load_bundle, session_id)
     if bundle.session is None or bundle.session.agent_id != caller.user_id:
         raise Refused("This session is not yours.")
     return await desk.card_for(session_id, wrapup_form=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 RING_TIMEOUT = "ring_timeout"
@@ -16,6 +16,10 @@ CONTEXT_PURGE = "context_purge"  # stored customer context reaches its retention
 SYNC_CARD = "sync_card"  # effect job: bring the agent's card in line with its session
 OPEN_CHAT = "open_chat"  # effect job: create the chatroom of an accepted session
 RELAY = "relay"  # effect job: bring new customer messages into the chatroom
+
+# A job's lease is short and renewed while the job runs: a process killed mid-job holds it for
+# a few seconds at most, and the job runs again soon after a restart (or on another instance).
+JOB_LEASE = timedelta(seconds=5)
 
 
 @dataclass

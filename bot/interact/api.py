@@ -205,7 +205,7 @@ class InteractApi:
         async def load(ctx: Ctx) -> Task:
             return await chats.authorized_chat(ctx, request.match_info["chat_id"], token)
 
-        return await self.engine.run(load)
+        return await self.engine.read(load)
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -309,7 +309,7 @@ class ChatStream:
 
     async def _push(self) -> bool:
         """Send what is new; True once the chat has ended and everything was sent."""
-        view = await self.api.engine.run(chats.chat_events, self.chat_id, self.token, self.after)
+        view = await self.api.engine.read(chats.chat_events, self.chat_id, self.token, self.after)
         for row in view.rows:
             await self.ws.send_json(event_json(row))
             self.after = row.seq

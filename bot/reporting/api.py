@@ -117,7 +117,7 @@ def routes(engine_key: web.AppKey[Engine]) -> list[web.RouteDef]:
                 reporting.parse_session_cursor(cursor)
             except ValueError:
                 raise BadQuery(400, "`cursor` is not one this API handed out.") from None
-        page = await engine.run(reporting.export_sessions, where, cursor, _limit(request),
+        page = await engine.read(reporting.export_sessions, where, cursor, _limit(request),
                                 allowed)
         return _respond(request, page, reporting.SESSION_COLUMNS)
 
@@ -133,7 +133,7 @@ def routes(engine_key: web.AppKey[Engine]) -> list[web.RouteDef]:
                                       name=request.query.get("name") or None,
                                       since=_moment(request, "from"),
                                       until=_moment(request, "to"))
-        page = await engine.run(reporting.export_events, where, int(cursor), _limit(request),
+        page = await engine.read(reporting.export_events, where, int(cursor), _limit(request),
                                 allowed)
         return _respond(request, page, reporting.EVENT_COLUMNS)
 

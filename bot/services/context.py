@@ -15,7 +15,7 @@ from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.service import Catalog, Modality, Service
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task
-from bot.domain.timers import RONA_RESET, SYNC_CARD, Timer, timer_id
+from bot.domain.timers import JOB_LEASE, RONA_RESET, SYNC_CARD, Timer, timer_id
 from bot.services.ports import Clock, UnitOfWork
 
 EventHook = Callable[["Ctx", Event, Task | None, Session | None], Awaitable[None]]
@@ -35,6 +35,14 @@ class Ctx:
     touched: set[str] = field(default_factory=set, init=False)
     # Whether timers or jobs were armed or cancelled: only then is the scheduler woken.
     timers_changed: bool = field(default=False, init=False)
+    # Job kinds this instance runs as soon as the unit of work commits: armed due now, such a
+    # job is written leased to this instance (when no one else holds it), so no scheduler
+    # pass has to find and claim it. Empty: every job waits for the scheduler.
+    run_at_once: frozenset[str] = frozenset()
+    # Jobs to arm leased, by timer id, written once each by `arm_leased` (an id armed twice
+    # in one unit of work must not find its own lease taken); by the commit each says if it
+    # got its lease.
+    leased: dict[str, Timer] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.now = self.clock.now()
@@ -114,14 +122,26 @@ class Ctx:
         await self.arm(SYNC_CARD, session.id, self.now)
 
     async def arm(self, kind: str, ref: str, due: datetime, **data: Any) -> None:
+        timer = Timer(kind=kind, ref=ref, due_at=due, data=dict(data))
+        if kind in self.run_at_once and due <= self.now:
+            timer.lease_until = self.now + JOB_LEASE
+            self.leased[timer.id] = timer
+            return
         self.timers_changed = True
-        await self.uow.timers.arm(Timer(kind=kind, ref=ref, due_at=due, data=dict(data)))
+        self.leased.pop(timer.id, None)
+        await self.uow.timers.arm(timer)
+
+    async def arm_leased(self) -> None:
+        """Write the jobs armed to run at once (the engine calls this before the commit)."""
+        for timer in self.leased.values():
+            await self.uow.timers.arm(timer, now=self.now)
 
     async def arm_in(self, kind: str, ref: str, delay: timedelta) -> None:
         await self.arm(kind, ref, self.now + delay)
 
     async def cancel(self, kind: str, ref: str) -> None:
         self.timers_changed = True
+        self.leased.pop(timer_id(kind, ref), None)
         await self.uow.timers.cancel(timer_id(kind, ref))
 
     async def tell_customer(self, task: Task, kind: Kind, text: str = "",

@@ -7,14 +7,14 @@ import contextlib
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bot.domain import timers as tk
 from bot.domain.service import Catalog
-from bot.domain.timers import Timer
+from bot.domain.timers import JOB_LEASE, Timer
 from bot.services import agents, conversation, lifecycle, offers, privacy
 from bot.services.context import Ctx, EventHook
 from bot.services.ports import Clock, ConflictError, Store, StoreUnavailable
@@ -46,10 +46,7 @@ TIMER_HANDLERS: dict[str, TimerHandler] = {
     tk.STALE_SWEEP: _stale_sweep,
 }
 
-# A job's lease is short and renewed while the job runs: a process killed mid-job holds it for
-# a few seconds at most, and the job runs again soon after a restart (or on another instance).
-EFFECT_LEASE = timedelta(seconds=5)
-LEASE_RENEWAL = 1.5  # seconds between renewals of a running job's lease
+LEASE_RENEWAL = 1.5  # seconds between renewals of a running job's lease (JOB_LEASE: 5 s)
 EFFECT_MAX_ATTEMPTS = 12
 
 
@@ -61,6 +58,7 @@ class Held:
     timer: Timer
     version: int
     rearmed: bool = False
+    ran: asyncio.Event = field(default_factory=asyncio.Event)  # the job is over: stop renewing
 
 
 class Engine:
@@ -79,9 +77,14 @@ class Engine:
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[int]] = {}
         self.lease_renewal = LEASE_RENEWAL
+        # While the scheduler runs, jobs armed due now are leased here and start on commit.
+        self._scheduling = False
+        self._at_once: frozenset[str] = frozenset()
 
     def add_effects(self, effects: Mapping[str, Effect]) -> None:
         self.effects.update(effects)
+        if self._scheduling:
+            self._at_once = frozenset(self.effects)
         self.wake()
 
     def wake(self) -> None:
@@ -91,21 +94,43 @@ class Engine:
                   *args: P.args, **kwargs: P.kwargs) -> R:
         for attempt in range(self.retries):
             try:
-                async with self.store.unit_of_work() as uow:
-                    ctx = Ctx(uow, self.clock, self.catalog, tuple(self.event_hooks))
-                    result = await use_case(ctx, *args, **kwargs)
-                    await uow.commit()
+                return await self._once(use_case, *args, **kwargs)
             except ConflictError:
                 if attempt + 1 == self.retries:
                     raise
                 await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-                continue
-            if ctx.timers_changed:  # a read, or a write that armed nothing, leaves it asleep
-                self.wake()
-            if ctx.touched:
-                for listener in self.listeners:
-                    listener(ctx.touched)
-            return result
+        raise ConflictError("unreachable")
+
+    async def _once(self, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
+                    *args: P.args, **kwargs: P.kwargs) -> R:
+        """One attempt: ConflictError when it lost a race."""
+        async with self.store.unit_of_work() as uow:
+            ctx = Ctx(uow, self.clock, self.catalog, tuple(self.event_hooks), self._at_once)
+            result = await use_case(ctx, *args, **kwargs)
+            await ctx.arm_leased()
+            await uow.commit()
+        if ctx.timers_changed:  # a read, or a write that armed nothing, leaves it asleep
+            self.wake()
+        for timer in ctx.leased.values():
+            if timer.lease_until is not None:  # else its holder runs it again after
+                self._start_job(Held(timer, timer.version))
+        if ctx.touched:
+            for listener in self.listeners:
+                listener(ctx.touched)
+        return result
+
+    async def read(self, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
+                   *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a use case that only reads, on a read-only unit of work: it takes no turn on
+        the write lock, commits nothing, and each read sees what was committed when it ran."""
+        for attempt in range(self.retries):
+            try:
+                async with self.store.read_only() as uow:
+                    return await use_case(Ctx(uow, self.clock, self.catalog), *args, **kwargs)
+            except ConflictError:  # Cosmos: a refusal on reads that changed meanwhile
+                if attempt + 1 == self.retries:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
         raise ConflictError("unreachable")
 
     # -- timers -----------------------------------------------------------------------------
@@ -132,17 +157,26 @@ class Engine:
                 effects.append(timer)
         if background:
             for timer in effects:
-                task = asyncio.create_task(self._run_effect(timer))
-                self._running[timer.id] = task
-                task.add_done_callback(functools.partial(self._forget_job, timer.id))
+                self._track(timer.id, self._run_effect(timer))
             return fired + len(effects)
         if effects:
             results = await asyncio.gather(*(self._run_effect(t) for t in effects))
             fired += sum(results)
         return fired
 
-    def _forget_job(self, key: str, _task: asyncio.Task[int]) -> None:
-        self._running.pop(key, None)
+    def _track(self, key: str, job: Coroutine[Any, Any, int]) -> None:
+        task = asyncio.create_task(job)
+        self._running[key] = task
+        task.add_done_callback(functools.partial(self._forget_job, key))
+
+    def _start_job(self, held: Held) -> None:
+        """Run a job this instance leased as it armed it (see Ctx.run_at_once). Its last run
+        here may not have quite ended (it completed, then this lease was taken): after it."""
+        self._track(held.timer.id, self._run_held(held, after=self._running.get(held.timer.id)))
+
+    def _forget_job(self, key: str, task: asyncio.Task[int]) -> None:
+        if self._running.get(key) is task:
+            self._running.pop(key, None)
 
     async def stop_jobs(self) -> None:
         """Cancel jobs still running; their leases run out and they run again later."""
@@ -171,41 +205,49 @@ class Engine:
         claimed = await self._claim(timer)
         if claimed is None:
             return 0
-        held = Held(claimed, claimed.version)
+        return await self._run_held(Held(claimed, claimed.version))
+
+    async def _run_held(self, held: Held, after: asyncio.Task[int] | None = None) -> int:
+        claimed = held.timer
         renewing = asyncio.create_task(self._renew(held))
         try:
+            if after is not None:
+                await asyncio.wait([after])  # never two runs of one job at once
             await self.effects[claimed.kind](claimed)
         except Exception as exc:  # an effect talks to the outside world; it may fail any way
             log.warning("job failed", extra={"job": claimed.kind, "attempt": claimed.attempts,
                                              "error": type(exc).__name__})
-            await self._stop(renewing)
+            await self._stop(held, renewing)
             await self._retry_later(held)
             return 0
-        except BaseException:
-            await self._stop(renewing)
+        except BaseException:  # stopping: the lease runs out, and the job runs again
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
             raise
-        await self._stop(renewing)
+        await self._stop(held, renewing)
         await self._complete(held)
         return 1
 
     @staticmethod
-    async def _stop(renewing: asyncio.Task[None]) -> None:
-        renewing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewing
+    async def _stop(held: Held, renewing: asyncio.Task[None]) -> None:
+        """Let a renewal under way finish rather than cancel it: cancelled after its write,
+        the version it wrote would be lost, and the job would look re-armed and run again."""
+        held.ran.set()
+        await renewing
 
     async def _claim(self, timer: Timer) -> Timer | None:
-        async def claim(ctx: Ctx) -> Timer | None:
-            current = await ctx.uow.timers.get(timer.id)
-            if current is None or not current.is_due(ctx.now):
-                return None
-            current.lease_until = ctx.now + EFFECT_LEASE
-            current.attempts += 1
-            await ctx.uow.timers.save(current)
-            return current
+        """Lease a job the scheduler found due: a write conditional on the version it read
+        (so no second read: unchanged since, it is still due), once; lost, someone else has
+        it or it changed, and the next pass sees."""
+        async def claim(ctx: Ctx) -> Timer:
+            leased = replace(timer, lease_until=ctx.now + JOB_LEASE,
+                             attempts=timer.attempts + 1)
+            await ctx.uow.timers.save(leased)
+            return leased
 
         try:
-            return await self.run(claim)
+            return await self._once(claim)
         except ConflictError:
             return None
 
@@ -216,12 +258,16 @@ class Engine:
             if current is None:
                 return None
             seen = current.version
-            current.lease_until = ctx.now + EFFECT_LEASE
+            current.lease_until = ctx.now + JOB_LEASE
             await ctx.uow.timers.save(current)
             return seen, current.version
 
         while True:
-            await asyncio.sleep(self.lease_renewal)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.lease_renewal):
+                    await held.ran.wait()
+            if held.ran.is_set():
+                return
             try:
                 renewed = await self.run(renew)
             except (ConflictError, StoreUnavailable) as exc:  # next time, or the lease runs out
@@ -236,6 +282,15 @@ class Engine:
             held.version = written
 
     async def _complete(self, held: Held) -> None:
+        async def done(ctx: Ctx) -> None:
+            # Unchanged since this instance last wrote it: gone in one write, no read.
+            await ctx.uow.timers.delete(replace(held.timer, version=held.version))
+
+        if not held.rearmed:
+            with contextlib.suppress(ConflictError):
+                await self._once(done)
+                return
+
         async def complete(ctx: Ctx) -> None:
             current = await ctx.uow.timers.get(held.timer.id)
             if current is None:
@@ -282,7 +337,15 @@ class Engine:
         return max(0.0, min(default, (due - self.clock.now()).total_seconds()))
 
     async def run_scheduler(self, *, poll: float = 1.0) -> None:
-        """Fire timers for as long as the app runs; woken early after every change."""
+        """Fire timers for as long as the app runs; woken early after every change. Meanwhile
+        jobs armed due now start as their unit of work commits (Ctx.run_at_once)."""
+        self._scheduling, self._at_once = True, frozenset(self.effects)
+        try:
+            await self._schedule(poll)
+        finally:
+            self._scheduling, self._at_once = False, frozenset()
+
+    async def _schedule(self, poll: float) -> None:
         while True:
             # Cleared before the pass, so a change committed during it wakes the next one.
             self._wake.clear()

@@ -90,11 +90,16 @@ class EventLog(Protocol):
 
 class TimerRepository(Protocol):
     async def get(self, timer_id: str) -> Timer | None: ...
-    async def arm(self, timer: Timer) -> None:
+    async def arm(self, timer: Timer, *, now: datetime | None = None) -> None:
         """Create the timer or move an existing one to the new due time and bump its version.
 
         A lease held by a running job stays: the job sees the new version when it completes
-        and releases the timer to run again, so one job never runs twice at once."""
+        and releases the timer to run again, so one job never runs twice at once.
+
+        With `now`, the armer means to run the job itself: the timer takes `timer.lease_until`
+        (its first attempt) unless someone holds a lease at `now`. By the commit, `timer` says
+        what happened: `lease_until` is the lease asked for if the armer got it, else None
+        (the holder runs it again after), and `version` is the version written."""
     async def cancel(self, timer_id: str) -> None: ...
     async def save(self, timer: Timer) -> None: ...
     async def delete(self, timer: Timer) -> None:

@@ -612,15 +612,21 @@ class CosmosTimers(_Repo):
         view = await self._state_view(timer_id)
         return timer_from(view) if view is not None else None
 
-    async def arm(self, timer: Timer) -> None:
+    async def arm(self, timer: Timer, *, now: datetime | None = None) -> None:
         current = await self._state_view(timer.id)
+        asked = timer.lease_until if now is not None else None
 
         def build(cur: Doc | None) -> Doc:
             # A lease held by a running job stays (see the port); attempts start again.
-            lease = timer_from(cur).lease_until if cur is not None else None
+            held = timer_from(cur).lease_until if cur is not None else None
+            free = now is not None and (held is None or held <= now)
+            lease, attempts = (asked, 1) if asked is not None and free else (held, 0)
             armed = Timer(kind=timer.kind, ref=timer.ref, due_at=timer.due_at,
-                          lease_until=lease, data=dict(timer.data),
+                          lease_until=lease, attempts=attempts, data=dict(timer.data),
                           version=int(cur["version"]) + 1 if cur is not None else 1)
+            # What the write did (built again at the flush, on what is there then).
+            timer.lease_until = asked if attempts == 1 else None
+            timer.attempts, timer.version = attempts, armed.version
             return timer_doc(armed)
 
         self.uow.buffer(DocWrite(TIMERS, TIMER_PARTITION, sid(timer.id), build=build),

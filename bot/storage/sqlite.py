@@ -794,13 +794,34 @@ class SqliteTimers:
                                     (timer_id,))
         return self._timer(rows[0]) if rows else None
 
-    async def arm(self, timer: Timer) -> None:
+    async def arm(self, timer: Timer, *, now: datetime | None = None) -> None:
+        params = (timer.id, timer.kind, timer.ref, ts(timer.due_at), json.dumps(timer.data))
+        if now is None or timer.lease_until is None:
+            self.uow.write(
+                "INSERT INTO timers (id, version, kind, ref, due_at, lease_until, attempts, data)"
+                " VALUES (?, 1, ?, ?, ?, NULL, 0, ?) ON CONFLICT (id) DO UPDATE SET"
+                " due_at = excluded.due_at, attempts = 0,"
+                " data = excluded.data, version = timers.version + 1", params)
+            return
+
+        asked = timer.lease_until
+
+        def written(rows: list[sqlite3.Row]) -> None:
+            timer.version, timer.attempts = rows[0]
+            timer.lease_until = asked if timer.attempts == 1 else None  # 1: the lease taken
+
+        # SET expressions see the row as it was: a lease someone holds at `now` stays.
+        free = "(timers.lease_until IS NULL OR timers.lease_until <= ?)"
         self.uow.write(
             "INSERT INTO timers (id, version, kind, ref, due_at, lease_until, attempts, data)"
-            " VALUES (?, 1, ?, ?, ?, NULL, 0, ?) ON CONFLICT (id) DO UPDATE SET"
-            " due_at = excluded.due_at, attempts = 0,"
-            " data = excluded.data, version = timers.version + 1",
-            (timer.id, timer.kind, timer.ref, ts(timer.due_at), json.dumps(timer.data)))
+            " VALUES (?, 1, ?, ?, ?, ?, 1, ?) ON CONFLICT (id) DO UPDATE SET"
+            f" due_at = excluded.due_at, attempts = CASE WHEN {free} THEN 1 ELSE 0 END,"
+            f" lease_until = CASE WHEN {free} THEN excluded.lease_until"
+            " ELSE timers.lease_until END,"
+            " data = excluded.data, version = timers.version + 1"
+            " RETURNING version, attempts",
+            (*params[:4], ts(asked), params[4], ts(now), ts(now)),
+            returning=True, done=written)
 
     async def cancel(self, timer_id: str) -> None:
         self.uow.write("DELETE FROM timers WHERE id = ?", (timer_id,))

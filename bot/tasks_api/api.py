@@ -145,7 +145,7 @@ class TasksApi:
 
     async def read(self, request: web.Request) -> web.Response:
         key = self._key(request)
-        status = await self.engine.run(cases.external_task, request.match_info["task_id"],
+        status = await self.engine.read(cases.external_task, request.match_info["task_id"],
                                        key.services)
         return web.json_response(status_json(status))
 
@@ -153,5 +153,5 @@ class TasksApi:
         key = self._key(request)
         task_id = request.match_info["task_id"]
         await self.engine.run(cases.cancel_external_task, task_id, key.services)
-        status = await self.engine.run(cases.external_task, task_id, key.services)
+        status = await self.engine.read(cases.external_task, task_id, key.services)
         return web.json_response(status_json(status))

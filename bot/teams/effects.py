@@ -49,7 +49,7 @@ class TeamsEffects:
         return {SYNC_CARD: self.sync_card, OPEN_CHAT: self.open_chat, RELAY: self.relay}
 
     async def _bundle(self, session_id: str, *, suggest: bool = False) -> SessionBundle:
-        return await self.engine.run(load_bundle, session_id, suggest=suggest)
+        return await self.engine.read(load_bundle, session_id, suggest=suggest)
 
     async def sync_card(self, timer: Timer) -> None:
         bundle = await self._bundle(timer.ref, suggest=True)
@@ -117,7 +117,7 @@ class TeamsEffects:
             after = bundle.session.relayed_seq if bundle.session.header_posted else 0
             return bundle, await ctx.uow.messages.after(bundle.session.task_id, after, 200)
 
-        bundle, messages = await self.engine.run(load)
+        bundle, messages = await self.engine.read(load)
         session, agent = bundle.session, bundle.agent
         if session is None or agent is None or not session.chat_id or not agent.conversation:
             return

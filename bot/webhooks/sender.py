@@ -79,7 +79,7 @@ class WebhookSender:
         return template if template.on is delivery.trigger else None
 
     async def deliver(self, timer: Timer) -> None:
-        delivery = await self.engine.run(outbox.head, timer.ref)
+        delivery = await self.engine.read(outbox.head, timer.ref)
         if delivery is None:
             return
         now = self.engine.clock.now()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
 
 from bot.domain.service import Catalog
-from bot.domain.timers import Timer
+from bot.domain.timers import JOB_LEASE, Timer
 from bot.services.context import Ctx
-from bot.services.engine import EFFECT_LEASE, Engine
+from bot.services.engine import Engine
 from bot.services.ports import Store
 from tests.contract.conftest import Backend
 from tests.fakes import FakeClock
@@ -77,7 +78,7 @@ async def test_a_running_job_keeps_its_lease_and_runs_once(
     current = await stored(one)
     assert current is not None
     for _ in range(4):  # far longer than one lease, the job still running on instance one
-        clock.advance(EFFECT_LEASE.total_seconds() * 0.8)
+        clock.advance(JOB_LEASE.total_seconds() * 0.8)
         current = await renewed(one, current)
         assert await two.fire_due() == 0
     job.finish.set()
@@ -100,7 +101,7 @@ async def test_a_job_whose_instance_died_runs_elsewhere_once_its_lease_is_out(
     await dying.started.wait()
     await one.stop_jobs()  # the process is gone: its lease stays, nobody renews it
     assert await two.fire_due() == 0
-    clock.advance(EFFECT_LEASE.total_seconds())
+    clock.advance(JOB_LEASE.total_seconds())
     job.finish.set()
     assert await two.fire_due() == 1
     assert (job.runs, await stored(two)) == (1, None)
@@ -127,3 +128,106 @@ async def test_a_job_armed_again_while_it_runs_runs_again_after(
         await one.fire_due(background=True)
         await asyncio.sleep(0.005)
     assert job.runs == 2
+
+
+@contextlib.asynccontextmanager
+async def scheduling(engine: Engine) -> AsyncIterator[asyncio.Task[None]]:
+    """The engine's scheduler running: jobs armed due now start as they commit. Started
+    after the test made anything due, so that its passes find nothing to take."""
+    loop = asyncio.create_task(engine.run_scheduler(poll=60))
+    await asyncio.sleep(0)
+    try:
+        yield loop
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        await engine.stop_jobs()
+
+
+async def gone(engine: Engine, ref: str = "s1") -> bool:
+    for _ in range(500):
+        if await stored(engine, ref) is None:
+            return True
+        await asyncio.sleep(0.005)
+    return False
+
+
+async def test_a_job_armed_due_now_is_leased_as_it_commits_and_runs_at_once(
+        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
+    one, two = engines
+    job, other = Job(), Job()
+    one.add_effects({JOB: job})
+    two.add_effects({JOB: other})
+    async with scheduling(one):
+        await arm(one)
+        written = await stored(one)
+        assert written is not None
+        assert (written.lease_until, written.attempts) == (clock.now() + JOB_LEASE, 1)
+        await asyncio.wait_for(job.started.wait(), 5)  # no scheduler pass had to find it
+        assert await two.fire_due() == 0  # leased: the other instance leaves it alone
+        job.finish.set()
+        assert await gone(one)
+    assert (job.runs, other.runs) == (1, 0)
+
+
+async def test_a_job_armed_while_another_instance_runs_it_stays_with_that_instance(
+        engines: tuple[Engine, Engine]) -> None:
+    one, two = engines
+    here, there = Job(), Job()
+    one.add_effects({JOB: here})
+    two.add_effects({JOB: there})
+    await arm(two)  # no scheduler runs on two: a job due for any instance to take
+    assert await two.fire_due(background=True) == 1
+    await there.started.wait()
+    held = await stored(two)
+    async with scheduling(one):
+        await arm(one)  # a newer change while instance two runs the job
+        rearmed = await stored(one)
+        assert held is not None and rearmed is not None
+        assert rearmed.lease_until == held.lease_until  # two's lease stays
+        assert rearmed.version == held.version + 1
+        await asyncio.sleep(0.05)
+        assert here.runs == 0  # never twice at once
+        there.finish.set()  # two sees the change, releases it, and it runs again
+        for _ in range(500):
+            if there.runs + here.runs == 2:
+                break
+            await two.fire_due(background=True)
+            await asyncio.sleep(0.005)
+        here.finish.set()
+        assert there.runs + here.runs == 2
+        assert await gone(one)
+
+
+async def test_a_job_armed_and_cancelled_in_one_unit_of_work_does_not_start(
+        engines: tuple[Engine, Engine]) -> None:
+    one, _ = engines
+    job = Job()
+    one.add_effects({JOB: job})
+
+    async def arm_and_cancel(ctx: Ctx) -> None:
+        await ctx.arm(JOB, "s1", ctx.now)
+        await ctx.cancel(JOB, "s1")
+    async with scheduling(one):
+        await one.run(arm_and_cancel)
+        await asyncio.sleep(0.05)
+    assert job.runs == 0
+    assert await stored(one) is None
+
+
+async def test_a_job_leased_as_armed_by_a_dead_instance_runs_elsewhere_after_its_lease(
+        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
+    one, two = engines
+    dying, job = Job(), Job()
+    one.add_effects({JOB: dying})
+    two.add_effects({JOB: job})
+    async with scheduling(one):
+        await arm(one)
+        await asyncio.wait_for(dying.started.wait(), 5)
+    # The process is gone with the lease the job was born with.
+    assert await two.fire_due() == 0
+    clock.advance(JOB_LEASE.total_seconds())
+    job.finish.set()
+    assert await two.fire_due() == 1
+    assert (job.runs, await stored(two)) == (1, None)

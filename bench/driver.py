@@ -69,6 +69,9 @@ DRAIN = 25.0  # seconds the chats of a step get to finish; then the customers le
 RELAY_STEPS = (50, 100, 200)  # open chats
 RELAY_INTERVAL = 2.0  # seconds between a customer's messages (so 200 chats: 100 msg/s each way)
 RELAY_WINDOW = 5.0  # seconds measured at each step
+# Seconds between the last chat of a step connecting and the measurement: the step's opening
+# burst (offers, accepts, cards, headers) drains first, so the window sees steady state.
+RELAY_SETTLE = 1.0
 OPEN_RATE = 50.0  # chats opened per second while stepping up
 CONNECT_WAIT = 25.0  # seconds the chats of a step get to be connected before measuring
 # make bench must end within 3 minutes even when Switchboard falls far behind: the chat phases
@@ -368,8 +371,9 @@ async def relay_phase(run: Run, scene: Scene, customers: Customers,
                 customers.converse(chat, count=None, interval=RELAY_INTERVAL)))
             await asyncio.sleep(1 / OPEN_RATE)
         steps_left = len(RELAY_STEPS) - len(steps)
-        budget = run.left(RELAY_PHASE_END) - steps_left * RELAY_WINDOW
+        budget = run.left(RELAY_PHASE_END) - steps_left * (RELAY_WINDOW + RELAY_SETTLE)
         await wait_all([c.chatting for c in chats], max(1.0, min(CONNECT_WAIT, budget)))
+        await asyncio.sleep(RELAY_SETTLE)
         scene.relay_tag = f"{target}"
         scene.recording = True
         cpu = sb.cpu_seconds()

@@ -157,7 +157,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Each invitation-step chat: accept after 50–150 ms, two customer messages 0.3 s apart, "
         "each answered, Terminate, End ACW, Save. Open chats: each customer writes every "
-        "2 s (±50 %), the agent answers each. A chat not finished 25 s after its step is an "
+        "2 s (±50 %), the agent answers each; each step measures 5 s, starting 1 s after its "
+        "last chat connected. A chat not finished 25 s after its step is an "
         "error; an invitation that never came counts with the time waited (lower bound).",
         "",
         "## /api/messages throughput (one reply per activity, "

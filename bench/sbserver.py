@@ -15,6 +15,7 @@ import sys
 
 from aiohttp import web
 
+from bot import heap
 from bot.app import create_app
 from bot.config import ConfigError, load_settings
 from bot.logs import configure
@@ -29,6 +30,7 @@ def main() -> int:
     configure(settings.log_level)
     scale = float(os.environ.get("BENCH_CONNECTOR_TIME_SCALE", "1"))
     app = create_app(settings, connector_time_scale=scale)
+    heap.settle()  # as python -m bot does
     profile_path = os.environ.get("BENCH_PROFILE")  # cProfile the server into this file
     if profile_path:
         import cProfile

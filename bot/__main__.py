@@ -6,6 +6,7 @@ import sys
 
 from aiohttp import web
 
+from bot import heap
 from bot.app import create_app
 from bot.config import ConfigError, load_settings
 from bot.logs import configure
@@ -18,7 +19,9 @@ def main() -> int:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
     configure(settings.log_level)
-    web.run_app(create_app(settings), port=settings.port, access_log=None,
+    app = create_app(settings)
+    heap.settle()
+    web.run_app(app, port=settings.port, access_log=None,
                 print=lambda text: print(text, file=sys.stderr))
     return 0
 

@@ -33,8 +33,9 @@ class Ctx:
     _agents: dict[str, Agent] = field(default_factory=dict, init=False)
     # Conversations that got new rows: live customer connections are told after commit.
     touched: set[str] = field(default_factory=set, init=False)
-    # Whether timers or jobs were armed or cancelled: only then is the scheduler woken.
-    timers_changed: bool = field(default=False, init=False)
+    # The earliest due time armed for the scheduler: it is woken only when that comes before
+    # the time it sleeps until (a cancelled timer needs no wake: it is simply not found).
+    earliest_due: datetime | None = field(default=None, init=False)
     # Job kinds this instance runs as soon as the unit of work commits: armed due now, such a
     # job is written leased to this instance (when no one else holds it), so no scheduler
     # pass has to find and claim it. Empty: every job waits for the scheduler.
@@ -127,7 +128,8 @@ class Ctx:
             timer.lease_until = self.now + JOB_LEASE
             self.leased[timer.id] = timer
             return
-        self.timers_changed = True
+        if self.earliest_due is None or due < self.earliest_due:
+            self.earliest_due = due
         self.leased.pop(timer.id, None)
         await self.uow.timers.arm(timer)
 
@@ -140,7 +142,6 @@ class Ctx:
         await self.arm(kind, ref, self.now + delay)
 
     async def cancel(self, kind: str, ref: str) -> None:
-        self.timers_changed = True
         self.leased.pop(timer_id(kind, ref), None)
         await self.uow.timers.cancel(timer_id(kind, ref))
 

@@ -79,6 +79,8 @@ class Engine:
         self.lease_renewal = LEASE_RENEWAL
         # While the scheduler runs, jobs armed due now are leased here and start on commit.
         self._scheduling = False
+        # When the sleeping scheduler wakes by itself (None: it is not asleep, so wake it).
+        self._asleep_until: datetime | None = None
         self._at_once: frozenset[str] = frozenset()
 
     def add_effects(self, effects: Mapping[str, Effect]) -> None:
@@ -109,7 +111,8 @@ class Engine:
             result = await use_case(ctx, *args, **kwargs)
             await ctx.arm_leased()
             await uow.commit()
-        if ctx.timers_changed:  # a read, or a write that armed nothing, leaves it asleep
+        due = ctx.earliest_due
+        if due is not None and (self._asleep_until is None or due < self._asleep_until):
             self.wake()
         for timer in ctx.leased.values():
             if timer.lease_until is not None:  # else its holder runs it again after
@@ -360,6 +363,10 @@ class Engine:
                 wait = poll
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # arrives just as the event is set, and the app would never stop.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
+            self._asleep_until = self.clock.now() + timedelta(seconds=wait)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
+            finally:
+                self._asleep_until = None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
+import logging
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +33,9 @@ from bot.webhooks.model import Delivery
 
 E = TypeVar("E", Agent, Task, Session)
 R = TypeVar("R")
+
+
+log = logging.getLogger(__name__)
 
 
 def ts(moment: datetime | None) -> float | None:
@@ -88,8 +94,8 @@ class _Batch:
     """One hop to the connection's thread: BEGIN if due, the held-back writes in order (stopping
     at the first that fails or finds its row changed), then one read, statement or COMMIT."""
 
-    __slots__ = ("begin", "error", "final", "outcome", "owner", "params", "patience", "ran",
-                 "sql", "txn", "writes")
+    __slots__ = ("_finished", "_state", "_waiter", "begin", "error", "final", "outcome",
+                 "owner", "params", "patience", "ran", "sql", "txn", "writes")
 
     def __init__(self, txn: _Txn, owner: object, begin: bool, writes: list[_Write],
                  final: str | None, sql: str, params: Sequence[Any], patience: float) -> None:
@@ -99,6 +105,19 @@ class _Batch:
         self.error: BaseException | None = None
         self.ran = threading.Lock()  # held until the batch ran (see SqliteUnitOfWork._receive)
         self.ran.acquire()
+        # Only a caller that stopped waiting on `ran` gets a future (resolved on its loop):
+        # most hops end within the spin and cost the loop no wake-up at all.
+        self._state = threading.Lock()
+        self._finished = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def waiter(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None] | None:
+        """A future resolved once the batch ran; None when it already has."""
+        with self._state:
+            if self._finished:
+                return None
+            self._waiter = loop.create_future()
+            return self._waiter
 
     def __repr__(self) -> str:
         return f"<batch of {len(self.writes)} writes, then {self.final}>"
@@ -111,7 +130,12 @@ class _Batch:
             self.error = exc
             raise
         finally:
+            with self._state:
+                self._finished = True
+                waiter = self._waiter
             self.ran.release()
+            if waiter is not None:
+                waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
 
     def _run(self, db: sqlite3.Connection) -> tuple[list[Any], Any, bool]:
         """(what each write gave: its rows or lastrowid; the final result; whether any row
@@ -165,17 +189,28 @@ def _ping(txn: _Txn, busy_timeout_ms: int, db: sqlite3.Connection) -> None:
         db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
 
 
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # its caller may have been cancelled meanwhile
+        waiter.set_result(None)
+
+
 def _queue(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], R]) -> asyncio.Future[R]:
     """Queue `fn(db)` on the aiosqlite connection's own thread now, behind what it already
     has and before anything queued later, exactly as aiosqlite queues each of its own calls
     (`Connection._execute`); the future resolves on the loop. One hop for any number of
     statements. tests/unit/test_sqlite_mechanics.py pins the attributes this relies on."""
+    future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+    _put(conn, future, fn)
+    return future
+
+
+def _put(conn: aiosqlite.Connection, future: asyncio.Future[Any] | None,
+         fn: Callable[[sqlite3.Connection], Any]) -> None:
+    """As `_queue`; without a future, aiosqlite reports nothing back (no loop wake-up)."""
     db = conn._conn  # ValueError once closed, as aiosqlite's own calls raise
     if not conn._running:
         raise ValueError("Connection closed")
-    future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
     conn._tx.put_nowait((future, functools.partial(fn, db)))
-    return future
 
 
 class SqliteStore:
@@ -190,9 +225,10 @@ class SqliteStore:
         self.patience = busy_timeout_ms / 1000 * 0.9
         self._conn: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpointing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._txn = _Txn()
-        self._endings: set[asyncio.Future[None]] = set()
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -212,7 +248,22 @@ class SqliteStore:
             reader = await self._connect()
             await reader.execute("PRAGMA query_only = ON")
             self._reader = reader
+            # Checkpoints copy the WAL into the database file and fsync it: left to the
+            # writer, one lands in some COMMIT now and then and holds up every writer behind
+            # it. A connection of its own does them, PASSIVE (never waiting on anyone).
+            await conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = await self._connect()
+            self._checkpointing = asyncio.create_task(self._checkpoint_loop())
         return self
+
+    async def _checkpoint_loop(self) -> None:
+        assert self._checkpointer is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            try:
+                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # locked or unwritable: the next one catches up
+                log.debug("checkpoint skipped", extra={"error": type(exc).__name__})
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -257,17 +308,10 @@ class SqliteStore:
         queued on the connection's thread now, it runs before anything queued after it."""
         if self._conn is None:
             return
-        try:
-            ending = _queue(self._conn, functools.partial(_end_txn, self._txn, owner))
-        except ValueError:  # closed meanwhile
-            return
-        self._endings.add(ending)
-        ending.add_done_callback(self._ended)
-
-    def _ended(self, ending: asyncio.Future[None]) -> None:
-        self._endings.discard(ending)
-        if not ending.cancelled():
-            ending.exception()  # a failed ROLLBACK: the next BEGIN ends that transaction
+        # No future: nothing waits for it, and a failed ROLLBACK is ended by the next BEGIN.
+        # close() queues behind it, so it runs before the connection closes.
+        with contextlib.suppress(ValueError):  # closed meanwhile
+            _put(self._conn, None, functools.partial(_end_txn, self._txn, owner))
 
     async def ping(self) -> None:
         """Readable and writable right now: take the write lock briefly and let it go."""
@@ -279,12 +323,14 @@ class SqliteStore:
                 raise StoreUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
-        if self._endings:
-            await asyncio.gather(*self._endings, return_exceptions=True)
-        for conn in (self._reader, self._conn):
+        if self._checkpointing is not None:
+            self._checkpointing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointing
+        for conn in (self._checkpointer, self._reader, self._conn):
             if conn is not None:
                 await conn.close()
-        self._conn = self._reader = None
+        self._conn = self._reader = self._checkpointer = self._checkpointing = None
 
 
 class SqliteUnitOfWork:
@@ -384,7 +430,7 @@ class SqliteUnitOfWork:
             sent = self._send(_COMMIT)
             self._release()
             if sent is not None:
-                await self._receive(*sent)
+                await self._receive(sent)
             self._begun = False
         # Else nothing to make durable: __aexit__ ends the read transaction, unwaited.
         self._committed = True
@@ -425,10 +471,10 @@ class SqliteUnitOfWork:
 
     async def _hop(self, final: str | None, sql: str = "", params: Sequence[Any] = ()) -> Any:
         sent = self._send(final, sql, params)
-        return None if sent is None else await self._receive(*sent)
+        return None if sent is None else await self._receive(sent)
 
     def _send(self, final: str | None, sql: str = "", params: Sequence[Any] = (),
-              ) -> tuple[asyncio.Future[tuple[list[Any], Any, bool]], _Batch] | None:
+              ) -> _Batch | None:
         """Queue a hop on the connection's thread (nothing to send: None)."""
         if self.locking and not self._locked:
             raise RuntimeError("use the unit of work in an `async with` block")
@@ -438,29 +484,28 @@ class SqliteUnitOfWork:
             return None
         batch = _Batch(self.store._txn, self, begin, writes, final, sql, params,
                        self.store.patience)
-        future = _queue(self._connection(), batch)
+        _put(self._connection(), None, batch)
         self._begun = self._begun or begin
         self._dirty = self._dirty or bool(writes) or final == _EXECUTE
         self.hops += 1
         self.statements += begin + len(writes) + (final is not None)
-        return future, batch
+        return batch
 
-    async def _receive(self, future: asyncio.Future[tuple[list[Any], Any, bool]],
-                       batch: _Batch) -> Any:
-        """The hop's outcome. Holding the lock, first wait for it right here, briefly: the
-        event loop thread lets go of the GIL, the connection's thread runs the batch at once
-        (a statement takes tens of microseconds), and the unit of work goes on without waiting
-        for a turn of the busy loop twice (the result's callback, then the task's wake-up):
-        that wait, times every hop, was most of the lock's time. A slow batch (a lock held
+    async def _receive(self, batch: _Batch) -> Any:
+        """The hop's outcome. First wait for it right here, briefly: the event loop thread
+        lets go of the GIL, the connection's thread runs the batch at once (a statement takes
+        tens of microseconds), and the unit of work goes on without a turn of the busy loop
+        twice (the thread's wake-up call, then the task's): that wait, times every hop, was
+        most of a lock holder's time and much of the loop's work. A slow batch (a lock held
         elsewhere, a checkpoint) blocks the loop no longer than SPIN, then is awaited."""
-        if self._locked and batch.ran.acquire(timeout=SPIN):
-            future.add_done_callback(_retrieved)
-            if batch.error is not None:
-                raise batch.error
-            assert batch.outcome is not None
-            done, result, changed = batch.outcome
-        else:
-            done, result, changed = await future
+        if not batch.ran.acquire(timeout=SPIN):
+            waiter = batch.waiter(asyncio.get_running_loop())
+            if waiter is not None:
+                await waiter
+        if batch.error is not None:
+            raise batch.error
+        assert batch.outcome is not None
+        done, result, changed = batch.outcome
         self._dirty = self._dirty or changed
         for write, value in zip(batch.writes, done, strict=False):
             if write.done is not None:
@@ -468,12 +513,15 @@ class SqliteUnitOfWork:
         return result
 
 
-SPIN = 0.001  # seconds a lock holder blocks the event loop for a hop's outcome, at most
+SPIN = 0.001  # seconds a hop blocks the event loop for its outcome, at most
+CHECKPOINT_EVERY = 1.0  # seconds between WAL checkpoints
 
 
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # its outcome was taken straight from the batch
+def _back(uow: SqliteUnitOfWork) -> Any:
+    """A repository's way back to its unit of work, weak: a strong one would make every unit
+    of work a reference cycle, all it read left for the cyclic collector instead of freed as
+    it ends (full collections then stalled requests for tens of milliseconds)."""
+    return weakref.proxy(uow)
 
 
 class _Entities(Generic[E]):
@@ -483,7 +531,7 @@ class _Entities(Generic[E]):
     cls: type[E]
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
-        self.uow = uow
+        self.uow: SqliteUnitOfWork = _back(uow)
 
     def columns(self, entity: E) -> dict[str, Any]:
         raise NotImplementedError
@@ -746,7 +794,7 @@ def _escape_like(text: str) -> str:
 
 class SqliteEvents:
     def __init__(self, uow: SqliteUnitOfWork) -> None:
-        self.uow = uow
+        self.uow: SqliteUnitOfWork = _back(uow)
 
     async def append(self, event: Event) -> None:
         """Held back: `event.seq` is set once it ran (by the next read or the commit)."""
@@ -780,7 +828,7 @@ class SqliteEvents:
 
 class SqliteTimers:
     def __init__(self, uow: SqliteUnitOfWork) -> None:
-        self.uow = uow
+        self.uow: SqliteUnitOfWork = _back(uow)
 
     _COLUMNS = "kind, ref, due_at, lease_until, attempts, data, version"
 
@@ -864,7 +912,7 @@ class SqliteTimers:
 
 class SqliteMessages:
     def __init__(self, uow: SqliteUnitOfWork) -> None:
-        self.uow = uow
+        self.uow: SqliteUnitOfWork = _back(uow)
 
     async def append(self, message: ChatMessage) -> None:
         """Held back: `message.seq` is set once it ran (by the next read or the commit)."""
@@ -890,7 +938,7 @@ class SqliteMessages:
 
 class SqliteCounters:
     def __init__(self, uow: SqliteUnitOfWork) -> None:
-        self.uow = uow
+        self.uow: SqliteUnitOfWork = _back(uow)
 
     async def next(self, name: str) -> int:
         rows = await self.uow.fetch(
@@ -901,7 +949,7 @@ class SqliteCounters:
 
 class SqliteTags:
     def __init__(self, uow: SqliteUnitOfWork) -> None:
-        self.uow = uow
+        self.uow: SqliteUnitOfWork = _back(uow)
 
     async def record(self, service_id: str, tags: Sequence[str], at: datetime) -> None:
         for tag in tags:
@@ -922,7 +970,7 @@ class SqliteTags:
 
 class SqliteOutbox:
     def __init__(self, uow: SqliteUnitOfWork) -> None:
-        self.uow = uow
+        self.uow: SqliteUnitOfWork = _back(uow)
 
     async def append(self, delivery: Delivery) -> None:
         """Held back: `delivery.seq` is set once it ran (by the next read or the commit)."""

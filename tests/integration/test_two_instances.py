@@ -67,10 +67,16 @@ async def due_timers(engine: Engine) -> int:
 
 def counting(use_case: Callable[..., Awaitable[Any]],
              attempts: Counter[str], key: str) -> Callable[..., Awaitable[Any]]:
-    """The same use case, counting how often the engine ran it (more than once = it retried)."""
+    """The same use case, counting how often the engine ran it (more than once = it retried).
+    Its first attempt lets the loop turn before the commit: a store's statements may all end
+    without the loop ever turning, and the other instance must read the same state meanwhile
+    for the two to really race."""
     async def run(ctx: Ctx, *args: Any, **kwargs: Any) -> Any:
         attempts[key] += 1
-        return await use_case(ctx, *args, **kwargs)
+        result = await use_case(ctx, *args, **kwargs)
+        if attempts[key] == 1:
+            await asyncio.sleep(0)
+        return result
     return run
 
 

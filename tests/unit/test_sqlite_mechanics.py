@@ -44,7 +44,7 @@ async def add_task(store: SqliteStore, task_id: str) -> None:
 async def test_the_aiosqlite_internals_the_store_relies_on_are_there(db_path: Path) -> None:
     """A hop queues a whole batch the way aiosqlite queues each of its own calls: a (future,
     function) pair on `Connection._tx`, run with `Connection._conn` on the connection's thread,
-    the future resolved on the loop; `_running` says whether that thread still runs."""
+    the future (if any) resolved on the loop; `_running` says whether that thread still runs."""
     conn = await aiosqlite.connect(db_path)
     try:
         assert conn._running is True
@@ -52,6 +52,15 @@ async def test_the_aiosqlite_internals_the_store_relies_on_are_there(db_path: Pa
         future = asyncio.get_running_loop().create_future()
         conn._tx.put_nowait((future, lambda: conn._conn.execute("SELECT 41 + 1").fetchall()))
         assert [tuple(r) for r in await future] == [(42,)]
+        # Without a future the call runs all the same, in order, and nothing is reported
+        # back (the store's hops signal their own end), not even an error.
+        ran: list[int] = []
+        conn._tx.put_nowait((None, lambda: ran.append(1)))
+        conn._tx.put_nowait((None, lambda: 1 / 0))
+        future = asyncio.get_running_loop().create_future()
+        conn._tx.put_nowait((future, lambda: ran.append(2)))
+        await future
+        assert ran == [1, 2]
     finally:
         await conn.close()
     assert conn._running is False

@@ -9,7 +9,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bot.domain import timers as tk
@@ -46,6 +46,7 @@ TIMER_HANDLERS: dict[str, TimerHandler] = {
     tk.STALE_SWEEP: _stale_sweep,
 }
 
+_LATER = datetime.max.replace(tzinfo=UTC)
 LEASE_RENEWAL = 1.5  # seconds between renewals of a running job's lease (JOB_LEASE: 5 s)
 EFFECT_MAX_ATTEMPTS = 12
 
@@ -79,8 +80,8 @@ class Engine:
         self.lease_renewal = LEASE_RENEWAL
         # While the scheduler runs, jobs armed due now are leased here and start on commit.
         self._scheduling = False
-        # When the sleeping scheduler wakes by itself (None: it is not asleep, so wake it).
-        self._asleep_until: datetime | None = None
+        # Timers due before this the scheduler finds without a wake-up (None: wake it for any).
+        self._looks_before: datetime | None = None
         self._at_once: frozenset[str] = frozenset()
 
     def add_effects(self, effects: Mapping[str, Effect]) -> None:
@@ -112,7 +113,7 @@ class Engine:
             await ctx.arm_leased()
             await uow.commit()
         due = ctx.earliest_due
-        if due is not None and (self._asleep_until is None or due < self._asleep_until):
+        if due is not None and (self._looks_before is None or due < self._looks_before):
             self.wake()
         for timer in ctx.leased.values():
             if timer.lease_until is not None:  # else its holder runs it again after
@@ -347,14 +348,18 @@ class Engine:
             await self._schedule(poll)
         finally:
             self._scheduling, self._at_once = False, frozenset()
+            self._looks_before = None
 
     async def _schedule(self, poll: float) -> None:
         while True:
-            # Cleared before the pass, so a change committed during it wakes the next one.
+            # Cleared before the pass, so a wake-up during it starts the next one at once.
             self._wake.clear()
             try:
+                # Timers armed meanwhile need no wake-up: next_due_in reads them after.
+                self._looks_before = _LATER
                 while await self.fire_due(background=True):
                     pass
+                self._looks_before = None  # from its read until the wait starts: wake for any
                 wait = await self.next_due_in(poll)
             except asyncio.CancelledError:
                 raise
@@ -363,10 +368,10 @@ class Engine:
                 wait = poll
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # arrives just as the event is set, and the app would never stop.
-            self._asleep_until = self.clock.now() + timedelta(seconds=wait)
+            self._looks_before = self.clock.now() + timedelta(seconds=wait)
             try:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
                         await self._wake.wait()
             finally:
-                self._asleep_until = None
+                self._looks_before = None

@@ -76,7 +76,8 @@ class Engine:
         # Called inside the unit of work of each event (bot.webhooks queues its requests).
         self.event_hooks: list[EventHook] = []
         self._wake = asyncio.Event()
-        self._running: dict[str, asyncio.Task[int]] = {}
+        self._running: dict[str, asyncio.Task[int]] = {}  # the latest run of each job
+        self._jobs: set[asyncio.Task[int]] = set()  # every run, one waiting on another too
         self.lease_renewal = LEASE_RENEWAL
         # While the scheduler runs, jobs armed due now are leased here and start on commit.
         self._scheduling = False
@@ -171,6 +172,7 @@ class Engine:
     def _track(self, key: str, job: Coroutine[Any, Any, int]) -> None:
         task = asyncio.create_task(job)
         self._running[key] = task
+        self._jobs.add(task)
         task.add_done_callback(functools.partial(self._forget_job, key))
 
     def _start_job(self, held: Held) -> None:
@@ -179,12 +181,13 @@ class Engine:
         self._track(held.timer.id, self._run_held(held, after=self._running.get(held.timer.id)))
 
     def _forget_job(self, key: str, task: asyncio.Task[int]) -> None:
+        self._jobs.discard(task)
         if self._running.get(key) is task:
             self._running.pop(key, None)
 
     async def stop_jobs(self) -> None:
         """Cancel jobs still running; their leases run out and they run again later."""
-        running = list(self._running.values())
+        running = list(self._jobs)
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)

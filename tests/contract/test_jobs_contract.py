@@ -33,6 +33,14 @@ class Job:
         await self.finish.wait()
 
 
+def jobs_on(engines: tuple[Engine, Engine]) -> tuple[Job, Job]:
+    """The job as each instance runs it (instance one's, instance two's)."""
+    jobs = Job(), Job()
+    for engine, job in zip(engines, jobs, strict=True):
+        engine.add_effects({JOB: job})
+    return jobs
+
+
 @pytest.fixture
 async def engines(backend: Backend, store: Store, clock: FakeClock,
                   services: Catalog) -> AsyncIterator[tuple[Engine, Engine]]:
@@ -93,9 +101,7 @@ async def test_a_running_job_keeps_its_lease_and_runs_once(
 async def test_a_job_whose_instance_died_runs_elsewhere_once_its_lease_is_out(
         engines: tuple[Engine, Engine], clock: FakeClock) -> None:
     one, two = engines
-    dying, job = Job(), Job()
-    one.add_effects({JOB: dying})
-    two.add_effects({JOB: job})
+    dying, job = jobs_on(engines)
     await arm(one)
     await one.fire_due(background=True)
     await dying.started.wait()
@@ -156,9 +162,7 @@ async def gone(engine: Engine, ref: str = "s1") -> bool:
 async def test_a_job_armed_due_now_is_leased_as_it_commits_and_runs_at_once(
         engines: tuple[Engine, Engine], clock: FakeClock) -> None:
     one, two = engines
-    job, other = Job(), Job()
-    one.add_effects({JOB: job})
-    two.add_effects({JOB: other})
+    job, other = jobs_on(engines)
     async with scheduling(one):
         await arm(one)
         written = await stored(one)
@@ -174,9 +178,7 @@ async def test_a_job_armed_due_now_is_leased_as_it_commits_and_runs_at_once(
 async def test_a_job_armed_while_another_instance_runs_it_stays_with_that_instance(
         engines: tuple[Engine, Engine]) -> None:
     one, two = engines
-    here, there = Job(), Job()
-    one.add_effects({JOB: here})
-    two.add_effects({JOB: there})
+    here, there = jobs_on(engines)
     await arm(two)  # no scheduler runs on two: a job due for any instance to take
     assert await two.fire_due(background=True) == 1
     await there.started.wait()
@@ -219,9 +221,7 @@ async def test_a_job_armed_and_cancelled_in_one_unit_of_work_does_not_start(
 async def test_a_job_leased_as_armed_by_a_dead_instance_runs_elsewhere_after_its_lease(
         engines: tuple[Engine, Engine], clock: FakeClock) -> None:
     one, two = engines
-    dying, job = Job(), Job()
-    one.add_effects({JOB: dying})
-    two.add_effects({JOB: job})
+    dying, job = jobs_on(engines)
     async with scheduling(one):
         await arm(one)
         await asyncio.wait_for(dying.started.wait(), 5)

@@ -215,13 +215,16 @@ async def chat_failed(ctx: Ctx, session_id: str, reason: str) -> None:
     if agent is not None:
         agent.drop_engagement(session.id)
         await ctx.save_agent(agent)
-    if task.session_id == session.id and task.state is TaskState.CONNECTED:
+    requeued = task.session_id == session.id and task.state is TaskState.CONNECTED
+    if requeued:
         task.requeue(task.service_id, task.enqueued_at)
         task.tried = [session.agent_id]
         await ctx.uow.tasks.save(task)
         await arm_queue_timeout(ctx, task)
         await ctx.tell_customer(task, Kind.QUEUED)
     await ctx.emit(ev.OFFER_FAILED, task=task, session=session)
+    if requeued:  # as after any offer that ended without a chat: the record says it queues
+        await ctx.emit(ev.TASK_QUEUED, task=task)
     await redispatch(ctx, [task.service_id, *(agent.services if agent else [])])
 
 

@@ -133,6 +133,9 @@ async def test_graph_500_on_chat_creation_requeues_tells_the_agent_and_the_next_
     # The record: failed, then offered to the next agent; the customer was told they queue.
     [failed] = db.events("offer.failed", session_id=failed_session)
     [reoffered] = db.events("offer.created", session_id=taken)
+    queued = [e for e in db.events("task.queued", task_id=jane.chat_id)
+              if failed["seq"] < e["seq"] < reoffered["seq"]]
+    assert len(queued) == 1, "the record says the task went back to the queue"
     assert failed["seq"] < reoffered["seq"]
     kinds = [m["kind"] for m in db.messages(jane.chat_id) if m["sender"] == "system"]
     assert kinds == ["queued", "accepted", "queued", "accepted"], kinds

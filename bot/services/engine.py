@@ -149,8 +149,8 @@ class Engine:
         With `background` (the scheduler loop) jobs run as tasks of their own, so a job stuck
         retrying against an outage never holds up ring timeouts and the other timers; a job
         already running here is not started twice."""
-        # Read without waiting for writers: every claim re-reads the timer and writes
-        # conditionally anyway.
+        # Read without waiting for writers: a timer fires after a re-read, a job is claimed
+        # by a write conditional on the version read here.
         async with self.store.read_only() as uow:
             due = await uow.timers.due(self.clock.now(), limit, self._kinds())
         fired = 0

@@ -116,6 +116,10 @@ class SwitchboardTurnContext(TurnContext):  # type: ignore[misc]
                 self.responded = True
             return sent
 
+        if not self._on_send_activities:
+            # botbuilder's _emit builds a self-referencing closure on every call: a reference
+            # cycle per reply, left to the cyclic collector. Without handlers it only runs logic.
+            return await logic()
         result: list[ResourceResponse] = await self._emit(self._on_send_activities, output,
                                                           logic())
         return result

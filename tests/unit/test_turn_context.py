@@ -3,6 +3,8 @@ the caller's activity stays untouched, expectReplies buffers, send handlers see 
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 from botbuilder.core import BotAdapter, MessageFactory, TurnContext
@@ -75,3 +77,21 @@ async def test_expect_replies_buffers_instead_of_sending() -> None:
         SwitchboardTurnContext, MessageFactory.text("x"), deliveryMode="expectReplies")
     assert adapter.sent == [] and len(context.buffered_reply_activities) == 1
     assert result.id is None and context.responded
+
+
+async def test_without_send_handlers_it_sends_the_same_and_leaves_no_reference_cycle() -> None:
+    adapter, reference = RecordingAdapter(), RecordingAdapter()
+    context = SwitchboardTurnContext(adapter, inbound())
+    stock = TurnContext(reference, inbound())
+    assert (await context.send_activity(MessageFactory.text("x"))) == \
+        (await stock.send_activity(MessageFactory.text("x")))
+    assert adapter.sent == reference.sent and context.responded
+    gc.disable()  # freed by reference counting alone, or not at all
+    try:
+        probe = SwitchboardTurnContext(RecordingAdapter(), inbound())
+        await probe.send_activity(MessageFactory.text("y"))
+        gone = weakref.ref(probe)
+        del probe
+        assert gone() is None
+    finally:
+        gc.enable()

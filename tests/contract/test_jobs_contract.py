@@ -73,6 +73,22 @@ async def renewed(engine: Engine, beyond: Timer) -> Timer:
     raise AssertionError("the lease was not renewed")
 
 
+async def gone(engine: Engine, ref: str = "s1") -> bool:
+    """Wait until the job's timer is gone (the job completed)."""
+    for _ in range(500):
+        if await stored(engine, ref) is None:
+            return True
+        await asyncio.sleep(0.005)
+    return False
+
+
+async def start(engine: Engine, job: Job) -> None:
+    """Arm the job and let a scheduler pass of `engine` claim and start it."""
+    await arm(engine)
+    assert await engine.fire_due(background=True) == 1
+    await job.started.wait()
+
+
 async def test_a_running_job_keeps_its_lease_and_runs_once(
         engines: tuple[Engine, Engine], clock: FakeClock) -> None:
     one, two = engines
@@ -80,9 +96,7 @@ async def test_a_running_job_keeps_its_lease_and_runs_once(
     job = Job()
     one.add_effects({JOB: job})
     two.add_effects({JOB: job})
-    await arm(one)
-    assert await one.fire_due(background=True) == 1
-    await job.started.wait()
+    await start(one, job)
     current = await stored(one)
     assert current is not None
     for _ in range(4):  # far longer than one lease, the job still running on instance one
@@ -90,11 +104,7 @@ async def test_a_running_job_keeps_its_lease_and_runs_once(
         current = await renewed(one, current)
         assert await two.fire_due() == 0
     job.finish.set()
-    for _ in range(500):
-        if await stored(one) is None:
-            break
-        await asyncio.sleep(0.005)
-    assert await stored(one) is None
+    assert await gone(one)
     assert job.runs == 1
 
 
@@ -102,9 +112,7 @@ async def test_a_job_whose_instance_died_runs_elsewhere_once_its_lease_is_out(
         engines: tuple[Engine, Engine], clock: FakeClock) -> None:
     one, two = engines
     dying, job = jobs_on(engines)
-    await arm(one)
-    await one.fire_due(background=True)
-    await dying.started.wait()
+    await start(one, dying)
     await one.stop_jobs()  # the process is gone: its lease stays, nobody renews it
     assert await two.fire_due() == 0
     clock.advance(JOB_LEASE.total_seconds())
@@ -119,9 +127,7 @@ async def test_a_job_armed_again_while_it_runs_runs_again_after(
     one.lease_renewal = 0.01
     job = Job()
     one.add_effects({JOB: job})
-    await arm(one)
-    await one.fire_due(background=True)
-    await job.started.wait()
+    await start(one, job)
     before = await stored(one)
     assert before is not None
     await arm(one)  # a newer change to show while the job runs
@@ -151,14 +157,6 @@ async def scheduling(engine: Engine) -> AsyncIterator[asyncio.Task[None]]:
         await engine.stop_jobs()
 
 
-async def gone(engine: Engine, ref: str = "s1") -> bool:
-    for _ in range(500):
-        if await stored(engine, ref) is None:
-            return True
-        await asyncio.sleep(0.005)
-    return False
-
-
 async def test_a_job_armed_due_now_is_leased_as_it_commits_and_runs_at_once(
         engines: tuple[Engine, Engine], clock: FakeClock) -> None:
     one, two = engines
@@ -179,9 +177,7 @@ async def test_a_job_armed_while_another_instance_runs_it_stays_with_that_instan
         engines: tuple[Engine, Engine]) -> None:
     one, two = engines
     here, there = jobs_on(engines)
-    await arm(two)  # no scheduler runs on two: a job due for any instance to take
-    assert await two.fire_due(background=True) == 1
-    await there.started.wait()
+    await start(two, there)  # no scheduler runs on two: any instance could have taken it
     held = await stored(two)
     async with scheduling(one):
         await arm(one)  # a newer change while instance two runs the job

@@ -41,6 +41,20 @@ async def add_task(store: SqliteStore, task_id: str) -> None:
         await uow.commit()
 
 
+async def outdated_task(store: SqliteStore, task_id: str) -> Task:
+    """A task as read before someone else saved it again: saving it must conflict."""
+    await add_task(store, task_id)
+    async with store.unit_of_work() as uow:
+        stale = await uow.tasks.get(task_id)
+    assert stale is not None
+    async with store.unit_of_work() as uow:
+        fresh = await uow.tasks.get(task_id)
+        assert fresh is not None
+        await uow.tasks.save(fresh)
+        await uow.commit()
+    return stale
+
+
 async def test_the_aiosqlite_internals_the_store_relies_on_are_there(db_path: Path) -> None:
     """A hop queues a whole batch the way aiosqlite queues each of its own calls: a (future,
     function) pair on `Connection._tx`, run with `Connection._conn` on the connection's thread,
@@ -137,15 +151,7 @@ async def test_a_stale_held_back_write_conflicts_and_nothing_sticks(db_path: Pat
 
 
 async def test_a_stale_write_surfaces_as_a_conflict_at_the_next_read(store: SqliteStore) -> None:
-    await add_task(store, "t1")
-    async with store.unit_of_work() as uow:
-        stale = await uow.tasks.get("t1")
-    assert stale is not None
-    async with store.unit_of_work() as uow:
-        fresh = await uow.tasks.get("t1")
-        assert fresh is not None
-        await uow.tasks.save(fresh)
-        await uow.commit()
+    stale = await outdated_task(store, "t1")
     async with store.unit_of_work() as uow:
         await uow.tasks.save(stale)
         with pytest.raises(ConflictError):
@@ -155,15 +161,7 @@ async def test_a_stale_write_surfaces_as_a_conflict_at_the_next_read(store: Sqli
 async def test_an_error_with_writes_held_back_reports_their_conflict(store: SqliteStore) -> None:
     """Had the write run at once, its conflict would have come before the error: the engine
     must see the conflict (and retry on fresh state), not the error decided on stale data."""
-    await add_task(store, "t1")
-    async with store.unit_of_work() as uow:
-        stale = await uow.tasks.get("t1")
-    assert stale is not None
-    async with store.unit_of_work() as uow:
-        fresh = await uow.tasks.get("t1")
-        assert fresh is not None
-        await uow.tasks.save(fresh)
-        await uow.commit()
+    stale = await outdated_task(store, "t1")
 
     with pytest.raises(ConflictError) as raised:
         async with store.unit_of_work() as uow:

@@ -119,21 +119,21 @@ def _read_model(cls: type | None, data: Any) -> Any:
     return obj
 
 
+_EXACT: dict[str, type] = {"str": str, "bool": bool, "int": int}  # kinds taken as they are
+
+
+def _strs(value: Any) -> bool:
+    return type(value) is list and all(item is None or type(item) is str for item in value)
+
+
 def _read(field: _Field, value: Any) -> Any:
     kind = field.kind
-    if kind == "str":
-        if type(value) is str:
-            return value
-    elif kind == "model":
+    if type(value) is _EXACT.get(kind):
+        return value
+    if kind == "model":
         return _read_model(field.model, value)
     elif kind == "object":
         return _read_object(value)
-    elif kind == "bool":
-        if type(value) is bool:
-            return value
-    elif kind == "int":
-        if type(value) is int:
-            return value
     elif kind == "iso":
         if type(value) is str:
             try:
@@ -144,7 +144,7 @@ def _read(field: _Field, value: Any) -> Any:
         if type(value) is list:
             return [None if item is None else _read_model(field.model, item) for item in value]
     elif kind == "strs":
-        if type(value) is list and all(item is None or type(item) is str for item in value):
+        if _strs(value):
             return list(value)
     elif kind == "model_map" and type(value) is dict:
         return {key: None if item is None else _read_model(field.model, item)
@@ -197,21 +197,15 @@ def _write_model(obj: Any) -> dict[str, Any]:
 
 def _write(field: _Field, value: Any) -> Any:
     kind = field.kind
+    if type(value) is _EXACT.get(kind):
+        return value
     if kind == "str":
-        if type(value) is str:
-            return value
         if isinstance(value, Enum):  # MessageFactory's ActivityTypes.message: msrest's .value
             return value.value
     elif kind == "model":
         return _write_model(value)
     elif kind == "object":
         return _write_object(value)
-    elif kind == "bool":
-        if type(value) is bool:
-            return value
-    elif kind == "int":
-        if type(value) is int:
-            return value
     elif kind == "iso":
         try:
             return _write_iso(value)
@@ -221,7 +215,7 @@ def _write(field: _Field, value: Any) -> Any:
         if type(value) is list:
             return [None if item is None else _write_model(item) for item in value]
     elif kind == "strs":
-        if type(value) is list and all(item is None or type(item) is str for item in value):
+        if _strs(value):
             return list(value)
     elif kind == "model_map" and type(value) is dict and all(type(k) is str for k in value):
         return {key: None if item is None else _write_model(item) for key, item in value.items()}

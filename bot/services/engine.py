@@ -96,13 +96,17 @@ class Engine:
 
     async def run(self, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
                   *args: P.args, **kwargs: P.kwargs) -> R:
-        for attempt in range(self.retries):
+        return await self._retrying(functools.partial(self._once, use_case, *args, **kwargs))
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[R]]) -> R:
+        """Run `attempt` again after a short random pause each time it lost a race."""
+        for n in range(self.retries):
             try:
-                return await self._once(use_case, *args, **kwargs)
+                return await attempt()
             except ConflictError:
-                if attempt + 1 == self.retries:
+                if n + 1 == self.retries:
                     raise
-                await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                await asyncio.sleep(random.uniform(0, 0.005 * (n + 1)))
         raise ConflictError("unreachable")
 
     async def _once(self, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
@@ -127,16 +131,13 @@ class Engine:
     async def read(self, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
                    *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a use case that only reads, on a read-only unit of work: it takes no turn on
-        the write lock, commits nothing, and each read sees what was committed when it ran."""
-        for attempt in range(self.retries):
-            try:
-                async with self.store.read_only() as uow:
-                    return await use_case(Ctx(uow, self.clock, self.catalog), *args, **kwargs)
-            except ConflictError:  # Cosmos: a refusal on reads that changed meanwhile
-                if attempt + 1 == self.retries:
-                    raise
-                await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-        raise ConflictError("unreachable")
+        the write lock, commits nothing, and each read sees what was committed when it ran.
+        Retried like `run`: on Cosmos a refusal on reads that changed meanwhile is a conflict."""
+        async def attempt() -> R:
+            async with self.store.read_only() as uow:
+                return await use_case(Ctx(uow, self.clock, self.catalog), *args, **kwargs)
+
+        return await self._retrying(attempt)
 
     # -- timers -----------------------------------------------------------------------------
 

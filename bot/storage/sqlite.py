@@ -88,21 +88,36 @@ class _Txn:
 
 
 _FETCH, _EXECUTE, _COMMIT = "fetch", "execute", "commit"
+# Another connection holds the lock (or the WAL is being recovered): SQLite's busy handler
+# may wait for it. Not SQLITE_BUSY_SNAPSHOT (517): our snapshot is outdated, no wait helps.
+_HELD_ELSEWHERE = frozenset({5, 261, 773})  # SQLITE_BUSY, _BUSY_RECOVERY, _BUSY_TIMEOUT
+
+
+class _MustWait(Exception):
+    """A statement found a lock held elsewhere, on a thread that must not wait for it."""
 
 
 class _Batch:
     """One hop to the connection's thread: BEGIN if due, the held-back writes in order (stopping
     at the first that fails or finds its row changed), then one read, statement or COMMIT."""
 
-    __slots__ = ("_finished", "_state", "_waiter", "begin", "error", "final", "outcome",
-                 "owner", "params", "patience", "ran", "sql", "txn", "writes")
+    __slots__ = ("_before", "_begun", "_done", "_finished", "_state", "_waiter", "begin",
+                 "busy_timeout_ms", "error", "final", "outcome", "owner", "params", "ran", "sql",
+                 "txn", "writes")
 
     def __init__(self, txn: _Txn, owner: object, begin: bool, writes: list[_Write],
-                 final: str | None, sql: str, params: Sequence[Any], patience: float) -> None:
+                 final: str | None, sql: str, params: Sequence[Any],
+                 busy_timeout_ms: int) -> None:
         self.txn, self.owner, self.begin, self.writes = txn, owner, begin, writes
-        self.final, self.sql, self.params, self.patience = final, sql, params, patience
+        self.final, self.sql, self.params = final, sql, params
+        self.busy_timeout_ms = busy_timeout_ms
         self.outcome: tuple[list[Any], Any, bool] | None = None
         self.error: BaseException | None = None
+        # How far it got: a batch that met a lock held elsewhere on the event loop's thread
+        # goes on from there on the connection's thread.
+        self._before: int | None = None
+        self._begun = False
+        self._done: list[Any] = []
         self.ran = threading.Lock()  # held until the batch ran (see SqliteUnitOfWork._receive)
         self.ran.acquire()
         # Only a caller that stopped waiting on `ran` gets a future (resolved on its loop):
@@ -122,52 +137,82 @@ class _Batch:
     def __repr__(self) -> str:
         return f"<batch of {len(self.writes)} writes, then {self.final}>"
 
-    def __call__(self, db: sqlite3.Connection) -> tuple[list[Any], Any, bool]:
+    def __call__(self, db: sqlite3.Connection) -> None:
+        """Run on the connection's thread, where SQLite's busy handler may wait for a lock
+        held elsewhere (as it decides: not when a read transaction would have to become a
+        write one, for instance)."""
+        db.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         try:
-            self.outcome = self._run(db)
-            return self.outcome
-        except BaseException as exc:
-            self.error = exc
-            raise
+            self._settle(db, patient=True)
         finally:
-            with self._state:
-                self._finished = True
-                waiter = self._waiter
-            self.ran.release()
-            if waiter is not None:
-                waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
+            db.execute("PRAGMA busy_timeout = 0")
 
-    def _run(self, db: sqlite3.Connection) -> tuple[list[Any], Any, bool]:
+    def run_here(self, db: sqlite3.Connection) -> bool:
+        """Run on the calling thread, unless a statement finds a lock held elsewhere: then
+        False, and the rest is for the connection's thread (`__call__`)."""
+        return self._settle(db, patient=False)
+
+    def _settle(self, db: sqlite3.Connection, patient: bool) -> bool:
+        try:
+            self.outcome = self._run(db, patient)
+        except _MustWait:
+            return False
+        except BaseException as exc:  # the unit of work raises it (_receive)
+            self.error = exc
+        with self._state:
+            self._finished = True
+            waiter = self._waiter
+        self.ran.release()
+        if waiter is not None:
+            waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
+        return True
+
+    def _run(self, db: sqlite3.Connection, patient: bool) -> tuple[list[Any], Any, bool]:
         """(what each write gave: its rows or lastrowid; the final result; whether any row
         changed). Errors come back as ConflictError or StoreUnavailable."""
-        done: list[Any] = []
-        before = db.total_changes
+        if self._before is None:
+            self._before = db.total_changes
         started = time.monotonic()
         try:
-            if self.begin:
+            if self.begin and not self._begun:
                 if db.in_transaction:  # the last unit of work's ROLLBACK is still queued
                     db.execute("ROLLBACK")
                 db.execute("BEGIN")
                 self.txn.owner = self.owner
-            for write in self.writes:
+                self._begun = True
+            while len(self._done) < len(self.writes):
+                write = self.writes[len(self._done)]
                 started = time.monotonic()
-                cursor = db.execute(write.sql, write.params)
+                cursor = self._execute(db, write.sql, write.params, patient)
                 rows = cursor.fetchall() if write.returning else None
                 if write.conflict is not None and cursor.rowcount != 1:
                     raise ConflictError(write.conflict)
-                done.append(rows if write.returning else cursor.lastrowid)
+                self._done.append(rows if write.returning else cursor.lastrowid)
             result: Any = None
             started = time.monotonic()
             if self.final == _FETCH:
-                result = db.execute(self.sql, self.params).fetchall()
+                result = self._execute(db, self.sql, self.params, patient).fetchall()
             elif self.final == _EXECUTE:
-                result = db.execute(self.sql, self.params)
+                result = self._execute(db, self.sql, self.params, patient)
             elif self.final == _COMMIT:
-                db.execute("COMMIT")
+                self._execute(db, "COMMIT", (), patient)
                 self.txn.owner = None
-            return done, result, db.total_changes != before
+            return self._done, result, db.total_changes != self._before
         except sqlite3.Error as exc:
-            raise _translate(exc, time.monotonic() - started, self.patience) from exc
+            raise _translate(exc, time.monotonic() - started,
+                             self.busy_timeout_ms / 1000 * PATIENCE) from exc
+
+    @staticmethod
+    def _execute(db: sqlite3.Connection, sql: str, params: Sequence[Any],
+                 patient: bool) -> sqlite3.Cursor:
+        """One statement. Off the connection's thread the busy timeout is 0: a lock held
+        elsewhere means `_MustWait` (the rest of the batch goes to the connection's thread)."""
+        try:
+            return db.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if not patient and getattr(exc, "sqlite_errorcode", None) in _HELD_ELSEWHERE:
+                raise _MustWait from exc
+            raise
 
 
 def _end_txn(txn: _Txn, owner: object, db: sqlite3.Connection) -> None:
@@ -177,7 +222,7 @@ def _end_txn(txn: _Txn, owner: object, db: sqlite3.Connection) -> None:
             db.execute("ROLLBACK")
 
 
-def _ping(txn: _Txn, busy_timeout_ms: int, db: sqlite3.Connection) -> None:
+def _ping(txn: _Txn, db: sqlite3.Connection) -> None:
     try:
         txn.owner = None
         if db.in_transaction:  # a finished unit of work's ROLLBACK is still queued
@@ -186,7 +231,7 @@ def _ping(txn: _Txn, busy_timeout_ms: int, db: sqlite3.Connection) -> None:
         db.execute("BEGIN IMMEDIATE")
         db.execute("ROLLBACK")
     finally:
-        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        db.execute("PRAGMA busy_timeout = 0")  # see _Batch._execute
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
@@ -194,44 +239,85 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _queue(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], R]) -> asyncio.Future[R]:
-    """Queue `fn(db)` on the aiosqlite connection's own thread now, behind what it already
-    has and before anything queued later, exactly as aiosqlite queues each of its own calls
-    (`Connection._execute`); the future resolves on the loop. One hop for any number of
-    statements. tests/unit/test_sqlite_mechanics.py pins the attributes this relies on."""
-    future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-    _put(conn, future, fn)
-    return future
+class _Lane:
+    """One aiosqlite connection and the order of what runs on it.
 
+    A statement takes tens of microseconds; a trip to the connection's thread and back costs
+    far more (two thread wake-ups and the GIL changing hands twice: under load most of the
+    event loop's time went to waiting for them). So a hop runs right here, on the event loop's
+    thread, whenever the connection's thread has nothing to do — the connections wait for no
+    lock (busy_timeout 0), the journal is WAL with synchronous NORMAL (no fsync in a COMMIT;
+    checkpoints run on a connection of their own), and every query has a LIMIT, so it cannot
+    block the loop for long. A hop that meets a lock held elsewhere (another process) goes on
+    on the connection's thread, which waits for it, and what comes after queues behind it
+    there: statements run in the order they were sent, whatever thread runs them."""
 
-def _put(conn: aiosqlite.Connection, future: asyncio.Future[Any] | None,
-         fn: Callable[[sqlite3.Connection], Any]) -> None:
-    """As `_queue`; without a future, aiosqlite reports nothing back (no loop wake-up)."""
-    db = conn._conn  # ValueError once closed, as aiosqlite's own calls raise
-    if not conn._running:
-        raise ValueError("Connection closed")
-    conn._tx.put_nowait((future, functools.partial(fn, db)))
+    __slots__ = ("conn", "finished", "queued")
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        self.queued = 0  # calls queued on the connection's thread (counted on the loop's)
+        self.finished = 0  # of them, how many ended (counted on the connection's thread)
+
+    def run(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        """`fn(db)` now if the connection's thread is idle, else queued behind what it has."""
+        db = self.conn._conn  # ValueError once closed, as aiosqlite's own calls raise
+        if not self.conn._running:
+            raise ValueError("Connection closed")
+        if self.queued == self.finished:
+            if isinstance(fn, _Batch):
+                if fn.run_here(db):
+                    return
+            else:
+                with contextlib.suppress(Exception):  # as on the thread: nobody waits for it
+                    fn(db)
+                return
+        self.put(None, fn)
+
+    def put(self, future: asyncio.Future[Any] | None,
+            fn: Callable[[sqlite3.Connection], Any]) -> None:
+        """Queue `fn(db)` on the connection's own thread, behind what it already has and
+        before anything queued later, exactly as aiosqlite queues each of its own calls
+        (`Connection._execute`); the future, if any, resolves on the loop (none: no loop
+        wake-up). tests/unit/test_sqlite_mechanics.py pins the attributes this relies on."""
+        db = self.conn._conn
+        if not self.conn._running:
+            raise ValueError("Connection closed")
+        self.queued += 1
+        self.conn._tx.put_nowait((future, functools.partial(self._on_thread, fn, db)))
+
+    def _on_thread(self, fn: Callable[[sqlite3.Connection], R], db: sqlite3.Connection) -> R:
+        try:
+            return fn(db)
+        finally:
+            self.finished += 1
+
+    def call(self, fn: Callable[[sqlite3.Connection], R]) -> asyncio.Future[R]:
+        """`fn(db)` on the connection's thread, its result or error through the future."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self.put(future, fn)
+        return future
 
 
 class SqliteStore:
     """One aiosqlite connection for units of work, which take turns on it (an asyncio lock),
     and a second, query-only one for read-only units of work, which take no turn (WAL: readers
-    never wait for the writer). See `SqliteUnitOfWork` for how statements reach the thread."""
+    never wait for the writer). See `SqliteUnitOfWork` and `_Lane` for how statements run."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 2000) -> None:
         self.path = str(path)
         self.busy_timeout_ms = busy_timeout_ms
-        # Waiting this long for a lock means someone holds it, not that we lost a race.
-        self.patience = busy_timeout_ms / 1000 * 0.9
         self._conn: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._lanes: dict[bool, _Lane] = {}  # by read_only
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpointing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._txn = _Txn()
 
     async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        # Used from the event loop's thread too (`_Lane`), never from two threads at once.
+        conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
         await conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         return conn
 
@@ -254,6 +340,9 @@ class SqliteStore:
             await conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._checkpointer = await self._connect()
             self._checkpointing = asyncio.create_task(self._checkpoint_loop())
+        for read_only, lane_conn in ((False, conn), (True, self._reader or conn)):
+            await lane_conn.execute("PRAGMA busy_timeout = 0")  # _Batch._execute waits
+            self._lanes[read_only] = _Lane(lane_conn)
         return self
 
     async def _checkpoint_loop(self) -> None:
@@ -303,22 +392,26 @@ class SqliteStore:
         sees what was committed when it ran (no snapshot across its reads); writing raises."""
         return SqliteUnitOfWork(self, read_only=True)
 
+    def lane(self, read_only: bool) -> _Lane:
+        if not self._lanes or self._conn is None:
+            raise StoreUnavailable("the store is not open")
+        return self._lanes[read_only]
+
     def _end_later(self, owner: object) -> None:
         """End `owner`'s transaction (a ROLLBACK: nothing to keep) without waiting for it:
-        queued on the connection's thread now, it runs before anything queued after it."""
+        now, or queued on the connection's thread before anything queued after it."""
         if self._conn is None:
             return
-        # No future: nothing waits for it, and a failed ROLLBACK is ended by the next BEGIN.
+        # Nothing waits for it, and a failed ROLLBACK is ended by the next BEGIN.
         # close() queues behind it, so it runs before the connection closes.
         with contextlib.suppress(ValueError):  # closed meanwhile
-            _put(self._conn, None, functools.partial(_end_txn, self._txn, owner))
+            self.lane(False).run(functools.partial(_end_txn, self._txn, owner))
 
     async def ping(self) -> None:
         """Readable and writable right now: take the write lock briefly and let it go."""
         async with self._lock:
             try:
-                await _queue(self.conn, functools.partial(_ping, self._txn,
-                                                          self.busy_timeout_ms))
+                await self.lane(False).call(functools.partial(_ping, self._txn))
             except sqlite3.Error as exc:
                 raise StoreUnavailable(str(exc)) from exc
 
@@ -331,19 +424,19 @@ class SqliteStore:
             if conn is not None:
                 await conn.close()
         self._conn = self._reader = self._checkpointer = self._checkpointing = None
+        self._lanes = {}
 
 
 class SqliteUnitOfWork:
     """A transaction: reads see one snapshot, writes check versions, commit makes it all stick.
 
-    Every statement runs on the connection's thread, and each trip there and back costs far
-    more than the statement (a thread wake-up, then a turn of the busy event loop), all while
-    this unit of work holds the store's lock. So a trip carries as much as it can: writes whose
+    Statements go to the database in hops (`_Lane`: on the loop's thread when the
+    connection's thread is idle, else there), and a hop carries as much as it can: writes whose
     result nothing needs at once (inserts, versioned updates and deletes, timers, events) are
     held back (`write`) and go with the next read, or with the COMMIT; BEGIN goes with the
-    first statement; and a unit of work that changed nothing ends without a trip (its ROLLBACK
-    is queued and not waited for). So a unit of work costs one trip per read, plus one to
-    commit if it wrote.
+    first statement; and a unit of work that changed nothing ends without a hop of its own (its
+    ROLLBACK is not waited for). So a unit of work costs one hop per read, plus one to commit
+    if it wrote — and a hop that has to go to the connection's thread costs only one loop turn.
 
     What the caller sees stays as if each statement ran at once: a read sees the writes made
     before it; a stale version or an existing id raises ConflictError, at the latest from the
@@ -370,7 +463,7 @@ class SqliteUnitOfWork:
         self._begun = False  # a transaction is open (BEGIN went out)
         self._dirty = False  # it may hold changes: COMMIT them
         self._committed = False
-        self.hops = 0  # trips to the connection's thread (bench/storecost.py reports them)
+        self.hops = 0  # trips to the database (bench/storecost.py reports them)
         self.statements = 0
         self.agents = SqliteAgents(self)
         self.tasks = SqliteTasks(self)
@@ -452,22 +545,16 @@ class SqliteUnitOfWork:
         self._undo.setdefault(id(entity), (entity, entity.version))
         entity.version = version
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
-        """Run a statement now (with the writes held back before it) and return its cursor."""
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run a statement now (with the writes held back before it) and return its cursor
+        (its attributes only: fetching from it could race the connection's thread)."""
         cursor: sqlite3.Cursor = await self._hop(_EXECUTE, sql, params)
-        return aiosqlite.Cursor(self._connection(), cursor)
+        return cursor
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run a query now (with the writes held back before it) and return its rows."""
         rows: list[sqlite3.Row] = await self._hop(_FETCH, sql, params)
         return rows
-
-    def _connection(self) -> aiosqlite.Connection:
-        if self.locking:
-            return self.store.conn
-        if self.store._reader is None:
-            raise StoreUnavailable("the store is not open")
-        return self.store._reader
 
     async def _hop(self, final: str | None, sql: str = "", params: Sequence[Any] = ()) -> Any:
         sent = self._send(final, sql, params)
@@ -475,7 +562,7 @@ class SqliteUnitOfWork:
 
     def _send(self, final: str | None, sql: str = "", params: Sequence[Any] = (),
               ) -> _Batch | None:
-        """Queue a hop on the connection's thread (nothing to send: None)."""
+        """Send a hop (`_Lane.run`: now, or on the connection's thread); nothing to send: None."""
         if self.locking and not self._locked:
             raise RuntimeError("use the unit of work in an `async with` block")
         writes, self._pending = self._pending, []
@@ -483,8 +570,8 @@ class SqliteUnitOfWork:
         if not (begin or writes or final):
             return None
         batch = _Batch(self.store._txn, self, begin, writes, final, sql, params,
-                       self.store.patience)
-        _put(self._connection(), None, batch)
+                       self.store.busy_timeout_ms)
+        self.store.lane(not self.locking).run(batch)
         self._begun = self._begun or begin
         self._dirty = self._dirty or bool(writes) or final == _EXECUTE
         self.hops += 1
@@ -492,13 +579,8 @@ class SqliteUnitOfWork:
         return batch
 
     async def _receive(self, batch: _Batch) -> Any:
-        """The hop's outcome. First wait for it right here, briefly: the event loop thread
-        lets go of the GIL, the connection's thread runs the batch at once (a statement takes
-        tens of microseconds), and the unit of work goes on without a turn of the busy loop
-        twice (the thread's wake-up call, then the task's): that wait, times every hop, was
-        most of a lock holder's time and much of the loop's work. A slow batch (a lock held
-        elsewhere, a checkpoint) blocks the loop no longer than SPIN, then is awaited."""
-        if not batch.ran.acquire(timeout=SPIN):
+        """The hop's outcome: there already if it ran on the loop's thread, else awaited."""
+        if not batch.ran.acquire(blocking=False):
             waiter = batch.waiter(asyncio.get_running_loop())
             if waiter is not None:
                 await waiter
@@ -513,8 +595,8 @@ class SqliteUnitOfWork:
         return result
 
 
-SPIN = 0.001  # seconds a hop blocks the event loop for its outcome, at most
 CHECKPOINT_EVERY = 1.0  # seconds between WAL checkpoints
+PATIENCE = 0.9  # waiting this share of the busy timeout for a lock: someone holds it
 
 
 def _back(uow: SqliteUnitOfWork) -> Any:

@@ -1,4 +1,4 @@
-"""How the SQLite store gets statements to its connection's thread (bot/storage/sqlite.py).
+"""How the SQLite store gets statements to the database (bot/storage/sqlite.py).
 
 Writes are held back and travel with the next read or the COMMIT (one trip, "hop", for many
 statements); read-only units of work run on a second, query-only connection without the write
@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -267,13 +269,18 @@ async def test_a_lock_held_elsewhere_makes_writes_unavailable_not_reads(db_path:
         await store.close()
 
 
-async def test_the_connection_thread_logs_no_parameters(store: SqliteStore,
+async def test_the_connection_thread_logs_no_parameters(db_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     """aiosqlite logs each call it runs at DEBUG; bot.logs caps that logger at INFO, and the
-    batches a hop carries do not show their parameters even below that cap."""
+    batches a hop carries do not show their parameters even below that cap. (A lock held
+    elsewhere for a moment sends the hop to the connection's thread, where aiosqlite runs it.)"""
     secret = "Zelda Quixote"
+    store = await SqliteStore(db_path).open()
+    holder = sqlite3.connect(db_path, isolation_level=None)
     logging.getLogger("aiosqlite").setLevel(logging.DEBUG)
     try:
+        holder.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(0.05, holder.execute, "ROLLBACK")
         with caplog.at_level(logging.DEBUG, logger="aiosqlite"):
             async with store.unit_of_work() as uow:
                 await uow.tasks.add(make_task("t1", name=secret))
@@ -281,6 +288,8 @@ async def test_the_connection_thread_logs_no_parameters(store: SqliteStore,
                 await uow.commit()
     finally:
         logging.getLogger("aiosqlite").setLevel(logging.NOTSET)
+        holder.close()
+        await store.close()
     assert caplog.records, "aiosqlite logged nothing: the check checks nothing"
     assert not [r for r in caplog.records if secret in r.getMessage()]
 
@@ -372,3 +381,69 @@ async def test_the_lock_goes_at_the_commit_and_a_failed_commit_leaves_nothing_be
     finally:
         await one.close()
         await two.close()
+
+
+async def test_hops_run_on_the_event_loop_thread_while_the_connection_threads_are_idle(
+        store: SqliteStore) -> None:
+    for read_only in (False, True):
+        store.lane(read_only).conn._conn.create_function("thread", 0, threading.get_ident)
+    async with store.unit_of_work() as uow:
+        await uow.tasks.add(make_task("t1"))
+        [(writer_thread,)] = await uow.fetch("SELECT thread()")
+        await uow.commit()
+    async with store.read_only() as uow:
+        [(reader_thread,)] = await uow.fetch("SELECT thread()")
+        assert await uow.tasks.get("t1") is not None
+    assert writer_thread == reader_thread == threading.get_ident()
+
+
+async def test_a_lock_held_elsewhere_is_waited_for_on_the_connection_thread(
+        db_path: Path) -> None:
+    """The write that meets the lock goes on on the connection's thread; the event loop keeps
+    turning meanwhile, and the write lands once the lock is let go."""
+    store = await SqliteStore(db_path, busy_timeout_ms=3000).open()
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    turns = 0
+
+    async def turning() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0.005)
+
+    ticker = asyncio.create_task(turning())
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(0.2, holder.execute, "ROLLBACK")
+        started = time.monotonic()
+        await add_task(store, "t1")
+        waited = time.monotonic() - started
+        assert 0.2 <= waited < 2.0
+        assert turns >= 10, "the loop stood still while the write waited"
+        async with store.read_only() as uow:
+            assert await uow.tasks.get("t1") is not None
+    finally:
+        ticker.cancel()
+        holder.close()
+        await store.close()
+
+
+async def test_what_is_sent_while_the_connection_thread_is_busy_runs_after_it(
+        store: SqliteStore) -> None:
+    lane = store.lane(False)
+    ran: list[tuple[str, int]] = []
+    gate = threading.Event()
+
+    def slow(_db: sqlite3.Connection) -> None:
+        gate.wait(timeout=5)
+        ran.append(("slow", threading.get_ident()))
+
+    lane.put(None, slow)
+    lane.run(lambda _db: ran.append(("next", threading.get_ident())))
+    assert ran == []  # queued behind `slow`, not run here
+    gate.set()
+    await lane.call(lambda _db: None)
+    assert [name for name, _ in ran] == ["slow", "next"]
+    assert {thread for _, thread in ran} != {threading.get_ident()}
+    lane.run(lambda _db: ran.append(("idle", threading.get_ident())))
+    assert ran[-1] == ("idle", threading.get_ident())  # the thread is idle again: run here

@@ -5,9 +5,9 @@ bounds the tasks per second of one instance. This runs the app in this process (
 count), registers the agents, drives a few complete chats at low concurrency, and counts by
 wrapping ``Engine.run`` and the SQLite unit of work's ``__aenter__``/``__aexit__`` for the
 duration (restored afterwards); the unit of work counts its own statements and hops (trips to
-the connection's thread: writes are held back and travel with the next read or the commit, so
-hops < statements) and how long it held the store lock (a unit of work that commits lets the
-lock go once its COMMIT is queued). Read-only units of work (``SqliteStore.read_only``) hold no
+the database: writes are held back and travel with the next read or the commit, so hops <
+statements) and how long it held the store lock (a unit of work that commits lets the lock go
+once its COMMIT is sent). Read-only units of work (``SqliteStore.read_only``) hold no
 lock: they count statements and hops, no lock time. If the store internals change so that the
 wrappers no longer fit, it reports ``available: false``.
 
@@ -47,7 +47,7 @@ _use_case: contextvars.ContextVar[str] = contextvars.ContextVar(
 class Tally:
     def __init__(self) -> None:
         self.statements: Counter[str] = Counter()
-        self.hops: Counter[str] = Counter()  # trips to the connection's thread
+        self.hops: Counter[str] = Counter()  # trips to the database
         self.runs: Counter[str] = Counter()
         self.held: Counter[str] = Counter()  # seconds the store lock was held
 

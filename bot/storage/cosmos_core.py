@@ -404,9 +404,7 @@ class UnitOfWorkCore:
     # -- commit ---------------------------------------------------------------------------------
 
     async def commit(self) -> None:
-        writes, self.writes = self.writes, []
-        # Guards go first: a commit that loses on one has written nothing another could see.
-        writes.sort(key=lambda write: not write.first)
+        writes, self.writes = flush_order(self.writes), []
         finals, self.finals = self.finals, []
         flush = Flush(current={key: (state.base, state.etag) for key, state in self.docs.items()
                                if state.pending})
@@ -455,6 +453,30 @@ class UnitOfWorkCore:
                 # Someone changed it since: their write stands, ours cannot be taken back.
                 log.warning("undo skipped", extra={"container": step.container,
                                                    "error": type(exc).__name__})
+
+
+def flush_order(writes: Sequence[Write]) -> list[Write]:
+    """The order a commit writes in. Guards first: a commit that loses on one has written
+    nothing another instance could see. Then the items that existed (replaced or deleted on
+    their ETag: the writes that can lose a race), then new items and upserts. A commit that
+    loses a race has then not yet shown another instance a new item it could act on — and
+    whose undo would be refused once that instance had changed it (the two-instance invariant
+    machine found a ringing session left behind that way). Writes to one item keep their
+    order, at the place of the first."""
+    rank: dict[object, int] = {}
+    for write in writes:
+        group = _group(write)
+        if group not in rank:
+            rank[group] = 0 if write.first else 1 if _can_lose(write) else 2
+    return sorted(writes, key=lambda write: rank[_group(write)])
+
+
+def _group(write: Write) -> object:
+    return write.key if isinstance(write, DocWrite) else id(write)
+
+
+def _can_lose(write: Write) -> bool:
+    return isinstance(write, DocWrite) and write.build is None and write.expect_exists
 
 
 def coalesce(undo: Sequence[Undo]) -> list[Undo]:

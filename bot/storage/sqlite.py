@@ -98,8 +98,9 @@ class _MustWait(Exception):
 
 
 class _Batch:
-    """One hop to the connection's thread: BEGIN if due, the held-back writes in order (stopping
-    at the first that fails or finds its row changed), then one read, statement or COMMIT."""
+    """One hop, on the event loop's thread or the connection's (`_Lane`): BEGIN if due, the
+    held-back writes in order (stopping at the first that fails or finds its row changed), then
+    one read, statement or COMMIT."""
 
     __slots__ = ("_before", "_begun", "_done", "_finished", "_state", "_waiter", "begin",
                  "busy_timeout_ms", "error", "final", "outcome", "owner", "params", "ran", "sql",
@@ -141,11 +142,13 @@ class _Batch:
         """Run on the connection's thread, where SQLite's busy handler may wait for a lock
         held elsewhere (as it decides: not when a read transaction would have to become a
         write one, for instance)."""
-        db.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        with contextlib.suppress(sqlite3.Error):  # else a held lock fails at once
+            db.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         try:
-            self._settle(db, patient=True)
+            self._settle(db, patient=True)  # releases the waiting unit of work, whatever happens
         finally:
-            db.execute("PRAGMA busy_timeout = 0")
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("PRAGMA busy_timeout = 0")
 
     def run_here(self, db: sqlite3.Connection) -> bool:
         """Run on the calling thread, unless a statement finds a lock held elsewhere: then
@@ -245,12 +248,13 @@ class _Lane:
     A statement takes tens of microseconds; a trip to the connection's thread and back costs
     far more (two thread wake-ups and the GIL changing hands twice: under load most of the
     event loop's time went to waiting for them). So a hop runs right here, on the event loop's
-    thread, whenever the connection's thread has nothing to do — the connections wait for no
-    lock (busy_timeout 0), the journal is WAL with synchronous NORMAL (no fsync in a COMMIT;
-    checkpoints run on a connection of their own), and every query has a LIMIT, so it cannot
-    block the loop for long. A hop that meets a lock held elsewhere (another process) goes on
-    on the connection's thread, which waits for it, and what comes after queues behind it
-    there: statements run in the order they were sent, whatever thread runs them."""
+    thread, whenever the connection's thread has nothing to do — there the connections wait
+    for no lock (busy_timeout 0), the journal is WAL with synchronous NORMAL (no fsync in a
+    COMMIT; checkpoints run on a connection of their own), and every query has a LIMIT, so it
+    cannot block the loop for long. A hop that meets a lock held elsewhere (another process)
+    goes on on the connection's thread, where SQLite's busy handler may wait for it, and what
+    comes after queues behind it there: statements run in the order they were sent, whatever
+    thread runs them."""
 
     __slots__ = ("conn", "finished", "queued")
 

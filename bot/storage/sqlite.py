@@ -383,10 +383,6 @@ class SqliteStore:
                 await self.conn.execute("ROLLBACK")
                 raise
 
-    async def schema_version(self) -> int:
-        rows = await self.conn.execute_fetchall("PRAGMA user_version")
-        return int(next(iter(rows))[0])
-
     def unit_of_work(self) -> SqliteUnitOfWork:
         return SqliteUnitOfWork(self)
 

@@ -106,6 +106,8 @@ def markdown(results: dict[str, Any]) -> str:
          _ok(h["errors"] == 0)),
         ("Tasks completed per second at 50 new tasks/s (best step)",
          f"{h['tasks_per_s']:.1f} ({h['tasks_per_s_peak']:.1f})", "—", ""),
+        ("Server CPU per chat at 50 new tasks/s (offer to saved wrap-up; × 50 = the cores "
+         "asked for while they arrive)", _cpu_per_chat(results), "—", ""),
         ("Resident memory per open chat (VmRSS growth, 0 → "
          f"{memory.get('open_chats', 0)} open chats on a warmed-up server)",
          f"{h['kib_per_open_chat']:.0f} KiB", "—", ""),
@@ -286,6 +288,14 @@ def write(results: dict[str, Any]) -> None:
         json.dumps(_no_nan(ordered), indent=2, default=str, allow_nan=False) + "\n")
     (RESULTS / "latest.md").write_text(markdown(results), encoding="utf-8")
     plot(results, RESULTS / "latency.png")
+
+
+def _cpu_per_chat(results: dict[str, Any]) -> str:
+    step = next((s for s in results.get("invite_steps", []) if s.get("rate") == 50), None)
+    if not step or "server_cpu_ms_per_chat" not in step:
+        return "not measured"
+    ms = float(step["server_cpu_ms_per_chat"])
+    return f"{ms:.1f} ms ({ms * 50 / 1000:.2f} cores)"
 
 
 def _no_nan(value: Any) -> Any:

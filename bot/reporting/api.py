@@ -118,7 +118,7 @@ def routes(engine_key: web.AppKey[Engine]) -> list[web.RouteDef]:
             except ValueError:
                 raise BadQuery(400, "`cursor` is not one this API handed out.") from None
         page = await engine.read(reporting.export_sessions, where, cursor, _limit(request),
-                                allowed)
+                                 allowed)
         return _respond(request, page, reporting.SESSION_COLUMNS)
 
     @_guarded
@@ -134,7 +134,7 @@ def routes(engine_key: web.AppKey[Engine]) -> list[web.RouteDef]:
                                       since=_moment(request, "from"),
                                       until=_moment(request, "to"))
         page = await engine.read(reporting.export_events, where, int(cursor), _limit(request),
-                                allowed)
+                                 allowed)
         return _respond(request, page, reporting.EVENT_COLUMNS)
 
     return [web.get("/api/v1/sessions", sessions), web.get("/api/v1/events", events)]

@@ -146,7 +146,7 @@ class TasksApi:
     async def read(self, request: web.Request) -> web.Response:
         key = self._key(request)
         status = await self.engine.read(cases.external_task, request.match_info["task_id"],
-                                       key.services)
+                                        key.services)
         return web.json_response(status_json(status))
 
     async def cancel(self, request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ from bot.cards.budget import Card
 from bot.cards.verbs import InputId, Verb
 from bot.dialogs import views
 from bot.dialogs.caller import Caller, MemberDirectory, Reply
-from bot.dialogs.session_cards import session_card, stale_card
+from bot.dialogs.session_cards import session_card, shows_wrapup_form, stale_card
 from bot.domain.agent import Agent
 from bot.domain.errors import Invalid, Refused, Stale
 from bot.domain.service import Catalog
@@ -38,14 +38,17 @@ class SessionBundle:
     suggestions: tuple[str, ...] = ()
 
 
-async def load_bundle(ctx: Ctx, session_id: str, *, suggest: bool = False) -> SessionBundle:
+async def load_bundle(ctx: Ctx, session_id: str, *, for_card: bool = False,
+                      wrapup: bool = False) -> SessionBundle:
+    """The session with its task and agent; `for_card` adds the tag suggestions when the card
+    drawn from them (`wrapup` as for `session_card`) shows the wrap-up form."""
     session = await ctx.uow.sessions.get(session_id)
     if session is None:
         return SessionBundle(None, None, None)
     task = await ctx.uow.tasks.get(session.task_id)
     agent = await ctx.uow.agents.get(session.agent_id)
     suggestions: tuple[str, ...] = ()
-    if suggest:
+    if for_card and shows_wrapup_form(session, task, wrapup=wrapup):
         suggestions = tuple(await ctx.uow.tags.suggest(session.service_id, "", 15))
     return SessionBundle(session, task, agent, suggestions)
 
@@ -69,7 +72,8 @@ class Desk:
 
     async def card_for(self, session_id: str, *, error: str | None = None,
                        wrapup_form: bool = False) -> Card:
-        bundle = await self.engine.read(load_bundle, session_id, suggest=True)
+        bundle = await self.engine.read(load_bundle, session_id, for_card=True,
+                                        wrapup=wrapup_form)
         if bundle.session is None:
             return stale_card(None, "This session is no longer known.")
         return session_card(bundle.session, bundle.task, bundle.agent, self.catalog,

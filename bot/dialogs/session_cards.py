@@ -18,16 +18,25 @@ def session_card(session: Session, task: Task | None, agent: Agent | None, catal
                  now: datetime, *, suggestions: tuple[str, ...] = (),
                  error: str | None = None, wrapup: bool = False) -> Card:
     """What the agent's card shows now; `wrapup` asks for the form of a finished entry."""
+    if shows_wrapup_form(session, task, wrapup=wrapup):
+        return cards.wrapup_card(views.wrapup(session, catalog, suggestions=suggestions,
+                                              error=error))
     if session.saved_at is not None:
         return cards.concluded_card(views.concluded(session))
     if session.phase is Phase.RINGING and task is not None:
         return cards.invitation_card(views.invitation(session, task, catalog, now))
     if session.phase is Phase.CONNECTED:
         return cards.accepted_card(views.accepted(session, task, catalog, error=error))
-    if session.phase is Phase.ACW or wrapup or session.result is SessionResult.ACCEPTED:
-        return cards.wrapup_card(views.wrapup(session, catalog, suggestions=suggestions,
-                                              error=error))
     return outcome_card(session, agent, now)
+
+
+def shows_wrapup_form(session: Session, task: Task | None, *, wrapup: bool = False) -> bool:
+    """Whether `session_card` draws the wrap-up form: the one card with tag suggestions."""
+    if session.saved_at is not None or session.phase is Phase.CONNECTED:
+        return False
+    if session.phase is Phase.RINGING and task is not None:
+        return False
+    return session.phase is Phase.ACW or wrapup or session.result is SessionResult.ACCEPTED
 
 
 def outcome_card(session: Session, agent: Agent | None, now: datetime) -> Card:

@@ -45,26 +45,64 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
+class Doorbell:
+    """Wakes one WebSocket's stream: rung on a commit to its chat or when its client leaves.
+    A ring while nobody waits is kept for the next `wait` (cheaper than an Event waited on
+    by a task of its own: the stream waits once per push)."""
+
+    __slots__ = ("_rung", "_waiter")
+
+    def __init__(self) -> None:
+        self._rung = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def ring(self) -> None:
+        self._rung = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._rung = False
+
+    async def wait(self, timeout: float) -> None:
+        """Until rung (at once if it was since `clear`) or `timeout` seconds passed."""
+        if self._rung:
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        later = loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            later.cancel()
+            self._waiter = None
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class ChatHub:
     """Wakes the WebSockets of a chat when this instance commits rows to its conversation."""
 
     def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: dict[str, set[Doorbell]] = defaultdict(set)
 
     def notify(self, chat_ids: set[str]) -> None:
         for chat_id in chat_ids:
-            for event in self._waiters.get(chat_id, ()):
-                event.set()
+            for bell in self._waiters.get(chat_id, ()):
+                bell.ring()
 
-    def subscribe(self, chat_id: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self._waiters[chat_id].add(event)
-        return event
+    def subscribe(self, chat_id: str) -> Doorbell:
+        bell = Doorbell()
+        self._waiters[chat_id].add(bell)
+        return bell
 
-    def unsubscribe(self, chat_id: str, event: asyncio.Event) -> None:
+    def unsubscribe(self, chat_id: str, bell: Doorbell) -> None:
         waiters = self._waiters.get(chat_id)
         if waiters is not None:
-            waiters.discard(event)
+            waiters.discard(bell)
             if not waiters:
                 del self._waiters[chat_id]
 
@@ -286,18 +324,15 @@ class ChatStream:
     async def run(self) -> None:
         wake = self.api.hub.subscribe(self.chat_id)
         reader = asyncio.create_task(self._drain_incoming())
+        reader.add_done_callback(lambda _: wake.ring())
         try:
             while not self.ws.closed:
                 wake.clear()
                 finished = await self._push()
                 if finished:
                     break
-                timeout = POSITION_POLL if self.position else RESYNC_POLL
-                waiter = asyncio.create_task(wake.wait())
-                done, _ = await asyncio.wait({waiter, reader}, timeout=timeout,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                if reader in done:
+                await wake.wait(POSITION_POLL if self.position else RESYNC_POLL)
+                if reader.done():
                     break
         except (ConnectionResetError, ConflictError, StoreUnavailable):
             pass

@@ -60,6 +60,8 @@ class Held:
     version: int
     rearmed: bool = False
     ran: asyncio.Event = field(default_factory=asyncio.Event)  # the job is over: stop renewing
+    renewal_due: asyncio.TimerHandle | None = None  # when its renewal task would start
+    renewing: asyncio.Task[None] | None = None
 
 
 class Engine:
@@ -217,7 +219,10 @@ class Engine:
 
     async def _run_held(self, held: Held, after: asyncio.Task[int] | None = None) -> int:
         claimed = held.timer
-        renewing = asyncio.create_task(self._renew(held))
+        # Most jobs end in milliseconds: a renewal task starts only for one still running
+        # when its lease wants renewing.
+        held.renewal_due = asyncio.get_running_loop().call_later(
+            self.lease_renewal, self._start_renewal, held)
         try:
             if after is not None:
                 await asyncio.wait([after])  # never two runs of one job at once
@@ -225,24 +230,32 @@ class Engine:
         except Exception as exc:  # an effect talks to the outside world; it may fail any way
             log.warning("job failed", extra={"job": claimed.kind, "attempt": claimed.attempts,
                                              "error": type(exc).__name__})
-            await self._stop(held, renewing)
+            await self._stop(held)
             await self._retry_later(held)
             return 0
         except BaseException:  # stopping: the lease runs out, and the job runs again
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            held.renewal_due.cancel()
+            if held.renewing is not None:
+                held.renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await held.renewing
             raise
-        await self._stop(held, renewing)
+        await self._stop(held)
         await self._complete(held)
         return 1
 
+    def _start_renewal(self, held: Held) -> None:
+        held.renewing = asyncio.create_task(self._renew(held))
+
     @staticmethod
-    async def _stop(held: Held, renewing: asyncio.Task[None]) -> None:
+    async def _stop(held: Held) -> None:
         """Let a renewal under way finish rather than cancel it: cancelled after its write,
         the version it wrote would be lost, and the job would look re-armed and run again."""
+        if held.renewal_due is not None:
+            held.renewal_due.cancel()
         held.ran.set()
-        await renewing
+        if held.renewing is not None:
+            await held.renewing
 
     async def _claim(self, timer: Timer) -> Timer | None:
         """Lease a job the scheduler found due: a write conditional on the version it read
@@ -260,7 +273,8 @@ class Engine:
             return None
 
     async def _renew(self, held: Held) -> None:
-        """Keep the lease of a running job for as long as it runs."""
+        """Keep the lease of a running job for as long as it runs: now (its renewal fell due),
+        then every `lease_renewal` seconds."""
         async def renew(ctx: Ctx) -> tuple[int, int] | None:
             current = await ctx.uow.timers.get(held.timer.id)
             if current is None:
@@ -270,24 +284,23 @@ class Engine:
             await ctx.uow.timers.save(current)
             return seen, current.version
 
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.lease_renewal):
-                    await held.ran.wait()
-            if held.ran.is_set():
-                return
+        while not held.ran.is_set():
             try:
                 renewed = await self.run(renew)
             except (ConflictError, StoreUnavailable) as exc:  # next time, or the lease runs out
                 log.warning("lease not renewed", extra={"job": held.timer.kind,
                                                         "error": type(exc).__name__})
-                continue
-            if renewed is None:
-                return
-            # Only what was committed counts (a retried attempt may have read an older version).
-            seen, written = renewed
-            held.rearmed = held.rearmed or seen != held.version
-            held.version = written
+            else:
+                if renewed is None:
+                    return
+                # Only what was committed counts (a retried attempt may have read an older
+                # version).
+                seen, written = renewed
+                held.rearmed = held.rearmed or seen != held.version
+                held.version = written
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.lease_renewal):
+                    await held.ran.wait()
 
     async def _complete(self, held: Held) -> None:
         async def done(ctx: Ctx) -> None:

@@ -48,11 +48,11 @@ class TeamsEffects:
     def table(self) -> dict[str, Effect]:
         return {SYNC_CARD: self.sync_card, OPEN_CHAT: self.open_chat, RELAY: self.relay}
 
-    async def _bundle(self, session_id: str, *, suggest: bool = False) -> SessionBundle:
-        return await self.engine.read(load_bundle, session_id, suggest=suggest)
+    async def _bundle(self, session_id: str, *, for_card: bool = False) -> SessionBundle:
+        return await self.engine.read(load_bundle, session_id, for_card=for_card)
 
     async def sync_card(self, timer: Timer) -> None:
-        bundle = await self._bundle(timer.ref, suggest=True)
+        bundle = await self._bundle(timer.ref, for_card=True)
         session, agent = bundle.session, bundle.agent
         if session is None or agent is None or not agent.conversation:
             return

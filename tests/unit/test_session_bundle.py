@@ -1,0 +1,85 @@
+"""The session bundle a card is drawn from: tag suggestions only for the wrap-up form."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from itertools import product
+
+from bot.dialogs.desk import load_bundle
+from bot.dialogs.session_cards import session_card, shows_wrapup_form
+from bot.domain.session import Phase, SessionResult
+from bot.services.context import Ctx
+from bot.services.engine import Engine
+from bot.services.lifecycle import terminate
+from bot.services.offers import accept
+from tests.scenario import add_agent, new_task, ringing, sessions_of
+
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+async def record_tags(engine: Engine, *tags: str) -> None:
+    async def record(ctx: Ctx) -> None:
+        await ctx.uow.tags.record("sales", list(tags), ctx.now)
+
+    await engine.run(record)
+
+
+async def test_suggestions_are_read_only_for_a_card_with_the_wrapup_form(
+        engine: Engine) -> None:
+    agent = await add_agent(engine, 1)
+    await record_tags(engine, "Billing", "Refund")
+    task = await new_task(engine)
+    [offer] = await ringing(engine, task.id)
+
+    ringing_bundle = await engine.read(load_bundle, offer.id, for_card=True)
+    assert ringing_bundle.session is not None and ringing_bundle.suggestions == ()
+
+    await engine.run(accept, offer.id, agent)
+    connected = await engine.read(load_bundle, offer.id, for_card=True)
+    assert connected.session is not None and connected.session.phase is Phase.CONNECTED
+    assert connected.suggestions == ()
+
+    await engine.run(terminate, offer.id, agent_id=agent)
+    in_acw = await engine.read(load_bundle, offer.id, for_card=True)
+    assert in_acw.session is not None and in_acw.session.phase is Phase.ACW
+    assert set(in_acw.suggestions) == {"Billing", "Refund"}
+    # Read for something other than a card: no suggestions, whatever the phase.
+    assert (await engine.read(load_bundle, offer.id)).suggestions == ()
+
+
+async def test_the_wrapup_flag_asks_for_suggestions_on_a_finished_entry(engine: Engine) -> None:
+    agent = await add_agent(engine, 1)
+    await record_tags(engine, "Billing")
+    task = await new_task(engine)
+    [offer] = await ringing(engine, task.id)
+    await engine.run(accept, offer.id, agent)
+    await engine.run(terminate, offer.id, agent_id=agent)
+    [session] = await sessions_of(engine, task.id)
+    done = replace(session, phase=Phase.ENDED)
+
+    assert shows_wrapup_form(done, None, wrapup=True)
+    assert (await engine.read(load_bundle, offer.id, for_card=True,
+                              wrapup=True)).suggestions == ("Billing",)
+
+
+async def test_shows_wrapup_form_says_what_session_card_draws(engine: Engine) -> None:
+    agent = await add_agent(engine, 1)
+    task = await new_task(engine)
+    [offer] = await ringing(engine, task.id)
+    bundle = await engine.read(load_bundle, offer.id)
+    assert bundle.session is not None and bundle.agent is not None and agent
+    drawn_forms = 0
+    for phase, result, saved, wrapup, known in product(
+            Phase, [None, *SessionResult], (False, True), (False, True), (False, True)):
+        session = replace(bundle.session, phase=phase, result=result,
+                          saved_at=T0 if saved else None)
+        task_known = bundle.task if known else None
+        card = session_card(session, task_known, bundle.agent, engine.catalog, T0,
+                            suggestions=("Marker-tag",), wrapup=wrapup)
+        drawn = "Marker-tag" in json.dumps(card)
+        drawn_forms += drawn
+        assert shows_wrapup_form(session, task_known, wrapup=wrapup) is drawn, (
+            phase, result, saved, wrapup, known)
+    assert drawn_forms > 0

@@ -62,6 +62,10 @@ class Held:
     ran: asyncio.Event = field(default_factory=asyncio.Event)  # the job is over: stop renewing
     renewal_due: asyncio.TimerHandle | None = None  # when its renewal task would start
     renewing: asyncio.Task[None] | None = None
+    lease_until: datetime | None = None  # as this instance last wrote it
+
+    def __post_init__(self) -> None:
+        self.lease_until = self.timer.lease_until
 
 
 class Engine:
@@ -218,6 +222,21 @@ class Engine:
         return await self._run_held(Held(claimed, claimed.version))
 
     async def _run_held(self, held: Held, after: asyncio.Task[int] | None = None) -> int:
+        """Run a job this instance holds; armed again due now while it ran, it runs again
+        right here, still leased (no scheduler pass has to find it and claim it again)."""
+        ran = 0
+        again: Held | None = held
+        while again is not None:
+            held = again
+            if not await self._run_effect_held(held, after):
+                return ran
+            after = None
+            again = await self._complete(held)
+            ran = 1
+        return ran
+
+    async def _run_effect_held(self, held: Held, after: asyncio.Task[int] | None) -> bool:
+        """One run of the effect; False when it failed (retried later) or never ran."""
         claimed = held.timer
         # Most jobs end in milliseconds: a renewal task starts only for one still running
         # when its lease wants renewing.
@@ -232,7 +251,7 @@ class Engine:
                                              "error": type(exc).__name__})
             await self._stop(held)
             await self._retry_later(held)
-            return 0
+            return False
         except BaseException:  # stopping: the lease runs out, and the job runs again
             held.renewal_due.cancel()
             if held.renewing is not None:
@@ -241,8 +260,7 @@ class Engine:
                     await held.renewing
             raise
         await self._stop(held)
-        await self._complete(held)
-        return 1
+        return True
 
     def _start_renewal(self, held: Held) -> None:
         held.renewing = asyncio.create_task(self._renew(held))
@@ -275,14 +293,14 @@ class Engine:
     async def _renew(self, held: Held) -> None:
         """Keep the lease of a running job for as long as it runs: now (its renewal fell due),
         then every `lease_renewal` seconds."""
-        async def renew(ctx: Ctx) -> tuple[int, int] | None:
+        async def renew(ctx: Ctx) -> tuple[int, Timer] | None:
             current = await ctx.uow.timers.get(held.timer.id)
             if current is None:
                 return None
             seen = current.version
             current.lease_until = ctx.now + JOB_LEASE
             await ctx.uow.timers.save(current)
-            return seen, current.version
+            return seen, current
 
         while not held.ran.is_set():
             try:
@@ -297,12 +315,14 @@ class Engine:
                 # version).
                 seen, written = renewed
                 held.rearmed = held.rearmed or seen != held.version
-                held.version = written
+                held.version, held.lease_until = written.version, written.lease_until
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.lease_renewal):
                     await held.ran.wait()
 
-    async def _complete(self, held: Held) -> None:
+    async def _complete(self, held: Held) -> Held | None:
+        """Remove the job that ran; armed again meanwhile (a newer change to show), it stays:
+        due now, still leased to run again here (returned), else released for its time."""
         async def done(ctx: Ctx) -> None:
             # Unchanged since this instance last wrote it: gone in one write, no read.
             await ctx.uow.timers.delete(replace(held.timer, version=held.version))
@@ -310,22 +330,34 @@ class Engine:
         if not held.rearmed:
             with contextlib.suppress(ConflictError):
                 await self._once(done)
-                return
+                return None
 
-        async def complete(ctx: Ctx) -> None:
+        async def complete(ctx: Ctx) -> Timer | None:
             current = await ctx.uow.timers.get(held.timer.id)
             if current is None:
-                return
+                return None
             if current.version == held.version and not held.rearmed:
                 await ctx.uow.timers.delete(current)
-            else:
-                # Re-armed while it ran (a newer change to show): release it to run again now.
-                current.lease_until = None
+                return None
+            if current.lease_until != held.lease_until:
+                return None  # this lease ran out and another run holds it now: theirs
+            if current.due_at <= ctx.now:
+                current.lease_until = ctx.now + JOB_LEASE
+                current.attempts += 1
                 await ctx.uow.timers.save(current)
+                return current
+            current.lease_until = None
+            await ctx.uow.timers.save(current)
+            return None
 
-        with contextlib.suppress(ConflictError):
-            await self.run(complete)
-        self.wake()  # released when re-armed meanwhile: it runs again now
+        try:
+            again = await self.run(complete)
+        except ConflictError:
+            return None
+        if again is None:
+            self.wake()  # released when re-armed for later: the scheduler must know
+            return None
+        return Held(again, again.version)
 
     async def _retry_later(self, held: Held) -> None:
         async def retry(ctx: Ctx) -> None:

@@ -142,6 +142,41 @@ async def test_a_job_armed_again_while_it_runs_runs_again_after(
     assert job.runs == 2
 
 
+async def test_a_job_armed_again_due_now_runs_again_where_it_ran_without_a_scheduler_pass(
+        engines: tuple[Engine, Engine]) -> None:
+    one, two = engines
+    job = Job()
+    one.add_effects({JOB: job})
+    await start(one, job)
+    await arm(two)  # another instance shows a newer change while the job runs on one
+    job.finish.set()
+    assert await gone(one)  # no fire_due since: one ran it again, still holding its lease
+    assert job.runs == 2
+
+
+async def test_a_job_armed_again_for_later_while_it_runs_waits_for_its_time(
+        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
+    one, _ = engines
+    job = Job()
+    one.add_effects({JOB: job})
+    await start(one, job)
+
+    async def later(ctx: Ctx) -> None:
+        await ctx.arm(JOB, "s1", ctx.now + JOB_LEASE * 2)
+    await one.run(later)
+    job.finish.set()
+    for _ in range(500):  # the run ends and releases the job for its new time
+        current = await stored(one)
+        if current is not None and current.lease_until is None:
+            break
+        await asyncio.sleep(0.005)
+    assert current is not None and current.lease_until is None and job.runs == 1
+    assert await one.fire_due() == 0
+    clock.advance((JOB_LEASE * 2).total_seconds())
+    assert await one.fire_due() == 1
+    assert (job.runs, await stored(one)) == (2, None)
+
+
 @contextlib.asynccontextmanager
 async def scheduling(engine: Engine) -> AsyncIterator[asyncio.Task[None]]:
     """The engine's scheduler running: jobs armed due now start as they commit. Started

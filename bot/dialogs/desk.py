@@ -53,6 +53,14 @@ async def load_bundle(ctx: Ctx, session_id: str, *, for_card: bool = False,
     return SessionBundle(session, task, agent, suggestions)
 
 
+async def acted(ctx: Ctx, use_case: Callable[..., Awaitable[Session]], /, *args: Any,
+                wrapup: bool = False, **kwargs: Any) -> SessionBundle:
+    """Run a card action's use case, then read its card's bundle in the same unit of work
+    (mostly from what the use case already loaded) rather than in another one after it."""
+    session = await use_case(ctx, *args, **kwargs)
+    return await load_bundle(ctx, session.id, for_card=True, wrapup=wrapup)
+
+
 Command = Callable[["Desk", Caller, str], Awaitable[list[Reply]]]
 Action = Callable[["Desk", Caller, dict[str, Any]], Awaitable[Card]]
 
@@ -74,11 +82,21 @@ class Desk:
                        wrapup_form: bool = False) -> Card:
         bundle = await self.engine.read(load_bundle, session_id, for_card=True,
                                         wrapup=wrapup_form)
+        return self.draw(bundle, error=error, wrapup_form=wrapup_form)
+
+    def draw(self, bundle: SessionBundle, *, error: str | None = None,
+             wrapup_form: bool = False) -> Card:
         if bundle.session is None:
             return stale_card(None, "This session is no longer known.")
         return session_card(bundle.session, bundle.task, bundle.agent, self.catalog,
                             self.engine.clock.now(), suggestions=bundle.suggestions,
                             error=error, wrapup=wrapup_form)
+
+    async def act(self, use_case: Callable[..., Awaitable[Session]], *args: Any,
+                  wrapup_form: bool = False, **kwargs: Any) -> Card:
+        """A card action: its use case, and the card as that left it."""
+        bundle = await self.engine.run(acted, use_case, *args, wrapup=wrapup_form, **kwargs)
+        return self.draw(bundle, wrapup_form=wrapup_form)
 
     async def status_card(self, caller: Caller) -> Card:
         async def load(ctx: Ctx) -> tuple[Agent | None, list[Session]]:
@@ -317,19 +335,15 @@ async def act_unregister(desk: Desk, caller: Caller, data: dict[str, Any]) -> Ca
 
 
 async def act_accept(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    session = await desk.engine.run(offers.accept, _session_id(data), caller.user_id)
-    return await desk.card_for(session.id)
+    return await desk.act(offers.accept, _session_id(data), caller.user_id)
 
 
 async def act_decline(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    session = await desk.engine.run(offers.decline, _session_id(data), caller.user_id)
-    return await desk.card_for(session.id)
+    return await desk.act(offers.decline, _session_id(data), caller.user_id)
 
 
 async def act_terminate(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    session = await desk.engine.run(lifecycle.terminate, _session_id(data),
-                                    agent_id=caller.user_id)
-    return await desk.card_for(session.id)
+    return await desk.act(lifecycle.terminate, _session_id(data), agent_id=caller.user_id)
 
 
 async def act_reset_rona(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
@@ -357,23 +371,19 @@ def _text(data: dict[str, Any], key: str) -> str | None:
 
 
 async def act_save(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    session = await desk.engine.run(
+    return await desk.act(
         wrapup.save_wrapup, _session_id(data), caller.user_id,
         primary=_text(data, InputId.PRIMARY_CODE.value),
         secondary=_text(data, InputId.SECONDARY_CODE.value), tags=_tags(data))
-    return await desk.card_for(session.id)
 
 
 async def act_extend_acw(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    session = await desk.engine.run(lifecycle.extend_acw, _session_id(data),
-                                    agent_id=caller.user_id)
-    return await desk.card_for(session.id)
+    return await desk.act(lifecycle.extend_acw, _session_id(data), agent_id=caller.user_id)
 
 
 async def act_end_acw(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    session = await desk.engine.run(lifecycle.end_acw, _session_id(data),
-                                    agent_id=caller.user_id)
-    return await desk.card_for(session.id, wrapup_form=True)
+    return await desk.act(lifecycle.end_acw, _session_id(data), agent_id=caller.user_id,
+                          wrapup_form=True)
 
 
 async def act_complete(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
@@ -439,8 +449,7 @@ async def act_reply_all(desk: Desk, caller: Caller, data: dict[str, Any]) -> Car
 
 
 async def act_mark_handled(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    session = await desk.engine.run(mail.mark_handled, _session_id(data), caller.user_id)
-    return await desk.card_for(session.id)
+    return await desk.act(mail.mark_handled, _session_id(data), caller.user_id)
 
 
 ACTIONS: dict[str, Action] = {

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import product
 
-from bot.dialogs.desk import load_bundle
+from bot.dialogs.desk import acted, load_bundle
 from bot.dialogs.session_cards import session_card, shows_wrapup_form
 from bot.domain.session import Phase, SessionResult
 from bot.services.context import Ctx
@@ -83,3 +83,21 @@ async def test_shows_wrapup_form_says_what_session_card_draws(engine: Engine) ->
         assert shows_wrapup_form(session, task_known, wrapup=wrapup) is drawn, (
             phase, result, saved, wrapup, known)
     assert drawn_forms > 0
+
+
+async def test_an_action_draws_its_card_from_what_its_unit_of_work_committed(
+        engine: Engine) -> None:
+    agent = await add_agent(engine, 1)
+    await record_tags(engine, "Billing")
+    task = await new_task(engine)
+    [offer] = await ringing(engine, task.id)
+
+    accepted = await engine.run(acted, accept, offer.id, agent)
+    assert accepted == await engine.read(load_bundle, offer.id, for_card=True)
+    assert accepted.session is not None and accepted.session.phase is Phase.CONNECTED
+    assert accepted.task is not None and accepted.agent is not None
+
+    ended = await engine.run(acted, terminate, offer.id, agent_id=agent, wrapup=True)
+    assert ended == await engine.read(load_bundle, offer.id, for_card=True, wrapup=True)
+    assert ended.session is not None and ended.session.phase is Phase.ACW
+    assert ended.suggestions == ("Billing",)

@@ -236,7 +236,7 @@ class Engine:
         return ran
 
     async def _run_effect_held(self, held: Held, after: asyncio.Task[int] | None) -> bool:
-        """One run of the effect; False when it failed (retried later) or never ran."""
+        """One run of the effect; False when it failed (it runs again later, `_retry_later`)."""
         claimed = held.timer
         # Most jobs end in milliseconds: a renewal task starts only for one still running
         # when its lease wants renewing.

@@ -100,4 +100,4 @@ class ReplySender:
             return
         if refused:
             log.warning("reply not delivered to some recipients", extra={"refused": refused})
-        await self.engine.run(mail_cases.reply_sent, outgoing, refused)
+        await self.engine.finish(timer, mail_cases.reply_sent, outgoing, refused)

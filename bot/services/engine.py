@@ -63,6 +63,21 @@ class Held:
     renewal_due: asyncio.TimerHandle | None = None  # when its renewal task would start
     renewing: asyncio.Task[None] | None = None
     lease_until: datetime | None = None  # as this instance last wrote it
+    finished: bool = False  # removed by its own last unit of work (Engine.finish)
+    armed_here: Timer | None = None  # the last re-arm of it while it ran, written here
+
+    def leased_again(self, now: datetime) -> Held | None:
+        """The next run, still leased, when the one change since this run started was a
+        re-arm due now written here (so the row says: that version, this lease) and the lease
+        has time left; None when only a read of the row can tell."""
+        armed = self.armed_here
+        if (armed is None or armed.version != self.version + 1 or armed.due_at > now
+                or self.lease_until is None or self.lease_until - now < JOB_LEASE / 2):
+            return None
+        timer = replace(self.timer, due_at=armed.due_at, data=armed.data,
+                        lease_until=self.lease_until, attempts=self.timer.attempts + 1,
+                        version=armed.version)
+        return Held(timer, armed.version)
 
     def __post_init__(self) -> None:
         self.lease_until = self.timer.lease_until
@@ -84,6 +99,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[int]] = {}  # the latest run of each job
         self._jobs: set[asyncio.Task[int]] = set()  # every run, one waiting on another too
+        self._effects_running: dict[str, Held] = {}  # jobs whose effect runs now, by timer id
         self.lease_renewal = LEASE_RENEWAL
         # While the scheduler runs, jobs armed due now are leased here and start on commit.
         self._scheduling = False
@@ -127,11 +143,43 @@ class Engine:
         if due is not None and (self._looks_before is None or due < self._looks_before):
             self.wake()
         for timer in ctx.leased.values():
-            if timer.lease_until is not None:  # else its holder runs it again after
+            if timer.lease_until is not None:
                 self._start_job(Held(timer, timer.version))
+                continue
+            # Its holder runs it again after; if that is a run here, it need not first try
+            # to remove it (a write that would fail).
+            held = self._effects_running.get(timer.id)
+            if held is not None:
+                held.rearmed, held.armed_here = True, timer
         if ctx.touched:
             for listener in self.listeners:
                 listener(ctx.touched)
+        return result
+
+    async def finish(self, job: Timer, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
+                     *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the last unit of work of the job `job` (its effect does nothing after it) and
+        remove the job in it when nothing changed it since this instance last wrote it: one
+        transaction, not two. Otherwise (re-armed meanwhile, say) as `run`, and the job
+        completes after as any other."""
+        held = self._effects_running.get(job.id)
+        if held is None or held.timer is not job or held.rearmed:
+            return await self.run(use_case, *args, **kwargs)
+        removed = False
+
+        async def last(ctx: Ctx) -> R:
+            nonlocal removed
+            removed = False  # each attempt decides afresh
+            result = await use_case(ctx, *args, **kwargs)
+            current = await ctx.uow.timers.get(job.id)  # after the use case: it may arm it
+            if (current is not None and current.version == held.version
+                    and current.lease_until == held.lease_until):
+                await ctx.uow.timers.delete(current)
+                removed = True
+            return result
+
+        result = await self.run(last)
+        held.finished = held.finished or removed
         return result
 
     async def read(self, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
@@ -231,7 +279,7 @@ class Engine:
             if not await self._run_effect_held(held, after):
                 return ran
             after = None
-            again = await self._complete(held)
+            again = None if held.finished else await self._complete(held)
             ran = 1
         return ran
 
@@ -245,6 +293,7 @@ class Engine:
         try:
             if after is not None:
                 await asyncio.wait([after])  # never two runs of one job at once
+            self._effects_running[claimed.id] = held
             await self.effects[claimed.kind](claimed)
         except Exception as exc:  # an effect talks to the outside world; it may fail any way
             log.warning("job failed", extra={"job": claimed.kind, "attempt": claimed.attempts,
@@ -259,6 +308,9 @@ class Engine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await held.renewing
             raise
+        finally:
+            if self._effects_running.get(claimed.id) is held:
+                del self._effects_running[claimed.id]
         await self._stop(held)
         return True
 
@@ -331,6 +383,9 @@ class Engine:
             with contextlib.suppress(ConflictError):
                 await self._once(done)
                 return None
+        run_on = held.leased_again(self.clock.now())
+        if run_on is not None:
+            return run_on  # nothing to write: the row already says so
 
         async def complete(ctx: Ctx) -> Timer | None:
             current = await ctx.uow.timers.get(held.timer.id)

@@ -73,7 +73,7 @@ class TeamsEffects:
                                                          "code": exc.code})
                 return
             raise
-        await self.engine.run(conversation.card_posted, session.id, card_id)
+        await self.engine.finish(timer, conversation.card_posted, session.id, card_id)
 
     async def open_chat(self, timer: Timer) -> None:
         bundle = await self._bundle(timer.ref)
@@ -84,9 +84,9 @@ class TeamsEffects:
             return
         if self.graph is None or not agent.object_id:
             # Local mode: the agent's personal chat with the bot is the chatroom.
-            await self.engine.run(lifecycle.chat_opened, session.id,
-                                  str((agent.conversation or {}).get("conversation_id", "")),
-                                  None)
+            await self.engine.finish(timer, lifecycle.chat_opened, session.id,
+                                     str((agent.conversation or {}).get("conversation_id", "")),
+                                     None)
             return
         topic = chat_topic(session.service_name or session.service_id,
                            session.customer_label or "Visitor")
@@ -97,11 +97,12 @@ class TeamsEffects:
                 await self.graph.install_app_in_chat(chat_id, app_id)
         except (OutboundError, GraphProtocolError) as exc:
             log.warning("chat creation failed", extra={"error": str(exc)[:120]})
-            await self.engine.run(
-                lifecycle.chat_failed, session.id,
+            await self.engine.finish(
+                timer, lifecycle.chat_failed, session.id,
                 "The chatroom could not be created, so the task went back to the queue.")
             return
-        await self.engine.run(lifecycle.chat_opened, session.id, chat_id, chat_url(chat_id))
+        await self.engine.finish(timer, lifecycle.chat_opened, session.id, chat_id,
+                                 chat_url(chat_id))
 
     async def _catalog_app(self) -> str:
         if not self._catalog_app_id and self.graph is not None and self.bot_app_id:
@@ -136,13 +137,15 @@ class TeamsEffects:
             await self.connector.send_to_conversation(service_url, session.chat_id,
                                                       card_activity(header))
             last = messages[-1].seq if messages else 0
-            await self.engine.run(conversation.header_posted, session.id, last)
+            await self.engine.finish(timer, conversation.header_posted, session.id, last)
             return
         label = session.customer_label or "Customer"
-        for message in messages:
-            if message.sender.value != "customer":
-                continue
+        relays = [m for m in messages if m.sender.value == "customer"]
+        for n, message in enumerate(relays, 1):
             await self.connector.send_to_conversation(
                 service_url, session.chat_id,
                 {"type": "message", "textFormat": "plain", "text": f"{label}: {message.text}"})
-            await self.engine.run(conversation.relayed, session.id, message.seq)
+            if n < len(relays):  # a crash before the last must leave the job to finish it
+                await self.engine.run(conversation.relayed, session.id, message.seq)
+            else:
+                await self.engine.finish(timer, conversation.relayed, session.id, message.seq)

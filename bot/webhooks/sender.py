@@ -97,7 +97,7 @@ class WebhookSender:
             return
         outcome = await self.attempt(delivery, template, now, fields)
         if 200 <= outcome.status < 300:
-            await self.engine.run(outbox.delivered, delivery, outcome)
+            await self.engine.finish(timer, outbox.delivered, delivery, outcome)
             return
         gave_up = await self.engine.run(outbox.attempt_failed, delivery, outcome)
         if gave_up:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -262,3 +262,146 @@ async def test_a_job_leased_as_armed_by_a_dead_instance_runs_elsewhere_after_its
     job.finish.set()
     assert await two.fire_due() == 1
     assert (job.runs, await stored(two)) == (1, None)
+
+
+class Finishing:
+    """An effect whose last unit of work goes through `Engine.finish`: it counts a run in a
+    counter of the store, does `before` first, and waits after it until the test lets it end."""
+
+    def __init__(self, engine: Engine, before: Callable[[int], Awaitable[None]] | None = None,
+                 then: Callable[[Ctx], Awaitable[None]] | None = None) -> None:
+        self.engine, self.before, self.then = engine, before, then
+        self.finished = asyncio.Event()
+        self.end = asyncio.Event()
+        self.runs = 0
+
+    async def __call__(self, timer: Timer) -> None:
+        self.runs += 1
+        if self.before is not None:
+            await self.before(self.runs)
+
+        async def last(ctx: Ctx) -> int:
+            if self.then is not None:
+                await self.then(ctx)
+            return await ctx.uow.counters.next("finishing")
+
+        await self.engine.finish(timer, last)
+        self.finished.set()
+        await self.end.wait()
+
+
+class _Peeked(Exception):
+    pass
+
+
+async def counted(engine: Engine) -> int:
+    """How many last units of work committed (the counter read in one that rolls back)."""
+    async def peek(ctx: Ctx) -> None:
+        raise _Peeked(await ctx.uow.counters.next("finishing") - 1)
+    with pytest.raises(_Peeked) as peeked:
+        await engine.run(peek)
+    return int(peeked.value.args[0])
+
+
+async def test_a_job_that_finishes_is_gone_with_its_last_unit_of_work(
+        engines: tuple[Engine, Engine]) -> None:
+    one, _ = engines
+    job = Finishing(one)
+    one.add_effects({JOB: job})
+    await arm(one)
+    assert await one.fire_due(background=True) == 1
+    await asyncio.wait_for(job.finished.wait(), 5)
+    # The effect has not returned yet: its last unit of work removed the job with its write.
+    assert (await stored(one), await counted(one)) == (None, 1)
+    job.end.set()
+    await asyncio.sleep(0.05)
+    assert (job.runs, await one.fire_due(), await stored(one)) == (1, 0, None)
+
+
+async def test_a_job_armed_again_before_it_finishes_stays_and_runs_again(
+        engines: tuple[Engine, Engine]) -> None:
+    one, two = engines
+
+    async def rearm_elsewhere(run: int) -> None:
+        if run == 1:
+            await arm(two)  # another instance shows a newer change meanwhile
+
+    job = Finishing(one, before=rearm_elsewhere)
+    job.end.set()
+    one.add_effects({JOB: job})
+    await arm(one)
+    assert await one.fire_due(background=True) == 1
+    assert await gone(one)  # it ran again where it ran, and that run removed it
+    assert (job.runs, await counted(one)) == (2, 2)
+
+
+async def test_a_job_its_last_unit_of_work_arms_again_stays_and_runs_again(
+        engines: tuple[Engine, Engine]) -> None:
+    one, _ = engines
+    armed = 0
+
+    async def next_one(ctx: Ctx) -> None:  # as a web request delivered arms the next one
+        nonlocal armed
+        if armed == 0:
+            armed += 1
+            await ctx.arm(JOB, "s1", ctx.now)
+
+    job = Finishing(one, then=next_one)
+    job.end.set()
+    one.add_effects({JOB: job})
+    await arm(one)
+    assert await one.fire_due(background=True) == 1
+    assert await gone(one)
+    assert (job.runs, await counted(one)) == (2, 2)
+
+
+class Watching:
+    """An effect that notes the job's row as each run starts; the first run waits for `go`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.seen: list[Timer | None] = []
+        self.started, self.go = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, timer: Timer) -> None:
+        self.seen.append(await stored(self.engine))
+        self.started.set()
+        if len(self.seen) == 1:
+            await self.go.wait()
+
+
+async def rerun_after_rearm_here(one: Engine, clock: FakeClock,
+                                 lease_used: float) -> tuple[Timer, Watching]:
+    """Run the job at once on `one`, re-arm it there due now after `lease_used` seconds of
+    its lease, let the run end; the row as re-armed, and what the runs saw."""
+    one.lease_renewal = 3600  # no renewal writes in between
+    job = Watching(one)
+    one.add_effects({JOB: job})
+    async with scheduling(one):
+        await arm(one)
+        await asyncio.wait_for(job.started.wait(), 5)
+        clock.advance(lease_used)
+        await arm(one)  # a newer change, written by this instance while it runs the job
+        rearmed = await stored(one)
+        job.go.set()
+        assert await gone(one)
+    assert rearmed is not None and len(job.seen) == 2
+    return rearmed, job
+
+
+async def test_a_job_armed_again_here_due_now_runs_again_with_no_write_in_between(
+        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
+    rearmed, job = await rerun_after_rearm_here(engines[0], clock, 0.5)
+    second = job.seen[1]
+    assert second is not None
+    assert (second.version, second.lease_until) == (rearmed.version, rearmed.lease_until)
+
+
+async def test_a_job_armed_again_here_late_in_its_lease_takes_a_fresh_lease_first(
+        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
+    rearmed, job = await rerun_after_rearm_here(engines[0], clock,
+                                                JOB_LEASE.total_seconds() * 0.75)
+    second = job.seen[1]
+    assert second is not None and rearmed.lease_until is not None
+    assert second.version == rearmed.version + 1
+    assert second.lease_until == clock.now() + JOB_LEASE > rearmed.lease_until

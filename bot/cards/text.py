@@ -24,8 +24,19 @@ _ENTITY = re.compile(r"&(?=#?\w+;)")
 _ANGLES = str.maketrans({"<": "‹", ">": "›"})
 
 
+# Anything a step of `escape` would change (\r is a control character); most names and lines
+# have none of it.
+_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\\*_\[\]()#`~{&<>]|^[ \t]*(?:[-+=]|\d+[.)])",
+                      re.MULTILINE)
+
+
 def plain(text: str) -> str:
     """Escape `text` so that a TextBlock (or Fact) shows it literally, never as markdown."""
+    return text if _SPECIAL.search(text) is None else escape(text)
+
+
+def escape(text: str) -> str:
+    """`plain` without its shortcut for text with nothing to escape."""
     text = _CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _PUNCTUATION.sub(r"\\\1", text)
     text = _ENTITY.sub(r"\\&", text)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.cards.text import ELLIPSIS, cut_escaped, plain, safe_url, shown, truncate
+from bot.cards.text import ELLIPSIS, cut_escaped, escape, plain, safe_url, shown, truncate
 
 HOSTILE = "**bold** [x](http://evil) <script>alert(1)</script>"
 # CommonMark: a backslash before ASCII punctuation shows the punctuation itself.
@@ -119,3 +119,23 @@ def test_safe_url_accepts_http(url: str) -> None:
 )
 def test_safe_url_rejects_others(url: str | None) -> None:
     assert safe_url(url) is None
+
+
+# One piece escaping may react to (at a line start or not), among pieces it never does.
+_LOUD = ["\r", "\r\n", ".", ")", "1.", "2)", "-", "+", "=", "*", "_", "[", "]", "(", "#", "`",
+         "~", "{", "}", "&", "&amp;", "&#9;", "<", ">", "\\", "\x00", "\x1f", "\x7f"]
+_QUIET = st.lists(st.sampled_from(["a", "b", " ", "\t", "\n", "1", "12", ".", ";", "é"]),
+                  max_size=5).map("".join)
+
+
+@pytest.mark.parametrize("loud", _LOUD)
+@pytest.mark.parametrize("before", ["", "a", " \t", "x\n", "x\n 12"])
+def test_plain_escapes_each_piece_where_escaping_would(before: str, loud: str) -> None:
+    raw = f"{before}{loud}b"
+    assert plain(raw) == escape(raw)
+
+
+@given(st.one_of(st.tuples(_QUIET, st.sampled_from(_LOUD), _QUIET).map("".join),
+                 st.text(max_size=30)))
+def test_plain_takes_its_shortcut_only_where_escaping_changes_nothing(raw: str) -> None:
+    assert plain(raw) == escape(raw)

@@ -72,3 +72,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 ]
 
 LATEST = MIGRATIONS[-1][0]
+
+# Indexes that change no shape a build relies on: created at each start where missing, not
+# by a migration, so a build that does not know them still opens the file (rolling upgrades).
+INDEXES = [
+    # Tag suggestions with nothing typed yet: the most used, a range read stopped by LIMIT.
+    "CREATE INDEX IF NOT EXISTS tags_top ON tags (service_id, uses DESC, last_used DESC)",
+]

@@ -28,7 +28,7 @@ from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
 from bot.services.ports import ConflictError, SessionFilter, StoreUnavailable
 from bot.storage.codec import decode, encode, micros
-from bot.storage.schema import LATEST, MIGRATIONS
+from bot.storage.schema import INDEXES, LATEST, MIGRATIONS
 from bot.webhooks.model import Delivery
 
 E = TypeVar("E", Agent, Task, Session)
@@ -378,6 +378,8 @@ class SqliteStore:
                         for statement in statements:
                             await self.conn.execute(statement)
                         await self.conn.execute(f"PRAGMA user_version = {version}")
+                for statement in INDEXES:
+                    await self.conn.execute(statement)
                 await self.conn.execute("COMMIT")
             except BaseException:
                 await self.conn.execute("ROLLBACK")
@@ -1042,6 +1044,11 @@ class SqliteTags:
                 (service_id, tag.lower(), tag, ts(at)))
 
     async def suggest(self, service_id: str, text: str, limit: int) -> list[str]:
+        if not text:  # every tag matches, and as a prefix: the most used first (tags_top)
+            rows = await self.uow.fetch(
+                "SELECT tag FROM tags WHERE service_id = ?"
+                " ORDER BY uses DESC, last_used DESC LIMIT ?", (service_id, limit))
+            return [str(r[0]) for r in rows]
         pattern = "%" + _escape_like(text.lower()) + "%"
         rows = await self.uow.fetch(
             "SELECT tag FROM tags WHERE service_id = ? AND tag_key LIKE ? ESCAPE '\\'"

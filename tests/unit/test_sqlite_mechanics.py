@@ -447,3 +447,23 @@ async def test_what_is_sent_while_the_connection_thread_is_busy_runs_after_it(
     assert {thread for _, thread in ran} != {threading.get_ident()}
     lane.run(lambda _db: ran.append(("idle", threading.get_ident())))
     assert ran[-1] == ("idle", threading.get_ident())  # the thread is idle again: run here
+
+
+async def test_a_file_without_the_shapeless_indexes_gets_them_and_keeps_its_schema(
+        db_path: Path) -> None:
+    store = await SqliteStore(db_path).open()
+    await store.close()
+    with sqlite3.connect(db_path) as db:  # as a build that did not know the index left it
+        db.execute("DROP INDEX tags_top")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    store = await SqliteStore(db_path).open()
+    await store.close()
+    with sqlite3.connect(db_path) as db:
+        indexes = {row[1] for row in db.execute("PRAGMA index_list(tags)")}
+        assert "tags_top" in indexes
+        assert db.execute("PRAGMA user_version").fetchone()[0] == version
+        # Suggestions with nothing typed read the most used tags off it, with no sort.
+        plan = db.execute("EXPLAIN QUERY PLAN SELECT tag FROM tags WHERE service_id = ?"
+                          " ORDER BY uses DESC, last_used DESC LIMIT ?", ("s", 5)).fetchall()
+    assert any("tags_top" in str(step[-1]) for step in plan)
+    assert not any("TEMP B-TREE" in str(step[-1]) for step in plan)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -277,8 +279,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def write(results: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     results["when"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    results["machine"] = f"{platform.machine()} × {_cpus()} CPUs, Python " \
-                         f"{platform.python_version()}"
+    results["machine"] = f"{platform.machine()} × {_cpus()} CPUs, " \
+                         f"{platform.python_implementation()} {platform.python_version()} " \
+                         f"({os.path.realpath(sys.executable)})"
     results["headline"] = headline(results)
     for key in HEADLINE:  # the figures CI and people look for, at the top level
         results[key] = results["headline"][key]

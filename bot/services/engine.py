@@ -167,6 +167,7 @@ class Engine:
             return await self.run(use_case, *args, **kwargs)
         removed = False
 
+        @functools.wraps(use_case)  # it is that use case (logs and bench/storecost name it)
         async def last(ctx: Ctx) -> R:
             nonlocal removed
             removed = False  # each attempt decides afresh

@@ -12,8 +12,8 @@ PORT ?= 3978
 # the machine has it; pyenv's default build (python3 on this machine) has neither, and costs
 # about a quarter more CPU per chat. `make bench BENCH_PYTHON=python3` measures with it.
 BENCH_PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) $(PYTHON))
-BENCH_VENV := .venv-bench
-BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_VENV := $(if $(filter $(PYTHON),$(BENCH_PYTHON)),$(VENV),.venv-bench)
+BENCH_STAMP := $(BENCH_VENV)/.bench-installed
 
 .PHONY: e2e-deps run test lint typecheck pytest package package-dev icons lint-docker bench clean
 

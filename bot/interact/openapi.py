@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.interact.api import MAX_BODY_BYTES, MAX_TEXT_BYTES, PREFIX
 from bot.services.conversation import MAX_MESSAGE_LENGTH
 from bot.tasks_api import request as task_request
+from bot.tasks_api.api import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_MAX, REPLAYED_HEADER
 from bot.tasks_api.api import MAX_BODY_BYTES as TASK_MAX_BODY
 from bot.tasks_api.api import PREFIX as TASKS
 
@@ -361,6 +362,16 @@ TASK_ID = {"name": "task_id", "in": "path", "required": True, "x-ms-summary": "T
            "description": "The task_id from creating the task.", "schema": {"type": "string"}}
 
 
+IDEMPOTENCY_KEY = {
+    "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+    "x-ms-summary": "Idempotency key", "x-ms-visibility": "advanced",
+    "description": "Any unique value (a UUID, say) that a retry of this request repeats: the "
+                   "task it created comes back instead of a second one (for as long as the "
+                   "task is kept). Per API key; with another service it is refused (422).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
+               "pattern": "^[!-~]+$"}}
+
+
 def _when(description: str) -> Schema:
     return {"type": "string", "format": "date-time", "nullable": True,
             "description": description}
@@ -457,12 +468,20 @@ def tasks_paths() -> dict[str, Schema]:
             "description": "Queues a task for the service's agents; they see the title, "
                            "description, due date and link, and complete it after Accept.",
             "security": key,
+            "parameters": [IDEMPOTENCY_KEY],
             "requestBody": json_body(ref("CreateTaskRequest")),
             "responses": {
-                "201": json_response("The task is queued.", ref("CreateTaskResponse"), {
+                "201": json_response("The task is queued (or, for a retry with the same "
+                                     f"{IDEMPOTENCY_HEADER}, was queued before).",
+                                     ref("CreateTaskResponse"), {
                     "Location": {"description": "The task's URL.",
-                                 "schema": {"type": "string"}}}),
-                **errors({400: "The body is not a JSON object.",
+                                 "schema": {"type": "string"}},
+                    REPLAYED_HEADER: {
+                        "description": f"With an {IDEMPOTENCY_HEADER}: `true` when an earlier "
+                                       "request with it created the task, else `false`.",
+                        "schema": {"type": "string", "enum": ["true", "false"]}}}),
+                **errors({400: f"The body is not a JSON object, or the {IDEMPOTENCY_HEADER} "
+                               "header is not one the API takes.",
                           401: unauthorized,
                           403: "The API key does not name this service.",
                           413: f"The body is larger than {TASK_MAX_BODY // 1024} KB."}),

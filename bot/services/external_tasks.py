@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +36,12 @@ class ExternalRequest:
 
 
 @dataclass(frozen=True)
+class Created:
+    task: Task
+    replayed: bool  # an earlier request with the same idempotency key created the task
+
+
+@dataclass(frozen=True)
 class ExternalStatus:
     task: Task
     completed_at: datetime | None  # when the agent completed it (terminated the session)
@@ -46,9 +53,29 @@ async def open_external_tasks(ctx: Ctx, service_id: str) -> int:
                and task.state.live)
 
 
+def idempotent_task_id(key_name: str, idempotency_key: str) -> str:
+    """The id of the task that requests with this idempotency key create: the same for every
+    retry, another for another API key. Hashed: the key itself is stored nowhere."""
+    digest = hashlib.sha256(f"{key_name}\0{idempotency_key}".encode()).hexdigest()
+    return digest[:32]  # as long as new_id()'s
+
+
 async def create_external_task(ctx: Ctx, service_id: str, request: ExternalRequest, *,
-                               key_name: str = "") -> Task:
-    """Queue an external task; past the service's cap of open external tasks, refuse."""
+                               key_name: str = "",
+                               idempotency_key: str | None = None) -> Created:
+    """Queue an external task; past the service's cap of open external tasks, refuse. With an
+    idempotency key, a retry of a request that created its task gets that task back (whatever
+    else the retry says), and only one task is created however many run at once: the second
+    insert of the same id conflicts, and the engine's retry finds the first."""
+    task_id = None
+    if idempotency_key is not None:
+        task_id = idempotent_task_id(key_name, idempotency_key)
+        earlier = await ctx.uow.tasks.get(task_id)
+        if earlier is not None:
+            if earlier.call_flow[:1] != [service_id]:  # where it began, before any transfer
+                raise Invalid("This Idempotency-Key created a task in another service; use a "
+                              "new key for a new task.", field="service")
+            return Created(earlier, replayed=True)
     service = ctx.service(service_id)
     if Modality.EXTERNAL not in service.modalities:
         raise Invalid(f"{service.name} does not take external tasks.", field="service")
@@ -56,11 +83,13 @@ async def create_external_task(ctx: Ctx, service_id: str, request: ExternalReque
     if cap and await open_external_tasks(ctx, service_id) >= cap:
         raise TooManyOpen(f"{service.name} already has {cap} open external tasks; retry "
                           "when some are done.")
-    return await create_task(
+    task = await create_task(
         ctx, service_id, Modality.EXTERNAL, customer=request.customer,
         content={"title": request.title, "description": request.description,
                  "due": request.due.isoformat() if request.due else "", "link": request.link},
-        priority=request.priority, channel={"kind": EXTERNAL, "api_key": key_name})
+        priority=request.priority, channel={"kind": EXTERNAL, "api_key": key_name},
+        task_id=task_id)
+    return Created(task, replayed=False)
 
 
 async def external_task(ctx: Ctx, task_id: str, services: Collection[str]) -> ExternalStatus:

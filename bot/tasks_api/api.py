@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/tasks"
 MAX_BODY_BYTES = 64 * 1024
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+IDEMPOTENCY_KEY_MAX = 255
 RETRY_AFTER_FULL = 60  # seconds a client waits when a service has too many open tasks
 STATUS = {"not_found": 404, "unauthorized": 401, "forbidden": 403, "invalid": 422,
           "stale": 409, "too_many": 429}
@@ -117,6 +120,16 @@ class TasksApi:
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         return key
 
+    @staticmethod
+    def _idempotency_key(request: web.Request) -> str | None:
+        value = request.headers.get(IDEMPOTENCY_HEADER)
+        if value is None:
+            return None
+        if not 0 < len(value) <= IDEMPOTENCY_KEY_MAX or not all("!" <= c <= "~" for c in value):
+            raise ApiError(400, f"{IDEMPOTENCY_HEADER} must be 1 to {IDEMPOTENCY_KEY_MAX} "
+                                "visible ASCII characters (a UUID, say).")
+        return value
+
     async def _json(self, request: web.Request) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise ApiError(413, f"The request is larger than {MAX_BODY_BYTES // 1024} KB.")
@@ -133,15 +146,20 @@ class TasksApi:
 
     async def create(self, request: web.Request) -> web.Response:
         key = self._key(request)
+        idempotency_key = self._idempotency_key(request)
         body = await self._json(request)
         service_id, task_request = parse_create(body)
         if not key.allows(service_id):
             raise ApiError(403, "This API key may not create tasks in this service.",
                            field="service")
-        task = await self.engine.run(cases.create_external_task, service_id, task_request,
-                                     key_name=key.name)
+        created = await self.engine.run(cases.create_external_task, service_id, task_request,
+                                        key_name=key.name, idempotency_key=idempotency_key)
+        task = created.task
+        headers = {"Location": f"{PREFIX}/{task.id}"}
+        if idempotency_key is not None:
+            headers[REPLAYED_HEADER] = "true" if created.replayed else "false"
         return web.json_response({"task_id": task.id, "state": task.state.value}, status=201,
-                                 headers={"Location": f"{PREFIX}/{task.id}"})
+                                 headers=headers)
 
     async def read(self, request: web.Request) -> web.Response:
         key = self._key(request)

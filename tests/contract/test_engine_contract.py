@@ -14,14 +14,16 @@ import pytest
 
 from bot.domain import events as ev
 from bot.domain.agent import AgentState
+from bot.domain.customer import Customer
 from bot.domain.errors import Stale
 from bot.domain.service import Catalog
 from bot.domain.session import Phase, Session, SessionResult
 from bot.domain.task import TaskState
 from bot.services.context import Ctx
 from bot.services.engine import Engine
+from bot.services.external_tasks import Created, ExternalRequest, create_external_task
 from bot.services.offers import accept
-from bot.services.ports import Store
+from bot.services.ports import ConflictError, Store
 from tests.builders import catalog
 from tests.contract.conftest import Backend
 from tests.fakes import FakeClock
@@ -43,6 +45,38 @@ async def all_sessions(engine: Engine, task_id: str) -> list[Session]:
 async def two_engines(backend: Backend, store: Store, clock: FakeClock,
                       services: Catalog) -> tuple[Engine, Engine]:
     return Engine(store, clock, services), Engine(await backend.open(), clock, services)
+
+
+async def test_two_instances_creating_with_one_idempotency_key_queue_one_task(
+        backend: Backend, store: Store, clock: FakeClock, services: Catalog) -> None:
+    first, second = await two_engines(backend, store, clock, services)
+    request = ExternalRequest(title="Call back about 4711", customer=Customer(name="Jane"))
+
+    async def create(engine: Engine, key_name: str, key: str) -> Created:
+        return await engine.run(create_external_task, "sales", request, key_name=key_name,
+                                idempotency_key=key)
+
+    both = await asyncio.gather(create(first, "crm", "run-1"), create(second, "crm", "run-1"))
+    assert both[0].task.id == both[1].task.id
+    assert sorted(c.replayed for c in both) == [False, True]
+    assert await event_names(first, both[0].task.id) == [ev.TASK_CREATED]
+    # The same value from another API key is another request.
+    other = await create(first, "ops", "run-1")
+    assert other.task.id != both[0].task.id and not other.replayed
+    if backend.name == "cosmos":  # (SQLite: the first's insert takes the file's write lock at
+        # its next read, so the other instance waits for it and then finds its task.)
+        # One instance has looked (no task yet) when the other creates it: its insert
+        # conflicts, and the engine's retry finds the other's task.
+        with pytest.raises(ConflictError):
+            async with store.unit_of_work() as uow:
+                mine = await create_external_task(Ctx(uow, clock, services), "sales", request,
+                                                  key_name="crm", idempotency_key="run-2")
+                assert not mine.replayed
+                theirs = await create(second, "crm", "run-2")
+                await uow.commit()
+        again = await create(first, "crm", "run-2")
+        assert (again.task.id, again.replayed) == (theirs.task.id, True)
+        assert await event_names(first, theirs.task.id) == [ev.TASK_CREATED]
 
 
 async def test_create_offer_accept(engine: Engine, clock: FakeClock) -> None:

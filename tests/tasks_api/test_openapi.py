@@ -117,8 +117,11 @@ def test_the_swagger_export_is_valid_and_up_to_date() -> None:
     assert swagger["securityDefinitions"]["apiKey"] == {
         "type": "apiKey", "in": "header", "name": "Authorization",
         "description": swagger["securityDefinitions"]["apiKey"]["description"]}
-    body = swagger["paths"][PREFIX]["post"]["parameters"][0]
+    header, body = swagger["paths"][PREFIX]["post"]["parameters"]
     assert body["in"] == "body" and body["schema"] == {"$ref": "#/definitions/CreateTaskRequest"}
+    # Power Automate shows the idempotency key among the advanced parameters of the action.
+    assert (header["in"], header["name"], header["required"], header["x-ms-visibility"]) == (
+        "header", "Idempotency-Key", False, "advanced")
     request = swagger["definitions"]["CreateTaskRequest"]["properties"]
     assert request["due"]["x-nullable"] is True and "nullable" not in request["due"]
     assert "#/components/" not in committed

@@ -153,7 +153,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         teams_app_id=get("SWITCHBOARD_TEAMS_APP_ID"),
         smtp_port=smtp_port,
         smtp_relay=smtp_relay,
-        catalog=load_catalog(services_path),
+        catalog=load_catalog(services_path, env),
     )
 
 
@@ -175,7 +175,9 @@ def parse_relay(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def load_catalog(path: Path) -> Catalog:
+def load_catalog(path: Path, environ: Mapping[str, str] | None = None) -> Catalog:
+    """The services file; `{env.NAME}` in web-request secrets and headers from `environ`
+    (default: the process environment)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -184,16 +186,18 @@ def load_catalog(path: Path) -> Catalog:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return parse_catalog(data, str(path))
+    return parse_catalog(data, str(path), environ)
 
 
 class _Reader:
     """Reads one table of the services file, naming the file and key in every error."""
 
-    def __init__(self, data: Mapping[str, Any], source: str, where: str) -> None:
+    def __init__(self, data: Mapping[str, Any], source: str, where: str,
+                 environ: Mapping[str, str] | None = None) -> None:
         self.data = data
         self.source = source
         self.where = where
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
 
     def fail(self, key: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.source}: {self.where}.{key}: {problem}")
@@ -202,7 +206,7 @@ class _Reader:
         value = self.data.get(key, {})
         if not isinstance(value, dict):
             raise self.fail(key, "must be a table")
-        return _Reader(value, self.source, f"{self.where}.{key}")
+        return _Reader(value, self.source, f"{self.where}.{key}", self.environ)
 
     def text(self, key: str, default: str | None = None) -> str:
         value = self.data.get(key, default)
@@ -246,7 +250,8 @@ class _Reader:
         return value
 
 
-def parse_catalog(data: Mapping[str, Any], source: str) -> Catalog:
+def parse_catalog(data: Mapping[str, Any], source: str,
+                  environ: Mapping[str, str] | None = None) -> Catalog:
     raw_services = data.get("service", [])
     if not isinstance(raw_services, list) or not raw_services:
         raise ConfigError(f"{source}: service: declare at least one [[service]] table")
@@ -255,7 +260,7 @@ def parse_catalog(data: Mapping[str, Any], source: str) -> Catalog:
     for index, raw in enumerate(raw_services):
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: service[{index}]: must be a table")
-        service = _parse_service(_Reader(raw, source, f"service[{index}]"))
+        service = _parse_service(_Reader(raw, source, f"service[{index}]", environ))
         if service.id in services:
             raise ConfigError(f"{source}: service[{index}].id: duplicate id {service.id!r}")
         if service.email:

@@ -45,6 +45,9 @@ class WebRequest:
     body_format: BodyFormat = BodyFormat.TEXT
     secret: str = field(default="", repr=False)  # HMAC-SHA256 key; never in a repr or a log
     timeout: timedelta = timedelta(seconds=10)
+    # Headers whose values come from the environment ({env.NAME}), resolved at load: added as
+    # each attempt is sent, like the signature, never stored with a delivery, never in a repr.
+    secret_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass

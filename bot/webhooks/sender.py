@@ -108,8 +108,10 @@ class WebhookSender:
         body = delivery.body.encode("utf-8")
         headers = {**delivery.headers, "User-Agent": USER_AGENT,
                    IDEMPOTENCY_HEADER: delivery.key, EVENT_HEADER: delivery.trigger.value}
-        if template is not None and template.secret:
-            headers.update(sign(template.secret, int(now.timestamp()), body))
+        if template is not None:
+            headers.update(template.secret_headers)
+            if template.secret:
+                headers.update(sign(template.secret, int(now.timestamp()), body))
         started = time.monotonic()
         try:
             async with self.http.request(

@@ -6,6 +6,7 @@ names the file, the key and the problem, like the rest of the services file.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -27,6 +28,8 @@ MIN_SECRET = 16
 RESERVED_HEADERS = ("idempotency-key", "x-switchboard-event", "x-switchboard-signature",
                     "x-switchboard-timestamp", "content-length", "host", "transfer-encoding")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# A secret kept out of the services file: filled from the environment when the file loads.
+ENV_PLACEHOLDER = re.compile(r"\{env\.([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 Fail = Callable[[str, str], Exception]
@@ -36,6 +39,7 @@ class TableReader(Protocol):
     """The part of `bot.config._Reader` used here."""
 
     data: Mapping[str, Any]
+    environ: Mapping[str, str]
 
     def fail(self, key: str, problem: str) -> Exception: ...
 
@@ -84,7 +88,7 @@ def _parse_one(r: TableReader, where: str, item: object) -> WebRequest:
         raise fail("method", f"{method!r} is not one of {', '.join(METHODS)}")
     url = text("url")
     _check_url(url, fail)
-    headers = _headers(item.get("headers", {}), fail)
+    headers, secret_headers = _headers(item.get("headers", {}), r.environ, fail)
     body = text("body", "")
     if body and method == "GET":
         raise fail("body", "a GET request has no body")
@@ -98,6 +102,7 @@ def _parse_one(r: TableReader, where: str, item: object) -> WebRequest:
     secret = item.get("secret", "")
     if not isinstance(secret, str):
         raise fail("secret", "must be a string")
+    secret = _from_environment(secret, r.environ, functools.partial(fail, "secret"))
     if secret and len(secret) < MIN_SECRET:
         raise fail("secret", f"must be at least {MIN_SECRET} characters")
     timeout = DEFAULT_TIMEOUT
@@ -110,7 +115,24 @@ def _parse_one(r: TableReader, where: str, item: object) -> WebRequest:
             raise fail("timeout", f"must be between {int(MIN_TIMEOUT.total_seconds())}s and "
                                   f"{int(MAX_TIMEOUT.total_seconds())}s")
     return WebRequest(on=on, method=method, url=url, headers=headers, body=body,
-                      body_format=fmt, secret=secret, timeout=timeout)
+                      body_format=fmt, secret=secret, timeout=timeout,
+                      secret_headers=secret_headers)
+
+
+def _from_environment(text: str, environ: Mapping[str, str],
+                      fail: Callable[[str], Exception]) -> str:
+    """`text` with each `{env.NAME}` filled from the environment; errors name the variable,
+    never its value."""
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = environ.get(name, "")
+        if not found:
+            raise fail(f"the environment variable {name} is not set")
+        if any(c in found for c in "\r\n\0"):
+            raise fail(f"the environment variable {name} must be one line")
+        return found
+
+    return ENV_PLACEHOLDER.sub(value, text)
 
 
 def _check_url(url: str, fail: Fail) -> None:
@@ -129,10 +151,13 @@ def _check_url(url: str, fail: Fail) -> None:
         raise fail("url", "must not carry credentials; use headers")
 
 
-def _headers(raw: object, fail: Fail) -> tuple[tuple[str, str], ...]:
+def _headers(raw: object, environ: Mapping[str, str], fail: Fail,
+             ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """(headers rendered with each delivery, headers filled from the environment)."""
     if not isinstance(raw, dict):
         raise fail("headers", "must be a table of header names and values")
     headers: list[tuple[str, str]] = []
+    secret_headers: list[tuple[str, str]] = []
     seen: set[str] = set()
     for name, value in raw.items():
         if not _TOKEN.match(name):
@@ -149,5 +174,11 @@ def _headers(raw: object, fail: Fail) -> tuple[tuple[str, str], ...]:
         bad = unknown_placeholders(value)
         if bad:
             raise fail(f"headers.{name}", f"unknown placeholder {bad[0]}")
-        headers.append((name, value))
-    return tuple(headers)
+        if ENV_PLACEHOLDER.search(value):
+            if PLACEHOLDER.search(value):  # a value could otherwise smuggle in `{env.…}`
+                raise fail(f"headers.{name}", "takes {env.…} or other placeholders, not both")
+            secret_headers.append((name, _from_environment(
+                value, environ, functools.partial(fail, f"headers.{name}"))))
+        else:
+            headers.append((name, value))
+    return tuple(headers), tuple(secret_headers)

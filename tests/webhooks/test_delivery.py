@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import pytest
+
 from bot.domain import events as ev
 from bot.domain.customer import Customer
 from bot.domain.events import Event
@@ -328,3 +330,27 @@ async def test_a_signed_request_whose_template_lost_its_secret_is_never_sent_uns
             assert await pending(engine, task.id) == []
     assert len(receiver.hits) == 1  # only the first attempt, signed, before the change
     assert failed.data["error"] == "TemplateChanged"
+
+
+async def test_headers_from_the_environment_are_sent_and_never_stored(
+        db_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SB_TEST_CRM_TOKEN", "tok-0123456789")
+    monkeypatch.setenv("SB_TEST_CRM_SIGNING", SECRET)  # the receiver's key for /signed/
+    async with receiver_for(clock) as receiver:
+        receiver.answer = lambda hit: 503  # the delivery stays in the outbox: look at it
+        template = {"on": "ringing", "url": receiver.base + "/signed/ring/{task.id}",
+                    "secret": "{env.SB_TEST_CRM_SIGNING}",
+                    "headers": {"Authorization": "Bearer {env.SB_TEST_CRM_TOKEN}",
+                                "X-Task": "{task.id}"}}
+        async with running(db_path, clock, catalog({"id": "sales", "web_request": [
+                template]})) as engine:
+            await add_agent(engine, 1)
+            task = await new_task(engine)
+            await drain(engine)
+            [stored] = await pending(engine, task.id)
+    [hit] = receiver.hits
+    assert hit.headers["Authorization"] == "Bearer tok-0123456789"
+    assert hit.headers["X-Task"] == task.id
+    assert hit.signed_ok is True  # signed with the key from the environment
+    assert stored.attempts == 1 and stored.headers == {"X-Task": task.id}
+    assert "tok-0123456789" not in repr(stored) + str(stored.headers)

@@ -127,5 +127,49 @@ def test_the_documented_examples_load(tmp_path: Path) -> None:
         example = text[start:text.index("```", start)]
         path = tmp_path / "services.toml"
         path.write_text('[[service]]\nid = "sales"\n' + example, encoding="utf-8")
-        [template] = load_catalog(path).service("sales").web_requests
-        assert template.on is Trigger.ACCEPTED and template.secret
+        environ = {"CRM_SIGNING_KEY": "signing-key-from-the-vault", "CRM_TOKEN": "tok"}
+        [template] = load_catalog(path, environ).service("sales").web_requests
+        assert template.on is Trigger.ACCEPTED and template.secret == environ["CRM_SIGNING_KEY"]
+
+
+ENV_SECRETS = GOOD.replace('secret = "0123456789abcdef0123"', 'secret = "{env.CRM_SIGNING_KEY}"') \
+    .replace('Authorization = "Bearer abc"', 'Authorization = "Bearer {env.CRM_TOKEN}"')
+ENVIRON = {"CRM_SIGNING_KEY": "signing-key-from-the-vault", "CRM_TOKEN": "tok-0123456789"}
+
+
+def test_secrets_and_headers_can_come_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "services.toml"
+    path.write_text(ENV_SECRETS, encoding="utf-8")
+    accepted, _, _ = load_catalog(path, ENVIRON).service("sales").web_requests
+    assert accepted.secret == "signing-key-from-the-vault"
+    assert accepted.secret_headers == (("Authorization", "Bearer tok-0123456789"),)
+    # Rendered into each delivery (and stored with it): only the other headers.
+    assert accepted.headers == (("X-Customer", "{customer.name}"),)
+    assert "tok-0123456789" not in repr(accepted) and "vault" not in repr(accepted)
+
+
+@pytest.mark.parametrize(("environ", "change", "message"), [
+    ({"CRM_TOKEN": "tok"}, None,
+     "web_request[0].secret: the environment variable CRM_SIGNING_KEY is not set"),
+    ({**ENVIRON, "CRM_SIGNING_KEY": ""}, None,
+     "web_request[0].secret: the environment variable CRM_SIGNING_KEY is not set"),
+    ({**ENVIRON, "CRM_SIGNING_KEY": "short-value"}, None,
+     "web_request[0].secret: must be at least 16 characters"),
+    ({**ENVIRON, "CRM_TOKEN": "tok\r\nX-Injected: 1"}, None,
+     "web_request[0].headers.Authorization: the environment variable CRM_TOKEN must be one line"),
+    ({"CRM_SIGNING_KEY": "signing-key-from-the-vault"}, None,
+     "web_request[0].headers.Authorization: the environment variable CRM_TOKEN is not set"),
+    (ENVIRON, ('"Bearer {env.CRM_TOKEN}"', '"Bearer {env.CRM_TOKEN} {customer.name}"'),
+     "web_request[0].headers.Authorization: takes {env.…} or other placeholders, not both"),
+])
+def test_secrets_from_the_environment_name_the_variable_never_the_value(
+        tmp_path: Path, environ: dict[str, str], change: tuple[str, str] | None,
+        message: str) -> None:
+    path = tmp_path / "services.toml"
+    text = ENV_SECRETS if change is None else ENV_SECRETS.replace(*change)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(path, environ)
+    assert message in str(caught.value)
+    for value in environ.values():
+        assert not value or value not in str(caught.value)

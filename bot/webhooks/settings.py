@@ -177,6 +177,8 @@ def _headers(raw: object, environ: Mapping[str, str], fail: Fail,
         if ENV_PLACEHOLDER.search(value):
             if PLACEHOLDER.search(value):  # a value could otherwise smuggle in `{env.…}`
                 raise fail(f"headers.{name}", "takes {env.…} or other placeholders, not both")
+            if name.lower() == "content-type":  # it decides how the body escapes values
+                raise fail(f"headers.{name}", "comes from the file, not the environment")
             secret_headers.append((name, _from_environment(
                 value, environ, functools.partial(fail, f"headers.{name}"))))
         else:

@@ -161,6 +161,8 @@ def test_secrets_and_headers_can_come_from_the_environment(tmp_path: Path) -> No
      "web_request[0].headers.Authorization: the environment variable CRM_TOKEN is not set"),
     (ENVIRON, ('"Bearer {env.CRM_TOKEN}"', '"Bearer {env.CRM_TOKEN} {customer.name}"'),
      "web_request[0].headers.Authorization: takes {env.…} or other placeholders, not both"),
+    (ENVIRON, ("Authorization =", '"Content-Type" ='),
+     "web_request[0].headers.Content-Type: comes from the file, not the environment"),
 ])
 def test_secrets_from_the_environment_name_the_variable_never_the_value(
         tmp_path: Path, environ: dict[str, str], change: tuple[str, str] | None,

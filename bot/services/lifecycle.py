@@ -14,6 +14,7 @@ from bot.services import privacy
 from bot.services.context import Ctx
 from bot.services.dispatch import arm_queue_timeout, dispatch, redispatch
 from bot.services.offers import end_offer
+from bot.services.ports import ConflictError
 
 
 async def cancel_task(ctx: Ctx, task_id: str, *, by: str = "customer") -> Task:
@@ -43,7 +44,12 @@ async def _close_unanswered(ctx: Ctx, task: Task, result: SessionResult, state: 
     freed: list[str] = []
     for session_id in list(task.ringing):
         session = await ctx.uow.sessions.get(session_id)
-        if session is not None and session.phase is Phase.RINGING:
+        if session is None:
+            # Listed, not stored yet: another instance's commit is under way (on Cosmos DB it
+            # writes the task before the sessions it offers). Ending the task now would leave
+            # that offer ringing for a finished task: decide again once it is there.
+            raise ConflictError(f"task {task.id} lists an offer that is not stored yet")
+        if session.phase is Phase.RINGING:
             freed += await end_offer(ctx, session, result, task)
     task.finish(state, task_result, ctx.now)
     await ctx.uow.tasks.save(task)

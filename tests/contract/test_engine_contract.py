@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 
@@ -22,6 +23,7 @@ from bot.domain.task import TaskState
 from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.external_tasks import Created, ExternalRequest, create_external_task
+from bot.services.lifecycle import expire_task
 from bot.services.offers import accept
 from bot.services.ports import ConflictError, Store
 from tests.builders import catalog
@@ -77,6 +79,40 @@ async def test_two_instances_creating_with_one_idempotency_key_queue_one_task(
         again = await create(first, "crm", "run-2")
         assert (again.task.id, again.replayed) == (theirs.task.id, True)
         assert await event_names(first, theirs.task.id) == [ev.TASK_CREATED]
+
+
+async def test_a_task_that_lists_an_offer_not_stored_yet_expires_only_once_it_is(
+        engine: Engine, clock: FakeClock, services: Catalog) -> None:
+    agent = await add_agent(engine, 1, register=False)  # nobody takes the task meanwhile
+    task = await new_task(engine)
+
+    # What another instance's commit shows for a moment on Cosmos DB: the task lists the offer
+    # it makes, the session is not written yet.
+    async def list_an_offer(ctx: Ctx) -> None:
+        listed = await ctx.task(task.id)
+        listed.state = TaskState.RINGING
+        listed.ringing.append("s-in-flight")
+        await ctx.uow.tasks.save(listed)
+
+    async def store_it(ctx: Ctx) -> None:
+        listed = await ctx.task(task.id)
+        await ctx.uow.sessions.add(Session(
+            id="s-in-flight", task_id=task.id, agent_id=agent, service_id=task.service_id,
+            modality=task.modality, offered_at=ctx.now, queued_at=listed.enqueued_at,
+            ring_until=ctx.now + timedelta(seconds=30), service_name="Sales",
+            customer=listed.customer, customer_label=listed.customer_label))
+
+    await engine.run(list_an_offer)
+    clock.advance(services.service("sales").distribution.max_queue_time.total_seconds())
+    with pytest.raises(ConflictError):
+        await engine.run(expire_task, task.id)
+    assert (await load_task(engine, task.id)).state is TaskState.RINGING  # nothing changed
+    await engine.run(store_it)  # the other commit is through
+    await engine.run(expire_task, task.id)
+    expired = await load_task(engine, task.id)
+    assert (expired.state, expired.ringing) == (TaskState.EXPIRED, [])
+    [offer] = await all_sessions(engine, task.id)
+    assert (offer.phase, offer.result) == (Phase.ENDED, SessionResult.EXPIRED)
 
 
 async def test_create_offer_accept(engine: Engine, clock: FakeClock) -> None:

@@ -8,6 +8,7 @@ receiver checks signatures against that clock, dedupes by Idempotency-Key and co
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -89,6 +90,9 @@ def per_task(receiver: Receiver) -> dict[str, list[str]]:
 
 def no_customer_data(items: list[Event]) -> None:
     text = json.dumps([e.data for e in items], ensure_ascii=False)
+    # Ids and delivery keys are 32 random hex digits: one holds "4711" in a few per cent of
+    # runs (this check failed so, now and then). They carry no customer data: leave them out.
+    text = re.sub(r"\b[0-9a-f]{32}\b", "<id>", text)
     for value in CUSTOMER_VALUES:
         assert value not in text
 

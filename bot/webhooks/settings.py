@@ -75,6 +75,8 @@ def _parse_one(r: TableReader, where: str, item: object) -> WebRequest:
         bad = unknown_placeholders(value)
         if bad:
             raise fail(key, f"unknown placeholder {bad[0]}")
+        if ENV_PLACEHOLDER.search(value):  # else it would go out as that text
+            raise fail(key, "{env.…} may stand only in secret and in header values")
         return value
 
     on_text = text("on")

@@ -20,6 +20,7 @@ from bot.logs import keep_payloads_out
 from bot.reporting.api import routes as reporting_routes
 from bot.services import agents as agent_cases
 from bot.services import dispatch as dispatch_cases
+from bot.services.changes import follow_changes
 from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.ports import Clock, Store, StoreUnavailable
@@ -103,7 +104,13 @@ def create_app(settings: Settings, *, storage: Store | None = None,
         await app[ENGINE].stop_jobs()
 
     async def chats_ctx(app: web.Application) -> AsyncIterator[None]:
+        """Chats wake on rows committed by any instance: the store's change feed."""
+        feed = await app[STORE].changes()
+        follower = asyncio.create_task(follow_changes(feed, interact.hub.notify))
         yield
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
         await interact.close_streams()  # the widget reconnects to whichever instance is up
 
     async def channels_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -13,6 +13,10 @@ Emulator gaps, and what this harness (and only this harness) does about them
   is right for the real service, so the harness preloads a tiny script (``node -r``) that wraps
   the emulator's read handler and turns exactly that failure into the 404 Cosmos DB answers.
   Nothing else is changed; the emulator's own files are untouched.
+- The change feed answers every read with all documents and then 304 for ever, so nothing
+  can follow new writes. ``cosmos_shims/change_feed.js`` (also preloaded) serves change-feed
+  reads as Cosmos DB documents them (LatestVersion mode: log sequence numbers, continuation in
+  ``etag``, ``*`` for "from now", 304 when nothing changed); see its header.
 - Batches other than create are not atomic, TTL is stored but never expires anything,
   ``OFFSET/LIMIT`` and ``GROUP BY`` do not parse, and a partition-key header without a
   ``c.pk = `` filter in the SQL is rejected. The store uses none of the first three, and always
@@ -37,6 +41,9 @@ from typing import IO, Self
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "node_modules" / "@vercel" / "cosmosdb-server"
 CLI = PACKAGE / "lib" / "cli.js"
+# Further preloads, each teaching the stand-in one documented behaviour it lacks.
+SHIMS = REPO / "tests" / "cosmos_shims"
+CHANGE_FEED_SHIM = SHIMS / "change_feed.js"
 
 # Preloaded with `node -r`: runs before cli.js builds its route table, which captures the
 # handler functions, so replacing the module's export here is what the routes will call. It
@@ -95,7 +102,8 @@ class CosmosServer:
         self._log = open(Path(self._workdir.name) / "server.log", "wb")  # noqa: SIM115
         env = dict(os.environ, COSMOSDB_SERVER_PACKAGE=str(PACKAGE))
         self._proc = subprocess.Popen(
-            ["node", "-r", str(shim), str(CLI.relative_to(REPO)), "-p", str(self.port),
+            ["node", "-r", str(shim), "-r", str(CHANGE_FEED_SHIM), str(CLI.relative_to(REPO)),
+             "-p", str(self.port),
              "--host", "127.0.0.1"],
             cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=self._log,
             stderr=subprocess.STDOUT)

@@ -29,7 +29,9 @@ PREFIX = "/api/interact/v1"
 MAX_TEXT_BYTES = 4096
 MAX_BODY_BYTES = 64 * 1024  # JSON escapes can make 4 KB of text six times larger
 POSITION_POLL = 1.0  # seconds between queue-position checks while a chat waits
-RESYNC_POLL = 15.0  # other instances may add rows (no notification reaches us): a safety net
+# Other instances' rows arrive through the store's change feed (bot/services/changes.py);
+# a chat also looks by itself this often, a safety net should a wake-up ever be lost.
+RESYNC_POLL = 15.0
 
 
 class ApiError(Exception):
@@ -89,7 +91,10 @@ class ChatHub:
     def __init__(self) -> None:
         self._waiters: dict[str, set[Doorbell]] = defaultdict(set)
 
-    def notify(self, chat_ids: set[str]) -> None:
+    def notify(self, chat_ids: set[str] | None) -> None:
+        """Wake the chats that got new rows; None: every chat (a change feed lost track)."""
+        if chat_ids is None:
+            chat_ids = set(self._waiters)
         for chat_id in chat_ids:
             for bell in self._waiters.get(chat_id, ()):
                 bell.ring()

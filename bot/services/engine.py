@@ -138,6 +138,8 @@ class Engine:
             ctx = Ctx(uow, self.clock, self.catalog, tuple(self.event_hooks), self._at_once)
             result = await use_case(ctx, *args, **kwargs)
             await ctx.arm_leased()
+            if ctx.touched:
+                uow.announce(ctx.touched)
             await uow.commit()
         due = ctx.earliest_due
         if due is not None and (self._looks_before is None or due < self._looks_before):

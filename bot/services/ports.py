@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, Self
@@ -159,8 +159,22 @@ class UnitOfWork(Protocol):
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, _type: object, exc: object, _tb: object) -> None: ...
     async def commit(self) -> None: ...
+    def announce(self, topics: Iterable[str]) -> None:
+        """Tell every instance's change feed, with this commit, that these conversations (task
+        ids) got new rows; a store whose feed follows its rows by itself does nothing."""
     async def guard(self, key: str) -> None:
         """Conflict with any concurrent unit of work that guards the same key (write skew)."""
+
+
+class ChangeFeed(Protocol):
+    """What other instances committed since the last poll, from the store itself."""
+
+    every: float  # seconds between polls: what the feed costs against how late a chat wakes
+
+    async def poll(self) -> set[str] | None:
+        """The conversations (task ids) that got new rows since the last poll, this instance's
+        own commits left out where the store can tell; None when the feed lost track (it fell
+        too far behind) and every live conversation must look for itself."""
 
 
 class Store(Protocol):
@@ -170,5 +184,7 @@ class Store(Protocol):
     def read_only(self) -> UnitOfWork:
         """A unit of work for reads only that need not wait for writers (it may see no single
         snapshot across its reads); where the store has no such thing, a plain one."""
+    async def changes(self) -> ChangeFeed:
+        """A feed of changes starting now, for one instance (one loop polls it)."""
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

@@ -165,6 +165,7 @@ a failed ETag check on an entity is ConflictError and left to the Engine's whole
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
@@ -175,7 +176,14 @@ from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 
 from bot.domain.errors import Refused
 from bot.services.ports import ConflictError, StoreUnavailable
-from bot.storage.cosmos_core import CONTAINERS, PARTITION_KEY_PATH, UnitOfWorkCore, unavailable
+from bot.storage.cosmos_changes import CosmosChangeFeed
+from bot.storage.cosmos_core import (
+    CONTAINERS,
+    MESSAGES,
+    PARTITION_KEY_PATH,
+    UnitOfWorkCore,
+    unavailable,
+)
 from bot.storage.cosmos_repos import (
     CosmosAgents,
     CosmosCounters,
@@ -299,6 +307,9 @@ class CosmosStore:
     def unit_of_work(self) -> CosmosUnitOfWork:
         return CosmosUnitOfWork(self)
 
+    async def changes(self) -> CosmosChangeFeed:
+        return await CosmosChangeFeed.start(self.container(MESSAGES))
+
     async def ping(self) -> None:
         if self._database is None:
             raise StoreUnavailable("the Cosmos DB store is not open")
@@ -344,6 +355,9 @@ class CosmosUnitOfWork(UnitOfWorkCore):
         if isinstance(exc, Refused) and await self.reads_changed():
             # Decided on reads from before and after another commit: run it again.
             raise ConflictError("what this unit of work read changed meanwhile") from exc
+
+    def announce(self, topics: Iterable[str]) -> None:
+        """Nothing to write: the change feed of `messages` carries every chat row."""
 
     async def commit(self) -> None:
         try:

@@ -73,9 +73,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 
 LATEST = MIGRATIONS[-1][0]
 
-# Indexes that change no shape a build relies on: created at each start where missing, not
-# by a migration, so a build that does not know them still opens the file (rolling upgrades).
-INDEXES = [
+# Tables and indexes that change no shape a build relies on: created at each start where
+# missing, not by a migration, so a build that does not know them still opens the file (rolling
+# upgrades).
+ENSURED = [
+    # The change feed (bot/storage/sqlite_changes.py): one row per conversation a commit gave
+    # new rows, so instances in other processes wake their chats' WebSockets. Pruned as it grows.
+    """CREATE TABLE IF NOT EXISTS changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, origin TEXT NOT NULL)""",
     # Tag suggestions with nothing typed yet: the most used, a range read stopped by LIMIT.
     "CREATE INDEX IF NOT EXISTS tags_top ON tags (service_id, uses DESC, last_used DESC)",
 ]

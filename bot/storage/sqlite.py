@@ -10,6 +10,7 @@ import logging
 import sqlite3
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -28,7 +29,8 @@ from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
 from bot.services.ports import ConflictError, SessionFilter, StoreUnavailable
 from bot.storage.codec import decode, encode, micros
-from bot.storage.schema import INDEXES, LATEST, MIGRATIONS
+from bot.storage.schema import ENSURED, LATEST, MIGRATIONS
+from bot.storage.sqlite_changes import SqliteChangeFeed
 from bot.webhooks.model import Delivery
 
 E = TypeVar("E", Agent, Task, Session)
@@ -308,8 +310,13 @@ class SqliteStore:
     and a second, query-only one for read-only units of work, which take no turn (WAL: readers
     never wait for the writer). See `SqliteUnitOfWork` and `_Lane` for how statements run."""
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 2000) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 2000,
+                 changes_kept: int = 20_000, prune_every: int = 500) -> None:
         self.path = str(path)
+        # The change feed keeps its last `changes_kept` rows (a feed further behind has lost
+        # track); this store prunes it once every `prune_every` commits that announce something.
+        self.changes_kept = changes_kept
+        self.prune_every = prune_every
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -318,6 +325,10 @@ class SqliteStore:
         self._checkpointing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._txn = _Txn()
+        # Who wrote a row of the change feed: this store's own commits wake its chats at once
+        # (Engine listeners), so its feed leaves them out.
+        self.origin = uuid.uuid4().hex
+        self.announced = 0
 
     async def _connect(self) -> aiosqlite.Connection:
         # Used from the event loop's thread too (`_Lane`), never from two threads at once.
@@ -378,7 +389,7 @@ class SqliteStore:
                         for statement in statements:
                             await self.conn.execute(statement)
                         await self.conn.execute(f"PRAGMA user_version = {version}")
-                for statement in INDEXES:
+                for statement in ENSURED:
                     await self.conn.execute(statement)
                 await self.conn.execute("COMMIT")
             except BaseException:
@@ -387,6 +398,9 @@ class SqliteStore:
 
     def unit_of_work(self) -> SqliteUnitOfWork:
         return SqliteUnitOfWork(self)
+
+    async def changes(self) -> SqliteChangeFeed:
+        return await SqliteChangeFeed.start(self)
 
     def read_only(self) -> SqliteUnitOfWork:
         """A unit of work for reading only, on the query-only connection: it takes no turn on
@@ -531,6 +545,16 @@ class SqliteUnitOfWork:
         self._committed = True
         self._undo.clear()
 
+    def announce(self, topics: Iterable[str]) -> None:
+        """Rows of the change feed, written with this commit (held back like any write)."""
+        origin = self.store.origin
+        for topic in topics:
+            self.write("INSERT INTO changes (topic, origin) VALUES (?, ?)", (topic, origin))
+        self.store.announced += 1
+        if self.store.announced % self.store.prune_every == 0:
+            self.write("DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?",
+                       (self.store.changes_kept,))
+
     def write(self, sql: str, params: Sequence[Any] = (), *, conflict: str | None = None,
               returning: bool = False, done: Callable[[Any], None] | None = None) -> None:
         """Hold a write back until the next read or the commit (see the class docstring).
@@ -598,6 +622,7 @@ class SqliteUnitOfWork:
 
 
 CHECKPOINT_EVERY = 1.0  # seconds between WAL checkpoints
+
 PATIENCE = 0.9  # waiting this share of the busy timeout for a lock: someone holds it
 
 

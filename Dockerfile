@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # Switchboard: the production image (runs `python -m bot`, listens on PORT, default 3978).
 #   docker build -t switchboard:0.1.0 .
-# Configuration comes from the environment only (see README, "Configuration").
+# Configuration comes from the environment only (see README, "Configuration"). The image
+# refuses local mode (no MicrosoftAppId: no inbound authentication) unless it is asked for:
+#   docker run -e SWITCHBOARD_LOCAL_MODE=1 -p 3978:3978 switchboard:0.1.0
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -22,7 +24,8 @@ ENV PATH=/opt/switchboard/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONFAULTHANDLER=1 \
-    PORT=3978
+    PORT=3978 \
+    SWITCHBOARD_LOCAL_MODE=0
 RUN groupadd --system --gid 10001 switchboard \
     && useradd --system --uid 10001 --gid switchboard --home-dir /app --create-home \
        --shell /usr/sbin/nologin switchboard \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from aiohttp import web
@@ -19,9 +20,14 @@ def main() -> int:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
     configure(settings.log_level)
+    if settings.local_mode:
+        logging.getLogger("bot").warning(
+            "LOCAL MODE: MicrosoftAppId is not set, so inbound requests are NOT authenticated "
+            "and anyone who can reach the port acts as any Teams user; listening on "
+            f"{settings.host} only. Set MicrosoftAppId for production.")
     app = create_app(settings)
     heap.settle()
-    web.run_app(app, port=settings.port, access_log=None,
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None,
                 print=lambda text: print(text, file=sys.stderr))
     return 0
 

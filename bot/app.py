@@ -70,8 +70,8 @@ def create_app(settings: Settings, *, storage: Store | None = None,
     keep_payloads_out()
     app = web.Application(client_max_size=256 * 1024)
     app[SETTINGS] = settings
-    interact = InteractApi(public_origin=f"https://{settings.public_host}"
-                           if settings.public_host else "")
+    interact = InteractApi(public_origin=public_origin(settings.public_host),
+                           trusted_proxies=settings.trusted_proxies)
     app[INTERACT] = interact
     tasks_api = TasksApi()
 
@@ -139,6 +139,12 @@ def create_app(settings: Settings, *, storage: Store | None = None,
     for path in LEGAL_PAGES:
         app.router.add_get(path, legal_page)
     return app
+
+
+def public_origin(public_host: str) -> str:
+    """https://<host> from SWITCHBOARD_PUBLIC_HOST, with or without a scheme and slash."""
+    host = public_host.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
+    return f"https://{host}" if host else ""
 
 
 async def messages(request: web.Request) -> web.StreamResponse:

@@ -54,6 +54,15 @@ ENV: dict[str, tuple[str, str]] = {
                               "mode, off otherwise; 0 = off"),
     "SWITCHBOARD_SMTP_RELAY": ("", "SMTP relay for agents' email replies, host:port (port 25 "
                                "if left out); empty = replies off"),
+    "SWITCHBOARD_LOCAL_MODE": ("", "Without MicrosoftAppId: empty = local mode on loopback "
+                               "only; 1 = local mode on every interface; 0 = refuse to start"),
+    "SWITCHBOARD_HOST": ("", "Address to listen on; empty: 127.0.0.1 in local mode (unless "
+                         "SWITCHBOARD_LOCAL_MODE=1), every interface otherwise"),
+    "SWITCHBOARD_TRUSTED_PROXIES": ("0", "Reverse proxies in front of the app whose "
+                                    "X-Forwarded-For entries are trusted (the Azure ingress: 1)"),
+    "SWITCHBOARD_SERVICE_URL_HOSTS": ("", "Bot Connector hosts to call besides Teams' own, "
+                                      "comma-separated (a leading dot: a domain and its "
+                                      "subdomains)"),
 }
 ENV_NAMES: tuple[str, ...] = tuple(ENV)
 
@@ -89,6 +98,9 @@ class Settings:
     teams_app_id: str = ""
     smtp_port: int = 0  # 0: no inbound SMTP (load_settings applies the local-mode default)
     smtp_relay: str = ""  # "host:port" of the relay for replies; empty: replies off
+    host: str = "127.0.0.1"  # the address to listen on (python -m bot)
+    trusted_proxies: int = 0  # X-Forwarded-For entries set by proxies we trust, from the right
+    service_url_hosts: tuple[str, ...] = ()  # Bot Connector hosts besides Teams' own
     catalog: Catalog = field(default_factory=lambda: Catalog(services={}))
 
     @property
@@ -134,8 +146,26 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     smtp_relay = get("SWITCHBOARD_SMTP_RELAY")
     if smtp_relay:
         parse_relay(smtp_relay)
+    app_id = get("MicrosoftAppId")
+    local = get("SWITCHBOARD_LOCAL_MODE")
+    if local not in ("", "0", "1"):
+        raise ConfigError(f"environment SWITCHBOARD_LOCAL_MODE: {local!r} is not empty, 0 or 1")
+    if not app_id and local == "0":
+        raise ConfigError("environment MicrosoftAppId: empty, and SWITCHBOARD_LOCAL_MODE=0 "
+                          "refuses local mode (no inbound authentication): set MicrosoftAppId, "
+                          "or SWITCHBOARD_LOCAL_MODE=1 to run without it on purpose")
+    if app_id and not get("SWITCHBOARD_PUBLIC_HOST"):
+        raise ConfigError("environment SWITCHBOARD_PUBLIC_HOST: required with MicrosoftAppId "
+                          "(the website chat's own origin, links, the app package)")
+    host = get("SWITCHBOARD_HOST") or ("0.0.0.0" if app_id or local == "1" else "127.0.0.1")
+    proxies = get("SWITCHBOARD_TRUSTED_PROXIES") or "0"
+    if not proxies.isdigit() or int(proxies) > 10:
+        raise ConfigError(f"environment SWITCHBOARD_TRUSTED_PROXIES: {proxies!r} is not a number "
+                          "of proxies (0-10)")
+    hosts = tuple(h.strip().lower() for h in get("SWITCHBOARD_SERVICE_URL_HOSTS").split(",")
+                  if h.strip())
     return Settings(
-        app_id=get("MicrosoftAppId"),
+        app_id=app_id,
         app_password=get("MicrosoftAppPassword"),
         app_type=app_type,
         tenant_id=get("MicrosoftAppTenantId"),
@@ -153,6 +183,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         teams_app_id=get("SWITCHBOARD_TEAMS_APP_ID"),
         smtp_port=smtp_port,
         smtp_relay=smtp_relay,
+        host=host,
+        trusted_proxies=int(proxies),
+        service_url_hosts=hosts,
         catalog=load_catalog(services_path, env),
     )
 

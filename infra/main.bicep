@@ -69,6 +69,9 @@ param smtpPort string = '0'
 @description('SWITCHBOARD_SMTP_RELAY: host:port of the SMTP relay that sends agents\' email replies. Empty: replies are off.')
 param smtpRelay string = ''
 
+@description('Bot Connector hosts to call besides Teams\' own, comma-separated (rarely needed).')
+param serviceUrlHosts string = ''
+
 @description('Cosmos DB database name (COSMOS_DATABASE).')
 param cosmosDatabase string = 'switchboard'
 
@@ -179,6 +182,7 @@ module app 'modules/containerapp.bicep' = {
     sqliteDb: sqliteDb
     smtpPort: smtpPort
     smtpRelay: smtpRelay
+    serviceUrlHosts: serviceUrlHosts
   }
 }
 

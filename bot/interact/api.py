@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import ipaddress
 import logging
 import math
 import secrets
@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from yarl import URL
 
 from bot.domain.customer import Customer
 from bot.domain.errors import Refused
 from bot.domain.message import ChatMessage, Kind
 from bot.domain.task import Task
+from bot.http import BadBody, read_json_object
 from bot.interact.limits import WindowLimiter
 from bot.services import chats, conversation, lifecycle
 from bot.services.context import Ctx
@@ -131,11 +133,12 @@ def event_json(row: ChatMessage) -> dict[str, Any]:
 class InteractApi:
     """Routes exist from the start; the engine is attached once the store is open."""
 
-    def __init__(self, *, public_origin: str = "", chats_per_ip_minute: int = 120,
-                 messages_per_chat_10s: int = 20) -> None:
+    def __init__(self, *, public_origin: str = "", trusted_proxies: int = 0,
+                 chats_per_ip_minute: int = 120, messages_per_chat_10s: int = 20) -> None:
         self._engine: Engine | None = None
         self.hub = ChatHub()
         self.public_origin = public_origin
+        self.trusted_proxies = trusted_proxies
         self.per_ip = WindowLimiter(chats_per_ip_minute, 60.0)
         self.per_chat = WindowLimiter(messages_per_chat_10s, 10.0)
         self._sockets: set[web.WebSocketResponse] = set()
@@ -184,7 +187,7 @@ class InteractApi:
 
     def _allowed_origin(self, request: web.Request, service_ids: list[str]) -> bool:
         origin = request.headers.get("Origin")
-        if not origin or origin == self._own_origin(request):
+        if not origin or self._own_origin(origin):
             return True
         for service_id in service_ids:
             service = self.engine.catalog.services.get(service_id)
@@ -192,8 +195,17 @@ class InteractApi:
                 return True
         return False
 
-    def _own_origin(self, request: web.Request) -> str:
-        return self.public_origin or f"{request.scheme}://{request.host}"
+    def _own_origin(self, origin: str) -> bool:
+        """The bot's own pages: its public origin; without one (local mode), pages on a
+        loopback host. Never the Host header: a page on a name that resolves to this server
+        (DNS rebinding) would send that name as both Host and Origin."""
+        if self.public_origin:
+            return origin == self.public_origin
+        try:
+            url = URL(origin)
+        except ValueError:
+            return False
+        return url.scheme in ("http", "https") and _loopback(url.host or "")
 
     def _check_origin(self, request: web.Request, service_id: str) -> None:
         if not self._allowed_origin(request, [service_id]):
@@ -223,18 +235,10 @@ class InteractApi:
                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
     async def _json(self, request: web.Request) -> dict[str, Any]:
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            raise ApiError(413, f"The request is larger than {MAX_BODY_BYTES // 1024} KB.")
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, f"The request is larger than {MAX_BODY_BYTES // 1024} KB.")
         try:
-            body = json.loads(raw or b"{}")
-        except (ValueError, RecursionError):  # bad JSON, deep nesting, absurd numbers
-            raise ApiError(400, "The body is not valid JSON.") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "The body must be a JSON object.")
-        return body
+            return await read_json_object(request, MAX_BODY_BYTES)
+        except BadBody as exc:
+            raise ApiError(exc.status, exc.message) from None
 
     @staticmethod
     def _bearer(request: web.Request) -> str:
@@ -253,7 +257,7 @@ class InteractApi:
     # -- endpoints --------------------------------------------------------------------------
 
     async def create_chat(self, request: web.Request) -> web.Response:
-        self._limit(self.per_ip, _client_ip(request))
+        self._limit(self.per_ip, client_ip(request, self.trusted_proxies))
         body = await self._json(request)
         service_id = body.get("service")
         if not isinstance(service_id, str) or not service_id:
@@ -371,8 +375,25 @@ def _status_of(exc: Refused) -> int:
             "stale": 409}.get(exc.code, 409)
 
 
-def _client_ip(request: web.Request) -> str:
+def client_ip(request: web.Request, trusted_proxies: int) -> str:
+    """The customer's address: the peer, or behind `trusted_proxies` reverse proxies the
+    address the outermost of them saw (each appends its peer to X-Forwarded-For, so it is that
+    many entries from the right; entries further left are whatever the client claimed)."""
+    if trusted_proxies:
+        hops = [entry.strip() for header in request.headers.getall("X-Forwarded-For", ())
+                for entry in header.split(",")]
+        if len(hops) >= trusted_proxies and hops[-trusted_proxies]:
+            return hops[-trusted_proxies]
     return request.remote or "unknown"
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _text(value: Any, field: str, *, allow_empty: bool = False) -> str:

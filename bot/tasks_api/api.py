@@ -4,7 +4,6 @@ services file (sent as `Authorization: Bearer <key>`, known only by their SHA-25
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -14,6 +13,7 @@ from aiohttp import web
 
 from bot.domain.errors import Invalid, Refused
 from bot.domain.service import ApiKey
+from bot.http import BadBody, read_json_object
 from bot.services import external_tasks as cases
 from bot.services.engine import Engine
 from bot.services.ports import ConflictError, StoreUnavailable
@@ -131,18 +131,10 @@ class TasksApi:
         return value
 
     async def _json(self, request: web.Request) -> dict[str, Any]:
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            raise ApiError(413, f"The request is larger than {MAX_BODY_BYTES // 1024} KB.")
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, f"The request is larger than {MAX_BODY_BYTES // 1024} KB.")
         try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(400, "The body is not valid JSON.") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "The body must be a JSON object.")
-        return body
+            return await read_json_object(request, MAX_BODY_BYTES)
+        except BadBody as exc:
+            raise ApiError(exc.status, exc.message) from None
 
     async def create(self, request: web.Request) -> web.Response:
         key = self._key(request)

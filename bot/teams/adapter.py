@@ -25,6 +25,7 @@ from botbuilder.schema import (
 from botframework.connector.auth import JwtTokenValidation, SimpleCredentialProvider
 
 from bot.teams.connector import ConnectorClient
+from bot.teams.service_urls import ServiceUrlPolicy, UntrustedServiceUrl
 from bot.teams.wire import read_activity, write_activity
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class InboundAuth:
             raise Unauthorized("the token was not accepted") from exc
 
 
-def parse_activity(body: Any) -> Activity:
+def parse_activity(body: Any, policy: ServiceUrlPolicy | None = None) -> Activity:
     if not isinstance(body, dict):
         raise BadActivity("the body must be a JSON object (an activity)")
     try:
@@ -67,6 +68,16 @@ def parse_activity(body: Any) -> Activity:
         raise BadActivity("the activity has no conversation.id")
     if not activity.service_url:
         raise BadActivity("the activity has no serviceUrl")
+    if not isinstance(activity.service_url, str):
+        raise BadActivity("the activity's serviceUrl is not a string")
+    try:
+        (policy or ServiceUrlPolicy()).check(activity.service_url)
+    except UntrustedServiceUrl as exc:
+        raise BadActivity(str(exc)) from None
+    for key, members in (("membersAdded", activity.members_added),
+                         ("membersRemoved", activity.members_removed)):
+        if any(member is None or not member.id for member in members or ()):
+            raise BadActivity(f"the activity's {key} holds a member without an id")
     if not activity.from_property or not activity.from_property.id:
         raise BadActivity("the activity has no from.id")
     return activity
@@ -134,7 +145,7 @@ class SwitchboardAdapter(BotAdapter):  # type: ignore[misc]
     async def process(self, body: Any, auth_header: str,
                       bot: ActivityHandler) -> tuple[int, Any]:
         """Run one inbound activity through the bot; the HTTP status and body to answer."""
-        activity = parse_activity(body)
+        activity = parse_activity(body, self.connector.policy)
         if self.auth is not None:
             await self.auth.check(activity, auth_header)
         context = SwitchboardTurnContext(self, activity)

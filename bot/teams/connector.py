@@ -9,6 +9,7 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.teams.outbound import OutboundResponse, OutboundSender, json_request
+from bot.teams.service_urls import ServiceUrlPolicy
 from bot.teams.tokens import TokenProvider
 
 
@@ -35,7 +36,9 @@ class ConnectorClient:
     see :func:`bot.teams.tokens.bot_framework_tokens`) each request carries a bearer token;
     without (local mode, Agents Playground) no Authorization header is sent. Activities are
     plain JSON dicts. Failures raise :class:`bot.teams.outbound.OutboundHTTPError` (e.g. 403
-    ``MessageWritesBlocked``, 404) or :class:`bot.teams.outbound.OutboundGaveUp`.
+    ``MessageWritesBlocked``, 404) or :class:`bot.teams.outbound.OutboundGaveUp`; a serviceUrl
+    outside ``policy`` raises :class:`bot.teams.service_urls.UntrustedServiceUrl` before any
+    request (a stored reference is checked again at every call).
     """
 
     CREATE_CONVERSATION_BUCKET = "connector:create-conversation"
@@ -47,8 +50,10 @@ class ConnectorClient:
         *,
         tokens: TokenProvider | None = None,
         timeout: float = 30.0,
+        policy: ServiceUrlPolicy | None = None,
     ) -> None:
         self._session = session
+        self.policy = policy or ServiceUrlPolicy()
         self._sender = sender
         self._tokens = tokens
         self._timeout = timeout
@@ -103,6 +108,7 @@ class ConnectorClient:
     async def _call(
         self, bucket_key: str, method: str, url: str, body: Mapping[str, Any] | None
     ) -> OutboundResponse:
+        self.policy.check(url)
         factory = json_request(
             self._session, method, url, body=body, tokens=self._tokens, timeout=self._timeout
         )

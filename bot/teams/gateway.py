@@ -12,6 +12,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.dialogs.desk import Desk
 from bot.domain.errors import Refused
+from bot.http import BadBody, parse_json
 from bot.services.engine import Engine
 from bot.services.ports import ConflictError, StoreUnavailable
 from bot.teams.adapter import BadActivity, InboundAuth, SwitchboardAdapter, Unauthorized
@@ -23,6 +24,7 @@ from bot.teams.graph import GraphClient
 from bot.teams.handler import SwitchboardBot
 from bot.teams.outbound import OutboundError, OutboundHTTPError, OutboundSender
 from bot.teams.ratelimit import RateLimiter
+from bot.teams.service_urls import TEAMS_HOSTS, ServiceUrlPolicy
 from bot.teams.tokens import TokenProvider, bot_framework_tokens, graph_tokens
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,9 @@ class TeamsGateway:
                                 tokens=graph_tokens(settings.app_id, settings.app_password,
                                                     tenant_id=settings.tenant_id,
                                                     authority_host=settings.authority, **msal))
-        self.connector = ConnectorClient(session, self.sender, tokens=bot_tokens)
+        policy = ServiceUrlPolicy(TEAMS_HOSTS + settings.service_url_hosts,
+                                  loopback=settings.local_mode)
+        self.connector = ConnectorClient(session, self.sender, tokens=bot_tokens, policy=policy)
         auth = None
         if settings.app_id and authenticate_inbound:
             auth = InboundAuth(settings.app_id, settings.app_password)
@@ -81,9 +85,9 @@ class TeamsGateway:
         if request.content_type != "application/json":
             return problem(415, "Send the activity as JSON with Content-Type: application/json.")
         try:
-            body = await request.json()
-        except (ValueError, RecursionError):  # bad JSON, deep nesting, absurd numbers
-            return problem(400, "The body is not valid JSON.")
+            body = parse_json(await request.read())
+        except BadBody as exc:
+            return problem(exc.status, exc.message)
         try:
             status, payload = await self.adapter.process(
                 body, request.headers.get("Authorization", ""), self.bot)

@@ -31,6 +31,7 @@ param teamsCatalogAppId string
 param sqliteDb string
 param smtpPort string
 param smtpRelay string
+param serviceUrlHosts string
 
 var port = 3978
 
@@ -131,6 +132,20 @@ var requiredEnv = [
     name: 'SWITCHBOARD_SMTP_PORT'
     value: smtpPort
   }
+  // Fail closed: the image never runs unauthenticated (local mode) in Azure.
+  {
+    name: 'SWITCHBOARD_LOCAL_MODE'
+    value: '0'
+  }
+  {
+    name: 'SWITCHBOARD_HOST'
+    value: '0.0.0.0'
+  }
+  // The Container Apps ingress appends the customer's address to X-Forwarded-For.
+  {
+    name: 'SWITCHBOARD_TRUSTED_PROXIES'
+    value: '1'
+  }
 ]
 
 // The client secret only for a SingleTenant bot (a managed identity has none).
@@ -177,6 +192,12 @@ var optionalEnv = concat(
     {
       name: 'SWITCHBOARD_SMTP_RELAY'
       value: smtpRelay
+    }
+  ],
+  empty(serviceUrlHosts) ? [] : [
+    {
+      name: 'SWITCHBOARD_SERVICE_URL_HOSTS'
+      value: serviceUrlHosts
     }
   ]
 )

@@ -36,6 +36,10 @@ def test_hadolint_passes() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_image_refuses_local_mode_unless_asked() -> None:
+    assert "SWITCHBOARD_LOCAL_MODE=0" in DOCKERFILE.read_text(encoding="utf-8")
+
+
 def test_runs_the_app_as_non_root_with_a_python_healthcheck() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     final_stage = text[text.rindex("\nFROM ") :]

@@ -14,9 +14,12 @@ from bot.teams.clock import MonotonicClock
 from bot.teams.connector import ConnectorClient
 from bot.teams.outbound import OutboundGaveUp, OutboundHTTPError, OutboundSender, RetryPolicy
 from bot.teams.ratelimit import RateLimiter
+from bot.teams.service_urls import ServiceUrlPolicy
 from bot.teams.tokens import BOT_FRAMEWORK_SCOPE, StaticTokenProvider, bot_framework_tokens
 from tests.standins.connector import ConnectorStandin
 from tests.standins.graph import TokenStandin
+
+LOOPBACK = ServiceUrlPolicy(loopback=True)  # the stand-ins listen on 127.0.0.1
 
 SCALE = 0.02
 # Client and stand-in share one event loop here, so the stand-in stamps arrivals a little late
@@ -39,7 +42,7 @@ async def rig(http_session: aiohttp.ClientSession) -> AsyncIterator[Rig]:
         sender = OutboundSender(
             RateLimiter(clock, time_scale=SCALE, headroom=HEADROOM), clock, retry=SCALED_RETRY
         )
-        yield Rig(standin, sender, ConnectorClient(http_session, sender))
+        yield Rig(standin, sender, ConnectorClient(http_session, sender, policy=LOOPBACK))
 
 
 async def send_all(rig: Rig, plan: list[tuple[str, str]]) -> list[str]:
@@ -133,7 +136,7 @@ async def test_gives_up_with_a_clear_error(http_session: aiohttp.ClientSession) 
         clock = MonotonicClock()
         retry = RetryPolicy(max_attempts=3, backoff_base=0.001, backoff_cap=0.002)
         sender = OutboundSender(RateLimiter(clock), clock, retry=retry)
-        client = ConnectorClient(http_session, sender)
+        client = ConnectorClient(http_session, sender, policy=LOOPBACK)
         with pytest.raises(OutboundGaveUp, match=r"after 3 attempts \(last status 502\)"):
             await client.send_to_conversation(standin.service_url, "a:c", {"text": "x"})
         assert standin.failed == 3
@@ -148,7 +151,7 @@ async def test_connection_refused_is_retried_until_the_server_is_back(
     await standin.close()
     clock = MonotonicClock()
     sender = OutboundSender(RateLimiter(clock), clock, retry=SCALED_RETRY)
-    client = ConnectorClient(http_session, sender)
+    client = ConnectorClient(http_session, sender, policy=LOOPBACK)
     sending = asyncio.create_task(client.send_to_conversation(url, "a:c", {"text": "late"}))
     await asyncio.sleep(0.1)
     port = int(url.rsplit(":", 1)[1])
@@ -169,7 +172,8 @@ async def test_update_create_and_member_lookup(
     connector_standin: ConnectorStandin, http_session: aiohttp.ClientSession
 ) -> None:
     clock = MonotonicClock()
-    client = ConnectorClient(http_session, OutboundSender(RateLimiter(clock), clock))
+    client = ConnectorClient(http_session, OutboundSender(RateLimiter(clock), clock),
+                             policy=LOOPBACK)
     url = connector_standin.service_url
     connector_standin.add_member(
         "29:agent",
@@ -215,7 +219,8 @@ async def test_ids_with_reserved_characters_round_trip(
     connector_standin: ConnectorStandin, http_session: aiohttp.ClientSession
 ) -> None:
     clock = MonotonicClock()
-    client = ConnectorClient(http_session, OutboundSender(RateLimiter(clock), clock))
+    client = ConnectorClient(http_session, OutboundSender(RateLimiter(clock), clock),
+                             policy=LOOPBACK)
     cid = "19:abc@thread.v2;messageid=1700000000000"
     url = connector_standin.service_url + "/"
     activity_id = await client.send_to_conversation(url, cid, {"text": "hi"})
@@ -229,7 +234,8 @@ async def test_static_token_is_sent(
 ) -> None:
     clock = MonotonicClock()
     sender = OutboundSender(RateLimiter(clock), clock)
-    client = ConnectorClient(http_session, sender, tokens=StaticTokenProvider("t0k"))
+    client = ConnectorClient(http_session, sender, tokens=StaticTokenProvider("t0k"),
+                             policy=LOOPBACK)
     await client.send_to_conversation(connector_standin.service_url, "a:c", {"text": "x"})
     assert connector_standin.authorizations == ["Bearer t0k"]
 
@@ -247,7 +253,8 @@ async def test_bot_framework_token_from_msal(
         instance_discovery=False,
     )
     clock = MonotonicClock()
-    client = ConnectorClient(http_session, OutboundSender(RateLimiter(clock), clock), tokens=tokens)
+    client = ConnectorClient(http_session, OutboundSender(RateLimiter(clock), clock), tokens=tokens,
+                             policy=LOOPBACK)
     for n in range(3):
         await client.send_to_conversation(connector_standin.service_url, "a:c", {"text": f"{n}"})
     assert connector_standin.authorizations == ["Bearer standin-token-1"] * 3

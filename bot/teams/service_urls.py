@@ -1,0 +1,63 @@
+"""Which Bot Connector endpoints Switchboard calls: the Teams hosts, loopback in local mode."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from yarl import URL
+
+# The Bot Connector of Teams in the public cloud and the US government clouds (serviceUrl of
+# every Teams activity), and Bot Framework's own channels.
+TEAMS_HOSTS: tuple[str, ...] = (
+    "smba.trafficmanager.net",
+    "smba.infra.gcc.teams.microsoft.com",
+    "smba.infra.gov.teams.microsoft.us",
+    "smba.infra.dod.teams.microsoft.us",
+    ".botframework.com",
+)
+
+
+class UntrustedServiceUrl(ValueError):
+    """A serviceUrl Switchboard will not call: the message says why (never the URL itself)."""
+
+
+@dataclass(frozen=True)
+class ServiceUrlPolicy:
+    """`hosts`: exact host names, or suffixes starting with a dot, called over https;
+    `loopback`: also 127.0.0.0/8, ::1 and localhost (local mode, the Agents Playground).
+    A loopback host, allowed either way, may be called over http too: no network sees it."""
+
+    hosts: tuple[str, ...] = TEAMS_HOSTS
+    loopback: bool = False
+
+    def check(self, service_url: str) -> str:
+        """The URL if Switchboard may call it; UntrustedServiceUrl otherwise."""
+        try:
+            url = URL(service_url)
+        except (ValueError, TypeError):
+            raise UntrustedServiceUrl("the serviceUrl is not a URL") from None
+        host = (url.host or "").lower().rstrip(".")
+        if url.scheme not in ("http", "https") or not host:
+            raise UntrustedServiceUrl("the serviceUrl is not an http(s) URL with a host")
+        if url.user is not None or url.password is not None:
+            raise UntrustedServiceUrl("the serviceUrl carries credentials")
+        listed = any(host == allowed or (allowed.startswith(".") and host.endswith(allowed))
+                     for allowed in self.hosts)
+        if _is_loopback(host) and (self.loopback or listed):
+            return service_url
+        if listed:
+            if url.scheme != "https":
+                raise UntrustedServiceUrl("the serviceUrl is not https")
+            return service_url
+        raise UntrustedServiceUrl("the serviceUrl is not a Bot Connector host this app calls "
+                                  "(SWITCHBOARD_SERVICE_URL_HOSTS adds hosts)")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -151,7 +151,6 @@ async def cosmos(cosmos_server: CosmosServer) -> AsyncIterator[CosmosBackend]:
         await backend.close()
 
 
-@pytest.mark.xfail(strict=True, reason="commit writes one document at a time (issue #18 item 4)")
 async def test_a_commit_that_loses_its_race_shows_no_partial_write_to_another_instance(
         cosmos: CosmosBackend, cosmos_server: CosmosServer) -> None:
     """One unit of work saves two agents (one partition: the roster); the second save loses

@@ -187,6 +187,7 @@ from bot.storage.cosmos_repos import (
     CosmosTasks,
     CosmosTimers,
     TtlPolicy,
+    customer_data_ttl,
 )
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ class CosmosOptions:
     connection_timeout: int = 10  # seconds per HTTP request
     write_retries: int = 8  # re-applications of repeat-safe conditional writes
     event_gap_grace: float = 60.0  # seconds before events.after steps over a missing number
-    ttl: TtlPolicy | None = None
+    ttl: TtlPolicy | None = customer_data_ttl  # None: no item gets a TTL
     create_missing: bool = True  # create the database and containers when absent
 
     def client_kwargs(self) -> dict[str, Any]:

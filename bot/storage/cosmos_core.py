@@ -301,11 +301,11 @@ class UnitOfWorkCore:
     """Identity map, what is known of each item read, and the writes waiting for commit.
 
     Reads go to the database at once. Writes are buffered in call order and flushed by `commit`:
-    first the state writes (entities, timers, messages, index entries), in order, each one
-    conditional; if one fails, the ones before it are undone (best effort, each undo conditional
-    on the ETag this flush produced) and the error is raised, so a lost race leaves nothing
-    behind. Then the after-steps that only follow a successful flush: index clean-up, events,
-    tags.
+    first the state writes (entities, timers, messages, index entries), in `flush_groups` order,
+    each group one transactional batch (or a point write), every operation conditional; if one
+    fails, the groups before it are undone (best effort, each undo conditional on the ETag this
+    flush produced) and the error is raised, so a lost race leaves nothing behind. Then the
+    after-steps that only follow a successful flush: index clean-up, events, tags.
     """
 
     def __init__(self, store: StoreCore) -> None:

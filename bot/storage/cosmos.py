@@ -127,8 +127,9 @@ the item as the commit found it.
    cannot run; the use cases keep that survivable (timers check state before acting; indexes
    tolerate stray entries).
 4. After every state write succeeded: index clean-up, then the events (one atomic ``incr`` of
-   the ``seq|events`` counter reserves a block of numbers, then the events are written), then
-   tag counts. None of these decides anything, so they never need undoing.
+   the ``seq|events`` counter reserves a block of numbers, then the events are written, one
+   batch per partition: a task's events of one commit appear together), then tag counts. None
+   of these decides anything, so they never need undoing.
 
 The stand-in used by the tests (``@vercel/cosmosdb-server``) cannot run the SDK's batches; the
 tests preload the documented batch semantics into it (``tests/cosmos_server.py``).

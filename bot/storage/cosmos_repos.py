@@ -31,6 +31,7 @@ from bot.storage.codec import micros as us
 from bot.storage.cosmos_core import (
     AGENTS,
     EVENTS,
+    MAX_BATCH,
     MESSAGES,
     META,
     SESSIONS,
@@ -767,11 +768,21 @@ class CosmosEvents(_Repo):
             return
         top = await bump(self.uow, *EVENT_SEQ, len(events))
         container = self.uow.container(EVENTS)
+        by_partition: dict[str, list[Doc]] = {}
         for offset, event in enumerate(events):
             event.seq = top - len(events) + 1 + offset
+            doc = self._doc(event)
+            by_partition.setdefault(doc["pk"], []).append(doc)
+        for pk, docs in by_partition.items():
             try:
-                await container.create_item(self._doc(event))
-            except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+                if len(docs) == 1 or len(docs) > MAX_BATCH:
+                    for doc in docs:
+                        await container.create_item(doc)
+                else:  # a task's events of one commit appear together, in one request
+                    await container.execute_item_batch(
+                        batch_operations=[("create", (doc,)) for doc in docs], partition_key=pk)
+            except (cosmos_errors.CosmosBatchOperationError, cosmos_errors.CosmosHttpResponseError,
+                    AzureError) as exc:
                 raise unavailable(exc) from exc
 
     @staticmethod

@@ -17,11 +17,28 @@ Emulator gaps, and what this harness (and only this harness) does about them
   can follow new writes. ``cosmos_shims/change_feed.js`` (also preloaded) serves change-feed
   reads as Cosmos DB documents them (LatestVersion mode: log sequence numbers, continuation in
   ``etag``, ``*`` for "from now", 304 when nothing changed); see its header.
-- Batches other than create are not atomic, TTL is stored but never expires anything,
-  ``OFFSET/LIMIT`` and ``GROUP BY`` do not parse, and a partition-key header without a
-  ``c.pk = `` filter in the SQL is rejected. The store uses none of the first three, and always
-  writes the ``c.pk = @pk`` filter in single-partition queries (also right on the real service),
-  so there is nothing to work around; the TTL test only checks that ``ttl`` is written.
+- Its batch handler serves the JavaScript SDK's bulk format (a partition key in every
+  operation) and is not atomic: the transactional batch ``azure-cosmos`` sends
+  (``execute_item_batch``: ``POST .../docs`` with ``x-ms-cosmos-is-batch-request: True``,
+  ``x-ms-cosmos-batch-atomic: True``, the partition key in ``x-ms-documentdb-partitionkey`` and
+  a JSON array of ``{operationType, id, resourceBody, ifMatch}``) fails there with "Failed to
+  parse x-ms-documentdb-partitionkey headers". The store commits the writes of a unit of work
+  that share a partition as one such batch, so a second preload replaces the batch handler for
+  atomic requests with the documented semantics: at most 100 operations (else 400), all in the
+  header's logical partition (an item of another partition: 400), applied in order with the
+  emulator's own create/upsert/replace/delete/read/patch (so ETags, 409 and 412 are its own);
+  all succeed -> 200 and one ``{statusCode, requestCharge, eTag, resourceBody}`` per operation;
+  one fails -> every item the batch touched is put back exactly as it was (same ``_etag``,
+  ``_ts``, ``_rid``), and the answer is 207 Multi-Status with the failing operation's status
+  and 424 (failed dependency) for every other, as Cosmos DB answers (``azure-cosmos`` raises
+  ``CosmosBatchOperationError`` for it). Node runs the handler's work after reading the body
+  without yielding, so no other request sees a batch half applied. Non-atomic (bulk) requests
+  still reach the emulator's own handler.
+- TTL is stored but never expires anything, ``OFFSET/LIMIT`` and ``GROUP BY`` do not parse, and
+  a partition-key header without a ``c.pk = `` filter in the SQL is rejected. The store uses
+  none of the middle two, and always writes the ``c.pk = @pk`` filter in single-partition
+  queries (also right on the real service), so there is nothing to work around; the TTL tests
+  only check that ``ttl`` is written.
 """
 
 from __future__ import annotations
@@ -71,6 +88,103 @@ handler.default = (account, req, res, params) => {
 };
 """
 
+# Preloaded with `node -r` too: the transactional batch of the docstring, for atomic requests.
+_BATCH_SHIM = r"""
+const path = require("path");
+const lib = path.join(process.env.COSMOSDB_SERVER_PACKAGE, "lib");
+const handler = require(path.join(lib, "handler", "batch-documents.js"));
+const ops = require(path.join(lib, "handler", "_document-operations.js"));
+const patch = require(path.join(lib, "handler", "_patch-operations.js"));
+const readJson = require(path.join(lib, "json.js")).default;
+const bulk = handler.default;
+const isTrue = (req, name) => String(req.headers[name] || "").toLowerCase() === "true";
+const MAX_OPERATIONS = 100;
+
+function partitionOf(header) {
+  try {
+    const parsed = JSON.parse(header);
+    return Array.isArray(parsed) && parsed.length === 1 ? parsed[0] : undefined;
+  } catch (err) {
+    return undefined;
+  }
+}
+
+function run(collection, header, pk, op) {
+  const body = op.resourceBody;
+  const input = { partitionKey: header, id: op.id, resourceBody: body, ifMatch: op.ifMatch };
+  const kind = String(op.operationType || "");
+  if (["Create", "Upsert", "Replace"].includes(kind)) {
+    if (!body || typeof body !== "object" || !body.id) {
+      return { statusCode: 400, body: { message: "missing id" } };
+    }
+    if (collection.documents._getPartition(body) !== pk) {
+      return { statusCode: 400, body: { message: "the item is not in the batch's partition" } };
+    }
+  }
+  switch (kind) {
+    case "Create": return ops.createOperation(collection, input);
+    case "Upsert": return ops.upsertOperation(collection, input);
+    case "Replace":
+      if (op.id !== body.id) return { statusCode: 400, body: { message: "id mismatch" } };
+      return ops.replaceOperation(collection, input);
+    case "Delete": return ops.deleteOperation(collection, input);
+    case "Read": return ops.readOperation(collection, input);
+    case "Patch":
+      return patch.patchOperation(collection, { ...input, operations: (body || {}).operations,
+                                                condition: (body || {}).condition });
+    default:
+      return { statusCode: 400, body: { message: `operation '${kind}' is not supported` } };
+  }
+}
+
+handler.default = async (account, req, res, params) => {
+  if (!isTrue(req, "x-ms-cosmos-batch-atomic")) return bulk(account, req, res, params);
+  const operations = await readJson(req);
+  // From here on nothing awaits: no other request runs until the batch is applied or undone.
+  const collection = account.database(params.dbId).collection(params.collId);
+  if (!collection.read()) {
+    res.statusCode = 404;
+    return { code: "NotFound", message: "Resource Not Found" };
+  }
+  const header = req.headers["x-ms-documentdb-partitionkey"];
+  const pk = partitionOf(header);
+  if (!Array.isArray(operations) || operations.length === 0
+      || operations.length > MAX_OPERATIONS || pk === undefined) {
+    res.statusCode = 400;
+    return { code: "BadRequest",
+             message: "a batch is 1 to 100 operations on one logical partition" };
+  }
+  const before = new Map();  // item id -> the item as it was before the batch (null: absent)
+  const results = [];
+  for (let i = 0; i < operations.length; i += 1) {
+    const op = operations[i] || {};
+    const id = op.id || (op.resourceBody && op.resourceBody.id);
+    if (id && !before.has(id)) before.set(id, collection.document(id, pk).read() || null);
+    let result;
+    try {
+      result = run(collection, header, pk, op);
+    } catch (err) {
+      result = { statusCode: 400, body: { code: "BadRequest", message: err.message } };
+    }
+    if (result.statusCode >= 400) {
+      for (const [key, was] of [...before.entries()].reverse()) {
+        if (collection.document(key, pk).read()) collection.documents.delete(key, pk);
+        if (was) collection.documents._set(was);
+      }
+      res.statusCode = 207;
+      return operations.map((_, j) => (j === i
+        ? { statusCode: result.statusCode, requestCharge: 0, resourceBody: result.body }
+        : { statusCode: 424, requestCharge: 0 }));
+    }
+    const item = result.body;
+    results.push({ statusCode: result.statusCode, requestCharge: 1,
+                   eTag: item ? item._etag : undefined, resourceBody: item });
+  }
+  res.statusCode = 200;
+  return results;
+};
+"""
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -99,12 +213,13 @@ class CosmosServer:
         self._workdir = tempfile.TemporaryDirectory(prefix="cosmosdb-server-")
         shim = Path(self._workdir.name) / "read404.js"
         shim.write_text(_READ_404_SHIM, encoding="utf-8")
+        batch = Path(self._workdir.name) / "batch.js"
+        batch.write_text(_BATCH_SHIM, encoding="utf-8")
         self._log = open(Path(self._workdir.name) / "server.log", "wb")  # noqa: SIM115
         env = dict(os.environ, COSMOSDB_SERVER_PACKAGE=str(PACKAGE))
         self._proc = subprocess.Popen(
-            ["node", "-r", str(shim), "-r", str(CHANGE_FEED_SHIM), str(CLI.relative_to(REPO)),
-             "-p", str(self.port),
-             "--host", "127.0.0.1"],
+            ["node", "-r", str(shim), "-r", str(batch), "-r", str(CHANGE_FEED_SHIM),
+             str(CLI.relative_to(REPO)), "-p", str(self.port), "--host", "127.0.0.1"],
             cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=self._log,
             stderr=subprocess.STDOUT)
         try:

@@ -1,14 +1,15 @@
 """The Azure Cosmos DB store (``azure.cosmos.aio``): every storage port, for scale-out.
 
-Any number of app instances share one database. Cosmos DB has no transactions across documents,
-so every decision is a conditional write (ETag, ``IfNotModified``), and the partitioning makes
-every operation of the hot paths a single-partition one:
+Any number of app instances share one database. Cosmos DB has transactions only within one
+logical partition (a transactional batch), so every decision is a conditional write (ETag,
+``IfNotModified``), a commit's writes to one partition go as one batch, and the partitioning
+makes every operation of the hot paths a single-partition one:
 
 - offer (dispatch): the ``queue|<service>`` index and the agent roster (two single-partition
   queries), point reads of the tasks, then point writes: the agent (the capacity guard), the new
   session, its timers, the task.
 - accept: point reads of session and task, the task's conditional replace (the decision), then
-  session, agent and timers, all point writes.
+  sessions, agents (one batch) and timers (batches), all conditional.
 - relay: customer -> chatroom reads the task's ``messages`` partition and moves the session's
   cursor (point replace); chatroom -> customer finds the session through the ``chat|<chat id>``
   index (one partition) and appends to the task's ``messages`` partition.
@@ -82,31 +83,56 @@ single-partition:
   after the committed write that leaves the connected phase (never to return), so a stale hint
   can only claim "live" for a session that is not, which the session document then says.
 
-Units of work, ordering and conflicts
-=====================================
+Units of work, batches, ordering and conflicts
+==============================================
 A unit of work keeps an identity map (one object per entity, as ``sqlite.py``), remembers the
-ETag of every document it read, and *buffers* its writes. ``commit()`` flushes them in the order
-the use case made them (the use cases write the deciding row first):
+ETag of every document it read, and *buffers* its writes. ``commit()`` sorts them into steps
+(``flush_order``) and sends each step's writes to one logical partition (same container, same
+``pk``) as one *transactional batch* (``execute_item_batch``: up to 100 operations, all or
+nothing, each conditional on its own ``if_match_etag``); a partition with a single write gets a
+plain point write. Several writes to one item in a batch fold into one operation, conditional on
+the item as the commit found it.
 
-1. State writes, each conditional: ``save`` replaces only if the ETag is still the one read
-   (412 -> ConflictError; a save whose entity was not read in this unit of work reads it and
-   compares ``version`` first), ``add`` creates (409 -> ConflictError). Timers: ``delete`` and
-   ``save`` are conditional the same way, which is what lets exactly one instance fire a timer
-   or lease a job; ``arm`` (create, or move keeping a running job's lease, ``version + 1``) and
-   ``cancel`` mean "whatever is there now", so on a lost race they re-read and apply again
-   (bounded, safe to repeat). Messages take the next free number of their task. Index entries
-   go before their entity's write.
-2. If a write fails, the writes before it are undone in reverse order, one undo per document
-   (back to what was there before its first write, however often the flush wrote it), each only
-   if the document still carries the ETag this flush last gave it (someone who wrote since keeps
-   their write), and the error is raised: a lost race (the Engine retries the use case on
-   ConflictError) leaves nothing behind. If the process dies mid-flush the undo cannot run; the
-   use cases keep that survivable (timers check state before acting; indexes tolerate stray
-   entries). Guards (below) are flushed first, so a commit that loses on one has written nothing
-   that another instance could have read.
-3. After every state write succeeded: index clean-up, then the events (one atomic ``incr`` of
-   the ``seq|events`` counter reserves a block of numbers, then the events are written), then
-   tag counts. None of these decides anything, so they never need undoing.
+1. Steps, in order: guards (below); then the writes that can lose a race (``save``/``delete``
+   of an item that existed: a replace or delete on the ETag read), the use case's deciding
+   write first; then new items (``add``: a create, 409 if taken), messages and upserts, with
+   the timers' upserts last. Each step is one batch per partition, at the place of the
+   partition's first write in that step. Strict writes are conditional: ``save`` replaces only
+   if the ETag is still the one read (412 -> ConflictError; a save whose entity was not read in
+   this unit of work reads it and compares ``version`` first), ``add`` creates (409 ->
+   ConflictError). Timers: ``delete`` and ``save`` are conditional the same way, which is what
+   lets exactly one instance fire a timer or lease a job; ``arm`` (create, or move keeping a
+   running job's lease, ``version + 1``) and ``cancel`` mean "whatever is there now", so when
+   their operation fails a batch they re-read and the batch goes again (bounded, safe to
+   repeat). Messages take the next free number of their task the same way (409: renumber).
+   Index entries (``Hooks.before``) are written before the batch that holds their entity.
+2. What is atomic together, so no other instance ever sees part of it: the writes of one step
+   to one partition. In practice: every agent a commit writes (the roster is one partition:
+   dispatch's capacity writes, accept rescinding parallel offers); a commit's timer claims and
+   lease saves, and apart from them its timer arms and cancels; a task's messages; a task's
+   web-request deliveries (``outbox|<task>``). A task, each of its sessions, its messages and
+   the timers are in different containers or partitions, and a batch cannot span either: those
+   keep the ordering of step 1 (moving sessions into the tasks container under the task id
+   would make accept's task and session writes one batch, but changes every session lookup,
+   query and deploy template: not done).
+3. If a batch or write fails, the batches and writes before it are undone in reverse order, one
+   undo per document (back to what was there before its first write), each only if the
+   document still carries the ETag this flush last gave it (someone who wrote since keeps their
+   write), and the error is raised: a lost race (the Engine retries the use case on
+   ConflictError) leaves nothing behind, and what was written to the losing partition was never
+   visible. Another instance can still see the partitions written before the one that lost,
+   until the undo; the step order keeps that harmless: guards are flushed first, so a commit
+   that loses on one has written nothing; new items (a ringing session, a due job) are shown
+   only once every write that can lose has succeeded. If the process dies mid-flush the undo
+   cannot run; the use cases keep that survivable (timers check state before acting; indexes
+   tolerate stray entries).
+4. After every state write succeeded: index clean-up, then the events (one atomic ``incr`` of
+   the ``seq|events`` counter reserves a block of numbers, then the events are written, one
+   batch per partition: a task's events of one commit appear together), then tag counts. None
+   of these decides anything, so they never need undoing.
+
+The stand-in used by the tests (``@vercel/cosmosdb-server``) cannot run the SDK's batches; the
+tests preload the documented batch semantics into it (``tests/cosmos_server.py``).
 
 Cosmos DB checks what a commit writes, never what it read, and a unit of work's reads are not
 one snapshot. Two consequences, both handled here:
@@ -148,9 +174,20 @@ define); ties and the final order are settled in code.
 
 Retention
 =========
-``CosmosOptions.ttl(container, obj)`` may give any task, session, agent, message or event
-document a ``ttl`` in seconds (or -1, forever); ``None`` leaves the container default (never).
-Meant for stored customer context (30 days); the containers already have TTL switched on.
+``CosmosOptions.ttl(container, obj)`` gives a document a ``ttl`` in seconds (-1: forever; None:
+the container default, never). The default, ``customer_data_ttl``, carries out the GDPR rules
+of ``bot.services.privacy`` even when no instance runs: chat lines (``messages``) always, and a
+task or session document while it holds customer context (name, email, phone, parameters, the
+label; a task's content), get ``CUSTOMER_DATA_TTL`` = the 30-day purge horizon plus a week (37
+days). Cosmos DB counts a TTL from the item's last write, and every write sets it again, so a
+document is removed 37 days after it last changed: never while its task is live (a live task is
+written far more often: queue time and the stale-session sweep end it within a day by default;
+settings of more than 37 days for ``max_queue_time`` or ``stale_session_after`` would break
+that), and after conclusion only past the purge the timer does. A document written without
+context (conclusion strips it unless the service opted in; the purge timer strips the rest) has
+no ``ttl`` and stays, as the reporting record. Chat lines are written once, so they go 37 days
+after they were sent. The containers must have TTL switched on with no default
+(``defaultTtl -1``), as ``open_cosmos`` and the deploy templates create them.
 
 Throttling and transient errors
 ===============================
@@ -195,6 +232,7 @@ from bot.storage.cosmos_repos import (
     CosmosTasks,
     CosmosTimers,
     TtlPolicy,
+    customer_data_ttl,
 )
 
 log = logging.getLogger(__name__)
@@ -220,7 +258,7 @@ class CosmosOptions:
     connection_timeout: int = 10  # seconds per HTTP request
     write_retries: int = 8  # re-applications of repeat-safe conditional writes
     event_gap_grace: float = 60.0  # seconds before events.after steps over a missing number
-    ttl: TtlPolicy | None = None
+    ttl: TtlPolicy | None = customer_data_ttl  # None: no item gets a TTL
     create_missing: bool = True  # create the database and containers when absent
 
     def client_kwargs(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Machinery of the Cosmos DB store: ids, times, error mapping, and a unit of work that buffers
-its writes and flushes them in order at commit, undoing what it wrote when a later write fails.
+its writes and flushes them at commit, one transactional batch per logical partition, in order,
+undoing what it wrote when a later partition's write fails.
 
 The design is explained in `bot.storage.cosmos`; this module is the part that is not about any one
 repository.
@@ -163,6 +164,9 @@ class Flush:
 class Write(Protocol):
     first: bool  # flushed ahead of the others
 
+    @property
+    def partition(self) -> tuple[str, str]: ...  # (container, partition key)
+
     async def apply(self, uow: UnitOfWorkCore, flush: Flush) -> None: ...
 
 
@@ -190,6 +194,22 @@ class DocWrite:
     def key(self) -> Key:
         return (self.container, self.item_id)
 
+    @property
+    def partition(self) -> tuple[str, str]:
+        return (self.container, self.pk)
+
+    @property
+    def strict(self) -> bool:
+        return self.build is None
+
+    def next_state(self, cur: Doc | None) -> Doc | None:
+        """What this write leaves of the item, given what is there (strict: as read)."""
+        if self.build is None:
+            if (cur is not None) != self.expect_exists:
+                raise ConflictError(f"{self.container} {self.item_id} changed since read")
+            return self.new
+        return self.build(cur)
+
     async def apply(self, uow: UnitOfWorkCore, flush: Flush) -> None:
         container = uow.container(self.container)
         strict = self.build is None
@@ -199,13 +219,7 @@ class DocWrite:
                 found = await read_item(container, self.pk, self.item_id)
                 flush.current[self.key] = (found, found.get("_etag") if found else None)
             cur, etag = flush.current[self.key]
-            if strict:
-                if (cur is not None) != self.expect_exists:
-                    raise ConflictError(f"{self.container} {self.item_id} changed since read")
-                new = self.new
-            else:
-                assert self.build is not None
-                new = self.build(cur)
+            new = self.next_state(cur)
             if cur is None and new is None:
                 return
             if self.hooks is not None:
@@ -250,20 +264,28 @@ class MessageWrite:
     to_doc: Callable[[ChatMessage], Doc]
     first: bool = False
 
+    @property
+    def partition(self) -> tuple[str, str]:
+        return (MESSAGES, self.pk)
+
+    def number(self, flush: Flush) -> Doc:
+        """The message's document under the next number free as far as this flush knows."""
+        task_id = self.message.task_id
+        self.message.seq = max(self.message.seq, flush.message_floor.get(task_id, 0) + 1)
+        flush.message_floor[task_id] = self.message.seq
+        return self.to_doc(self.message)
+
     async def apply(self, uow: UnitOfWorkCore, flush: Flush) -> None:
         container = uow.container(MESSAGES)
         task_id = self.message.task_id
         for _ in range(uow.options_write_retries):
-            floor = flush.message_floor.get(task_id, 0)
-            self.message.seq = max(self.message.seq, floor + 1)
             try:
-                written = await container.create_item(self.to_doc(self.message))
+                written = await container.create_item(self.number(flush))
             except cosmos_errors.CosmosResourceExistsError:
                 flush.message_floor[task_id] = await uow.max_message_seq(task_id)
                 continue
             except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
                 raise unavailable(exc) from exc
-            flush.message_floor[task_id] = self.message.seq
             flush.undo.append(Undo(MESSAGES, self.pk, written["id"], None, written.get("_etag")))
             return
         raise ConflictError(f"messages of task {task_id} kept changing; gave up")
@@ -279,11 +301,11 @@ class UnitOfWorkCore:
     """Identity map, what is known of each item read, and the writes waiting for commit.
 
     Reads go to the database at once. Writes are buffered in call order and flushed by `commit`:
-    first the state writes (entities, timers, messages, index entries), in order, each one
-    conditional; if one fails, the ones before it are undone (best effort, each undo conditional
-    on the ETag this flush produced) and the error is raised, so a lost race leaves nothing
-    behind. Then the after-steps that only follow a successful flush: index clean-up, events,
-    tags.
+    first the state writes (entities, timers, messages, index entries), in `flush_groups` order,
+    each group one transactional batch (or a point write), every operation conditional; if one
+    fails, the groups before it are undone (best effort, each undo conditional on the ETag this
+    flush produced) and the error is raised, so a lost race leaves nothing behind. Then the
+    after-steps that only follow a successful flush: index clean-up, events, tags.
     """
 
     def __init__(self, store: StoreCore) -> None:
@@ -409,8 +431,12 @@ class UnitOfWorkCore:
         flush = Flush(current={key: (state.base, state.etag) for key, state in self.docs.items()
                                if state.pending})
         try:
-            for write in writes:
-                await write.apply(self, flush)
+            for group in flush_groups(writes):
+                if len(group) == 1 or len(group) > MAX_BATCH:
+                    for write in group:
+                        await write.apply(self, flush)
+                else:
+                    await apply_batch(self, flush, group)
         except BaseException:
             await self._undo(flush.undo)
             raise
@@ -463,12 +489,170 @@ def flush_order(writes: Sequence[Write]) -> list[Write]:
     whose undo would be refused once that instance had changed it (the two-instance invariant
     machine found a ringing session left behind that way). Writes to one item keep their
     order, at the place of the first."""
+    rank = _ranks(writes)
+    return sorted(writes, key=lambda write: rank[_group(write)])
+
+
+MAX_BATCH = 100  # operations in one transactional batch (a Cosmos DB limit)
+
+
+def flush_groups(writes: Sequence[Write]) -> list[list[Write]]:
+    """A commit's writes (in `flush_order`) as the groups it sends, in order: one group per
+    logical partition and step of `flush_order` (guards, writes that can lose, new items and
+    upserts), at the place of its first write; but the timers' upserts go after every other
+    new item, so no instance finds a timer (a job due now) before the item it acts on. A group
+    of two or more writes is one transactional batch (all or nothing); a partition with writes
+    in two steps is two batches, so the steps keep their order across the whole commit."""
+    rank = _ranks(writes)
+    groups: dict[tuple[int, str, str], list[Write]] = {}
+    for write in writes:
+        groups.setdefault((rank[_group(write)], *write.partition), []).append(write)
+    def order(key: tuple[int, str, str]) -> tuple[int, bool]:
+        step, container, _ = key
+        return (step, step == 2 and container == TIMERS)
+
+    return [groups[key] for key in sorted(groups, key=order)]
+
+
+def _ranks(writes: Sequence[Write]) -> dict[object, int]:
     rank: dict[object, int] = {}
     for write in writes:
         group = _group(write)
         if group not in rank:
             rank[group] = 0 if write.first else 1 if _can_lose(write) else 2
-    return sorted(writes, key=lambda write: rank[_group(write)])
+    return rank
+
+
+@dataclass
+class _Chain:
+    """The writes of one batch to one item, folded into the one operation that ends where they
+    end, conditional on the item as the flush found it."""
+
+    key: Key
+    writes: list[DocWrite] = field(default_factory=list)
+    message: MessageWrite | None = None
+    start: Doc | None = None
+    etag: str | None = None
+    steps: list[tuple[DocWrite, Doc | None, Doc | None]] = field(default_factory=list)
+    ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def strict(self) -> bool:
+        return any(write.strict for write in self.writes)
+
+
+def _chains(group: Sequence[Write]) -> list[_Chain]:
+    chains: dict[object, _Chain] = {}
+    for write in group:
+        if isinstance(write, DocWrite):
+            chain = chains.setdefault(write.key, _Chain(write.key))
+            chain.writes.append(write)
+        elif isinstance(write, MessageWrite):
+            chains[id(write)] = _Chain((MESSAGES, ""), message=write)
+    return list(chains.values())
+
+
+async def _plan(uow: UnitOfWorkCore, flush: Flush, chains: list[_Chain]) -> None:
+    """Each chain's operations, on what the flush knows of its item (read if unknown); index
+    entries its writes need go in first (`Hooks.before`, safe to repeat)."""
+    for chain in chains:
+        chain.steps, chain.ops = [], []
+        if chain.message is not None:
+            doc = chain.message.number(flush)
+            chain.key = (MESSAGES, str(doc["id"]))
+            chain.ops.append(("create", (doc,), {}))
+            continue
+        first = chain.writes[0]
+        if chain.key not in flush.current:
+            found = await read_item(uow.container(first.container), first.pk, first.item_id)
+            flush.current[chain.key] = (found, found.get("_etag") if found else None)
+        chain.start, chain.etag = flush.current[chain.key]
+        cur = chain.start
+        for write in chain.writes:
+            new = write.next_state(cur)
+            if cur is None and new is None:
+                continue
+            if write.hooks is not None:
+                await write.hooks.before(uow, cur, new)
+            chain.steps.append((write, cur, new))
+            cur = new
+        condition = {"if_match_etag": chain.etag} if chain.etag else {}
+        if chain.start is None and cur is not None:
+            chain.ops.append(("create", (cur,), {}))
+        elif chain.start is not None and cur is not None:
+            chain.ops.append(("replace", (first.item_id, cur), condition))
+        elif chain.start is not None:
+            chain.ops.append(("delete", (first.item_id,), condition))
+        elif chain.strict and chain.steps:
+            # Added and deleted again: the create still checks that the id was free.
+            added = chain.steps[0][2]
+            chain.ops += [("create", (added,), {}), ("delete", (first.item_id,), {})]
+
+
+async def apply_batch(uow: UnitOfWorkCore, flush: Flush, group: Sequence[Write]) -> None:
+    """Write one partition's share of a commit as one transactional batch: all or nothing.
+
+    An operation that finds its item changed (409, 412, 404) fails the batch: a strict write's
+    chain makes it a ConflictError; an upsert-like chain (timer arm/cancel) reads its item again
+    and a message takes the next free number, and the batch is tried again (bounded)."""
+    name, pk = group[0].partition
+    container = uow.container(name)
+    chains = _chains(group)
+    # Each try numbers the messages afresh (no gaps from a try that failed).
+    floors = dict(flush.message_floor)
+    numbers = [(c.message.message, c.message.message.seq) for c in chains if c.message]
+    for _ in range(uow.options_write_retries):
+        flush.message_floor = dict(floors)
+        for message, seq in numbers:
+            message.seq = seq
+        await _plan(uow, flush, chains)
+        ops = [op for chain in chains for op in chain.ops]
+        owner = [chain for chain in chains for _ in chain.ops]
+        if not ops:
+            return
+        try:
+            results = await container.execute_item_batch(batch_operations=ops, partition_key=pk)
+        except cosmos_errors.CosmosBatchOperationError as exc:
+            index = exc.error_index if isinstance(exc.error_index, int) else -1
+            if exc.status_code not in (*_CONFLICT_STATUS, 404) or not 0 <= index < len(owner):
+                raise unavailable(exc) from exc
+            lost = owner[index]
+            if lost.message is not None:
+                task_id = lost.message.message.task_id
+                floors[task_id] = await uow.max_message_seq(task_id)
+            elif lost.strict:
+                raise ConflictError(
+                    f"{name} {lost.key[1]} changed since it was read ({exc.status_code})") from exc
+            else:
+                del flush.current[lost.key]  # re-read and build again
+            continue
+        except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+            raise unavailable(exc) from exc
+        _record(uow, flush, chains, list(results), pk)
+        return
+    raise ConflictError(f"{name} partition {pk} kept changing; gave up")
+
+
+def _record(uow: UnitOfWorkCore, flush: Flush, chains: list[_Chain], results: list[Doc],
+            pk: str) -> None:
+    """What a batch wrote: the flush's current items, the undo log, the after-hooks."""
+    at = 0
+    for chain in chains:
+        last = results[at + len(chain.ops) - 1] if chain.ops else None
+        at += len(chain.ops)
+        if last is None:
+            continue
+        written: Doc | None = last.get("resourceBody") if chain.ops[-1][0] != "delete" else None
+        etag = written.get("_etag") if written is not None else None
+        if chain.message is not None:
+            flush.undo.append(Undo(MESSAGES, pk, chain.key[1], None, etag))
+            continue
+        flush.current[chain.key] = (written, etag)
+        if any(write.undoable for write in chain.writes):
+            flush.undo.append(Undo(chain.key[0], pk, chain.key[1], chain.start, etag))
+        for write, cur, new in chain.steps:
+            if write.hooks is not None:
+                flush.after.append(functools.partial(write.hooks.after, uow, cur, new))
 
 
 def _group(write: Write) -> object:

@@ -9,7 +9,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from azure.core import MatchConditions
@@ -25,11 +25,13 @@ from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
 from bot.services.ports import ConflictError, SessionFilter
+from bot.services.privacy import RETENTION
 from bot.storage.codec import decode, encode
 from bot.storage.codec import micros as us
 from bot.storage.cosmos_core import (
     AGENTS,
     EVENTS,
+    MAX_BATCH,
     MESSAGES,
     META,
     SESSIONS,
@@ -56,6 +58,26 @@ E = TypeVar("E", Agent, Task, Session)
 
 TtlPolicy = Callable[[str, object], int | None]
 """(container, domain object) -> seconds to keep the item, -1 forever, None: container default"""
+
+# Customer data outlives its task's last write by the purge horizon plus a week: the purge
+# timer (bot.services.privacy) removes it first whenever an instance runs; the TTL is for the
+# day none does. Every write renews an item's TTL (Cosmos DB counts from the last write).
+CUSTOMER_DATA_TTL = int((RETENTION + timedelta(days=7)).total_seconds())
+
+
+def customer_data_ttl(container: str, obj: object) -> int | None:
+    """The default retention: chat lines always, and a task or session document while it holds
+    customer context, expire CUSTOMER_DATA_TTL seconds after their last write; a document whose
+    context is gone (conclusion, purge) is written without a TTL and stays."""
+    if container == MESSAGES:
+        return CUSTOMER_DATA_TTL
+    if isinstance(obj, Task) and (not obj.customer.is_empty() or obj.customer_label
+                                  or obj.content):
+        return CUSTOMER_DATA_TTL
+    if isinstance(obj, Session) and obj.customer is not None and (
+            not obj.customer.is_empty() or obj.customer_label):
+        return CUSTOMER_DATA_TTL
+    return None
 
 WAITING = (TaskState.QUEUED.value, TaskState.RINGING.value)
 FINISHED = tuple(s.value for s in TaskState if s.finished)
@@ -746,11 +768,21 @@ class CosmosEvents(_Repo):
             return
         top = await bump(self.uow, *EVENT_SEQ, len(events))
         container = self.uow.container(EVENTS)
+        by_partition: dict[str, list[Doc]] = {}
         for offset, event in enumerate(events):
             event.seq = top - len(events) + 1 + offset
+            doc = self._doc(event)
+            by_partition.setdefault(doc["pk"], []).append(doc)
+        for pk, docs in by_partition.items():
             try:
-                await container.create_item(self._doc(event))
-            except (cosmos_errors.CosmosHttpResponseError, AzureError) as exc:
+                if len(docs) == 1 or len(docs) > MAX_BATCH:
+                    for doc in docs:
+                        await container.create_item(doc)
+                else:  # a task's events of one commit appear together, in one request
+                    await container.execute_item_batch(
+                        batch_operations=[("create", (doc,)) for doc in docs], partition_key=pk)
+            except (cosmos_errors.CosmosBatchOperationError, cosmos_errors.CosmosHttpResponseError,
+                    AzureError) as exc:
                 raise unavailable(exc) from exc
 
     @staticmethod

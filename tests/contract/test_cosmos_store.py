@@ -10,12 +10,19 @@ import pytest
 from azure.cosmos.aio import ContainerProxy, CosmosClient
 
 from bot.config import Settings
+from bot.domain.customer import Customer
 from bot.domain.errors import Stale
 from bot.domain.events import Event
 from bot.domain.message import ChatMessage, Sender
+from bot.domain.service import Modality
 from bot.domain.session import Phase
 from bot.domain.task import TaskResult, TaskState
 from bot.domain.timers import Timer
+from bot.services.context import Ctx
+from bot.services.dispatch import create_task
+from bot.services.engine import Engine
+from bot.services.lifecycle import terminate
+from bot.services.offers import accept
 from bot.services.ports import ConflictError, StoreUnavailable
 from bot.storage.cosmos import (
     CONTAINERS,
@@ -24,7 +31,8 @@ from bot.storage.cosmos import (
     CosmosStore,
     open_cosmos,
 )
-from bot.storage.cosmos_repos import EVENT_SEQ, bump, queue_pk
+from bot.storage.cosmos_repos import CUSTOMER_DATA_TTL, EVENT_SEQ, bump, queue_pk
+from tests.builders import catalog
 from tests.contract.conftest import CosmosBackend
 from tests.contract.test_storage_contract import (
     add_all,
@@ -37,6 +45,8 @@ from tests.contract.test_storage_contract import (
 )
 from tests.contract.throttle import ThrottlingProxy, writes_to
 from tests.cosmos_server import CosmosServer
+from tests.fakes import FakeClock
+from tests.scenario import add_agent, advance, ringing
 
 
 @pytest.fixture
@@ -134,6 +144,60 @@ async def test_ttl_is_written_where_the_policy_asks(cosmos: CosmosBackend) -> No
     [task_doc] = await items(store, "tasks")
     assert session_doc["ttl"] == 30 * 86400
     assert "ttl" not in task_doc
+
+
+async def test_customer_data_carries_a_ttl_until_its_context_is_gone(
+        cosmos_server: CosmosServer, clock: FakeClock) -> None:
+    """open_cosmos's default policy, through the use cases: chat lines always expire; task and
+    session documents while they hold customer context (the emulator never expires anything:
+    what is checked is the `ttl` written)."""
+    name = f"ttl-{uuid.uuid4().hex[:8]}"
+    store = await open_cosmos(settings(cosmos_server, name))
+    try:
+        engine = Engine(store, clock, catalog(
+            {"id": "keep", "context": {"store_data": True}, "acw": {"duration": "0s"}},
+            {"id": "drop", "acw": {"duration": "0s"}}))
+        await add_agent(engine, 1)
+        kept = await engine.run(create_task, "keep", Modality.IM,
+                                customer=Customer(name="Ann Example"))
+        [offer] = await ringing(engine, kept.id)
+        await engine.run(accept, offer.id, offer.agent_id)
+        await engine.run(_say, kept.id)
+        assert _ttls(await items(store, "tasks")) == {kept.id: CUSTOMER_DATA_TTL}
+        assert _ttls(await items(store, "sessions")) == {offer.id: CUSTOMER_DATA_TTL}
+        assert await _message_ttls(store) == [CUSTOMER_DATA_TTL] * 3  # accept's lines too
+        assert list(_ttls(await items(store, "agents")).values()) == [None]
+        await engine.run(terminate, offer.id)
+
+        dropped = await engine.run(create_task, "drop", Modality.IM,
+                                   customer=Customer(name="Bob Example"))
+        [other] = await ringing(engine, dropped.id)
+        await engine.run(accept, other.id, other.agent_id)
+        await engine.run(terminate, other.id)
+        # Concluded: the tasks hold no context any more; the opted-in session keeps its own.
+        assert _ttls(await items(store, "tasks")) == {kept.id: None, dropped.id: None}
+        assert _ttls(await items(store, "sessions")) == {offer.id: CUSTOMER_DATA_TTL,
+                                                         other.id: None}
+        await advance(engine, clock, 30 * 86400)  # the purge timer
+        assert _ttls(await items(store, "sessions")) == {offer.id: None, other.id: None}
+        lines = await _message_ttls(store)
+        assert len(lines) > 3 and set(lines) == {CUSTOMER_DATA_TTL}
+        assert all("ttl" not in e for e in await items(store, "events"))
+    finally:
+        await store.client.delete_database(name)
+        await store.close()
+
+
+async def _say(ctx: Ctx, task_id: str) -> None:
+    await ctx.uow.messages.append(ChatMessage(task_id, Sender.CUSTOMER, "Hi", ctx.now))
+
+
+def _ttls(docs: list[dict[str, Any]]) -> dict[str, int | None]:
+    return {str(d["data"]["id"]): d.get("ttl") for d in docs}
+
+
+async def _message_ttls(store: CosmosStore) -> list[int | None]:
+    return [d.get("ttl") for d in await items(store, "messages")]
 
 
 async def test_events_after_waits_at_a_fresh_gap_and_steps_over_an_old_one(

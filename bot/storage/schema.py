@@ -69,6 +69,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             (service_id, modality, ready_at, idle_at, agent_id)""",
         "CREATE INDEX agent_slots_agent ON agent_slots (agent_id)",
     ]),
+    (5, [
+        # Fleet-wide Teams limits (bot.storage.sqlite_fleet): a heartbeat row per instance
+        # and a small send log per conversation, both in wall-clock seconds.
+        "CREATE TABLE fleet_instances (id TEXT PRIMARY KEY, seen REAL NOT NULL)",
+        """CREATE TABLE fleet_sendlog (
+            conversation TEXT PRIMARY KEY, version INTEGER NOT NULL, updated REAL NOT NULL,
+            data TEXT NOT NULL)""",
+        "CREATE INDEX fleet_sendlog_updated ON fleet_sendlog (updated)",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -14,7 +14,7 @@ from bot.dialogs.session_cards import session_card
 from bot.domain.message import ChatMessage
 from bot.domain.session import Phase, Session
 from bot.domain.timers import OPEN_CHAT, RELAY, SYNC_CARD, Timer
-from bot.services import conversation, lifecycle
+from bot.services import conversation, lifecycle, offers
 from bot.services.context import Ctx
 from bot.services.engine import Effect, Engine
 from bot.teams.connector import ConnectorClient
@@ -91,6 +91,8 @@ class TeamsEffects:
             if exc.status in GIVE_UP_STATUSES:
                 log.warning("card not delivered", extra={"status": exc.status,
                                                          "code": exc.code})
+                if session.phase is Phase.RINGING and not session.card_id:
+                    await self.engine.finish(timer, offers.card_undeliverable, session.id)
                 return
             raise
         await self.engine.finish(timer, conversation.card_posted, session.id, card_id)

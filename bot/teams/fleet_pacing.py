@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT = 2.0  # seconds between an instance's heartbeats
 LIVE_BEATS = 3  # an instance not seen for this many heartbeats counts as gone
-JOIN_BEATS = 2  # heartbeats a new instance keeps to 1 call per window (others may not see it)
+JOIN_BEATS = 2  # heartbeats a new instance sends nothing for (the others may not see it yet)
 RESERVE_ATTEMPTS = 8
 # A call may leave this long (times the limiter's time scale) after its reserved slot: the
 # shared windows are that much longer, so sends a little late still keep the limits.
@@ -131,7 +131,7 @@ class FleetMembership:
         live = max(1, len(set(ids) | {self.instance_id}))
         if self.beats == 0:
             # Alone at the first beat: the whole budget at once. Others live: they learn of
-            # this instance at their next beats; until then it takes almost nothing.
+            # this instance at their next beats and may use the whole budget until then.
             self._joining = live > 1
         elif self.beats >= JOIN_BEATS:
             self._joining = False

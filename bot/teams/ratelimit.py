@@ -204,6 +204,8 @@ class RateLimiter:
         self.time_scale = time_scale
         self.headroom = headroom
         self.shared: SharedWindows | None = None
+        self._joining = False  # joining a fleet: no call goes out yet
+        self.hold_poll = 0.05  # seconds between looks while held
 
     @property
     def key_windows(self) -> tuple[tuple[int, float], ...]:
@@ -217,11 +219,12 @@ class RateLimiter:
 
     def set_tenant_share(self, live: int, *, joining: bool = False) -> None:
         """Take an equal share of each tenant limit with ``live`` instances (at least 1 per
-        window); ``joining``: the others may not count this instance yet, so 1 per window."""
+        window); ``joining``: the others may not count this instance yet (and use all of the
+        budget), so send nothing until told otherwise."""
         from bot.services.fleet import tenant_share
 
-        self._tenant.set_limits([1 if joining else tenant_share(w.limit, live)
-                                 for w in self.policy.tenant])
+        self._tenant.set_limits([tenant_share(w.limit, live) for w in self.policy.tenant])
+        self._joining = joining
 
     def recent(self, key: str) -> list[float]:
         """This instance's own recent sends for ``key``, on the limiter's clock."""
@@ -235,6 +238,8 @@ class RateLimiter:
         """Seconds until a call for ``key`` could go out (0.0 if now)."""
         now = self._clock.now()
         wait = self._tenant.delay(TENANT_BUCKET, now)
+        if self._joining:
+            wait = max(wait, self.hold_poll)
         if key is not None:
             wait = max(wait, self._per_key.delay(key, now))
         return wait

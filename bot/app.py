@@ -25,6 +25,7 @@ from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.ports import Clock, Store, StoreUnavailable
 from bot.services.system_clock import SystemClock
+from bot.storage.fleet import fleet_store
 from bot.storage.sqlite import SqliteStore
 from bot.tasks_api.api import TasksApi
 from bot.teams.gateway import TeamsGateway
@@ -90,10 +91,13 @@ def create_app(settings: Settings, *, storage: Store | None = None,
             gateway = TeamsGateway(settings, app[ENGINE], session,
                                    time_scale=connector_time_scale,
                                    authenticate_inbound=authenticate_inbound,
-                                   msal_http_client=msal_http_client)
+                                   msal_http_client=msal_http_client,
+                                   fleet=fleet_store(app[STORE]))
             app[GATEWAY] = gateway
+            await gateway.start()
             yield
             await gateway.sender.close(grace=SHUTDOWN_GRACE)
+            await gateway.stop()
 
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(app[ENGINE].run_scheduler())

@@ -59,7 +59,8 @@ def invitation(session: Session, task: Task, catalog: Catalog, now: datetime) ->
         service=session.service_name or session.service_id,
         customer=session.customer_label or NOT_AVAILABLE,
         details=details,
-        ring_seconds=(session.ring_until - session.offered_at).total_seconds(),
+        ring_seconds=(session.ring_until
+                      - (session.delivered_at or session.offered_at)).total_seconds(),
         waited_seconds=max(0.0, (now - task.created_at).total_seconds()),
         call_flow=tuple(catalog.services[s].name if s in catalog.services else s
                         for s in task.call_flow),

@@ -65,6 +65,10 @@ class Session:
     chat_id: str | None = None
     chat_url: str | None = None
     card_id: str | None = None  # the agent's invitation card, updated through every outcome
+    # The offer rings from the moment Teams took its card (ring_until counts from then); until
+    # then it waits, at most DELIVERY_DEADLINE. False where no card is sent (no Teams side).
+    awaits_delivery: bool = False
+    delivered_at: datetime | None = None
     relayed_seq: int = 0  # customer messages up to this sequence number reached the chat
     header_posted: bool = False  # the chatroom got its header card with the transcript
     # Decided when the hop ends, from the service's setting then: no retroactive effect.

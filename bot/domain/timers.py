@@ -17,6 +17,10 @@ SYNC_CARD = "sync_card"  # effect job: bring the agent's card in line with its s
 OPEN_CHAT = "open_chat"  # effect job: create the chatroom of an accepted session
 RELAY = "relay"  # effect job: bring new customer messages into the chatroom
 
+# An offer whose card waits in the send queue does not ring yet; one whose card Teams has not
+# taken this long after the offer ends as missed (no RONA) and the task goes on.
+DELIVERY_DEADLINE = timedelta(minutes=2)
+
 # A job's lease is short and renewed while the job runs: a process killed mid-job holds it for
 # a few seconds at most, and the job runs again soon after a restart (or on another instance).
 JOB_LEASE = timedelta(seconds=5)

@@ -44,6 +44,8 @@ class Ctx:
     # in one unit of work must not find its own lease taken); by the commit each says if it
     # got its lease.
     leased: dict[str, Timer] = field(default_factory=dict, init=False)
+    # Offers ring from the delivery of their card (a Teams side sends cards), else at once.
+    cards_delivered: bool = False
 
     def __post_init__(self) -> None:
         self.now = self.clock.now()

@@ -8,7 +8,7 @@ from bot.domain.errors import Invalid, Refused, Stale
 from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
-from bot.domain.timers import IDLE_TIMEOUT, RELAY
+from bot.domain.timers import IDLE_TIMEOUT, RELAY, RING_TIMEOUT
 from bot.services import lifecycle
 from bot.services.context import Ctx
 
@@ -93,10 +93,21 @@ async def header_posted(ctx: Ctx, session_id: str, seq: int) -> None:
 
 
 async def card_posted(ctx: Ctx, session_id: str, card_id: str) -> None:
-    """Remember the agent's card so every later outcome updates it in place."""
+    """Remember the agent's card so every later outcome updates it in place; an offer that
+    waited for its card starts ringing now (the card says "Rings for <ring timeout>")."""
     session = await ctx.uow.sessions.get(session_id)
-    if session is not None and session.card_id != card_id:
-        session.card_id = card_id
+    if session is None:
+        return
+    changed = session.card_id != card_id
+    session.card_id = card_id
+    if (session.awaits_delivery and session.delivered_at is None
+            and session.phase is Phase.RINGING):
+        ring = session.ring_until - session.offered_at
+        session.delivered_at = ctx.now
+        session.ring_until = ctx.now + ring
+        await ctx.arm(RING_TIMEOUT, session.id, session.ring_until)
+        changed = True
+    if changed:
         await ctx.uow.sessions.save(session)
 
 

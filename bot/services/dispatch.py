@@ -16,7 +16,7 @@ from bot.domain.routing import candidates_needed, pick_agents
 from bot.domain.service import Modality
 from bot.domain.session import Session
 from bot.domain.task import Task, TaskState
-from bot.domain.timers import QUEUE_TIMEOUT, RING_TIMEOUT
+from bot.domain.timers import DELIVERY_DEADLINE, QUEUE_TIMEOUT, RING_TIMEOUT
 from bot.services.context import Ctx
 
 QUEUE_SCAN = 50
@@ -140,6 +140,8 @@ async def offer(ctx: Ctx, task: Task, agents: list[Agent]) -> None:
             service_name=service.name,
             customer=task.customer,
             customer_label=task.customer_label,
+            # Its card goes to the agent's Teams chat: the ring starts when Teams took it.
+            awaits_delivery=ctx.cards_delivered and bool(agent.conversation),
         )
         agent.engagements.append(Engagement(
             session_id=session.id, task_id=task.id, service_id=task.service_id,
@@ -151,6 +153,8 @@ async def offer(ctx: Ctx, task: Task, agents: list[Agent]) -> None:
         task.ringing.append(session.id)
         if agent.id not in task.tried:
             task.tried.append(agent.id)
-        await ctx.arm(RING_TIMEOUT, session.id, session.ring_until)
+        await ctx.arm(RING_TIMEOUT, session.id,
+                      ctx.now + DELIVERY_DEADLINE if session.awaits_delivery
+                      else session.ring_until)
         await ctx.emit(ev.OFFER_CREATED, task=task, session=session)
     await ctx.uow.tasks.save(task)

@@ -135,7 +135,8 @@ class Engine:
                     *args: P.args, **kwargs: P.kwargs) -> R:
         """One attempt: ConflictError when it lost a race."""
         async with self.store.unit_of_work() as uow:
-            ctx = Ctx(uow, self.clock, self.catalog, tuple(self.event_hooks), self._at_once)
+            ctx = Ctx(uow, self.clock, self.catalog, tuple(self.event_hooks), self._at_once,
+                      cards_delivered=tk.SYNC_CARD in self.effects)
             result = await use_case(ctx, *args, **kwargs)
             await ctx.arm_leased()
             if ctx.touched:

@@ -91,15 +91,35 @@ async def decline(ctx: Ctx, session_id: str, agent_id: str) -> Session:
     return session
 
 
+UNDELIVERED_NOTE = "The invitation could not be shown in Teams."
+
+
 async def ring_timeout(ctx: Ctx, session_id: str) -> None:
-    """The ring timeout passed: RONA for a direct offer, a plain miss for a broadcast one."""
+    """The ring timeout passed: RONA for a direct offer, a plain miss for a broadcast one.
+    An offer whose card Teams never took (the delivery deadline passed) is a miss, no RONA."""
     session = await ctx.uow.sessions.get(session_id)
     if session is None or session.phase is not Phase.RINGING:
         return
     task = await ctx.task(session.task_id)
+    if session.awaits_delivery and session.delivered_at is None:
+        await card_undeliverable(ctx, session_id)
+        return
     broadcast = ctx.service(session.service_id).distribution.mode is DistributionMode.BROADCAST
     result = SessionResult.MISSED if broadcast else SessionResult.RONA
     freed = await end_offer(ctx, session, result, task, set_rona=not broadcast)
+    await release_task(ctx, task)
+    await redispatch(ctx, [task.service_id, *freed])
+
+
+async def card_undeliverable(ctx: Ctx, session_id: str) -> None:
+    """Teams never showed the offer's card (refused it, or not by the delivery deadline):
+    the offer ends as missed without RONA, and the task goes on to another agent."""
+    session = await ctx.uow.sessions.get(session_id)
+    if (session is None or session.phase is not Phase.RINGING or not session.awaits_delivery
+            or session.delivered_at is not None):
+        return
+    task = await ctx.task(session.task_id)
+    freed = await end_offer(ctx, session, SessionResult.MISSED, task, note=UNDELIVERED_NOTE)
     await release_task(ctx, task)
     await redispatch(ctx, [task.service_id, *freed])
 

@@ -81,6 +81,13 @@ ENSURED = [
     # new rows, so instances in other processes wake their chats' WebSockets. Pruned as it grows.
     """CREATE TABLE IF NOT EXISTS changes (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, origin TEXT NOT NULL)""",
+    # Fleet-wide Teams limits (bot.storage.sqlite_fleet): a heartbeat row per instance
+    # and a small send log per conversation, both in wall-clock seconds.
+    "CREATE TABLE IF NOT EXISTS fleet_instances (id TEXT PRIMARY KEY, seen REAL NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS fleet_sendlog (
+        conversation TEXT PRIMARY KEY, version INTEGER NOT NULL, updated REAL NOT NULL,
+        data TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS fleet_sendlog_updated ON fleet_sendlog (updated)",
     # Tag suggestions with nothing typed yet: the most used, a range read stopped by LIMIT.
     "CREATE INDEX IF NOT EXISTS tags_top ON tags (service_id, uses DESC, last_used DESC)",
 ]

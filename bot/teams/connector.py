@@ -9,6 +9,7 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.teams.outbound import OutboundResponse, OutboundSender, json_request
+from bot.teams.ratelimit import Priority
 from bot.teams.service_urls import ServiceUrlPolicy
 from bot.teams.tokens import TokenProvider
 
@@ -59,12 +60,13 @@ class ConnectorClient:
         self._timeout = timeout
 
     async def send_to_conversation(
-        self, service_url: str, conversation_id: str, activity: Mapping[str, Any]
+        self, service_url: str, conversation_id: str, activity: Mapping[str, Any], *,
+        priority: int = Priority.NORMAL,
     ) -> str:
         """Post an activity to a conversation; return the new activity id."""
         body = {"type": "message", **activity}
         url = _conversation_url(service_url, conversation_id, "activities")
-        response = await self._call(conversation_id, "POST", url, body)
+        response = await self._call(conversation_id, "POST", url, body, priority)
         return _resource_id(response, "send_to_conversation")
 
     async def update_activity(
@@ -73,11 +75,13 @@ class ConnectorClient:
         conversation_id: str,
         activity_id: str,
         activity: Mapping[str, Any],
+        *,
+        priority: int = Priority.NORMAL,
     ) -> None:
         """Replace an activity already posted (e.g. an invitation card) in place."""
         body = {"type": "message", **activity, "id": activity_id}
         url = _conversation_url(service_url, conversation_id, "activities", activity_id)
-        await self._call(conversation_id, "PUT", url, body)
+        await self._call(conversation_id, "PUT", url, body, priority)
 
     async def create_personal_conversation(
         self, service_url: str, tenant_id: str, bot_id: str, user_id: str
@@ -106,13 +110,14 @@ class ConnectorClient:
         return data
 
     async def _call(
-        self, bucket_key: str, method: str, url: str, body: Mapping[str, Any] | None
+        self, bucket_key: str, method: str, url: str, body: Mapping[str, Any] | None,
+        priority: int = Priority.NORMAL,
     ) -> OutboundResponse:
         self.policy.check(url)
         factory = json_request(
             self._session, method, url, body=body, tokens=self._tokens, timeout=self._timeout
         )
-        return await self._sender.call(bucket_key, factory)
+        return await self._sender.call(bucket_key, factory, priority)
 
 
 def _resource_id(response: OutboundResponse, operation: str) -> str:

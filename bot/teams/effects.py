@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -11,14 +12,15 @@ from bot.dialogs import views
 from bot.dialogs.desk import SessionBundle, load_bundle
 from bot.dialogs.session_cards import session_card
 from bot.domain.message import ChatMessage
-from bot.domain.session import Phase
+from bot.domain.session import Phase, Session
 from bot.domain.timers import OPEN_CHAT, RELAY, SYNC_CARD, Timer
-from bot.services import conversation, lifecycle
+from bot.services import conversation, lifecycle, offers
 from bot.services.context import Ctx
 from bot.services.engine import Effect, Engine
 from bot.teams.connector import ConnectorClient
 from bot.teams.graph import GraphClient, GraphProtocolError, chat_topic
 from bot.teams.outbound import OutboundError, OutboundHTTPError
+from bot.teams.ratelimit import Priority
 from bot.teams.replies import CARD_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,22 @@ GIVE_UP_STATUSES = {401, 403, 404}
 def card_activity(card: dict[str, Any]) -> dict[str, Any]:
     return {"type": "message",
             "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": card}]}
+
+
+# How long after a session ended its card still counts as urgent (it must stop offering
+# Terminate and show the wrap-up); later updates (wrap-up saves, ACW changes) are cosmetic.
+URGENT_AFTER_END = timedelta(seconds=60)
+
+
+def card_priority(session: Session, now: datetime) -> Priority:
+    """Where the agent's card waits when the tenant budget is short: invitations, accepts and
+    the end of a session (and of an offer) go first; later refreshes after relayed lines."""
+    if session.phase in (Phase.RINGING, Phase.CONNECTED) or session.connected_at is None:
+        return Priority.HIGH
+    ended = session.terminated_at
+    if ended is not None and now - ended <= URGENT_AFTER_END:
+        return Priority.HIGH
+    return Priority.LOW
 
 
 def chat_url(chat_id: str) -> str:
@@ -60,17 +78,21 @@ class TeamsEffects:
         card = session_card(session, bundle.task, agent, self.engine.catalog,
                             self.engine.clock.now(), suggestions=bundle.suggestions)
         activity = card_activity(card)
+        priority = card_priority(session, self.engine.clock.now())
         try:
             if session.card_id:
                 await self.connector.update_activity(ref["service_url"], ref["conversation_id"],
-                                                     session.card_id, activity)
+                                                     session.card_id, activity,
+                                                     priority=priority)
                 return
             card_id = await self.connector.send_to_conversation(
-                ref["service_url"], ref["conversation_id"], activity)
+                ref["service_url"], ref["conversation_id"], activity, priority=priority)
         except OutboundHTTPError as exc:
             if exc.status in GIVE_UP_STATUSES:
                 log.warning("card not delivered", extra={"status": exc.status,
                                                          "code": exc.code})
+                if session.phase is Phase.RINGING and not session.card_id:
+                    await self.engine.finish(timer, offers.card_undeliverable, session.id)
                 return
             raise
         await self.engine.finish(timer, conversation.card_posted, session.id, card_id)
@@ -144,7 +166,8 @@ class TeamsEffects:
         for n, message in enumerate(relays, 1):
             await self.connector.send_to_conversation(
                 service_url, session.chat_id,
-                {"type": "message", "textFormat": "plain", "text": f"{label}: {message.text}"})
+                {"type": "message", "textFormat": "plain", "text": f"{label}: {message.text}"},
+                priority=Priority.LOW)
             if n < len(relays):  # a crash before the last must leave the job to finish it
                 await self.engine.run(conversation.relayed, session.id, message.seq)
             else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -14,12 +16,14 @@ from bot.dialogs.desk import Desk
 from bot.domain.errors import Refused
 from bot.http import BadBody, parse_json
 from bot.services.engine import Engine
+from bot.services.fleet import FleetStore
 from bot.services.ports import ConflictError, StoreUnavailable
 from bot.teams.adapter import BadActivity, InboundAuth, SwitchboardAdapter, Unauthorized
 from bot.teams.clock import MonotonicClock
 from bot.teams.connector import ConnectorClient
 from bot.teams.directory import TeamsMemberDirectory
 from bot.teams.effects import TeamsEffects
+from bot.teams.fleet_pacing import FleetMembership, SharedWindows
 from bot.teams.graph import GraphClient
 from bot.teams.handler import SwitchboardBot
 from bot.teams.outbound import OutboundError, OutboundHTTPError, OutboundSender
@@ -45,11 +49,19 @@ class TeamsGateway:
 
     def __init__(self, settings: Settings, engine: Engine, session: aiohttp.ClientSession,
                  *, time_scale: float = 1.0, authenticate_inbound: bool = True,
-                 msal_http_client: object | None = None) -> None:
+                 msal_http_client: object | None = None,
+                 fleet: FleetStore | None = None) -> None:
         clock = MonotonicClock()
         self.session = session
         limiter = RateLimiter(clock, time_scale=time_scale, headroom=LIMIT_HEADROOM)
+        self.limiter = limiter
         self.sender = OutboundSender(limiter, clock)
+        # With a store that other instances share, the Teams limits hold for the fleet.
+        self.fleet: FleetMembership | None = None
+        self._beating: asyncio.Task[None] | None = None
+        if fleet is not None:
+            limiter.shared = SharedWindows(fleet, limiter, clock)
+            self.fleet = FleetMembership(fleet, limiter, limiter.shared)
         bot_tokens: TokenProvider | None = None
         graph: GraphClient | None = None
         # A stand-in token endpoint (tests) is reached through its own http client and has no
@@ -79,6 +91,26 @@ class TeamsGateway:
         self.effects = TeamsEffects(engine, self.connector, graph, bot_app_id=settings.app_id,
                                     catalog_app_id=settings.teams_app_id)
         engine.add_effects(self.effects.table())
+
+    async def start(self) -> None:
+        """Join the fleet: the first heartbeat sets this instance's share before any send."""
+        if self.fleet is None:
+            return
+        try:
+            await self.fleet.beat()
+        except (StoreUnavailable, ConflictError):
+            self.limiter.set_tenant_share(1, joining=True)  # unknown fleet: err low
+        self._beating = asyncio.create_task(self.fleet.run())
+
+    async def stop(self) -> None:
+        """Leave the fleet, so the others take this instance's share at once."""
+        if self._beating is not None:
+            self._beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beating
+            self._beating = None
+        if self.fleet is not None:
+            await self.fleet.leave()
 
     async def messages(self, request: web.Request) -> web.Response:
         """POST /api/messages: one activity in, 200/201 or an invoke response out."""

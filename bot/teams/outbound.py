@@ -20,7 +20,7 @@ import aiohttp
 from yarl import URL
 
 from bot.teams.clock import Clock
-from bot.teams.ratelimit import RateLimiter
+from bot.teams.ratelimit import Priority, RateLimiter
 
 if TYPE_CHECKING:
     from bot.teams.tokens import TokenProvider
@@ -175,6 +175,7 @@ class OutboundSender:
         self._rng = rng or random.Random()
         self._wall_clock = wall_clock
         self._tails: dict[str, asyncio.Task[OutboundResponse]] = {}
+        self._waiting: dict[str, int] = {}  # requests per bucket key not finished yet
         self._inflight: set[asyncio.Task[OutboundResponse]] = set()
         self.stats = OutboundStats()
 
@@ -188,27 +189,33 @@ class OutboundSender:
         return len(self._inflight)
 
     async def call(
-        self, bucket_key: str | None, request_factory: RequestFactory
+        self, bucket_key: str | None, request_factory: RequestFactory,
+        priority: int = Priority.NORMAL,
     ) -> OutboundResponse:
         """Send one request (with retries) and return its final answer below 400.
 
         Cancelling the caller does not withdraw the request: once submitted it goes out
         (cancel the task from :meth:`submit` to withdraw a request that has not finished).
         """
-        return await asyncio.shield(self.submit(bucket_key, request_factory))
+        return await asyncio.shield(self.submit(bucket_key, request_factory, priority))
 
     def submit(
-        self, bucket_key: str | None, request_factory: RequestFactory
+        self, bucket_key: str | None, request_factory: RequestFactory,
+        priority: int = Priority.NORMAL,
     ) -> asyncio.Task[OutboundResponse]:
-        """Queue a request now (order is fixed at this call) and return its task."""
+        """Queue a request now (order is fixed at this call) and return its task. ``priority``
+        orders it against other keys' requests when the tenant budget is short; within a
+        bucket key, order is submission order whatever the priority."""
         loop = asyncio.get_running_loop()
         self.stats.calls += 1
         if bucket_key is None:
-            task = loop.create_task(self._send(None, request_factory))
+            task = loop.create_task(self._send(None, request_factory, priority))
         else:
             previous = self._tails.get(bucket_key)
-            task = loop.create_task(self._send_after(previous, bucket_key, request_factory))
+            task = loop.create_task(
+                self._send_after(previous, bucket_key, request_factory, priority))
             self._tails[bucket_key] = task
+            self._waiting[bucket_key] = self._waiting.get(bucket_key, 0) + 1
             task.add_done_callback(functools.partial(self._forget_tail, bucket_key))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
@@ -237,20 +244,26 @@ class OutboundSender:
     def _forget_tail(self, bucket_key: str, task: asyncio.Task[OutboundResponse]) -> None:
         if self._tails.get(bucket_key) is task:
             del self._tails[bucket_key]
+        left = self._waiting.get(bucket_key, 1) - 1
+        if left > 0:
+            self._waiting[bucket_key] = left
+        else:
+            self._waiting.pop(bucket_key, None)
 
     async def _send_after(
         self,
         previous: asyncio.Task[OutboundResponse] | None,
         bucket_key: str,
         request_factory: RequestFactory,
+        priority: int,
     ) -> OutboundResponse:
         if previous is not None and not previous.done():
             # Wait for the previous request of this key whatever its outcome; never cancel it.
             await asyncio.wait({previous})
-        return await self._send(bucket_key, request_factory)
+        return await self._send(bucket_key, request_factory, priority)
 
     async def _send(
-        self, bucket_key: str | None, request_factory: RequestFactory
+        self, bucket_key: str | None, request_factory: RequestFactory, priority: int
     ) -> OutboundResponse:
         policy = self._retry
         last_status: int | None = None
@@ -258,7 +271,8 @@ class OutboundSender:
         for attempt in range(1, policy.max_attempts + 1):
             if attempt > 1:
                 self.stats.retries += 1
-            await self._limiter.acquire(bucket_key)
+            run = self._waiting.get(bucket_key, 1) if bucket_key is not None else 1
+            await self._limiter.acquire(bucket_key, priority, run=run)
             self.stats.attempts += 1
             outcome = await _attempt(request_factory)
             retry_after: float | None = None

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from bot.teams.clock import Clock
+
+if TYPE_CHECKING:
+    from bot.teams.fleet_pacing import SharedWindows
 
 # Entries this close to the edge of a window count as already out of it, so that sleeping
 # exactly the computed delay always frees the slot despite float rounding.
@@ -50,6 +57,14 @@ TEAMS_POLICY = RatePolicy(per_key=TEAMS_CONVERSATION_WINDOWS, tenant=TEAMS_TENAN
 TENANT_BUCKET = "*tenant*"
 
 
+class Priority(IntEnum):
+    """Who goes first when the tenant budget is the bottleneck (lower first)."""
+
+    HIGH = 0  # invitations, accept and end of a session on the agent's card
+    NORMAL = 1  # everything not marked: chat creation, member lookups, chat headers
+    LOW = 2  # relayed chat lines, cosmetic card refreshes
+
+
 class SlidingWindows:
     """Event logs of many keys, each checked against the same list of sliding windows."""
 
@@ -70,6 +85,18 @@ class SlidingWindows:
     def windows(self) -> tuple[tuple[int, float], ...]:
         """The (limit, scaled length in seconds) pairs enforced."""
         return self._windows
+
+    def set_limits(self, limits: Sequence[int]) -> None:
+        """Change each window's limit (same order), keeping the lengths and the logs."""
+        self._windows = tuple((max(1, limit), length)
+                              for limit, (_, length) in zip(limits, self._windows, strict=True))
+
+    def recent(self, key: str) -> list[float]:
+        """The times logged for ``key`` (oldest first)."""
+        return list(self._logs.get(key, ()))
+
+    def keys(self) -> list[str]:
+        return list(self._logs)
 
     def __len__(self) -> int:
         return len(self._logs)
@@ -111,16 +138,53 @@ class SlidingWindows:
             del self._logs[key]
 
 
+class _PriorityGate:
+    """One holder at a time; waiters are let in by (priority, rank): FIFO within a priority."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+
+    def locked(self) -> bool:
+        return self._held or bool(self._waiting)
+
+    async def enter(self, priority: int, rank: int) -> None:
+        if not self.locked():
+            self._held = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, rank, turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.leave()  # let in, then cancelled: pass the turn on
+            raise
+
+    def leave(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._held = False
+
+
 class RateLimiter:
     """Paces calls so that each bucket key and the shared tenant bucket stay within policy.
 
     ``acquire(key)`` waits (on the injected clock) until both the key's windows and the
     tenant windows have room, then takes one slot of each. ``key=None`` takes a tenant slot
-    only. Waiters for the tenant bucket are served first come, first served. Every window
-    length is multiplied by ``time_scale`` (tests use e.g. 0.02 to run real limit counts fast)
-    and by ``1 + headroom``: the service starts its windows when requests arrive, and uneven
-    network latency can squeeze requests paced exactly at the limit into one of its windows;
-    a headroom of a few percent (e.g. 0.05) avoids most of those 429s for that much throughput.
+    only. Waiters for the tenant bucket are served by priority, first come, first served
+    within one. Every window length is multiplied by ``time_scale`` (tests use e.g. 0.02 to run
+    real limit counts fast) and by ``1 + headroom``: the service starts its windows when
+    requests arrive, and uneven network latency can squeeze requests paced exactly at the
+    limit into one of its windows; a headroom of a few percent (e.g. 0.05) avoids most of
+    those 429s for that much throughput.
+
+    In a fleet (``bot.teams.fleet_pacing``) the tenant windows hold this instance's share
+    (``set_tenant_share``) and, while ``shared`` is active, each key's windows are also kept
+    through the store: a call waits for a slot reserved there before it queues for the tenant.
     """
 
     def __init__(
@@ -132,40 +196,95 @@ class RateLimiter:
         headroom: float = 0.0,
     ) -> None:
         self._clock = clock
+        self.policy = policy
         self._per_key = SlidingWindows(policy.per_key, time_scale=time_scale, headroom=headroom)
         self._tenant = SlidingWindows(policy.tenant, time_scale=time_scale, headroom=headroom)
-        self._tenant_queue = asyncio.Lock()
+        self._tenant_queue = _PriorityGate()
+        self._ranks = itertools.count()
         self.time_scale = time_scale
+        self.headroom = headroom
+        self.shared: SharedWindows | None = None
+        self._joining = False  # joining a fleet: no call goes out yet
+        self.hold_poll = 0.05  # seconds between looks while held
+
+    @property
+    def key_windows(self) -> tuple[tuple[int, float], ...]:
+        """Each key's (limit, scaled length) windows."""
+        return self._per_key.windows
+
+    @property
+    def tenant_windows(self) -> tuple[tuple[int, float], ...]:
+        """The tenant (limit, scaled length) windows as this instance applies them now."""
+        return self._tenant.windows
+
+    def set_tenant_share(self, live: int, *, joining: bool = False) -> None:
+        """Take an equal share of each tenant limit with ``live`` instances (at least 1 per
+        window); ``joining``: the others may not count this instance yet (and use all of the
+        budget), so send nothing until told otherwise."""
+        from bot.services.fleet import tenant_share
+
+        self._tenant.set_limits([tenant_share(w.limit, live) for w in self.policy.tenant])
+        self._joining = joining
+
+    def recent(self, key: str) -> list[float]:
+        """This instance's own recent sends for ``key``, on the limiter's clock."""
+        return self._per_key.recent(key)
+
+    def tracked_keys(self) -> list[str]:
+        """The keys with sends inside their longest window."""
+        return self._per_key.keys()
 
     def delay(self, key: str | None) -> float:
         """Seconds until a call for ``key`` could go out (0.0 if now)."""
         now = self._clock.now()
         wait = self._tenant.delay(TENANT_BUCKET, now)
+        if self._joining:
+            wait = max(wait, self.hold_poll)
         if key is not None:
             wait = max(wait, self._per_key.delay(key, now))
         return wait
 
     def try_acquire(self, key: str | None) -> bool:
-        """Take a slot for ``key`` if one is free right now, without waiting."""
+        """Take a slot for ``key`` if one is free right now, without waiting (local windows
+        only: not while the fleet shares the key's windows)."""
         if self._tenant_queue.locked() or self.delay(key) > 0:
+            return False
+        if key is not None and self.shared is not None and self.shared.active:
             return False
         self._take(key, self._clock.now())
         return True
 
-    async def acquire(self, key: str | None) -> float:
-        """Wait for and take a slot for ``key``; return the seconds waited."""
+    async def acquire(self, key: str | None, priority: int = Priority.NORMAL, *,
+                      run: int = 1) -> float:
+        """Wait for and take a slot for ``key``; return the seconds waited. ``run``: how many
+        calls for ``key`` wait in line, this one first (a fleet reserves them in one go)."""
         start = self._clock.now()
+        rank = next(self._ranks)
         if key is not None:
             # Wait for the key's own windows outside the tenant queue, so a throttled
             # conversation never holds up the others.
             while (wait := self._per_key.delay(key, self._clock.now())) > 0:
                 await self._clock.sleep(wait)
-        async with self._tenant_queue:
-            while (wait := self.delay(key)) > 0:
+        shared = self.shared if key is not None and self.shared is not None \
+            and self.shared.active else None
+        slot = await shared.slot(key, run) if shared is not None and key is not None else None
+        while True:
+            if slot is not None and (wait := slot - self._clock.now()) > 0:
                 await self._clock.sleep(wait)
-            now = self._clock.now()
-            self._take(key, now)
-        return now - start
+            await self._tenant_queue.enter(priority, rank)
+            try:
+                while (wait := self.delay(key)) > 0:
+                    await self._clock.sleep(wait)
+                now = self._clock.now()
+                if slot is None or shared is None or shared.in_time(slot, now):
+                    self._take(key, now)
+                    return now - start
+            finally:
+                self._tenant_queue.leave()
+            # The tenant queue held it past its reserved slot: give the slot back, take a
+            # new one (keeping its place in the tenant queue).
+            assert key is not None and shared is not None
+            slot = await shared.missed(key, slot, run)
 
     def _take(self, key: str | None, now: float) -> None:
         self._tenant.record(TENANT_BUCKET, now)

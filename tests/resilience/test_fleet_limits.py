@@ -1,0 +1,92 @@
+"""Three `python -m bot` instances on one SQLite file keep the Teams limits as one (issue #18)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.resilience.harness import (
+    API,
+    Customer,
+    Launch,
+    db_of,
+    eventually,
+    make_agent,
+    make_customer,
+    post_json,
+)
+from tests.standins.connector import ConnectorStandin
+
+CHATS = 30
+LINES = 10
+
+
+async def test_300_relayed_lines_from_three_instances_arrive_in_order_without_429(
+        launch: Launch, client: aiohttp.ClientSession, tmp_path: Path) -> None:
+    shared_db = tmp_path / "fleet.db"
+    async with ConnectorStandin(enforce_limits=True) as connector:
+        servers = []
+        for name in ("a", "b", "c"):
+            server = launch(name=name, env={"SWITCHBOARD_DB": str(shared_db)},
+                            ring_timeout="120s", members=CHATS)
+            await server.ready()
+            servers.append(server)
+        db = db_of(servers[0])
+        await eventually(lambda: len(db.rows("SELECT id FROM fleet_instances")) == 3,
+                         timeout=10)
+
+        agents = [make_agent(n, servers[n % 3], connector, client) for n in range(1, CHATS + 1)]
+        await asyncio.gather(*(agent.register() for agent in agents))
+        customers = [make_customer(servers[i % 3], client) for i in range(CHATS)]
+        for i, customer in enumerate(customers):
+            await customer.open(f"Hello {i}", name=f"Cust{i}")
+
+        def offered() -> list[dict[str, Any]]:
+            found = [s for s in db.sessions() if s["card_id"] and s["phase"] == "ringing"]
+            return found if len(found) == CHATS else []
+
+        by_agent = {s["agent_id"]: s for s in await eventually(offered, timeout=60)}
+        await asyncio.gather(*(
+            agent.click("accept", {"session_id": by_agent[agent.user_id]["id"]},
+                        reply_to=by_agent[agent.user_id]["card_id"]) for agent in agents))
+        await eventually(lambda: sum(1 for s in db.sessions()
+                                     if s["data"].get("header_posted")) == CHATS, timeout=60)
+        throttled_before = connector.throttled
+        print(f"429s while setting up: {throttled_before}")
+
+        # The burst: every customer writes 10 lines, each line through another instance.
+        async def talk(i: int, customer: Customer) -> None:
+            for j in range(LINES):
+                base = servers[(i + j) % 3].url
+                for _ in range(20):  # 503 "busy, please retry": three processes on one file
+                    status, _ = await post_json(
+                        client, f"{base}{API}/chats/{customer.chat_id}/messages",
+                        {"text": f"line {j:02d}"}, headers=customer.auth)
+                    if status != 503:
+                        break
+                    await asyncio.sleep(0.05)
+                assert status == 202, status
+
+        started = time.monotonic()
+        await asyncio.gather(*(talk(i, c) for i, c in enumerate(customers)))
+        chat_of = {s["agent_id"]: s["task_id"] for s in db.sessions()}
+        label = {c.chat_id: f"Cust{i}" for i, c in enumerate(customers)}
+
+        def relayed(agent_conv: str) -> list[str]:
+            return [t for t in connector.texts(agent_conv) if t and ": line " in t]
+
+        await eventually(lambda: all(len(relayed(a.conversation_id)) >= LINES for a in agents),
+                         timeout=120)
+        took = time.monotonic() - started
+        for agent in agents:
+            name = label[chat_of[agent.user_id]]
+            assert relayed(agent.conversation_id) == [f"{name}: line {j:02d}"
+                                                      for j in range(LINES)]
+        assert connector.throttled == throttled_before == 0, dict(connector.throttled_by)
+        # The instances shared the conversations' windows through the store.
+        assert len(db.rows("SELECT conversation FROM fleet_sendlog")) >= CHATS
+        print(f"300 lines relayed in {took:.1f}s by three instances, 0 x 429")

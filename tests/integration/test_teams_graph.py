@@ -39,6 +39,7 @@ async def graph_world(tmp_path: Path) -> AsyncIterator[GraphWorld]:
             GraphStandin(catalog={APP_ID: "catalog-app-1"}) as graph, running_world(
         services, tmp_path, app_id=APP_ID, app_password=SECRET, tenant_id="tenant-1",
         graph_url=graph.base_url, authority=tokens.authority_host,
+        service_url_hosts=("127.0.0.1",),  # the Bot Connector stand-in
         app_options={"authenticate_inbound": False,
                      "msal_http_client": tokens.http_client()},
     ) as world:

@@ -69,6 +69,8 @@ async def graph_server(tmp_path: Path, connector: ConnectorStandin,
             "SWITCHBOARD_GRAPH_URL": graph.base_url,
             "SWITCHBOARD_AUTHORITY": tokens.authority_host,
             "SWITCHBOARD_SMTP_PORT": "0",
+            "SWITCHBOARD_PUBLIC_HOST": "bot.example.com",
+            "SWITCHBOARD_SERVICE_URL_HOSTS": "127.0.0.1",  # the Bot Connector stand-in
         })
         assert settings.graph_enabled and not settings.local_mode
         app = create_app(settings, authenticate_inbound=False,

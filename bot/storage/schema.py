@@ -83,4 +83,6 @@ ENSURED = [
         seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, origin TEXT NOT NULL)""",
     # Tag suggestions with nothing typed yet: the most used, a range read stopped by LIMIT.
     "CREATE INDEX IF NOT EXISTS tags_top ON tags (service_id, uses DESC, last_used DESC)",
+    # The reporting export (SqliteSessions.export): a bounded window in offer order.
+    "CREATE INDEX IF NOT EXISTS sessions_offered ON sessions (offered_at, id)",
 ]

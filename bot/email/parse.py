@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from email import policy
 from email.message import EmailMessage, Message
@@ -17,14 +18,83 @@ MAX_RAW_HTML = 1_000_000  # HTML looked at before sanitizing
 MAX_ATTACHMENTS = 50
 MAX_NAME = 200
 MAX_ADDRESSES = 100
+# The parser costs about a millisecond of CPU per MIME part and recurses per level of nesting:
+# past these a message is refused for good (554) before it is parsed.
+MAX_PARTS = 250
+MAX_CONTAINERS = 40  # multipart and message parts: a bound on the nesting depth, and then some
+MAX_DEPTH = 12
 _ID = re.compile(r"<[^<>\s]{1,250}>")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTAINER = re.compile(rb"^content-type:[ \t]*(?:\r?\n[ \t]+)?(?:multipart|message)/",
+                        re.IGNORECASE | re.MULTILINE)
+_BOUNDARY = re.compile(rb"\bboundary[ \t]*=[ \t]*(?:\"([^\"\r\n]{1,200})\"|([^\s;\"]{1,200}))",
+                       re.IGNORECASE)
+_DELIMITER = re.compile(rb"^--([^\r\n]{1,202}?)[ \t]*\r?$", re.MULTILINE)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_ESCAPED = re.compile("[\udc80-\udcff]")  # bytes the parser could not read as ASCII
+_FOLD = re.compile(r"\r?\n[ \t]*")
+
+
+class Unparseable(ValueError):
+    """A message this listener will never take, whenever it is sent again (554)."""
+
+
+def check_shape(raw: bytes) -> None:
+    """Refuse a message with more MIME parts or containers than MAX_PARTS / MAX_CONTAINERS,
+    looking at the bytes only (regular expressions in C: milliseconds for the largest mail)."""
+    containers = len(list(itertools.islice(_CONTAINER.finditer(raw), MAX_CONTAINERS + 1)))
+    if containers > MAX_CONTAINERS:
+        raise Unparseable("too deeply nested")
+    boundaries = {m.group(1) or m.group(2) for m in _BOUNDARY.finditer(raw)}
+    if len(boundaries) > MAX_CONTAINERS:
+        raise Unparseable("too deeply nested")
+    parts = 0
+    for line in _DELIMITER.finditer(raw):
+        found = line.group(1)
+        if found in boundaries or (found.endswith(b"--") and found[:-2] in boundaries):
+            parts += 1
+            if parts > MAX_PARTS + containers:  # a delimiter per part, a close per container
+                raise Unparseable("too many parts")
+
+
+def _depth(part: Message, limit: int) -> int:
+    """How deep the parts nest, counting no further than `limit` + 1."""
+    if limit < 0:
+        return 1
+    payload = part.get_payload() if part.is_multipart() else None
+    children = [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
+
+
+def _unfold_bare_cr(raw: bytes) -> bytes:
+    """A CR alone in the header section is not a line end (the parser would take the rest of
+    the headers for the body): it becomes a space."""
+    end = _HEADER_END.search(raw)
+    cut = end.start() if end else len(raw)
+    return _BARE_CR.sub(b" ", raw[:cut]) + raw[cut:]
 
 
 def parse_mail(raw: bytes, *, envelope_sender: str | None = None) -> InboundMail:
-    """Parse a message as received; `envelope_sender` "" or "<>" is the null sender."""
-    message = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(message, EmailMessage)
+    """Parse a message as received; `envelope_sender` "" or "<>" is the null sender.
+
+    Raises Unparseable for a message that no later attempt could take."""
+    check_shape(raw)
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(_unfold_bare_cr(raw))
+        assert isinstance(message, EmailMessage)
+        if _depth(message, MAX_DEPTH) > MAX_DEPTH:
+            raise Unparseable("too deeply nested")
+        return _read(message, envelope_sender)
+    except Unparseable:
+        raise
+    except (RecursionError, MemoryError) as exc:
+        raise Unparseable(type(exc).__name__) from None
+    except Exception as exc:  # a defect of the parser on this input: the same next time
+        raise Unparseable(type(exc).__name__) from exc
+
+
+def _read(message: EmailMessage, envelope_sender: str | None) -> InboundMail:
     sender_name, sender = _first_address(_header(message, "from"))
     plain = message.get_body(preferencelist=("plain",))
     rich = message.get_body(preferencelist=("html",))
@@ -60,15 +130,33 @@ def parse_mail(raw: bytes, *, envelope_sender: str | None = None) -> InboundMail
 
 
 def _clean(value: str) -> str:
-    """Text without lone surrogates (raw 8-bit header bytes are read as UTF-8)."""
+    """Text without lone surrogates (raw 8-bit header bytes, read as by `_text`)."""
     try:
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raw = value.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return value.encode("utf-8", "replace").decode("utf-8")
+    if not _ESCAPED.search(value):
+        return value
+    return _text(raw)
+
+
+def _text(data: bytes) -> str:
+    """8-bit text in no known charset: UTF-8 when it is valid UTF-8, else Windows-1252, else
+    Latin-1 (which takes any byte): never a replacement character."""
+    for charset in ("utf-8", "cp1252"):
+        try:
+            return data.decode(charset)
+        except UnicodeDecodeError:
+            pass
+    return data.decode("latin-1")
 
 
 def _header(message: Message, name: str) -> str:
-    """A header decoded; the raw value when the parser cannot make sense of it."""
+    """A header decoded; the raw value when it holds 8-bit bytes (the header parser would
+    turn them into replacement characters) or the parser cannot make sense of it."""
+    for key, raw in message.raw_items():
+        if key.lower() == name and isinstance(raw, str) and _ESCAPED.search(raw):
+            return _FOLD.sub(" ", _clean(raw)).strip()
     try:
         value = message.get(name)
         return _clean(str(value)) if value is not None else ""
@@ -103,18 +191,20 @@ def _content(part: Message) -> str:
 
 
 def _decoded(part: Message) -> str:
+    """The part's text in its declared charset; without one (or ASCII declared for 8-bit
+    bytes, or one that does not fit the bytes) as `_text` reads it."""
     try:
-        content = part.get_content() if isinstance(part, EmailMessage) else None
-        if isinstance(content, str):
-            return _clean(content)
-    except (LookupError, UnicodeError, ValueError, AssertionError):
-        pass
-    payload = part.get_payload(decode=True)
+        payload = part.get_payload(decode=True)
+    except Exception:  # a broken transfer encoding
+        payload = None
     data = payload if isinstance(payload, bytes) else b""
-    try:
-        return data.decode(part.get_content_charset() or "utf-8", "replace")
-    except LookupError:
-        return data.decode("utf-8", "replace")
+    charset = part.get_content_charset()
+    if charset and charset not in ("us-ascii", "ascii"):
+        try:
+            return data.decode(charset)
+        except (LookupError, UnicodeError, ValueError):
+            pass
+    return _text(data)
 
 
 def _attachments(part: Message, bodies: set[int]) -> list[Attachment]:

@@ -15,8 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.domain.session import SessionResult
 from bot.interact.api import MAX_BODY_BYTES, MAX_TEXT_BYTES, PREFIX
+from bot.reporting.api import DEFAULT_LIMIT, MAX_LIMIT
 from bot.services.conversation import MAX_MESSAGE_LENGTH
+from bot.services.reporting import EVENT_COLUMNS, SESSION_COLUMNS
 from bot.tasks_api import request as task_request
 from bot.tasks_api.api import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_MAX, REPLAYED_HEADER
 from bot.tasks_api.api import MAX_BODY_BYTES as TASK_MAX_BODY
@@ -25,6 +28,7 @@ from bot.tasks_api.api import PREFIX as TASKS
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"
 JSON = "application/json"
+SESSION_RESULTS: list[str | None] = [r.value for r in SessionResult]
 
 Schema = dict[str, Any]
 
@@ -152,7 +156,8 @@ def interact_schemas() -> dict[str, Schema]:
                        "additionalProperties": {"type": "string", "maxLength": 1024},
                        "description": "Up to 50 names (at most 64 characters) mapped to "
                                       "strings, shown to the agent."},
-        }, description="Who the customer says they are; every field is optional."),
+        }, description="Who the customer says they are; every field is optional. null is "
+                       "the same as leaving it out.") | {"nullable": True},
         "CreateChatRequest": obj({
             "service": {"type": "string", "description": "The id of a service that takes "
                                                          "website chats (modality im).",
@@ -392,8 +397,9 @@ def tasks_schemas() -> dict[str, Schema]:
                       "x-ms-summary": "Customer email", "example": "jane@example.com"},
             "phone": {"type": "string", "maxLength": r.MAX_CUSTOMER_FIELD, "nullable": True,
                       "x-ms-summary": "Customer phone"},
-        }, description="Whom the task is about, shown to the agent; every field is optional.")
-        | {"additionalProperties": False},
+        }, description="Whom the task is about, shown to the agent; every field is optional. "
+                       "null is the same as leaving it out.")
+        | {"additionalProperties": False, "nullable": True},
         "CreateTaskRequest": obj({
             "service": {"type": "string", "minLength": 1, "maxLength": 64,
                         "x-ms-summary": "Service",
@@ -420,7 +426,13 @@ def tasks_schemas() -> dict[str, Schema]:
                         "x-ms-summary": "Context parameters",
                         "description": "Named values for the service's context URL "
                                        "({param.NAME}); names use letters, digits, '_', '.' "
-                                       f"and '-' (at most {r.MAX_PARAM_NAME}).",
+                                       f"and '-' (at most {r.MAX_PARAM_NAME}), that is they "
+                                       f"match `{r.PARAM_NAME.pattern}`; any other name is "
+                                       "refused (422).",
+                        # OpenAPI 3.0 has no keyword for the names of a map's keys
+                        # (propertyNames came with 3.1): the JSON Schema form as an extension.
+                        "x-propertyNames": {"type": "string", "pattern": r.PARAM_NAME.pattern,
+                                            "maxLength": r.MAX_PARAM_NAME},
                         "example": {"TicketId": "4711"}},
             "priority": {"type": "integer", "minimum": r.MIN_PRIORITY,
                          "maximum": r.MAX_PRIORITY, "nullable": True,
@@ -545,9 +557,135 @@ def tasks_section() -> Section:
     )
 
 
+# -- Reporting: the export for Power BI and friends ---------------------------------------------
+
+def _nullable(kind: str, description: str = "", **extra: Any) -> Schema:
+    schema: Schema = {"type": kind, "nullable": True, **extra}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def reporting_schemas() -> dict[str, Schema]:
+    moment = {"type": "string", "format": "date-time"}
+    when = _nullable("string", format="date-time")
+    seconds = _nullable("number", minimum=0)
+    text = _nullable("string")
+    session = obj({
+        "session_id": {"type": "string"}, "task_id": {"type": "string"},
+        "service_id": {"type": "string"}, "service": {"type": "string"},
+        "agent_id": {"type": "string"},
+        "modality": {"type": "string", "enum": ["im", "email", "external"]},
+        "result": _nullable("string", "null while the offer rings.",
+                            enum=[*SESSION_RESULTS, None]),
+        "result_label": {"type": "string"},
+        "customer": _nullable("string", "Who the customer is, or 'Not "
+                              "available' once the service no longer keeps it."),
+        "offered_at": moment, "answered_at": when, "connected_at": when,
+        "terminated_at": when, "acw_ended_at": when,
+        "queue_seconds": seconds, "ring_seconds": seconds, "connected_seconds": seconds,
+        "acw_seconds": seconds,
+        "primary_code": text, "secondary_code": text,
+        "tags": {"type": "string", "description": "The wrap-up tags, separated by ';'."},
+        "saved_at": when, "transferred_to": text,
+    }, list(SESSION_COLUMNS), "One offer of a task to an agent, and how it went.")
+    event = obj({
+        "seq": {"type": "integer", "minimum": 1}, "at": moment, "name": {"type": "string"},
+        "task_id": text, "session_id": text, "agent_id": text, "service_id": text,
+        "data": {"type": "string", "description": "The event's data as a JSON object, in "
+                 "text (no customer data)."},
+    }, list(EVENT_COLUMNS), "One event of the log, in order of `seq`.")
+    return {
+        "SessionRow": session,
+        "EventRow": event,
+        "SessionPage": obj({"items": {"type": "array", "items": ref("SessionRow"),
+                                      "maxItems": MAX_LIMIT},
+                            "next": _nullable("string", PAGE_NEXT)}, ["items", "next"]),
+        "EventPage": obj({"items": {"type": "array", "items": ref("EventRow"),
+                                    "maxItems": MAX_LIMIT},
+                          "next": _nullable("string", PAGE_NEXT)}, ["items", "next"]),
+    }
+
+
+PAGE_NEXT = ("The cursor of the next page, null at the end. A page may hold fewer rows than "
+             "`limit`, even none, and still have a next one: each request looks at a bounded "
+             "number of rows. Read on until next is null.")
+
+
+def _query(name: str, description: str, schema: Schema | None = None) -> Schema:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def _export(kind: str, page: str, row: str, extra: list[Schema]) -> Schema:
+    moment = {"type": "string", "format": "date-time"}
+    what = "offered" if kind == "sessions" else "recorded"
+    return {"get": {
+        "tags": ["Reporting"],
+        "operationId": f"export{kind.title()}",
+        "summary": f"Export {kind}",
+        "description": f"{kind.title()} of the services the API key names, oldest first, "
+                       "a page at a time. `Accept: text/csv` gives CSV with the columns of "
+                       f"{row} (cells that would start a spreadsheet formula get a leading "
+                       "').",
+        "security": [{"apiKey": []}],
+        "parameters": [
+            _query("service", "Only this service (one the key names, else 403)."),
+            _query("agent", "Only this agent (their id)."),
+            *extra,
+            _query("from", f"Only {kind} {what} at or after this moment (ISO 8601 with a "
+                           "time zone).", moment),
+            _query("to", f"Only {kind} {what} before this moment.", moment),
+            _query("limit", f"Rows per page, at most {MAX_LIMIT}.",
+                   {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                    "default": DEFAULT_LIMIT}),
+            _query("cursor", "`next` of the page before.",
+                   {"type": "string", "pattern": "^[0-9]{1,19}$"} if kind == "events"
+                   else {"type": "string"}),
+        ],
+        "responses": {
+            "200": {"description": "A page.",
+                    "headers": {"X-Next-Cursor": {
+                        "description": "`next`, when there is a next page.",
+                        "schema": {"type": "string"}}},
+                    "content": {JSON: {"schema": ref(page)},
+                                "text/csv": {"schema": {"type": "string"}}}},
+            **errors({400: "A query parameter is not one the export takes.",
+                      401: "No API key, or not a valid one.",
+                      403: "The API key does not name this service.",
+                      503: "The store is busy; retry with backoff."}),
+        },
+    }}
+
+
+def reporting_paths() -> dict[str, Schema]:
+    return {
+        "/api/v1/sessions": _export("sessions", "SessionPage", "SessionRow", [
+            _query("result", "Only sessions with this result.",
+                   {"type": "string", "enum": SESSION_RESULTS}),
+            _query("tag", "Only sessions saved with this tag (any case)."),
+        ]),
+        "/api/v1/events": _export("events", "EventPage", "EventRow", [
+            _query("name", "Only events of this name, e.g. offer.accepted."),
+        ]),
+    }
+
+
+def reporting_section() -> Section:
+    return Section(
+        tag="Reporting",
+        description="The reporting export: sessions and events as flat rows (JSON or CSV), "
+                    "filtered and paged, with an API key of the services file (the one of "
+                    "the task API).",
+        paths=reporting_paths(),
+        schemas=reporting_schemas(),
+    )
+
+
 # -- the whole document ----------------------------------------------------------------------------
 
-SECTIONS: list[Callable[[], Section]] = [interact_section, tasks_section]
+SECTIONS: list[Callable[[], Section]] = [interact_section, tasks_section,
+                                          reporting_section]
 
 
 def openapi_document() -> dict[str, Any]:

@@ -13,10 +13,13 @@ from aiohttp import web
 from bot.domain.session import SessionResult
 from bot.services import reporting
 from bot.services.engine import Engine
-from bot.services.ports import ConflictError, SessionFilter, StoreUnavailable
+from bot.services.ports import ConflictError, EventFilter, SessionFilter, StoreUnavailable
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+MAX_SEQ = 2**62  # an event cursor past this was not handed out
+# A spreadsheet takes a cell starting with these as a formula (or moves it to another cell).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class BadQuery(Exception):
@@ -57,7 +60,7 @@ def _moment(request: web.Request, name: str) -> datetime | None:
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_LIMIT:
         raise BadQuery(400, f"`limit` must be a whole number from 1 to {MAX_LIMIT}.")
     return int(raw)
 
@@ -69,6 +72,13 @@ def _service(request: web.Request, allowed: frozenset[str]) -> str | None:
     return service
 
 
+def _cell(value: object) -> object:
+    """A cell a spreadsheet shows as text: one that would start a formula gets a `'` first."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _respond(request: web.Request, page: reporting.Page, columns: tuple[str, ...]) -> web.Response:
     headers = {"X-Next-Cursor": page.next} if page.next else {}
     if "text/csv" in request.headers.get("Accept", ""):
@@ -76,7 +86,7 @@ def _respond(request: web.Request, page: reporting.Page, columns: tuple[str, ...
         writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
                                 lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(page.rows)
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in page.rows)
         return web.Response(text=buffer.getvalue(), content_type="text/csv", headers=headers)
     return web.json_response({"items": page.rows, "next": page.next}, headers=headers)
 
@@ -126,9 +136,10 @@ def routes(engine_key: web.AppKey[Engine]) -> list[web.RouteDef]:
         engine = request.app[engine_key]
         allowed = _allowed_services(request, engine)
         cursor = request.query.get("cursor", "0")
-        if not cursor.isdigit():
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 19
+                and int(cursor) <= MAX_SEQ):
             raise BadQuery(400, "`cursor` is not one this API handed out.")
-        where = reporting.EventFilter(service_id=_service(request, allowed),
+        where = EventFilter(service_id=_service(request, allowed),
                                       agent_id=request.query.get("agent") or None,
                                       name=request.query.get("name") or None,
                                       since=_moment(request, "from"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, Self
+from typing import Generic, Protocol, Self, TypeVar
 
 from bot.domain.agent import Agent, Availability
 from bot.domain.events import Event
@@ -65,6 +65,34 @@ class SessionFilter:
     tag: str | None = None
     since: datetime | None = None  # offered at or after
     until: datetime | None = None  # offered before
+    services: frozenset[str] | None = None  # what the caller may see (None: every service)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a report wants; every field narrows, None means any."""
+
+    service_id: str | None = None
+    agent_id: str | None = None
+    name: str | None = None
+    since: datetime | None = None  # at or after
+    until: datetime | None = None  # before
+    services: frozenset[str] | None = None  # what the caller may see (None: every service)
+
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+
+@dataclass(frozen=True)
+class Scan(Generic[T, K]):
+    """What a bounded reporting read found, and the key to go on after (None: at the end).
+
+    A read looks at no more than the rows it was allowed to: it may find fewer than asked for
+    and still say where to go on."""
+
+    found: list[T]
+    resume: K | None
 
 
 class SessionRepository(Protocol):
@@ -78,14 +106,19 @@ class SessionRepository(Protocol):
     async def by_chat(self, chat_id: str) -> Session | None: ...
     async def by_card(self, card_id: str) -> Session | None: ...
     async def export(self, where: SessionFilter, after: tuple[datetime, str] | None,
-                     limit: int) -> list[Session]:
-        """Sessions matching `where`, oldest first, after the (offered_at, id) keyset cursor."""
+                     limit: int, scan: int) -> Scan[Session, tuple[datetime, str]]:
+        """Up to `limit` sessions matching `where`, oldest first, after the (offered_at, id)
+        keyset cursor, looking at no more than about `scan` sessions."""
 
 
 class EventLog(Protocol):
     async def append(self, event: Event) -> None: ...
     async def after(self, seq: int, limit: int) -> list[Event]: ...
     async def for_task(self, task_id: str) -> list[Event]: ...
+    async def export(self, where: EventFilter, after: int, limit: int,
+                     scan: int) -> Scan[Event, int]:
+        """Up to `limit` events matching `where` after `seq`, in order, looking at no more
+        than `scan` sequence numbers."""
 
 
 class TimerRepository(Protocol):

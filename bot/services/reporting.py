@@ -6,14 +6,14 @@ import base64
 import binascii
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from bot.domain.events import Event
 from bot.domain.session import RESULT_LABELS, Session
 from bot.services.context import Ctx
-from bot.services.ports import SessionFilter
+from bot.services.ports import EventFilter, SessionFilter
 
 NOT_AVAILABLE = "Not available"
 
@@ -69,9 +69,9 @@ class Page:
     next: str | None  # an opaque cursor for the next page, None at the end
 
 
-def _session_cursor(session: Session) -> str:
-    """Opaque and URL-safe: the (offered_at, id) keyset of the last row."""
-    raw = f"{session.offered_at.isoformat()}|{session.id}".encode()
+def _keyset_cursor(offered_at: datetime, session_id: str) -> str:
+    """Opaque and URL-safe: the (offered_at, id) keyset of the last row looked at."""
+    raw = f"{offered_at.isoformat()}|{session_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -87,55 +87,29 @@ def parse_session_cursor(cursor: str) -> tuple[datetime, str]:
     return datetime.fromisoformat(moment), session_id
 
 
+# Rows a page may look at: a filter that matches little still answers in bounded time, with
+# a cursor to go on (a page can then hold fewer rows than asked for, even none, and a `next`).
+SESSION_SCAN = 2_000
+EVENT_SCAN = 10_000
+
+
 async def export_sessions(ctx: Ctx, where: SessionFilter, cursor: str | None, limit: int,
                           services: Collection[str] | None = None) -> Page:
     """A page of sessions; `services` limits what the caller may see (None: all)."""
     after = parse_session_cursor(cursor) if cursor else None
-    rows: list[dict[str, Any]] = []
-    last: Session | None = None
-    while len(rows) < limit:
-        batch = await ctx.uow.sessions.export(where, after, limit)
-        for session in batch:
-            last = session
-            if services is None or session.service_id in services:
-                rows.append(session_row(session))
-                if len(rows) == limit:
-                    break
-        if len(batch) < limit or last is None:
-            return Page(rows, _session_cursor(last) if last and len(rows) == limit else None)
-        after = (last.offered_at, last.id)
-    return Page(rows, _session_cursor(last) if last else None)
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    service_id: str | None = None
-    agent_id: str | None = None
-    name: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def matches(self, event: Event, services: Collection[str] | None) -> bool:
-        return ((self.service_id is None or event.service_id == self.service_id)
-                and (services is None or event.service_id in services)
-                and (self.agent_id is None or event.agent_id == self.agent_id)
-                and (self.name is None or event.name == self.name)
-                and (self.since is None or event.at >= self.since)
-                and (self.until is None or event.at < self.until))
+    if services is not None:
+        where = replace(where, services=frozenset(services))
+    scan = await ctx.uow.sessions.export(where, after, limit, max(SESSION_SCAN, limit))
+    resume = scan.resume
+    return Page([session_row(s) for s in scan.found],
+                _keyset_cursor(*resume) if resume is not None else None)
 
 
 async def export_events(ctx: Ctx, where: EventFilter, after: int, limit: int,
                         services: Collection[str] | None = None) -> Page:
-    rows: list[dict[str, Any]] = []
-    cursor = after
-    while len(rows) < limit:
-        batch = await ctx.uow.events.after(cursor, 500)
-        for event in batch:
-            cursor = event.seq
-            if where.matches(event, services):
-                rows.append(event_row(event))
-                if len(rows) == limit:
-                    return Page(rows, str(cursor))
-        if len(batch) < 500:
-            return Page(rows, None)
-    return Page(rows, str(cursor))
+    """A page of events after sequence number `after`; `services` as for sessions."""
+    if services is not None:
+        where = replace(where, services=frozenset(services))
+    scan = await ctx.uow.events.export(where, after, limit, max(EVENT_SCAN, limit))
+    return Page([event_row(e) for e in scan.found],
+                str(scan.resume) if scan.resume is not None else None)

@@ -24,7 +24,7 @@ from bot.domain.service import Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
-from bot.services.ports import ConflictError, SessionFilter
+from bot.services.ports import ConflictError, EventFilter, Scan, SessionFilter
 from bot.services.privacy import RETENTION
 from bot.storage.codec import decode, encode
 from bot.storage.codec import micros as us
@@ -487,8 +487,10 @@ class CosmosSessions(_Entities[Session]):
                 "tags": [t.lower() for t in entity.tags]}
 
     async def export(self, where: SessionFilter, after: tuple[datetime, str] | None,
-                     limit: int) -> list[Session]:
-        """A reporting read: cross-partition, ordered by offer time, keyset-paged."""
+                     limit: int, scan: int) -> Scan[Session, tuple[datetime, str]]:
+        """A reporting read: cross-partition, ordered by offer time, keyset-paged. Every
+        filter is in the query, so the service looks at the rows and only matches come here
+        (a page of the query may come back empty: the service bounds its own work)."""
         sql = ["SELECT * FROM c WHERE true"]
         values: dict[str, Any] = {}
         for name, value in (("service_id", where.service_id), ("agent_id", where.agent_id),
@@ -496,6 +498,9 @@ class CosmosSessions(_Entities[Session]):
             if value is not None:
                 sql.append(f"AND c.{name} = @{name}")
                 values[name] = value
+        if where.services is not None:
+            sql.append("AND ARRAY_CONTAINS(@services, c.service_id)")
+            values["services"] = sorted(where.services)
         if where.tag is not None:
             sql.append("AND ARRAY_CONTAINS(c.tags, @tag)")
             values["tag"] = where.tag.lower()
@@ -520,8 +525,13 @@ class CosmosSessions(_Entities[Session]):
                 found.append(doc)
                 if len(found) > limit and int(doc["offered"]) > int(found[limit - 1]["offered"]):
                     break
+                if len(found) > scan:  # ties on one offer time past the bound: read no more
+                    break
         found.sort(key=lambda d: (int(d["offered"]), str(d["data"]["id"])))
-        return [self.load(d) for d in found[:limit]]
+        sessions = [self.load(d) for d in found[:limit]]
+        if len(sessions) == limit:
+            return Scan(sessions, (sessions[-1].offered_at, sessions[-1].id))
+        return Scan(sessions, None)
 
     async def for_task(self, task_id: str) -> list[Session]:
         docs = await self._select("SELECT * FROM c WHERE c.task_id = @task", {"task": task_id},
@@ -816,6 +826,54 @@ class CosmosEvents(_Repo):
                     return out
             low = high
         return out
+
+    async def export(self, where: EventFilter, after: int, limit: int,
+                     scan: int) -> Scan[Event, int]:
+        """Windows of sequence numbers, up to `scan` of them: the numbers present (to stop at
+        a fresh gap, as `after` does), then the documents matching the filters in the query;
+        the time filters apply here (`at` is text in the documents)."""
+        counter = await read_item(self.uow.container(META), *EVENT_SEQ)
+        top = int(counter["value"]) if counter else 0
+        end = min(top, after + scan)
+        found: list[Event] = []
+        low = after
+        settled_before = time.time() - self.gap_grace
+        filters = ""
+        values: dict[str, Any] = {}
+        for name, value in (("service_id", where.service_id), ("agent_id", where.agent_id),
+                            ("name", where.name)):
+            if value is not None:
+                filters += f" AND c.{name} = @{name}"
+                values[name] = value
+        if where.services is not None:
+            filters += " AND ARRAY_CONTAINS(@services, c.service_id)"
+            values["services"] = sorted(where.services)
+        container = self.uow.container(EVENTS)
+        while low < end:
+            high = min(end, low + max(limit, 500))
+            present = await query_all(
+                container, "SELECT c.seq, c._ts FROM c WHERE c.seq > @low AND c.seq <= @high",
+                params(low=low, high=high))
+            expected, fresh_gap = low + 1, False
+            for doc in sorted(present, key=lambda d: int(d["seq"])):
+                if int(doc["seq"]) > expected and float(doc.get("_ts", 0)) > settled_before:
+                    high, fresh_gap = expected - 1, True  # an earlier event may be on its way
+                    break
+                expected = int(doc["seq"]) + 1
+            docs = await query_all(
+                container, "SELECT * FROM c WHERE c.seq > @low AND c.seq <= @high" + filters,
+                params(low=low, high=high, **values)) if high > low else []
+            for doc in sorted(docs, key=lambda d: int(d["seq"])):
+                event = self._event(doc)
+                if ((where.since is None or event.at >= where.since)
+                        and (where.until is None or event.at < where.until)):
+                    found.append(event)
+                    if len(found) == limit:
+                        return Scan(found, event.seq)
+            low = high
+            if fresh_gap:
+                break
+        return Scan(found, low if after < low < top else None)
 
     async def for_task(self, task_id: str) -> list[Event]:
         pk = sid(task_id)

@@ -90,4 +90,6 @@ ENSURED = [
     "CREATE INDEX IF NOT EXISTS fleet_sendlog_updated ON fleet_sendlog (updated)",
     # Tag suggestions with nothing typed yet: the most used, a range read stopped by LIMIT.
     "CREATE INDEX IF NOT EXISTS tags_top ON tags (service_id, uses DESC, last_used DESC)",
+    # The reporting export (SqliteSessions.export): a bounded window in offer order.
+    "CREATE INDEX IF NOT EXISTS sessions_offered ON sessions (offered_at, id)",
 ]

@@ -27,7 +27,7 @@ from bot.domain.service import Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
-from bot.services.ports import ConflictError, SessionFilter, StoreUnavailable
+from bot.services.ports import ConflictError, EventFilter, Scan, SessionFilter, StoreUnavailable
 from bot.storage.codec import decode, encode, micros
 from bot.storage.schema import ENSURED, LATEST, MIGRATIONS
 from bot.storage.sqlite_changes import SqliteChangeFeed
@@ -870,13 +870,30 @@ class SqliteSessions(_Entities[Session]):
         return found
 
     async def export(self, where: SessionFilter, after: tuple[datetime, str] | None,
-                     limit: int) -> list[Session]:
-        clauses: list[str] = ["1 = 1"]
+                     limit: int, scan: int) -> Scan[Session, tuple[datetime, str]]:
+        """A window of at most `scan` sessions in (offered_at, id) order, read on the
+        sessions_offered index, then the filters on it: the rows looked at stay bounded
+        whatever the filters match. The last row says where the window ended."""
+        window: list[str] = []
         values: list[Any] = []
+        if after is not None:
+            window.append("(offered_at, id) > (?, ?)")
+            values += [ts(after[0]), after[1]]
+        if where.since is not None:
+            window.append("offered_at >= ?")
+            values.append(ts(where.since))
+        if where.until is not None:
+            window.append("offered_at < ?")
+            values.append(ts(where.until))
+        values.append(scan)
+        clauses: list[str] = []
         for column, value in (("service_id", where.service_id), ("agent_id", where.agent_id)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 values.append(value)
+        if where.services is not None:
+            clauses.append(f"service_id IN ({', '.join('?' * len(where.services))})")
+            values += sorted(where.services)
         if where.result is not None:
             clauses.append("json_extract(data, '$.result') = ?")
             values.append(where.result)
@@ -884,17 +901,22 @@ class SqliteSessions(_Entities[Session]):
             clauses.append("EXISTS (SELECT 1 FROM json_each(data, '$.tags') WHERE"
                            " lower(json_each.value) = ?)")
             values.append(where.tag.lower())
-        if where.since is not None:
-            clauses.append("offered_at >= ?")
-            values.append(ts(where.since))
-        if where.until is not None:
-            clauses.append("offered_at < ?")
-            values.append(ts(where.until))
-        if after is not None:
-            clauses.append("(offered_at > ? OR (offered_at = ? AND id > ?))")
-            values += [ts(after[0]), ts(after[0]), after[1]]
-        return await self._select(
-            " AND ".join(clauses) + " ORDER BY offered_at, id LIMIT ?", (*values, limit))
+        values.append(limit)
+        rows = await self.uow.fetch(
+            "WITH w AS MATERIALIZED (SELECT id, version, data, offered_at, service_id, agent_id"
+            f" FROM sessions WHERE {' AND '.join(window) or 'true'}"
+            " ORDER BY offered_at, id LIMIT ?)"
+            " SELECT * FROM (SELECT 0, id, version, data, offered_at FROM w"
+            f" WHERE {' AND '.join(clauses) or 'true'} ORDER BY offered_at, id LIMIT ?)"
+            " UNION ALL SELECT * FROM (SELECT (SELECT count(*) FROM w), id, NULL, NULL,"
+            " offered_at FROM w ORDER BY offered_at DESC, id DESC LIMIT 1)", values)
+        found = [self._load(row[1:4]) for row in rows if row[0] == 0 and row[2] is not None]
+        if len(found) == limit:
+            return Scan(found, (found[-1].offered_at, found[-1].id))
+        tail = rows[-1] if rows and rows[-1][2] is None else None
+        if tail is not None and tail[0] >= scan:  # the window was full: there may be more
+            return Scan(found, (from_ts(tail[4]), str(tail[1])))
+        return Scan(found, None)
 
 
 def _escape_like(text: str) -> str:
@@ -933,6 +955,39 @@ class SqliteEvents:
             "SELECT seq, at, name, task_id, session_id, agent_id, service_id, data FROM events"
             " WHERE task_id = ? ORDER BY seq", (task_id,))
         return [self._event(r) for r in rows]
+
+    async def export(self, where: EventFilter, after: int, limit: int,
+                     scan: int) -> Scan[Event, int]:
+        """The filters run in the query over a window of `scan` sequence numbers (a range of
+        the primary key), so one read looks at no more rows than that."""
+        clauses = ["seq > ?", "seq <= ?"]
+        values: list[Any] = [after, after + scan]
+        for column, value in (("service_id", where.service_id), ("agent_id", where.agent_id),
+                              ("name", where.name)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        if where.services is not None:
+            clauses.append(f"service_id IN ({', '.join('?' * len(where.services))})")
+            values += sorted(where.services)
+        if where.since is not None:
+            clauses.append("at >= ?")
+            values.append(ts(where.since))
+        if where.until is not None:
+            clauses.append("at < ?")
+            values.append(ts(where.until))
+        rows = await self.uow.fetch(
+            "SELECT * FROM (SELECT seq, at, name, task_id, session_id, agent_id, service_id,"
+            f" data FROM events WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?)"
+            " UNION ALL SELECT max(seq), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events",
+            (*values, limit))
+        *hits, (top, *_) = rows
+        found = [self._event(r) for r in hits]
+        if len(found) == limit:
+            return Scan(found, found[-1].seq)
+        if top is not None and top > after + scan:
+            return Scan(found, after + scan)
+        return Scan(found, None)
 
 
 class SqliteTimers:

@@ -52,6 +52,39 @@ def test_an_unknown_charset_is_read_as_utf_8() -> None:
     assert parse_mail(raw).text == "Grüße"
 
 
+@pytest.mark.parametrize(("body", "text"), [
+    ("Grüße aus Köln – 5 €".encode(), "Grüße aus Köln – 5 €"),
+    ("Grüße aus Köln – 5 €".encode("cp1252"), "Grüße aus Köln – 5 €"),
+    (b"Caf\xe9 \x81\x8d", "Café \x81\x8d"),  # not UTF-8, not Windows-1252: Latin-1
+])
+@pytest.mark.parametrize("content_type", ["text/plain", "text/plain; charset=us-ascii", None])
+def test_an_8bit_body_without_a_charset_is_utf_8_else_windows_1252_else_latin_1(
+        body: bytes, text: str, content_type: str | None) -> None:
+    """Issue #19 item 8: never a replacement character."""
+    head = b"From: x@example.net\r\nSubject: 8 bit\r\nContent-Transfer-Encoding: 8bit\r\n"
+    if content_type:
+        head += b"MIME-Version: 1.0\r\nContent-Type: " + content_type.encode() + b"\r\n"
+    parsed = parse_mail(head + b"\r\n" + body + b"\r\n")
+    assert parsed.text == text
+    assert "\ufffd" not in parsed.text
+
+
+def test_8bit_header_bytes_are_read_like_the_body() -> None:
+    raw = ("From: Jürg <j@example.ch>\r\nSubject: Grüße\r\n\r\nhi\r\n").encode("latin-1")
+    parsed = parse_mail(raw)
+    assert (parsed.subject, parsed.sender_name) == ("Grüße", "Jürg")
+
+
+def test_a_bare_cr_in_a_header_keeps_the_headers_that_follow() -> None:
+    raw = (b"Subject: first\rsecond\r\nFrom: Jane <jane@example.net>\r\n"
+           b"Message-ID: <cr@example.net>\r\nTo: sales@example.com\r\n\r\nThe body.\r\n")
+    parsed = parse_mail(raw)
+    assert parsed.sender == "jane@example.net"
+    assert parsed.message_id == "<cr@example.net>"
+    assert parsed.text == "The body."
+    assert parsed.subject == "first second"
+
+
 def test_broken_headers_do_not_stop_the_parser() -> None:
     raw = (b"From: \"unterminated <x@example.net\r\nTo: ,,,@@\r\nSubject: =?utf-8?b?!!!?=\r\n"
            b"Content-Type: multipart/mixed\r\n\r\nno boundary at all\r\n")

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.config import parse_catalog
 from bot.domain.customer import Customer
 from bot.domain.service import Modality
 from bot.services import reporting
+from bot.services.context import Ctx
 from bot.services.dispatch import create_task
 from bot.services.lifecycle import terminate
 from bot.services.offers import accept, decline
@@ -148,3 +150,37 @@ async def test_keys_scope_what_is_exported(world: World) -> None:
                 "cursor=nonsense"):
         status, body, _ = await get(world, f"/api/v1/sessions?{bad}")
         assert status == 400 and body["error"], bad
+
+
+async def relabel(ctx: Ctx, session_id: str, label: str) -> None:
+    session = await ctx.uow.sessions.get(session_id)
+    assert session is not None
+    await ctx.uow.sessions.save(replace(session, customer_label=label))
+
+
+async def test_csv_cells_a_spreadsheet_would_run_are_text(world: World) -> None:
+    """Issue #19 item 5: a cell starting with = + - @, a tab or a CR gets a `'` first."""
+    hostile = ["=HYPERLINK(\"http://evil.example\")", "+1+1", "-2+3", "@SUM(A1)",
+               "\tx=1", "\rx=1"]
+    for name in hostile:
+        task = await world.engine.run(create_task, "sales", Modality.IM,
+                                      customer=Customer(name=name))
+        [offer] = await ringing(world.engine, task.id)
+        await world.engine.run(accept, offer.id, offer.agent_id)
+        await world.engine.run(terminate, offer.id)
+    _, body, _ = await get(world, "/api/v1/sessions?limit=1000")
+    shown = {row["customer"] for row in body["items"]}
+    kept = [name for name in hostile if name in shown]
+    assert len(kept) == 4  # the customer model strips the tab and the CR: the store need not
+    for label in hostile[4:]:
+        task = await world.engine.run(create_task, "sales", Modality.IM,
+                                      customer=Customer(name="Someone"))
+        [offer] = await ringing(world.engine, task.id)
+        await world.engine.run(relabel, offer.id, label)
+    _, text, _ = await get(world, "/api/v1/sessions?limit=1000", csv_format=True)
+    cells = {row["customer"] for row in csv.DictReader(io.StringIO(text))}
+    for name in hostile:
+        assert "'" + name in cells and name not in cells
+    assert "Ann" in cells  # other cells stay as they are
+    _, json_body, _ = await get(world, "/api/v1/sessions?limit=1000")
+    assert set(hostile) <= {row["customer"] for row in json_body["items"]}  # JSON is data

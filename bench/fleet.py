@@ -45,26 +45,33 @@ from typing import Any
 
 import aiohttp
 
-from bench.agents import AgentSim
+from bench.agents import AgentError, AgentSim
 from bench.connector import Connector, peak_per_window
 from bench.customers import API, customer_sessions
 from bench.procs import Proc, Procs
 from bench.scene import BOT_ID, Chat, Scene, now
 from bench.services import PATH as SERVICES_PATH
 from bench.services import SERVICE
-from bench.stats import summary_ms
+from bench.stats import Samples, summary_ms
 from bot.interact.api import RESYNC_POLL
 
 STORES = ("sqlite", "cosmos")
 INSTANCES = 3
 CHATS = 200
 AGENTS = 210  # a few more than chats: an offer that rings out finds someone else
+# Agents registering at once. Each registration dispatches, and on Cosmos DB every dispatch
+# of the service writes one guard document: more at once only lose races (503 after retries).
+REGISTER_CONCURRENCY = 10
+REGISTER_WAIT = 15.0  # seconds the agents get to register; the phase goes on with those that did
+# A request answered 503 (the store busy: Switchboard asks to retry) is tried again after a
+# pause, as Teams redelivers an activity and a customer presses "try again"; each is counted.
+BUSY_ATTEMPTS = 6
 OPEN_RATE = 25.0  # chats opened per second; ~4 Bot Connector calls each: ~100 calls/s asked
-OPEN_WAIT = 40.0  # seconds every chat gets to reach its chatroom
+OPEN_WAIT = 12.0  # seconds after the last chat opened for every chat to reach its chatroom
 MESSAGE_INTERVAL = 10.0  # seconds between a customer's lines: 200 chats, ~20 lines/s each way
 WINDOW = 10.0  # seconds of measured chat
 QUIET = 0.5  # the opening is over once the stand-in heard nothing for this long
-QUIET_WAIT = 10.0  # ... or after this many seconds
+QUIET_WAIT = 3.0  # ... or after this many seconds
 # What is not delivered this long after the window is lost: longer than the resync, the
 # WebSocket's safety net for rows another instance committed.
 DRAIN = min(RESYNC_POLL + 3.0, 20.0)
@@ -76,11 +83,11 @@ Log = Callable[[str], None]
 class FleetAgent(AgentSim):
     """An agent whose every activity reaches a random instance, as behind a load balancer."""
 
-    def __init__(self, n: int, scene: Scene, http: aiohttp.ClientSession, urls: list[str],
-                 sent_via: dict[str, int]) -> None:
-        super().__init__(n, scene, http, urls[0])
+    def __init__(self, n: int, fleet: Fleet, http: aiohttp.ClientSession,
+                 urls: list[str]) -> None:
+        super().__init__(n, fleet.scene, http, urls[0])
+        self.fleet = fleet
         self.urls = urls
-        self.sent_via = sent_via  # agent message text -> the instance it was posted to
         self.balancer = random.Random(1000 + n)
 
     async def register(self) -> None:
@@ -92,11 +99,18 @@ class FleetAgent(AgentSim):
         await self.say("register")
 
     async def post(self, activity: dict[str, Any]) -> tuple[int, Any]:
-        instance = self.balancer.randrange(len(self.urls))
-        if activity.get("type") == "message":
-            self.sent_via[str(activity.get("text"))] = instance
-        self.messages_url = f"{self.urls[instance]}/api/messages"
-        return await super().post(activity)
+        for attempt in range(BUSY_ATTEMPTS):
+            instance = self.balancer.randrange(len(self.urls))  # each attempt: the balancer
+            if activity.get("type") == "message":
+                self.fleet.sent_via[str(activity.get("text"))] = instance
+            self.messages_url = f"{self.urls[instance]}/api/messages"
+            try:
+                return await super().post(activity)
+            except AgentError as exc:
+                if "answered 503" not in str(exc) or attempt == BUSY_ATTEMPTS - 1:
+                    raise
+                await self.fleet.busy(attempt, self.balancer)
+        raise AssertionError("unreachable")
 
 
 class Widget:
@@ -116,20 +130,19 @@ class Widget:
         chat = self.chat
         try:
             chat.created_at = now()
-            async with self.http.post(f"{self.api}/chats", json={
-                    "service": SERVICE, "text": f"start {chat.label}",
-                    "customer": {"name": chat.label}}) as response:
-                if response.status != 201:
-                    raise ValueError(f"open chat answered {response.status}: "
-                                     f"{(await response.text())[:200]}")
-                opened = await response.json()
+            status, opened = await self.post("/chats", {
+                "service": SERVICE, "text": f"start {chat.label}",
+                "customer": {"name": chat.label}})
+            if status != 201:
+                raise ValueError(f"open chat answered {status}: {str(opened)[:200]}")
             chat.chat_id, chat.token = opened["chat_id"], opened["token"]
             async with self.http.ws_connect(
                     f"{self.api}/chats/{chat.chat_id}/ws?token={chat.token}") as ws:
                 reader = asyncio.create_task(self.read(ws))
                 try:
                     await start.wait()
-                    await self.write(stop)
+                    if chat.chatting.is_set():  # only chats that reached an agent write
+                        await self.write(stop)
                     await asyncio.Event().wait()  # stay connected until cancelled
                 finally:
                     reader.cancel()
@@ -137,6 +150,19 @@ class Widget:
                         await reader
         except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
             self.fleet.scene.samples.error(f"{chat.label}: {type(exc).__name__}: {exc}")
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """POST to the widget's instance; a 503 is tried again (the customer's "try again")."""
+        headers = {"Authorization": f"Bearer {self.chat.token}"} if self.chat.token else {}
+        for attempt in range(BUSY_ATTEMPTS):
+            async with self.http.post(f"{self.api}{path}", json=body, headers=headers) \
+                    as response:
+                answer = await response.json() \
+                    if response.content_type == "application/json" else await response.text()
+                if response.status != 503 or attempt == BUSY_ATTEMPTS - 1:
+                    return response.status, answer
+            await self.fleet.busy(attempt, self.rng)
+        raise AssertionError("unreachable")
 
     async def write(self, stop: asyncio.Event) -> None:
         chat = self.chat
@@ -149,13 +175,10 @@ class Widget:
                 return
             text = f"c{chat.n}-{sent}"
             chat.customer_sent[text] = now()  # before: the relay may beat the answer
-            async with self.http.post(f"{self.api}/chats/{chat.chat_id}/messages",
-                                      json={"text": text},
-                                      headers={"Authorization": f"Bearer {chat.token}"}) \
-                    as response:
-                if response.status != 202:
-                    del chat.customer_sent[text]
-                    raise ValueError(f"message answered {response.status}")
+            status, answer = await self.post(f"/chats/{chat.chat_id}/messages", {"text": text})
+            if status != 202:
+                del chat.customer_sent[text]
+                raise ValueError(f"message answered {status}: {str(answer)[:200]}")
             sent += 1
             pause = MESSAGE_INTERVAL * self.rng.uniform(0.5, 1.5)
 
@@ -190,8 +213,14 @@ class Fleet:
         self.instances: list[Proc] = []
         self.connector = Connector(enforce=True, time_scale=1.0)
         self.scene = Scene("")
-        self.sent_via: dict[str, int] = {}
+        self.sent_via: dict[str, int] = {}  # agent message text -> the instance it went to
         self.rng = random.Random(18)
+        self.http_503 = 0  # requests answered 503 (and tried again), from the first chat on
+
+    async def busy(self, attempt: int, rng: random.Random) -> None:
+        """A 503 met: count it, and pause before the next attempt."""
+        self.http_503 += 1
+        await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt) * rng.uniform(0.5, 1.5))
 
     def env(self, cosmos: Any) -> dict[str, str]:
         env = {"PORT": "{port}", "SWITCHBOARD_DB": str(self.tmp / f"fleet-{self.store}.db"),
@@ -245,7 +274,7 @@ class Fleet:
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                      timeout=aiohttp.ClientTimeout(total=60))
         sessions = customer_sessions()
-        agents = [FleetAgent(n, scene, http, urls, self.sent_via) for n in range(1, AGENTS + 1)]
+        agents = [FleetAgent(n, self, http, urls) for n in range(1, AGENTS + 1)]
         tasks: list[asyncio.Task[None]] = []
         start, stop = asyncio.Event(), asyncio.Event()
         try:
@@ -262,7 +291,7 @@ class Fleet:
                 widget = Widget(chat, instance, urls[instance], sessions[i % len(sessions)],
                                 self)
                 tasks.append(asyncio.create_task(widget.run(start, stop)))
-            await wait_all([c.chatting for c in chats], OPEN_WAIT)
+            await wait_all([c.chatting for c in chats], OPEN_WAIT)  # after the last opened
             opened = time.monotonic() - began
             connected = sum(c.chatting.is_set() for c in chats)
             await self.quiet()
@@ -273,12 +302,13 @@ class Fleet:
             cpu = [p.cpu_seconds() for p in self.instances]
             window_began = time.monotonic()
             start.set()
-            await asyncio.sleep(WINDOW)
+            if connected:  # else there is nothing to measure: no chat reached an agent
+                await asyncio.sleep(WINDOW)
             stop.set()
             window_ended = time.monotonic()
-            cpu = [round((p.cpu_seconds() - c) / WINDOW, 2)
+            cpu = [round((p.cpu_seconds() - c) / max(window_ended - window_began, 1e-3), 2)
                    for p, c in zip(self.instances, cpu, strict=True)]
-            drained = await self.drain(chats)
+            drained = await self.drain(chats) if connected else 0.0
             self.log(f"fleet {self.store}: window over, everything arrived after "
                      f"{drained:.1f}s" if drained < DRAIN else
                      f"fleet {self.store}: window over, {undelivered(chats)} messages still "
@@ -294,20 +324,33 @@ class Fleet:
     async def register(self, agents: list[FleetAgent]) -> dict[str, Any]:
         for agent in agents:
             self.connector.add_member(agent.user_id, agent.name, agent.upn, agent.aad)
-        gate = asyncio.Semaphore(30)
+        gate = asyncio.Semaphore(REGISTER_CONCURRENCY)
+        registered = 0
 
         async def one(agent: FleetAgent) -> None:
+            nonlocal registered
             async with gate:
-                await agent.register()
+                try:
+                    await agent.register()
+                    registered += 1
+                except (AgentError, aiohttp.ClientError, TimeoutError) as exc:
+                    self.scene.samples.error(f"register: {type(exc).__name__}: {exc}")
 
         began = time.monotonic()
-        await asyncio.gather(*(one(a) for a in agents))
+        steps = [asyncio.create_task(one(a)) for a in agents]
+        await asyncio.wait(steps, timeout=REGISTER_WAIT)
+        await cancel_all(steps)  # those still registering: the phase goes on without them
         await self.quiet()
-        setup = {"agents": len(agents), "seconds": round(time.monotonic() - began, 1),
+        setup = {"agents": len(agents), "registered": registered,
+                 "seconds": round(time.monotonic() - began, 1),
                  "calls": self.connector.requests, "http_429": self.connector.throttled,
+                 "http_503": self.http_503, "errors": self.scene.samples.error_count,
                  "peak_per_s": peak_per_window(self.connector.arrival_times)}
-        self.log(f"fleet {self.store}: {len(agents)} agents registered in "
-                 f"{setup['seconds']}s ({setup['calls']} calls, {setup['http_429']} x 429)")
+        self.log(f"fleet {self.store}: {registered}/{len(agents)} agents registered in "
+                 f"{setup['seconds']}s ({setup['calls']} calls, {setup['http_429']} x 429, "
+                 f"{setup['http_503']} x 503)")
+        self.http_503 = 0
+        self.scene.samples = Samples()
         return setup
 
     async def quiet(self) -> None:
@@ -334,8 +377,8 @@ class Fleet:
                 cpu: list[float], drained: float,
                 window: tuple[float, float]) -> dict[str, Any]:
         scene, connector = self.scene, self.connector
-        lost = {"customer_to_chatroom": 0, "agent_to_widget": 0, "invitations": 0}
-        duplicated = dict.fromkeys(lost, 0)
+        lost = {"customer_to_chatroom": 0, "agent_to_widget": 0}
+        duplicated = {**lost, "invitations": 0}
         for chat in chats:
             for text in chat.customer_sent:
                 lost["customer_to_chatroom"] += chat.delivered[text] == 0
@@ -343,7 +386,6 @@ class Fleet:
             for text in chat.agent_sent:
                 lost["agent_to_widget"] += chat.widget_got[text] == 0
                 duplicated["agent_to_widget"] += max(0, chat.widget_got[text] - 1)
-            lost["invitations"] += chat.invitations == 0
             duplicated["invitations"] += max(0, chat.invitations - 1)
         series = {name: summary_ms(scene.samples.series.get(name, [])) for name in (
             f"relay@{self.store}", "agent_to_widget", "agent_to_widget_cross",
@@ -357,6 +399,7 @@ class Fleet:
             "tenant_peak_accepted_per_s": peak_per_window(connector.accepted_times),
             "http_429": connector.throttled,
             "http_429_by": dict(connector.throttled_by),
+            "http_503": self.http_503,
             "lost": lost, "duplicated": duplicated,
             "relay_customer_to_chatroom": customer_to_chatroom,
             "relay_agent_to_widget": series["agent_to_widget"],
@@ -365,7 +408,8 @@ class Fleet:
             "chats": len(chats), "connected": connected, "open_seconds": round(opened, 1),
             "window_s": WINDOW, "drained_s": round(drained, 1),
             "calls": connector.requests, "posts": connector.posts, "puts": connector.puts,
-            "calls_per_s_in_window": round(len(in_window) / (window[1] - window[0]), 1),
+            "calls_per_s_in_window": round(len(in_window) / max(window[1] - window[0], 1e-3),
+                                           1),
             "server_cpu_share_in_window": cpu,
             "errors": scene.samples.error_count,
             "error_kinds": dict(scene.samples.error_kinds.most_common(10)),
@@ -405,7 +449,7 @@ def config() -> dict[str, Any]:
 async def measure(procs: Procs, tmp: Path, log: Log,
                   stores: tuple[str, ...] = STORES) -> dict[str, Any]:
     """Both stores, one after the other; each with fresh instances and a fresh stand-in."""
-    results: dict[str, Any] = {"config": config()}
+    results: dict[str, Any] = {"config": config(), "load_average_before": os.getloadavg()[0]}
     for store in stores:
         began = time.monotonic()
         results[store] = await Fleet(store, procs, tmp, log).run()
@@ -414,6 +458,7 @@ async def measure(procs: Procs, tmp: Path, log: Log,
             f"{results[store]['relay_customer_to_chatroom_p99_ms']} ms, agent → widget p99 "
             f"{results[store]['relay_agent_to_widget_p99_ms']} ms, busiest second "
             f"{results[store]['tenant_peak_per_s']} calls, {results[store]['http_429']} x 429")
+    results["load_average_after"] = os.getloadavg()[0]
     return results
 
 

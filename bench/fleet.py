@@ -309,10 +309,14 @@ class Fleet:
             cpu = [round((p.cpu_seconds() - c) / max(window_ended - window_began, 1e-3), 2)
                    for p, c in zip(self.instances, cpu, strict=True)]
             drained = await self.drain(chats) if connected else 0.0
-            self.log(f"fleet {self.store}: window over, everything arrived after "
-                     f"{drained:.1f}s" if drained < DRAIN else
-                     f"fleet {self.store}: window over, {undelivered(chats)} messages still "
-                     f"missing after {DRAIN:.0f}s")
+            if not connected:
+                self.log(f"fleet {self.store}: no chat reached an agent: nothing to measure")
+            elif drained < DRAIN:
+                self.log(f"fleet {self.store}: window over, everything arrived after "
+                         f"{drained:.1f}s")
+            else:
+                self.log(f"fleet {self.store}: window over, {undelivered(chats)} lines still "
+                         f"missing after {DRAIN:.0f}s")
             return self.summary(chats, setup, opened, connected, cpu, drained,
                                 (window_began, window_ended))
         finally:
@@ -486,7 +490,7 @@ def run_sync() -> dict[str, Any]:
     fleet = asyncio.run(main())
     from bench import report
 
-    print(json.dumps(report.fleet_headline(fleet), indent=2))
+    print(json.dumps(report.no_nan(report.fleet_headline(fleet)), indent=2))
     return fleet
 
 

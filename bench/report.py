@@ -289,15 +289,21 @@ def fleet_markdown(fleet: dict[str, Any]) -> list[str]:
     def relay(key: str) -> Callable[[dict[str, Any]], str]:
         def cell(s: dict[str, Any]) -> str:
             d = s[key]
+            if not d["n"]:
+                return "no samples"
             return f"{d['p99_ms']:.1f} ms (p50 {d['p50_ms']:.1f}, n={d['n']})"
         return cell
 
+    def split(d: dict[str, Any]) -> str:
+        return f"{d['p50_ms']:.1f} / {d['p99_ms']:.1f} (n={d['n']})" if d["n"] else "—"
+
     def widget(s: dict[str, Any]) -> str:
-        d, cross = s["relay_agent_to_widget"], s["relay_agent_to_widget_cross_instance"]
-        same = s["relay_agent_to_widget_same_instance"]
-        return (f"{d['p99_ms']:.1f} ms (p50 {d['p50_ms']:.1f}, n={d['n']}; other instance "
-                f"p50 / p99 {cross['p50_ms']:.1f} / {cross['p99_ms']:.1f}, same instance "
-                f"{same['p50_ms']:.1f} / {same['p99_ms']:.1f})")
+        d = s["relay_agent_to_widget"]
+        if not d["n"]:
+            return "no samples"
+        return (f"{d['p99_ms']:.1f} ms (p50 {d['p50_ms']:.1f}, n={d['n']}; posted on another "
+                f"instance p50 / p99 {split(s['relay_agent_to_widget_cross_instance'])}, on "
+                f"the widget's {split(s['relay_agent_to_widget_same_instance'])})")
 
     def under(key: str) -> Callable[[str, dict[str, Any]], bool]:
         return lambda store, s: p99(s, key) < FLEET_RELAY_TARGET_MS[store]
@@ -314,7 +320,8 @@ def fleet_markdown(fleet: dict[str, Any]) -> list[str]:
          cells(lambda s: f"{s['tenant_peak_per_s']} ({s['tenant_peak_accepted_per_s']})"),
          f"≤ {FLEET_TENANT_LIMIT}",
          met(lambda _, s: s["tenant_peak_per_s"] <= FLEET_TENANT_LIMIT)),
-        ("HTTP 429 answers", cells(lambda s: f"{s['http_429']} {s['http_429_by']}"), "0",
+        ("HTTP 429 answers", cells(lambda s: f"{s['http_429']} {_counts(s['http_429_by'])}"),
+         "0",
          met(lambda _, s: s["http_429"] == 0)),
         ("Chat lines lost (customer → chatroom, agent → widget, in the chats that reached an "
          "agent)",
@@ -329,7 +336,7 @@ def fleet_markdown(fleet: dict[str, Any]) -> list[str]:
          met(lambda _, s: s["connected"] == s["chats"])),
         ("Invitation: task created → card delivered, p50 / p99 (during the opening burst)",
          cells(lambda s: f"{s['invitation']['p50_ms']:.0f} / {s['invitation']['p99_ms']:.0f} "
-                         "ms"), "—", ""),
+                         f"ms (n={s['invitation']['n']})"), "—", ""),
         ("Bot Connector calls/s in the window; each instance's CPU share",
          cells(lambda s: f"{s['calls_per_s_in_window']}; {s['server_cpu_share_in_window']}"),
          "—", ""),
@@ -388,7 +395,8 @@ def write_fleet(fleet: dict[str, Any]) -> None:
     results.update(figures)
     results.setdefault("headline", {}).update(figures)
     results["fleet"] = fleet
-    path.write_text(json.dumps(_no_nan(results), indent=2, default=str, allow_nan=False) + "\n")
+    results = {k: results[k] for k in HEADLINE if k in results} | results
+    path.write_text(json.dumps(no_nan(results), indent=2, default=str, allow_nan=False) + "\n")
     md = RESULTS / "latest.md"
     text = md.read_text(encoding="utf-8") if md.exists() else ""
     section = "\n".join(fleet_markdown(fleet))
@@ -452,7 +460,7 @@ def write(results: dict[str, Any]) -> None:
     ordered = {k: results[k] for k in HEADLINE} | {k: v for k, v in results.items()
                                                    if k not in HEADLINE}
     (RESULTS / "latest.json").write_text(
-        json.dumps(_no_nan(ordered), indent=2, default=str, allow_nan=False) + "\n")
+        json.dumps(no_nan(ordered), indent=2, default=str, allow_nan=False) + "\n")
     (RESULTS / "latest.md").write_text(markdown(results), encoding="utf-8")
     plot(results, RESULTS / "latency.png")
 
@@ -465,14 +473,14 @@ def _cpu_per_chat(results: dict[str, Any]) -> str:
     return f"{ms:.1f} ms ({ms * 50 / 1000:.2f} cores)"
 
 
-def _no_nan(value: Any) -> Any:
+def no_nan(value: Any) -> Any:
     """NaN (a figure that could not be measured) becomes null: latest.json stays strict JSON."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
+        return {k: no_nan(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_no_nan(v) for v in value]
+        return [no_nan(v) for v in value]
     return value
 
 

@@ -384,12 +384,12 @@ def _counts(counts: dict[str, int]) -> str:
     return f"({', '.join(parts)})" if parts else ""
 
 
-def write_fleet(fleet: dict[str, Any]) -> None:
+def write_fleet(fleet: dict[str, Any], directory: Path = RESULTS) -> None:
     """``python -m bench.fleet``: the fleet figures into latest.json and latest.md; every other
     figure stays as the last full run wrote it."""
-    RESULTS.mkdir(exist_ok=True)
+    directory.mkdir(exist_ok=True)
     fleet["when"] = _now()
-    path = RESULTS / "latest.json"
+    path = directory / "latest.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     figures = fleet_headline(fleet)
     results.update(figures)
@@ -397,7 +397,7 @@ def write_fleet(fleet: dict[str, Any]) -> None:
     results["fleet"] = fleet
     results = {k: results[k] for k in HEADLINE if k in results} | results
     path.write_text(json.dumps(no_nan(results), indent=2, default=str, allow_nan=False) + "\n")
-    md = RESULTS / "latest.md"
+    md = directory / "latest.md"
     text = md.read_text(encoding="utf-8") if md.exists() else ""
     section = "\n".join(fleet_markdown(fleet))
     if FLEET_BEGIN in text and FLEET_END in text:

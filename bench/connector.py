@@ -90,6 +90,7 @@ class Connector:
     def reset(self) -> None:
         self.requests = 0
         self.accepted_times: list[float] = []  # every accepted request (tenant bucket)
+        self.arrival_times: list[float] = []  # every request, also those answered 429
         self.throttled = 0
         self.throttled_by = {"tenant": 0, "conversation": 0}
         self.posts = 0
@@ -142,6 +143,7 @@ class Connector:
     def _admit(self, windows: Windows | None, key: str) -> web.Response | None:
         self.requests += 1
         now = time.monotonic()
+        self.arrival_times.append(now)
         if self.enforce:
             tenant_wait = self._tenant.wait("tenant", now)
             key_wait = windows.wait(key, now) if windows is not None else 0.0
@@ -217,6 +219,17 @@ class Connector:
         body = await request.json()
         self.set_limits(bool(body.get("enforce")), float(body.get("time_scale", 1.0)))
         return web.json_response({"ok": True})
+
+
+def peak_per_window(times: list[float], seconds: float = 1.0) -> int:
+    """The most of `times` (ascending) inside any window (t - seconds, t]: the stand-in's own
+    sliding-window rule."""
+    peak = first = 0
+    for last, at in enumerate(times):
+        while times[first] <= at - seconds:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
 
 
 def tenant_share(times: list[float], start: float, end: float) -> float:

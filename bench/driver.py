@@ -19,7 +19,11 @@ Phases, in order:
      accept, two messages each way, terminate, end ACW, save the wrap-up
   5. relay latency with 50, 100, 200 open chats (customers write every 2 s, agents answer),
      memory per open chat; the chats stay open to the end
-  6. store cost per chat (in this process), routing micro-benchmark, report
+  6. the fleet: three ``python -m bot`` on one SQLite file, then on the Cosmos DB stand-in,
+     customers and agents spread across them at random (bench/fleet.py)
+  7. store cost per chat (in this process), routing micro-benchmark, report
+
+``BENCH_FLEET_ONLY=1`` runs only phase 6 (as ``python -m bench.fleet``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import report, routing, storecost
+from bench import fleet, report, routing, storecost
 from bench.agents import AgentSim
 from bench.connector import Connector, tenant_share
 from bench.customers import Customers, customer_sessions
@@ -121,6 +125,10 @@ async def main() -> dict[str, Any]:
             raise
         finally:
             procs.stop_all()
+        began = time.monotonic()
+        run.results["fleet"] = await fleet.measure(procs, run.tmp, run.log)
+        run.results["fleet"] |= {"seconds": round(time.monotonic() - began, 1),
+                                 "source": "make bench"}
         run.log("store cost per chat (in process)")
         run.results["store"] = await storecost.measure(run.tmp)
         run.log("routing micro-benchmark")
@@ -493,6 +501,8 @@ async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
 
 
 def run_sync() -> dict[str, Any]:
+    if os.environ.get("BENCH_FLEET_ONLY") == "1":
+        return fleet.run_sync()
     results = asyncio.run(main())
     print(json.dumps({k: results[k] for k in report.HEADLINE if k in results}, indent=2))
     return results

@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,14 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADLINE = ("invite_p99_ms", "relay_p99_ms", "widget_p99_ms", "echo_ratio", "raw_ratio",
             "route_ms_500_5000", "route_ms_5000_50000", "route_growth", "lost", "duplicated",
-            "errors", "tasks_per_s", "kib_per_open_chat", "teams_rate_share", "http_429")
+            "errors", "tasks_per_s", "kib_per_open_chat", "teams_rate_share", "http_429",
+            "fleet_relay_p99_ms", "fleet_tenant_peak_per_s", "fleet_http_429", "fleet_lost",
+            "fleet_duplicated")
+FLEET_HEADLINE = HEADLINE[-5:]
+FLEET_STORES = {"sqlite": "SQLite file", "cosmos": "Cosmos DB stand-in"}
+FLEET_RELAY_TARGET_MS = {"sqlite": 100, "cosmos": 250}
+FLEET_TENANT_LIMIT = 50
+FLEET_BEGIN, FLEET_END = "<!-- fleet -->", "<!-- /fleet -->"  # python -m bench.fleet rewrites
 INVITE_TARGET_RATE = 50
 RELAY_TARGET_CHATS = 200
 
@@ -63,6 +71,25 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
         "kib_per_open_chat": results.get("memory", {}).get("kib_per_open_chat", math.nan),
         "teams_rate_share": teams.get("teams_rate_share", math.nan),
         "http_429": teams.get("http_429", -1),
+        **fleet_headline(results.get("fleet", {})),
+    }
+
+
+def fleet_headline(fleet: dict[str, Any]) -> dict[str, Any]:
+    """The fleet figures over both stores: the worst relay p99 (either way, either store),
+    the busiest second, and the sums of 429s, lost and duplicated messages."""
+    stores = [fleet[s] for s in FLEET_STORES if s in fleet]
+    if not stores:
+        return dict.fromkeys(FLEET_HEADLINE, math.nan)
+    relays = [float(s.get(k) if s.get(k) is not None else math.nan) for s in stores
+              for k in ("relay_agent_to_widget_p99_ms", "relay_customer_to_chatroom_p99_ms")]
+    return {
+        # A way with no sample at all is no pass: NaN (null in latest.json) then.
+        "fleet_relay_p99_ms": math.nan if any(math.isnan(r) for r in relays) else max(relays),
+        "fleet_tenant_peak_per_s": max(s["tenant_peak_per_s"] for s in stores),
+        "fleet_http_429": sum(s["http_429"] for s in stores),
+        "fleet_lost": sum(sum(s["lost"].values()) for s in stores),
+        "fleet_duplicated": sum(sum(s["duplicated"].values()) for s in stores),
     }
 
 
@@ -212,6 +239,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{routing.get('members_ms_5000', math.nan)} ms with 5,000.",
     ]
     lines += store_section(results.get("store", {}))
+    if results.get("fleet"):
+        lines += ["", *fleet_markdown(results["fleet"])]
     kinds = results.get("error_kinds", {})
     if kinds:
         lines += ["", "Errors by kind: " + "; ".join(f"{n} × {k}" for k, n in kinds.items())]
@@ -240,6 +269,147 @@ def store_section(store: dict[str, Any]) -> list[str]:
         lines.append(f"| `{row['use_case']}` | {row['runs']} | {row['statements']} | "
                      f"{row['lock_ms']} |")
     return lines
+
+
+def fleet_markdown(fleet: dict[str, Any]) -> list[str]:
+    """The fleet section of latest.md, between markers (``python -m bench.fleet`` replaces it)."""
+    stores = [s for s in FLEET_STORES if s in fleet]
+    config = fleet.get("config", {})
+
+    def cells(figure: Callable[[dict[str, Any]], str]) -> str:
+        return " | ".join(figure(fleet[s]) if s in fleet else "—" for s in FLEET_STORES)
+
+    def met(check: Callable[[str, dict[str, Any]], bool]) -> str:
+        return ", ".join(f"{_ok(check(s, fleet[s]))}" for s in stores)
+
+    def p99(s: dict[str, Any], key: str) -> float:
+        value = s.get(key)
+        return math.nan if value is None else float(value)
+
+    def relay(key: str) -> Callable[[dict[str, Any]], str]:
+        def cell(s: dict[str, Any]) -> str:
+            d = s[key]
+            if not d["n"]:
+                return "no samples"
+            return f"{d['p99_ms']:.1f} ms (p50 {d['p50_ms']:.1f}, n={d['n']})"
+        return cell
+
+    def split(d: dict[str, Any]) -> str:
+        return f"{d['p50_ms']:.1f} / {d['p99_ms']:.1f} (n={d['n']})" if d["n"] else "—"
+
+    def widget(s: dict[str, Any]) -> str:
+        d = s["relay_agent_to_widget"]
+        if not d["n"]:
+            return "no samples"
+        return (f"{d['p99_ms']:.1f} ms (p50 {d['p50_ms']:.1f}, n={d['n']}; posted on another "
+                f"instance p50 / p99 {split(s['relay_agent_to_widget_cross_instance'])}, on "
+                f"the widget's {split(s['relay_agent_to_widget_same_instance'])})")
+
+    def under(key: str) -> Callable[[str, dict[str, Any]], bool]:
+        return lambda store, s: p99(s, key) < FLEET_RELAY_TARGET_MS[store]
+
+    rows = [
+        ("Agent → widget: posted on a random instance, seen on the customer's WebSocket, p99",
+         cells(widget), "< 100 ms SQLite, < 250 ms Cosmos",
+         met(under("relay_agent_to_widget_p99_ms"))),
+        ("Customer → chatroom: posted on the widget's instance, the relayed line at the "
+         "stand-in, p99", cells(relay("relay_customer_to_chatroom")),
+         "< 100 ms SQLite, < 250 ms Cosmos", met(under("relay_customer_to_chatroom_p99_ms"))),
+        ("Bot Connector calls in the busiest one-second window, whole fleet (429s included; "
+         "accepted only)",
+         cells(lambda s: f"{s['tenant_peak_per_s']} ({s['tenant_peak_accepted_per_s']})"),
+         f"≤ {FLEET_TENANT_LIMIT}",
+         met(lambda _, s: s["tenant_peak_per_s"] <= FLEET_TENANT_LIMIT)),
+        ("HTTP 429 answers", cells(lambda s: f"{s['http_429']} {_counts(s['http_429_by'])}"),
+         "0",
+         met(lambda _, s: s["http_429"] == 0)),
+        ("Chat lines lost (customer → chatroom, agent → widget, in the chats that reached an "
+         "agent)",
+         cells(lambda s: f"{sum(s['lost'].values())} {_counts(s['lost'])}"), "0",
+         met(lambda _, s: sum(s["lost"].values()) == 0)),
+        ("Chat lines and invitations duplicated",
+         cells(lambda s: f"{sum(s['duplicated'].values())} {_counts(s['duplicated'])}"), "0",
+         met(lambda _, s: sum(s["duplicated"].values()) == 0)),
+        ("Chats that reached an agent (the chatroom header at the stand-in) / opened; seconds "
+         "from the first opened to the last connected or the wait's end",
+         cells(lambda s: f"{s['connected']}/{s['chats']}; {s['open_seconds']} s"), "all",
+         met(lambda _, s: s["connected"] == s["chats"])),
+        ("Invitation: task created → card delivered, p50 / p99 (during the opening burst)",
+         cells(lambda s: f"{s['invitation']['p50_ms']:.0f} / {s['invitation']['p99_ms']:.0f} "
+                         f"ms (n={s['invitation']['n']})"), "—", ""),
+        ("Bot Connector calls/s in the window; each instance's CPU share",
+         cells(lambda s: f"{s['calls_per_s_in_window']}; {s['server_cpu_share_in_window']}"),
+         "—", ""),
+        ("Errors (failed requests, agent or customer steps); 503s answered and tried again",
+         cells(lambda s: f"{s['errors']}; {s['http_503']} × 503"), "0",
+         met(lambda _, s: s["errors"] == 0)),
+    ]
+    setup = "; ".join(
+        f"{FLEET_STORES[s]}: {fleet[s]['setup']['registered']}/{fleet[s]['setup']['agents']} "
+        f"agents in {fleet[s]['setup']['seconds']} s, {fleet[s]['setup']['calls']} calls, "
+        f"busiest second {fleet[s]['setup']['peak_per_s']}, {fleet[s]['setup']['http_429']} × "
+        f"429, {fleet[s]['setup']['http_503']} × 503" for s in stores)
+    kinds = {k: n for s in stores for k, n in fleet[s].get("error_kinds", {}).items()}
+    lines = [
+        FLEET_BEGIN,
+        f"## Fleet: {config.get('instances', 3)} × `python -m bot` on one store",
+        "",
+        f"Measured by `{fleet.get('source', 'make bench')}` at {fleet.get('when', '?')} in "
+        f"{fleet.get('seconds', '?')} s (load average {fleet.get('load_average_before', 0):.1f} "
+        f"before, {fleet.get('load_average_after', 0):.1f} after). {config.get('chats')} chats "
+        "opened at "
+        f"{config.get('open_rate_per_s')}/s, each widget (Interact API and WebSocket) on a "
+        f"random instance, every agent activity to a random instance, {config.get('agents')} "
+        "agents; the unmodified server, paced to the real Teams limits, against a stand-in that "
+        "enforces them. Then "
+        f"{config.get('window_s')} s of chat measured: each customer writes every "
+        f"{config.get('message_interval_s')} s (±50 %), the agent answers each line. A line "
+        f"not arrived {config.get('drain_s')} s after the window is lost (the WebSocket's "
+        f"resync safety net is {config.get('resync_poll_s')} s). Calls and 429s count from "
+        "the first chat on; the agents' registration before it (setup) apart.",
+        "",
+        f"| Figure | {' | '.join(FLEET_STORES.values())} | Target | Met |",
+        "| --- | --- | --- | --- | --- |",
+        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
+        "",
+        f"Setup (agents registering, not in the figures): {setup}.",
+    ]
+    if kinds:
+        lines += ["", "Errors by kind: " + "; ".join(f"{n} × {k}" for k, n in kinds.items())]
+    return [*lines, FLEET_END]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    parts = [f"{k.replace('_', ' ')} {n}" for k, n in counts.items() if n]
+    return f"({', '.join(parts)})" if parts else ""
+
+
+def write_fleet(fleet: dict[str, Any], directory: Path = RESULTS) -> None:
+    """``python -m bench.fleet``: the fleet figures into latest.json and latest.md; every other
+    figure stays as the last full run wrote it."""
+    directory.mkdir(exist_ok=True)
+    fleet["when"] = _now()
+    path = directory / "latest.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    figures = fleet_headline(fleet)
+    results.update(figures)
+    results.setdefault("headline", {}).update(figures)
+    results["fleet"] = fleet
+    results = {k: results[k] for k in HEADLINE if k in results} | results
+    path.write_text(json.dumps(no_nan(results), indent=2, default=str, allow_nan=False) + "\n")
+    md = directory / "latest.md"
+    text = md.read_text(encoding="utf-8") if md.exists() else ""
+    section = "\n".join(fleet_markdown(fleet))
+    if FLEET_BEGIN in text and FLEET_END in text:
+        head, rest = text.split(FLEET_BEGIN, 1)
+        text = head + section + rest.split(FLEET_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
+    md.write_text(text, encoding="utf-8")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -278,7 +448,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def write(results: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
-    results["when"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    results["when"] = _now()
+    if results.get("fleet"):
+        results["fleet"].setdefault("when", results["when"])
     results["machine"] = f"{platform.machine()} × {_cpus()} CPUs, " \
                          f"{platform.python_implementation()} {platform.python_version()} " \
                          f"({os.path.realpath(sys.executable)})"
@@ -288,7 +460,7 @@ def write(results: dict[str, Any]) -> None:
     ordered = {k: results[k] for k in HEADLINE} | {k: v for k, v in results.items()
                                                    if k not in HEADLINE}
     (RESULTS / "latest.json").write_text(
-        json.dumps(_no_nan(ordered), indent=2, default=str, allow_nan=False) + "\n")
+        json.dumps(no_nan(ordered), indent=2, default=str, allow_nan=False) + "\n")
     (RESULTS / "latest.md").write_text(markdown(results), encoding="utf-8")
     plot(results, RESULTS / "latency.png")
 
@@ -301,14 +473,14 @@ def _cpu_per_chat(results: dict[str, Any]) -> str:
     return f"{ms:.1f} ms ({ms * 50 / 1000:.2f} cores)"
 
 
-def _no_nan(value: Any) -> Any:
+def no_nan(value: Any) -> Any:
     """NaN (a figure that could not be measured) becomes null: latest.json stays strict JSON."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
+        return {k: no_nan(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_no_nan(v) for v in value]
+        return [no_nan(v) for v in value]
     return value
 
 

@@ -65,7 +65,8 @@ async def _startup(ctx: Ctx) -> None:
 def create_app(settings: Settings, *, storage: Store | None = None,
                clock: Clock | None = None, connector_time_scale: float = 1.0,
                authenticate_inbound: bool = True,
-               msal_http_client: object | None = None) -> web.Application:
+               msal_http_client: object | None = None,
+               bot_openid_metadata: str | None = None) -> web.Application:
     """Build the app. The keywords after `clock` exist for tests that put stand-ins in place
     of Teams and Entra ID; production (python -m bot) passes only settings."""
     keep_payloads_out()
@@ -92,6 +93,7 @@ def create_app(settings: Settings, *, storage: Store | None = None,
                                    time_scale=connector_time_scale,
                                    authenticate_inbound=authenticate_inbound,
                                    msal_http_client=msal_http_client,
+                                   openid_metadata=bot_openid_metadata,
                                    fleet=fleet_store(app[STORE]))
             app[GATEWAY] = gateway
             await gateway.start()

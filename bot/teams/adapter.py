@@ -22,8 +22,8 @@ from botbuilder.schema import (
     DeliveryModes,
     ResourceResponse,
 )
-from botframework.connector.auth import JwtTokenValidation, SimpleCredentialProvider
 
+from bot.teams.bf_auth import ChannelTokenValidator, TokenRejected
 from bot.teams.connector import ConnectorClient
 from bot.teams.service_urls import ServiceUrlPolicy, UntrustedServiceUrl
 from bot.teams.wire import read_activity, write_activity
@@ -42,17 +42,17 @@ class Unauthorized(Exception):
 class InboundAuth:
     """Checks the Bot Framework JWT on inbound activities when an app id is configured."""
 
-    def __init__(self, app_id: str, app_password: str) -> None:
-        self.credentials = SimpleCredentialProvider(app_id, app_password)
+    def __init__(self, validator: ChannelTokenValidator) -> None:
+        self.validator = validator
 
     async def check(self, activity: Activity, auth_header: str) -> None:
         if not auth_header:
             raise Unauthorized("missing Authorization header")
         try:
-            await JwtTokenValidation.authenticate_request(activity, auth_header,
-                                                          self.credentials)
-        except Exception as exc:  # the validator raises plain Exceptions and jwt errors
-            raise Unauthorized("the token was not accepted") from exc
+            await self.validator.check(auth_header, channel_id=activity.channel_id or "",
+                                       service_url=activity.service_url)
+        except TokenRejected as exc:
+            raise Unauthorized(f"the token was not accepted: {exc}") from None
 
 
 def parse_activity(body: Any, policy: ServiceUrlPolicy | None = None) -> Activity:

@@ -19,6 +19,7 @@ from bot.services.engine import Engine
 from bot.services.fleet import FleetStore
 from bot.services.ports import ConflictError, StoreUnavailable
 from bot.teams.adapter import BadActivity, InboundAuth, SwitchboardAdapter, Unauthorized
+from bot.teams.bf_auth import CHANNEL_METADATA_URL, ChannelTokenValidator, KeySet
 from bot.teams.clock import MonotonicClock
 from bot.teams.connector import ConnectorClient
 from bot.teams.directory import TeamsMemberDirectory
@@ -50,7 +51,7 @@ class TeamsGateway:
     def __init__(self, settings: Settings, engine: Engine, session: aiohttp.ClientSession,
                  *, time_scale: float = 1.0, authenticate_inbound: bool = True,
                  msal_http_client: object | None = None,
-                 fleet: FleetStore | None = None) -> None:
+                 fleet: FleetStore | None = None, openid_metadata: str | None = None) -> None:
         clock = MonotonicClock()
         self.session = session
         limiter = RateLimiter(clock, time_scale=time_scale, headroom=LIMIT_HEADROOM)
@@ -84,7 +85,8 @@ class TeamsGateway:
         self.connector = ConnectorClient(session, self.sender, tokens=bot_tokens, policy=policy)
         auth = None
         if settings.app_id and authenticate_inbound:
-            auth = InboundAuth(settings.app_id, settings.app_password)
+            keys = KeySet(session, openid_metadata or CHANNEL_METADATA_URL)
+            auth = InboundAuth(ChannelTokenValidator(settings.app_id, keys))
         self.adapter = SwitchboardAdapter(self.connector, auth)
         self.desk = Desk(engine, TeamsMemberDirectory(self.connector))
         self.bot = SwitchboardBot(self.desk)

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests import teams_activities as act
 from tests.builders import catalog
+from tests.standins.graph import TokenStandin
 from tests.teams_world import World, running_world
 
 APP_ID = "00000000-0000-0000-0000-00000000b077"
@@ -85,10 +86,13 @@ async def keys() -> AsyncIterator[KeyEndpoint]:
 
 @pytest.fixture
 async def world(tmp_path: Path, keys: KeyEndpoint) -> AsyncIterator[World]:
-    async with running_world(catalog({"id": "sales"}), tmp_path,
-                             app_options={"bot_openid_metadata": f"{keys.url}/openid"},
-                             app_id=APP_ID, app_password="secret",
-                             service_url_hosts=("127.0.0.1",)) as opened:
+    # Replies go out with a token of the bot's own, from an Entra stand-in.
+    async with TokenStandin(clients={APP_ID: "secret"}) as tokens, running_world(
+            catalog({"id": "sales"}), tmp_path,
+            app_options={"bot_openid_metadata": f"{keys.url}/openid",
+                         "msal_http_client": tokens.http_client()},
+            app_id=APP_ID, app_password="secret", authority=tokens.authority_host,
+            service_url_hosts=("127.0.0.1",)) as opened:
         yield opened
 
 

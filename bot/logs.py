@@ -4,25 +4,55 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
+# Credentials as they appear in what libraries log: header lines (aiohttp's parser errors
+# quote the raw line), bearer tokens, and secrets in query strings.
+_SECRET_HEADER = re.compile(
+    r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key|x-ms-authorization"
+    r"|ocp-apim-subscription-key|x-identity-header)(\s*[:=]\s*)[^\r\n'\"]*")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s'\",;]+")
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&;](?:token|access_token|id_token|key|sig|signature|code|secret|password)=)"
+    r"[^&\s'\"]*")
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """`text` with every credential it quotes replaced by [redacted]."""
+    if not text:
+        return text
+    text = _SECRET_HEADER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    text = _BEARER.sub(lambda m: f"{m[1]} {REDACTED}", text)
+    return _SECRET_QUERY.sub(lambda m: f"{m[1]}{REDACTED}", text)
+
+
 class JsonFormatter(logging.Formatter):
+    """Every record, whichever library wrote it, goes through `redact` (message, extras,
+    traceback); aiohttp's own records keep only the error's type, not the raw request bytes
+    its parser errors quote."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
+                entry[key] = (value if isinstance(value, int | float | bool)
+                              else redact(str(value)))
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            if record.name.startswith("aiohttp.") and record.exc_info[0] is not None:
+                entry["exc"] = record.exc_info[0].__name__
+            else:
+                entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
 
 

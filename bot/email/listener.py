@@ -63,8 +63,8 @@ class MailHandler:
             log.warning("inbound mail refused", extra={"reason": str(exc)})
             return "554 5.6.0 Message refused: it cannot be parsed (too many parts or too deep)"
         try:
-            received = await self.engine.run(mail_cases.receive_mail, mail,
-                                             list(recipients.items()))
+            received = await self.engine.run_durably(mail_cases.receive_mail, mail,
+                                                     list(recipients.items()))
         except (ConflictError, StoreUnavailable):
             log.warning("inbound mail not stored: store busy or unavailable")
             return "451 4.3.0 Cannot store the message now; try again later"

@@ -268,7 +268,7 @@ class InteractApi:
         text = _text(body.get("text", ""), "text", allow_empty=True)
         customer = _customer(body.get("customer"))
         token = secrets.token_urlsafe(32)
-        opened = await self.engine.run(chats.open_chat, service_id, customer, text, token,
+        opened = await self.engine.run_durably(chats.open_chat, service_id, customer, text, token,
                                        request.headers.get("Origin", ""))
         return web.json_response({
             "chat_id": opened.task.id, "token": token, "visitor": opened.task.customer_label,
@@ -282,7 +282,7 @@ class InteractApi:
         self._check_origin(request, task.service_id)
         self._limit(self.per_chat, task.id)
         text = _text(body.get("text"), "text")
-        message = await self.engine.run(conversation.customer_message, task.id, text)
+        message = await self.engine.run_durably(conversation.customer_message, task.id, text)
         return web.json_response({"seq": message.seq}, status=202)
 
     async def end_chat(self, request: web.Request) -> web.Response:

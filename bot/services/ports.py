@@ -217,6 +217,9 @@ class Store(Protocol):
     def read_only(self) -> UnitOfWork:
         """A unit of work for reads only that need not wait for writers (it may see no single
         snapshot across its reads); where the store has no such thing, a plain one."""
+    async def sync(self) -> None:
+        """Return once every commit made so far survives a power loss, not only a crash of
+        the process (call it before acknowledging what a commit accepted)."""
     async def changes(self) -> ChangeFeed:
         """A feed of changes starting now, for one instance (one loop polls it)."""
     async def ping(self) -> None: ...

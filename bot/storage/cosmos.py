@@ -345,6 +345,9 @@ class CosmosStore:
     def unit_of_work(self) -> CosmosUnitOfWork:
         return CosmosUnitOfWork(self)
 
+    async def sync(self) -> None:
+        """Nothing to wait for: Cosmos DB acknowledges a write once it is durable."""
+
     async def changes(self) -> CosmosChangeFeed:
         return await CosmosChangeFeed.start(self.container(MESSAGES))
 

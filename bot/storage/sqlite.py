@@ -31,6 +31,7 @@ from bot.services.ports import ConflictError, EventFilter, Scan, SessionFilter, 
 from bot.storage.codec import decode, encode, micros
 from bot.storage.schema import ENSURED, LATEST, MIGRATIONS
 from bot.storage.sqlite_changes import SqliteChangeFeed
+from bot.storage.sqlite_durability import WalSync, create_private
 from bot.webhooks.model import Delivery
 
 E = TypeVar("E", Agent, Task, Session)
@@ -329,6 +330,7 @@ class SqliteStore:
         # (Engine listeners), so its feed leaves them out.
         self.origin = uuid.uuid4().hex
         self.announced = 0
+        self._durable: WalSync | None = None
 
     async def _connect(self) -> aiosqlite.Connection:
         # Used from the event loop's thread too (`_Lane`), never from two threads at once.
@@ -339,6 +341,8 @@ class SqliteStore:
     async def open(self) -> Self:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(self.path))
+            self._durable = WalSync(Path(f"{self.path}-wal"))
         conn = await self._connect()
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
@@ -422,6 +426,11 @@ class SqliteStore:
         # close() queues behind it, so it runs before the connection closes.
         with contextlib.suppress(ValueError):  # closed meanwhile
             self.lane(False).run(functools.partial(_end_txn, self._txn, owner))
+
+    async def sync(self) -> None:
+        """Every commit so far survives power loss once this returns (WalSync)."""
+        if self._durable is not None:
+            await self._durable.sync()
 
     async def ping(self) -> None:
         """Readable and writable right now: take the write lock briefly and let it go."""

@@ -144,8 +144,9 @@ class TasksApi:
         if not key.allows(service_id):
             raise ApiError(403, "This API key may not create tasks in this service.",
                            field="service")
-        created = await self.engine.run(cases.create_external_task, service_id, task_request,
-                                        key_name=key.name, idempotency_key=idempotency_key)
+        created = await self.engine.run_durably(cases.create_external_task, service_id,
+                                                task_request, key_name=key.name,
+                                                idempotency_key=idempotency_key)
         task = created.task
         headers = {"Location": f"{PREFIX}/{task.id}"}
         if idempotency_key is not None:

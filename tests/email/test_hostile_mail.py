@@ -12,6 +12,7 @@ from bot.email.listener import MAX_SESSIONS
 from bot.email.parse import MAX_DEPTH
 from tests.email.conftest import MailWorld
 from tests.email.mailer import mail, send
+from tests.responsiveness import healthz_delays
 
 HEAD = (b"From: Eve <eve@example.net>\r\nTo: sales@example.com\r\nSubject: parts\r\n"
         b"Message-ID: <hostile@example.net>\r\nMIME-Version: 1.0\r\n")
@@ -48,25 +49,9 @@ async def test_a_50000_part_mail_is_refused_at_once_and_healthz_answers_meanwhil
     world = mail_world.world
     raw = many_parts(50_000)
     assert len(raw) > 1_500_000
-    loop = asyncio.get_running_loop()
-    delays: list[float] = []
-    done = asyncio.Event()
-
-    async def probe() -> None:
-        while not done.is_set():
-            began = loop.time()
-            async with world.client.get(world.server.make_url("/healthz")) as response:
-                assert response.status == 200
-            delays.append(loop.time() - began)
-            await asyncio.sleep(0.005)
-
-    prober = asyncio.create_task(probe())
     began = time.monotonic()
-    try:
+    async with healthz_delays(world.client, world.server.make_url("/healthz")) as delays:
         code = await refusal(mail_world, raw)
-    finally:
-        done.set()
-        await prober
     assert code == 554
     assert time.monotonic() - began < 3.0
     assert delays and max(delays) < 0.1, f"/healthz took {max(delays) * 1000:.0f} ms"

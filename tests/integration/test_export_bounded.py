@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.config import parse_catalog
 from bot.storage.sqlite import SqliteStore
+from tests.responsiveness import healthz_delays
 from tests.teams_world import World, running_world
 
 KEY = "key-for-reports"
@@ -63,30 +64,14 @@ async def test_an_export_that_matches_nothing_does_not_hold_up_healthz(tmp_path:
         "api_key": [{"name": "bi", "sha256": hashlib.sha256(KEY.encode()).hexdigest(),
                      "services": ["sales"]}],
     }, "test.toml")
-    async with running_world(catalog, tmp_path) as world:
-        loop = asyncio.get_running_loop()
-        delays: list[float] = []
-        done = asyncio.Event()
-
-        async def probe() -> None:
-            while not done.is_set():
-                began = loop.time()
-                async with world.client.get(world.server.make_url("/healthz")) as response:
-                    assert response.status == 200
-                delays.append(loop.time() - began)
-                await asyncio.sleep(0.002)
-
-        prober = asyncio.create_task(probe())
+    async with running_world(catalog, tmp_path) as world, healthz_delays(
+            world.client, world.server.make_url("/healthz"), pause=0.002) as delays:
         await asyncio.sleep(0.05)
-        try:
-            event_pages = await walk(world, "/api/v1/events?name=nothing&limit=1")
-            # The key's own services are a filter too: support's half is never looked at
-            # in Python, and an agent no row has is a filter that matches nothing.
-            session_pages = await walk(world, "/api/v1/sessions?agent=nobody&limit=1")
-            tagged_pages = await walk(world, "/api/v1/sessions?tag=nothing&limit=1000")
-        finally:
-            done.set()
-            await prober
+        event_pages = await walk(world, "/api/v1/events?name=nothing&limit=1")
+        # The key's own services are a filter too: support's half is never looked at
+        # in Python, and an agent no row has is a filter that matches nothing.
+        session_pages = await walk(world, "/api/v1/sessions?agent=nobody&limit=1")
+        tagged_pages = await walk(world, "/api/v1/sessions?tag=nothing&limit=1000")
     assert len(delays) > 10
     assert max(delays) < 0.1, f"/healthz took {max(delays) * 1000:.0f} ms"
     # Each page looked at a bounded window and said where to go on.

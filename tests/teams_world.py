@@ -166,9 +166,10 @@ class World:
 @asynccontextmanager
 async def running_world(catalog: Catalog, tmp_path: Path, *,
                         app_options: dict[str, Any] | None = None,
+                        connector_options: dict[str, Any] | None = None,
                         **settings: Any) -> AsyncIterator[World]:
     clock = FakeClock()
-    async with ConnectorStandin() as connector:
+    async with ConnectorStandin(**(connector_options or {})) as connector:
         config = replace(Settings(catalog=catalog, db_path=str(tmp_path / "sb.db")), **settings)
         app = create_app(config, clock=clock, **(app_options or {}))
         server = TestServer(app, host="127.0.0.1")

@@ -5,15 +5,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-import aiohttp
-from aiohttp.test_utils import TestServer
-
-from bot.app import create_app
-from bot.config import Settings
 from bot.domain.customer import Customer
 from bot.domain.service import Modality
 from bot.domain.session import Session
@@ -22,9 +16,7 @@ from bot.services import conversation
 from bot.services.context import Ctx
 from bot.services.dispatch import create_task
 from tests.builders import catalog
-from tests.fakes import FakeClock
-from tests.standins.connector import ConnectorStandin
-from tests.teams_world import Agent, World, eventually, find_action
+from tests.teams_world import Agent, World, eventually, find_action, running_world
 
 SCALE = 0.5  # the Teams windows, twice as short: 50 calls per 0.5 s per tenant
 BUSY = 40  # chats relaying at once: 40 conversations x 7 per window is far above 50
@@ -37,17 +29,11 @@ async def limited_world(tmp_path: Path) -> AsyncIterator[World]:
     services = catalog({"id": "sales", "name": "Sales",
                         "members": [f"a{i}@example.com" for i in range(1, MEMBERS + 1)],
                         "distribution": {"ring_timeout": "30s"}})
-    clock = FakeClock()
-    async with ConnectorStandin(enforce_limits=True, time_scale=SCALE) as connector:
-        config = replace(Settings(catalog=services, db_path=str(tmp_path / "sb.db")))
-        app = create_app(config, clock=clock, connector_time_scale=SCALE)
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        try:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client:
-                yield World(server, client, connector, app, clock)
-        finally:
-            await server.close()
+    async with running_world(services, tmp_path,
+                             app_options={"connector_time_scale": SCALE},
+                             connector_options={"enforce_limits": True, "time_scale": SCALE},
+                             ) as world:
+        yield world
 
 
 def seq(activity_id: str) -> int:

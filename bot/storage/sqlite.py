@@ -896,13 +896,8 @@ class SqliteSessions(_Entities[Session]):
             values.append(ts(where.until))
         values.append(scan)
         clauses: list[str] = []
-        for column, value in (("service_id", where.service_id), ("agent_id", where.agent_id)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                values.append(value)
-        if where.services is not None:
-            clauses.append(f"service_id IN ({', '.join('?' * len(where.services))})")
-            values += sorted(where.services)
+        _match(clauses, values, (("service_id", where.service_id),
+                                 ("agent_id", where.agent_id)), where.services)
         if where.result is not None:
             clauses.append("json_extract(data, '$.result') = ?")
             values.append(where.result)
@@ -926,6 +921,19 @@ class SqliteSessions(_Entities[Session]):
         if tail is not None and tail[0] >= scan:  # the window was full: there may be more
             return Scan(found, (from_ts(tail[4]), str(tail[1])))
         return Scan(found, None)
+
+
+def _match(clauses: list[str], values: list[Any], equal: Iterable[tuple[str, str | None]],
+           services: Iterable[str] | None) -> None:
+    """Add an export's `column = value` filters (None: any) and its services to a query."""
+    for column, value in equal:
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            values.append(value)
+    if services is not None:
+        chosen = sorted(services)
+        clauses.append(f"service_id IN ({', '.join('?' * len(chosen))})")
+        values += chosen
 
 
 def _escape_like(text: str) -> str:
@@ -971,14 +979,9 @@ class SqliteEvents:
         the primary key), so one read looks at no more rows than that."""
         clauses = ["seq > ?", "seq <= ?"]
         values: list[Any] = [after, after + scan]
-        for column, value in (("service_id", where.service_id), ("agent_id", where.agent_id),
-                              ("name", where.name)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                values.append(value)
-        if where.services is not None:
-            clauses.append(f"service_id IN ({', '.join('?' * len(where.services))})")
-            values += sorted(where.services)
+        _match(clauses, values, (("service_id", where.service_id),
+                                 ("agent_id", where.agent_id), ("name", where.name)),
+               where.services)
         if where.since is not None:
             clauses.append("at >= ?")
             values.append(ts(where.since))

@@ -111,13 +111,12 @@ async def test_lines_of_a_hop_that_did_not_opt_in_go_when_no_later_hop_kept_them
     said in `drop` afterwards goes at the conclusion."""
     engine = Engine(store, clock, services())
     first = await add_agent(engine, 1)
-    second = await add_agent(engine, 2)
+    await add_agent(engine, 2)
     in_keep = await chat(engine, "keep", first)
     task_id = (await _task_of(engine, in_keep))
     await engine.run(transfer, in_keep, "drop")
     [offer] = await ringing(engine, task_id)
     await engine.run(accept, offer.id, offer.agent_id)
-    assert offer.agent_id == second
     await engine.run(conversation.customer_message, task_id, "ultramarine zeppelin")
     await engine.run(terminate, offer.id)
 

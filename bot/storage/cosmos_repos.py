@@ -204,11 +204,10 @@ def _about(who: CustomerQuery) -> tuple[str, dict[str, Any]]:
         clauses.append("LOWER(c.data.customer.email) = @email")
         values["email"] = who.email.strip().lower()
     if phone_key(who.phone):
-        expr = "c.data.customer.phone"
-        for c in PHONE_SEPARATORS:
-            expr = f"REPLACE({expr}, '{c}', '')"
-        clauses.append(f"{expr} = @phone")
-        values["phone"] = phone_key(who.phone)
+        # A coarse filter (numbers ending in the same digit); `customer_matches` decides.
+        # REPLACE would do, but the stand-in's replaces only the first occurrence.
+        clauses.append("ENDSWITH(c.data.customer.phone, @last)")
+        values["last"] = phone_key(who.phone)[-1]
     if who.name.strip():
         clauses.append("LOWER(c.data.customer.name) = @name")
         values["name"] = who.name.strip().lower()
@@ -469,8 +468,9 @@ class CosmosTasks(_Entities[Task]):
 
     async def about(self, who: CustomerQuery, limit: int) -> list[Task]:
         sql, values = _about(who)
-        docs = await self._select(sql, values,
-                                  lambda d: customer_matches(who, d["data"].get("customer")))
+        docs = [d for d in await self._select(
+            sql, values, lambda d: customer_matches(who, d["data"].get("customer")))
+            if customer_matches(who, d["data"].get("customer"))]
         return [self.load(d) for d in docs[:limit]]
 
 
@@ -656,8 +656,9 @@ class CosmosSessions(_Entities[Session]):
 
     async def about(self, who: CustomerQuery, limit: int) -> list[Session]:
         sql, values = _about(who)
-        docs = await self._select(sql, values,
-                                  lambda d: customer_matches(who, d["data"].get("customer")))
+        docs = [d for d in await self._select(
+            sql, values, lambda d: customer_matches(who, d["data"].get("customer")))
+            if customer_matches(who, d["data"].get("customer"))]
         return [self.load(d) for d in docs[:limit]]
 
 
@@ -989,11 +990,11 @@ class CosmosMessages(_Repo):
         pk = sid(task_id)
         found = await query_all(
             self.uow.container(MESSAGES),
-            "SELECT c.id, c.seq, c.data.kind FROM c WHERE c.pk = @pk AND c.seq > @seq",
-            params(pk=pk, seq=after), pk=pk)
-        gone = [str(doc["id"]) for doc in found if doc.get("kind") == Kind.MESSAGE.value]
-        for item_id in gone:
-            self.uow.buffer(DocWrite(MESSAGES, pk, item_id, build=lambda _: None), None)
+            "SELECT * FROM c WHERE c.pk = @pk AND c.seq > @seq", params(pk=pk, seq=after), pk=pk)
+        gone = [doc for doc in found if doc["data"].get("kind") == Kind.MESSAGE.value]
+        for doc in gone:
+            self.uow.remember(MESSAGES, doc)  # the delete is conditional on what was read
+            self.uow.buffer(DocWrite(MESSAGES, pk, str(doc["id"]), build=lambda _: None), None)
         return len(gone)
 
 

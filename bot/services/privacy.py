@@ -16,12 +16,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import timedelta
 
 from bot.domain import events as ev
 from bot.domain.customer import Customer
-from bot.domain.errors import Invalid, Stale
+from bot.domain.errors import Invalid, Refused, Stale
 from bot.domain.task import Task
 from bot.domain.timers import CONTEXT_PURGE, SYNC_CARD
 from bot.services.context import Ctx
@@ -38,11 +39,15 @@ async def set_params(ctx: Ctx, task_id: str, params: dict[str, str]) -> Task:
 
 async def set_context(ctx: Ctx, task_id: str, *, params: dict[str, str] | None = None,
                       name: str | None = None, email: str | None = None,
-                      phone: str | None = None, source: str = "api") -> Task:
+                      phone: str | None = None, source: str = "api",
+                      services: Collection[str] | None = None) -> Task:
     """Set or overwrite customer fields (None: left as they are) and parameters of a live
     task; the open cards of its current hop show the new values (their card jobs run again).
-    A name set here comes from a trusted system: it is no longer marked unverified."""
+    A name set here comes from a trusted system: it is no longer marked unverified.
+    With `services` (an API key's), the task must be in one of them now."""
     task = await ctx.task(task_id)
+    if services is not None and task.service_id not in services:
+        raise Refused("This API key may not change tasks of this service.", code="forbidden")
     if not task.state.live:
         raise Stale("The task has ended; its context can no longer change.")
     merged = {**task.customer.params, **{str(k): str(v) for k, v in (params or {}).items()}}
@@ -104,7 +109,7 @@ async def conclude(ctx: Ctx, task: Task) -> None:
             elif kept_through >= 0:
                 kept_through = max(kept_through, session.kept_through)
         elif session.customer is not None:
-            await _strip(ctx, session.id)
+            await strip_session(ctx, session.id)
     if kept_through >= 0:
         await ctx.uow.messages.forget(task.id, kept_through)
     task.customer = Customer()
@@ -123,7 +128,7 @@ async def purge(ctx: Ctx, task_id: str) -> None:
     """Retention reached: no session, chat line or task content of the task remains."""
     for session in await ctx.uow.sessions.for_task(task_id):
         if session.customer is not None:
-            await _strip(ctx, session.id)
+            await strip_session(ctx, session.id)
     await ctx.uow.messages.forget(task_id, 0)
     task = await ctx.uow.tasks.get(task_id)
     if task is not None and task.content:
@@ -131,7 +136,8 @@ async def purge(ctx: Ctx, task_id: str) -> None:
         await ctx.uow.tasks.save(task)
 
 
-async def _strip(ctx: Ctx, session_id: str) -> None:
+async def strip_session(ctx: Ctx, session_id: str) -> None:
+    """The session's card and My Sessions entry show "Not available" from now on."""
     session = await ctx.uow.sessions.get(session_id)
     if session is None:
         return

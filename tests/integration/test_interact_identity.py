@@ -1,4 +1,4 @@
-"""Website chats pass context and a signed-in customer's identity; an unsigned name is unverified."""
+"""Website chats pass context and a signed-in identity; an unsigned name is unverified."""
 
 from __future__ import annotations
 

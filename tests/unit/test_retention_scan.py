@@ -11,7 +11,8 @@ import sqlite3
 from pathlib import Path
 
 from bot.domain.customer import Customer
-from bot.services import chats, conversation
+from bot.domain.mail import InboundMail
+from bot.services import chats, conversation, mail
 from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.lifecycle import terminate, transfer
@@ -136,3 +137,25 @@ async def _task_of(engine: Engine, session_id: str) -> str:
         assert session is not None
         return session.task_id
     return await engine.run(get)
+
+
+async def test_a_concluded_email_without_opt_in_leaves_nothing_in_the_file(
+        store: SqliteStore, clock: FakeClock, db_path: Path) -> None:
+    """Subject, body, HTML and sender of an email task go at the conclusion too."""
+    engine = Engine(store, clock, catalog(
+        {"id": "drop", "acw": {"duration": "0s"}, "email": "drop@example.com"}))
+    agent_id = await add_agent(engine, 1)
+    received = await engine.run(mail.receive_mail, InboundMail(
+        sender=EMAIL, sender_name=NAME, to=("drop@example.com",),
+        subject="My parrot swallowed marbles", text=f"Call me on {PHONE}, it swallowed marbles",
+        html="<p>my <b>parrot</b> swallowed marbles</p>", message_id="<m1@example.org>"),
+        [("drop", "drop@example.com")])
+    [task_id] = received.task_ids
+    [offer] = await ringing(engine, task_id)
+    await engine.run(accept, offer.id, agent_id)
+    assert {NAME, EMAIL, PHONE, *CUSTOMER_WORDS} <= found_in_tables(db_path)
+
+    await engine.run(mail.mark_handled, offer.id, agent_id)
+
+    assert found_in_tables(db_path) == set()
+    assert await bytes_clean(db_path) == set()

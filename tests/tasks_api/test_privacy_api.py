@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.app import SETTINGS
-from bot.config import parse_catalog
+from bot.config import ConfigError, parse_catalog
 from bot.domain.service import Catalog
 from bot.services.context import Ctx
 from tests.tasks_api.conftest import CRM_KEY, Api
@@ -287,3 +287,17 @@ def every_row(path: Path) -> str:
                          for row in conn.execute(f'SELECT * FROM "{table}"')).lower()
     finally:
         conn.close()
+
+
+def test_scopes_in_the_services_file() -> None:
+    base = {"service": [{"id": "a", "modalities": ["external"]}]}
+    keys = parse_catalog({**base, "api_key": [
+        {"name": "old", "sha256": digest("k1"), "services": ["a"]},
+        {"name": "dpo", "sha256": digest("k2"), "scopes": ["privacy"]}]}, "t.toml").api_keys
+    assert [k.scopes for k in keys] == [("tasks", "reporting"), ("privacy",)]
+    assert keys[1].services == ()
+    for bad, problem in (({"scopes": ["admin"]}, "unknown scope"), ({"scopes": []}, "at least"),
+                         ({"scopes": ["tasks"], "services": []}, "at least one service")):
+        with pytest.raises(ConfigError, match=problem):
+            parse_catalog({**base, "api_key": [
+                {"name": "x", "sha256": digest("k3"), "services": ["a"], **bad}]}, "t.toml")

@@ -15,6 +15,8 @@ from bot.domain.durations import parse_duration
 from bot.domain.service import (
     DEFAULT_NAR_REASONS,
     DEFAULT_PROFILES,
+    DEFAULT_SCOPES,
+    SCOPES,
     AcwSettings,
     ApiKey,
     Catalog,
@@ -72,6 +74,7 @@ _APP_TYPES = ("MultiTenant", "SingleTenant", "UserAssignedMSI")
 MIN_RONA_RESET = timedelta(seconds=10)
 LOCAL_SMTP_PORT = 2525
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MIN_IDENTITY_SECRET = 32
 
 
 class ConfigError(Exception):
@@ -335,17 +338,23 @@ def _parse_api_keys(raw: Any, source: str, services: Mapping[str, Service],
         r.where = f"api_key {name!r}"
         if any(k.name == name for k in keys):
             raise r.fail("name", f"duplicate name {name!r}")
-        unknown = sorted(set(item) - {"name", "sha256", "services"})
+        unknown = sorted(set(item) - {"name", "sha256", "services", "scopes"})
         if unknown:
-            raise r.fail(unknown[0], "unknown key (use name, sha256, services)")
+            raise r.fail(unknown[0], "unknown key (use name, sha256, services, scopes)")
         digest = r.text("sha256").strip().lower()
         if not _SHA256.match(digest):
             raise r.fail("sha256", "must be the SHA-256 hex digest of the key (64 hex digits), "
                                    "never the key itself")
         if any(k.sha256 == digest for k in keys):
             raise r.fail("sha256", "the same key is already declared")
+        scopes = r.strings("scopes", DEFAULT_SCOPES)
+        if not scopes:
+            raise r.fail("scopes", f"name at least one of {', '.join(SCOPES)}")
+        for scope in scopes:
+            if scope not in SCOPES:
+                raise r.fail("scopes", f"unknown scope {scope!r} (use {', '.join(SCOPES)})")
         allowed = r.strings("services")
-        if not allowed:
+        if not allowed and set(scopes) != {"privacy"}:
             raise r.fail("services", "name at least one service")
         for service_id in allowed:
             service = services.get(service_id)
@@ -354,7 +363,8 @@ def _parse_api_keys(raw: Any, source: str, services: Mapping[str, Service],
             if Modality.EXTERNAL not in service.modalities:
                 raise r.fail("services", f"service {service_id!r} does not take external tasks "
                                          "(add \"external\" to its modalities)")
-        keys.append(ApiKey(name=name, sha256=digest, services=tuple(dict.fromkeys(allowed))))
+        keys.append(ApiKey(name=name, sha256=digest, services=tuple(dict.fromkeys(allowed)),
+                           scopes=tuple(dict.fromkeys(scopes))))
     return tuple(keys)
 
 
@@ -425,8 +435,16 @@ def _parse_service(r: _Reader) -> Service:
         if not re.match(r"^https?://[^/\s]+$", origin):
             raise it.fail("allowed_origins", f"{origin!r} is not an origin like "
                                              "\"https://www.example.com\"")
+    identity_secret = ""
+    identity_key = it.text("identity_key", "").strip()
+    if identity_key:
+        identity_secret = it.environ.get(identity_key, "")
+        if len(identity_secret) < MIN_IDENTITY_SECRET:
+            raise it.fail("identity_key", f"environment variable {identity_key!r} must hold a "
+                                          f"secret of at least {MIN_IDENTITY_SECRET} characters")
     interact = InteractSettings(allowed_origins=origins,
-                                idle_timeout=it.duration("idle_timeout", timedelta(minutes=10)))
+                                idle_timeout=it.duration("idle_timeout", timedelta(minutes=10)),
+                                identity_secret=identity_secret)
     external = ExternalSettings(max_open=r.table("external").number("max_open", 100, minimum=0))
     email = r.text("email", "")
     if email and "@" not in email:

@@ -117,6 +117,7 @@ class InvitationView:
     waited_seconds: float = 0
     call_flow: tuple[str, ...] = ()
     context_url: str | None = None
+    customer_unverified: bool = False  # the name is only what the customer typed
 
     @property
     def modality(self) -> Modality:
@@ -135,6 +136,7 @@ class SessionHeader:
     service: str
     customer: str | None
     modality: Modality
+    customer_unverified: bool = False  # the name is only what the customer typed
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,12 @@ NOT_AVAILABLE = None  # cards print "Not available" for a customer label of None
 def header(session: Session) -> v.SessionHeader:
     return v.SessionHeader(session_id=session.id, service=session.service_name or
                            session.service_id, customer=session.customer_label or NOT_AVAILABLE,
-                           modality=v.Modality(session.modality.value))
+                           modality=v.Modality(session.modality.value),
+                           customer_unverified=unverified(session))
+
+
+def unverified(session: Session) -> bool:
+    return session.customer is not None and session.customer.unverified
 
 
 def timings(session: Session) -> v.Timings:
@@ -65,6 +70,7 @@ def invitation(session: Session, task: Task, catalog: Catalog, now: datetime) ->
         call_flow=tuple(catalog.services[s].name if s in catalog.services else s
                         for s in task.call_flow),
         context_url=context_url(service.context.url, session.customer) if service else None,
+        customer_unverified=unverified(session),
     )
 
 

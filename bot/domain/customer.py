@@ -11,6 +11,8 @@ class Customer:
     email: str = ""
     phone: str = ""
     params: dict[str, str] = field(default_factory=dict)
+    # The name is only what the customer typed into a website chat (no signed identity).
+    unverified: bool = False
 
     def is_empty(self) -> bool:
         return not (self.name or self.email or self.phone or self.params)

@@ -32,6 +32,8 @@ AGENT_UNREGISTERED = "agent.unregistered"
 NAR_FILLED = "nar.filled"
 WEBHOOK_DELIVERED = "webhook.delivered"  # a web-request template's request got a 2xx
 WEBHOOK_FAILED = "webhook.failed"  # ...or was given up on (attempts used up, or refused)
+TASK_CONTEXT_CHANGED = "task.context_changed"  # customer fields or parameters set while live
+PRIVACY_ERASED = "privacy.erased"  # a customer's data was erased on request (counts only)
 
 
 @dataclass

@@ -67,6 +67,9 @@ class ContextSettings:
 class InteractSettings:
     allowed_origins: tuple[str, ...] = ()  # empty: only the app's own pages
     idle_timeout: timedelta = timedelta(minutes=10)  # 0 = never
+    # HMAC-SHA256 secret the website signs its signed-in customers' identities with (from the
+    # environment variable `identity_key` names); empty: no signed identities.
+    identity_secret: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -74,16 +77,28 @@ class ExternalSettings:
     max_open: int = 100  # fair use: live external tasks per service; 0 = no cap
 
 
+SCOPES = ("tasks", "reporting", "privacy")
+DEFAULT_SCOPES = ("tasks", "reporting")  # a key without `scopes` keeps the rights keys had
+
+
 @dataclass(frozen=True)
 class ApiKey:
-    """A key of the external task API. Only the SHA-256 hex digest of the key is known."""
+    """A key of the HTTP APIs. Only the SHA-256 hex digest of the key is known.
+
+    `scopes` say which APIs it opens: "tasks" (/api/v1/tasks, for its services), "reporting"
+    (/api/v1/sessions and /events, for its services), "privacy" (/api/v1/privacy, for every
+    service: a customer's request concerns all their data)."""
 
     name: str
     sha256: str
     services: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
 
     def allows(self, service_id: str) -> bool:
         return service_id in self.services
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes
 
 
 @dataclass(frozen=True)

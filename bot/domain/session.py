@@ -73,6 +73,9 @@ class Session:
     header_posted: bool = False  # the chatroom got its header card with the transcript
     # Decided when the hop ends, from the service's setting then: no retroactive effect.
     store_context: bool | None = None
+    # Set with store_context: the task's conversation up to this sequence number is this hop's
+    # record (what its agent saw). None on sessions closed before this was kept: all of it.
+    kept_through: int | None = None
     note: str = ""  # why the session ended the way it did (failed chat, stale sweep...)
     primary_code: str | None = None
     secondary_code: str | None = None

@@ -6,9 +6,11 @@ import asyncio
 import ipaddress
 import logging
 import math
+import re
 import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -19,6 +21,7 @@ from bot.domain.errors import Refused
 from bot.domain.message import ChatMessage, Kind
 from bot.domain.task import Task
 from bot.http import BadBody, read_json_object
+from bot.interact import identity
 from bot.interact.limits import WindowLimiter
 from bot.services import chats, conversation, lifecycle
 from bot.services.context import Ctx
@@ -34,6 +37,9 @@ POSITION_POLL = 1.0  # seconds between queue-position checks while a chat waits
 # Other instances' rows arrive through the store's change feed (bot/services/changes.py);
 # a chat also looks by itself this often, a safety net should a wake-up ever be lost.
 RESYNC_POLL = 15.0
+MAX_CONTEXT = 20  # entries of a chat's `context`
+MAX_CONTEXT_VALUE = 256  # characters of one value
+CONTEXT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # as the task API's context names
 
 
 class ApiError(Exception):
@@ -267,6 +273,18 @@ class InteractApi:
         self._check_origin(request, service_id)
         text = _text(body.get("text", ""), "text", allow_empty=True)
         customer = _customer(body.get("customer"))
+        customer = replace(customer, params={**customer.params, **_context(body.get("context"))})
+        if body.get("identity") is not None:
+            service = self.engine.catalog.services[service_id]
+            try:
+                who = identity.verify(body["identity"], service.interact.identity_secret,
+                                      service_id, self.engine.clock.now())
+            except identity.BadIdentity as exc:
+                raise ApiError(exc.status, exc.message) from None
+            customer = replace(customer, name=who.name or customer.name,
+                               email=who.email or customer.email, unverified=False)
+        else:
+            customer = replace(customer, unverified=bool(customer.name))
         token = secrets.token_urlsafe(32)
         opened = await self.engine.run_durably(chats.open_chat, service_id, customer, text, token,
                                        request.headers.get("Origin", ""))
@@ -424,3 +442,19 @@ def _customer(value: Any) -> Customer:
         raise ApiError(400, "`customer.params` must map at most 50 names to strings.")
     return Customer(name=fields["name"], email=fields["email"], phone=fields["phone"],
                     params=dict(params))
+
+
+def _context(value: Any) -> dict[str, str]:
+    """The website's `context`: a few named strings (they fill {param.X} like the task API's)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_CONTEXT:
+        raise ApiError(400, f"`context` must map at most {MAX_CONTEXT} names to strings.")
+    for key, item in value.items():
+        if not CONTEXT_NAME.match(key):
+            raise ApiError(400, "`context` names use letters, digits, '_', '.' and '-' (at "
+                                "most 64).")
+        if not isinstance(item, str) or len(item) > MAX_CONTEXT_VALUE:
+            raise ApiError(400, f"`context.{key}` must be a string of at most "
+                                f"{MAX_CONTEXT_VALUE} characters.")
+    return dict(value)

@@ -16,7 +16,14 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain.session import SessionResult
-from bot.interact.api import MAX_BODY_BYTES, MAX_TEXT_BYTES, PREFIX
+from bot.interact.api import (
+    CONTEXT_NAME,
+    MAX_BODY_BYTES,
+    MAX_CONTEXT,
+    MAX_CONTEXT_VALUE,
+    MAX_TEXT_BYTES,
+    PREFIX,
+)
 from bot.reporting.api import DEFAULT_LIMIT, MAX_LIMIT
 from bot.services.conversation import MAX_MESSAGE_LENGTH
 from bot.services.reporting import EVENT_COLUMNS, SESSION_COLUMNS
@@ -24,6 +31,7 @@ from bot.tasks_api import request as task_request
 from bot.tasks_api.api import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_MAX, REPLAYED_HEADER
 from bot.tasks_api.api import MAX_BODY_BYTES as TASK_MAX_BODY
 from bot.tasks_api.api import PREFIX as TASKS
+from bot.tasks_api.api import PRIVACY_PREFIX as PRIVACY
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"
@@ -165,6 +173,27 @@ def interact_schemas() -> dict[str, Schema]:
             "text": {"type": "string", "default": "",
                      "description": "The customer's first message, if any. " + text_limits},
             "customer": ref("Customer"),
+            "context": {"type": "object", "maxProperties": MAX_CONTEXT, "nullable": True,
+                        "additionalProperties": {"type": "string",
+                                                 "maxLength": MAX_CONTEXT_VALUE},
+                        "x-propertyNames": {"type": "string",
+                                            "pattern": CONTEXT_NAME.pattern},
+                        "description": "Named values from the page (a cart id, a product) "
+                                       "for the service's context URL ({param.NAME}); names "
+                                       f"match `{CONTEXT_NAME.pattern}`."},
+            "identity": obj({
+                "name": {"type": "string", "maxLength": 320},
+                "email": {"type": "string", "maxLength": 320},
+                "exp": {"type": "integer", "description": "Unix time (seconds) the signature "
+                        "ends; at most 24 hours ahead."},
+                "sig": {"type": "string", "maxLength": 128,
+                        "description": "Hex HMAC-SHA256 under the service's identity key of "
+                                       "\"switchboard-identity-v1\\n<service>\\n<name>\\n"
+                                       "<email>\\n<exp>\"."},
+            }, ["exp", "sig"], "A signed-in customer, signed by the website's server with the "
+               "service's [service.interact] identity_key: the agent sees this name and email "
+               "as verified. A bad or expired signature is refused (401).")
+            | {"additionalProperties": False, "nullable": True},
         }, ["service"]),
         "CreateChatResponse": obj({
             "chat_id": {"type": "string"},
@@ -245,6 +274,7 @@ def interact_paths() -> dict[str, Schema]:
                 "201": json_response("The chat is queued.", ref("CreateChatResponse")),
                 **errors({400: "The body is not a JSON object, names no service, or a field "
                                "has the wrong type.",
+                          401: "The identity's signature is not valid, or has expired.",
                           403: "This website (Origin) may not open chats for this service.",
                           404: "There is no such service.",
                           413: too_big,
@@ -460,6 +490,27 @@ def tasks_schemas() -> dict[str, Schema]:
             "ended_at": _when("When it ended: done after the wrap-up, cancelled or expired."),
         }, ["task_id", "service", "state", "result", "created_at", "accepted_at",
             "completed_at", "ended_at"]),
+        "PatchTaskRequest": obj({
+            "customer": ref("TaskCustomer"),
+            "context": {"type": "object", "maxProperties": r.MAX_PARAMS, "nullable": True,
+                        "additionalProperties": {"type": "string",
+                                                 "maxLength": r.MAX_PARAM_VALUE},
+                        "x-propertyNames": {"type": "string", "pattern": r.PARAM_NAME.pattern,
+                                            "maxLength": r.MAX_PARAM_NAME},
+                        "x-ms-summary": "Context parameters",
+                        "description": "Parameters to add or overwrite (later values win); "
+                                       "names as for creating a task.",
+                        "example": {"Gender": "male", "TicketId": "4712"}},
+        }, description="Customer fields given are set (null or left out: unchanged); "
+                       "parameters are added or overwritten.") | {"additionalProperties": False},
+        "PatchTaskResponse": obj({
+            "task_id": {"type": "string"},
+            "service": {"type": "string"},
+            "state": state,
+            "customer": obj({"name": {"type": "string"}, "email": {"type": "string"},
+                             "phone": {"type": "string"}}, ["name", "email", "phone"]),
+            "context": {"type": "object", "additionalProperties": {"type": "string"}},
+        }, ["task_id", "service", "state", "customer", "context"]),
         "ValidationError": obj({
             "error": {"type": "string", "description": "Why the field is wrong."},
             "field": {"type": "string", "description": "The field, e.g. title or "
@@ -536,6 +587,53 @@ def tasks_paths() -> dict[str, Schema]:
                               503: busy}),
                 },
             },
+            "patch": {
+                "tags": ["Tasks"],
+                "operationId": "UpdateTaskContext",
+                "summary": "Enrich a live task",
+                "description": "Sets customer fields and adds or overwrites parameters of a "
+                               "task (of any channel) while it is live, in a service the key "
+                               "names; the agents' open cards show the new values.",
+                "parameters": [TASK_ID],
+                "security": key,
+                "requestBody": json_body(ref("PatchTaskRequest")),
+                "responses": {
+                    "200": json_response("The task's context now.", ref("PatchTaskResponse")),
+                    **errors({400: "The body is not a JSON object.",
+                              401: unauthorized,
+                              403: "The API key does not name the task's service now, or its "
+                                   "scopes leave out tasks.",
+                              404: "There is no such task.",
+                              409: "The task has ended: its context can no longer change.",
+                              413: f"The body is larger than {TASK_MAX_BODY // 1024} KB."}),
+                    "422": json_response("A field is missing or wrong: `field` names it.",
+                                         ref("ValidationError")),
+                    **errors({503: busy}),
+                },
+            },
+        },
+    }
+
+
+def _privacy_operation(operation_id: str, summary: str, description: str, answer: Schema,
+                       key: list[dict[str, list[str]]], unauthorized: str,
+                       busy: str) -> Schema:
+    return {
+        "tags": ["Privacy"],
+        "operationId": operation_id,
+        "summary": summary,
+        "description": description + " Needs an API key with the privacy scope.",
+        "security": key,
+        "requestBody": json_body(ref("PrivacyRequest")),
+        "responses": {
+            "200": json_response("Done.", answer),
+            **errors({400: "The body is not a JSON object.",
+                      401: unauthorized,
+                      403: "The API key's scopes leave out privacy.",
+                      413: f"The body is larger than {TASK_MAX_BODY // 1024} KB."}),
+            "422": json_response("A field is missing or wrong: `field` names it.",
+                                 ref("ValidationError")),
+            **errors({503: busy}),
         },
     }
 
@@ -684,7 +782,60 @@ def reporting_section() -> Section:
 
 # -- the whole document ----------------------------------------------------------------------------
 
-SECTIONS: list[Callable[[], Section]] = [interact_section, tasks_section,
+def privacy_section() -> Section:
+    r = task_request
+    key: list[dict[str, list[str]]] = [{"apiKey": []}]
+    unauthorized = "No API key, or not a valid one."
+    busy = "The store is busy; retry with backoff."
+    return Section(
+        tag="Privacy",
+        description="A customer's requests under GDPR, under " + PRIVACY + ": erase "
+                    "everything about them, or see what is stored. Keys need "
+                    "`scopes = [\"privacy\"]` in their [[api_key]] table.",
+        paths={
+            f"{PRIVACY}/erase": {"post": _privacy_operation(
+                "EraseCustomer", "Erase a customer's data (GDPR Art. 17)",
+                "Removes the customer's data from every task, session, chat line and pending "
+                "web request across services, live tasks included (a live chat ends with a "
+                "system message), and records a privacy.erased event without customer data.",
+                ref("ErasureResult"), key, unauthorized, busy)},
+            f"{PRIVACY}/export": {"post": _privacy_operation(
+                "ExportCustomer", "Everything stored about a customer (GDPR Art. 15)",
+                "What is still stored about the customer, task by task.",
+                ref("PrivacyExport"), key, unauthorized, busy)},
+        },
+        schemas={
+            "PrivacyRequest": obj({
+                "customer": obj({
+                    "email": {"type": "string", "maxLength": r.MAX_CUSTOMER_FIELD,
+                              "nullable": True},
+                    "phone": {"type": "string", "maxLength": r.MAX_CUSTOMER_FIELD,
+                              "nullable": True},
+                    "name": {"type": "string", "maxLength": r.MAX_CUSTOMER_FIELD,
+                             "nullable": True},
+                }, description="Whom the request is about: a record matches when any field "
+                               "given equals its own (email and name without regard to case, "
+                               "phone without spaces and separators). Give at least one.")
+                | {"additionalProperties": False},
+            }, ["customer"]) | {"additionalProperties": False},
+            "ErasureResult": obj({
+                "tasks": {"type": "integer", "minimum": 0,
+                          "description": "Tasks that held something about the customer."},
+                "messages": {"type": "integer", "minimum": 0,
+                             "description": "Chat lines deleted."},
+            }, ["tasks", "messages"]),
+            "PrivacyExport": obj({
+                "tasks": {"type": "array", "items": {"type": "object"},
+                          "description": "Per task: ids, times, services, the live customer "
+                                         "and content, each session's stored customer "
+                                         "snapshot, codes and tags, and the chat lines still "
+                                         "stored."},
+            }, ["tasks"]),
+        },
+    )
+
+
+SECTIONS: list[Callable[[], Section]] = [interact_section, tasks_section, privacy_section,
                                           reporting_section]
 
 

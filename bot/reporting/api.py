@@ -42,6 +42,9 @@ def _allowed_services(request: web.Request, engine: Engine) -> frozenset[str]:
         hashlib.sha256(key.strip().encode()).hexdigest())
     if found is None:
         raise BadQuery(401, "The API key is not valid.")
+    if not found.may("reporting"):
+        raise BadQuery(403, "This API key may not read reports (its scopes leave out "
+                            "\"reporting\").")
     return frozenset(found.services)
 
 

@@ -55,12 +55,12 @@ async def _close_unanswered(ctx: Ctx, task: Task, result: SessionResult, state: 
     await ctx.uow.tasks.save(task)
     await ctx.cancel(QUEUE_TIMEOUT, task.id)
     await ctx.cancel(IDLE_TIMEOUT, task.id)
-    await privacy.conclude(ctx, task)
     await ctx.emit(event, task=task, by=by)
     if state is TaskState.EXPIRED:
         await ctx.tell_customer(task, Kind.EXPIRED, ctx.service(task.service_id).offline_message)
     else:
         await ctx.tell_customer(task, Kind.ENDED, by=by)
+    await privacy.conclude(ctx, task)  # after the last row the customer is told
     await redispatch(ctx, freed)
 
 

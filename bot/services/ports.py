@@ -53,6 +53,9 @@ class TaskRepository(Protocol):
     async def queued(self, service_id: str, limit: int) -> list[Task]: ...
     async def position(self, task: Task) -> int: ...
     async def live(self) -> list[Task]: ...
+    async def about(self, who: CustomerQuery, limit: int) -> list[Task]:
+        """Tasks whose customer matches `who` (tasks keep a customer while live), at most
+        `limit`."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ class SessionRepository(Protocol):
     async def connected_before(self, cutoff: datetime) -> list[Session]: ...
     async def by_chat(self, chat_id: str) -> Session | None: ...
     async def by_card(self, card_id: str) -> Session | None: ...
+    async def about(self, who: CustomerQuery, limit: int) -> list[Session]:
+        """Sessions whose customer snapshot matches `who`, at most `limit`."""
     async def export(self, where: SessionFilter, after: tuple[datetime, str] | None,
                      limit: int, scan: int) -> Scan[Session, tuple[datetime, str]]:
         """Up to `limit` sessions matching `where`, oldest first, after the (offered_at, id)
@@ -145,6 +150,23 @@ class MessageLog(Protocol):
     async def append(self, message: ChatMessage) -> None:
         """Store the message, giving it the next sequence number of its task."""
     async def after(self, task_id: str, seq: int, limit: int) -> list[ChatMessage]: ...
+    async def last_seq(self, task_id: str) -> int:
+        """The highest sequence number the task's conversation has (0: none), this unit of
+        work's own appends included."""
+    async def forget(self, task_id: str, after: int) -> int:
+        """Delete the task's chat lines (kind message: the customer's and the agents' words)
+        numbered above `after`; rows that tell the customer a change (queued, accepted, ended)
+        stay, so the numbering goes on where it was. Returns how many went."""
+
+
+@dataclass(frozen=True)
+class CustomerQuery:
+    """Whom a privacy request is about: a record matches when any given field equals its own
+    (email and name without regard to case, phone by its digits and a leading +)."""
+
+    email: str = ""
+    phone: str = ""
+    name: str = ""
 
 
 class Counters(Protocol):

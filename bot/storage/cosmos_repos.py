@@ -18,13 +18,13 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from bot.domain.agent import Agent, Availability
 from bot.domain.events import Event
-from bot.domain.message import ChatMessage
+from bot.domain.message import ChatMessage, Kind
 from bot.domain.routing import idle_key
 from bot.domain.service import Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
-from bot.services.ports import ConflictError, EventFilter, Scan, SessionFilter
+from bot.services.ports import ConflictError, CustomerQuery, EventFilter, Scan, SessionFilter
 from bot.services.privacy import RETENTION
 from bot.storage.codec import decode, encode
 from bot.storage.codec import micros as us
@@ -176,6 +176,42 @@ class _Entities(_Repo, Generic[E]):
                       pk: str | None = None) -> list[Doc]:
         found = await query_all(self.uow.container(self.container), sql, params(**values), pk=pk)
         return self.uow.overlay(self.container, found, keep)
+
+
+PHONE_SEPARATORS = " -()./"
+
+
+def phone_key(phone: str) -> str:
+    return "".join(c for c in phone if c not in PHONE_SEPARATORS)
+
+
+def customer_matches(who: CustomerQuery, customer: Any) -> bool:
+    """`who` against an encoded customer ({"name", "email", "phone", ...}), as the ports say."""
+    if not isinstance(customer, dict):
+        return False
+    email, phone, name = who.email.strip().lower(), phone_key(who.phone), who.name.strip().lower()
+    return bool((email and str(customer.get("email", "")).lower() == email)
+                or (phone and phone_key(str(customer.get("phone", ""))) == phone)
+                or (name and str(customer.get("name", "")).lower() == name))
+
+
+def _about(who: CustomerQuery) -> tuple[str, dict[str, Any]]:
+    """A cross-partition query for documents whose customer matches `who` (erasure and access
+    requests are rare: no index is kept for them)."""
+    clauses: list[str] = []
+    values: dict[str, Any] = {}
+    if who.email.strip():
+        clauses.append("LOWER(c.data.customer.email) = @email")
+        values["email"] = who.email.strip().lower()
+    if phone_key(who.phone):
+        # A coarse filter (numbers ending in the same digit); `customer_matches` decides.
+        # REPLACE would do, but the stand-in's replaces only the first occurrence.
+        clauses.append("ENDSWITH(c.data.customer.phone, @last)")
+        values["last"] = phone_key(who.phone)[-1]
+    if who.name.strip():
+        clauses.append("LOWER(c.data.customer.name) = @name")
+        values["name"] = who.name.strip().lower()
+    return "SELECT * FROM c WHERE " + (" OR ".join(clauses) or "false"), values
 
 
 def _slot(service_id: str, modality: Modality | str) -> str:
@@ -430,6 +466,13 @@ class CosmosTasks(_Entities[Task]):
         docs.sort(key=lambda d: (int(d["enq"]), str(d["id"])))
         return [self.load(d) for d in docs]
 
+    async def about(self, who: CustomerQuery, limit: int) -> list[Task]:
+        sql, values = _about(who)
+        docs = [d for d in await self._select(
+            sql, values, lambda d: customer_matches(who, d["data"].get("customer")))
+            if customer_matches(who, d["data"].get("customer"))]
+        return [self.load(d) for d in docs[:limit]]
+
 
 class ChatIndex:
     """Entries `chat|<chat id>` in meta: the sessions relayed in a chat, with a `live` hint.
@@ -610,6 +653,13 @@ class CosmosSessions(_Entities[Session]):
         docs = await self._select("SELECT * FROM c WHERE c.card_id = @card", {"card": card_id},
                                   lambda d: d.get("card_id") == card_id)
         return self.load(max(docs, key=_latest)) if docs else None
+
+    async def about(self, who: CustomerQuery, limit: int) -> list[Session]:
+        sql, values = _about(who)
+        docs = [d for d in await self._select(
+            sql, values, lambda d: customer_matches(who, d["data"].get("customer")))
+            if customer_matches(who, d["data"].get("customer"))]
+        return [self.load(d) for d in docs[:limit]]
 
 
 def _latest(doc: Doc) -> tuple[int, str]:
@@ -928,6 +978,24 @@ class CosmosMessages(_Repo):
             if message.task_id == task_id and message.seq > seq:
                 found[message.seq] = message
         return [found[n] for n in sorted(found)[:limit]]
+
+    async def last_seq(self, task_id: str) -> int:
+        if task_id in self.next_seq:
+            return self.next_seq[task_id] - 1
+        return await self.uow.max_message_seq(task_id)
+
+    async def forget(self, task_id: str, after: int) -> int:
+        """Each line goes in the task's transactional batch with the rest of the commit (a
+        delete if present); the item TTL is the safety net should no instance ever run this."""
+        pk = sid(task_id)
+        found = await query_all(
+            self.uow.container(MESSAGES),
+            "SELECT * FROM c WHERE c.pk = @pk AND c.seq > @seq", params(pk=pk, seq=after), pk=pk)
+        gone = [doc for doc in found if doc["data"].get("kind") == Kind.MESSAGE.value]
+        for doc in gone:
+            self.uow.remember(MESSAGES, doc)  # the delete is conditional on what was read
+            self.uow.buffer(DocWrite(MESSAGES, pk, str(doc["id"]), build=lambda _: None), None)
+        return len(gone)
 
 
 # -- meta: counters and tags -------------------------------------------------------------------

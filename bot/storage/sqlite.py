@@ -27,7 +27,14 @@ from bot.domain.service import Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
-from bot.services.ports import ConflictError, EventFilter, Scan, SessionFilter, StoreUnavailable
+from bot.services.ports import (
+    ConflictError,
+    CustomerQuery,
+    EventFilter,
+    Scan,
+    SessionFilter,
+    StoreUnavailable,
+)
 from bot.storage.codec import decode, encode, micros
 from bot.storage.schema import ENSURED, LATEST, MIGRATIONS
 from bot.storage.sqlite_changes import SqliteChangeFeed
@@ -331,11 +338,17 @@ class SqliteStore:
         self.origin = uuid.uuid4().hex
         self.announced = 0
         self._durable: WalSync | None = None
+        # Customer data was deleted: the next checkpoint truncates the WAL, so the old page
+        # images holding it leave the disk too (secure_delete zeroes them in the database).
+        self.scrub_requested = False
 
     async def _connect(self) -> aiosqlite.Connection:
         # Used from the event loop's thread too (`_Lane`), never from two threads at once.
         conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
         await conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        # Deleted rows (customer data at conclusion, purge and erasure) are overwritten with
+        # zeros in the page, not merely unlinked.
+        await conn.execute("PRAGMA secure_delete = ON")
         return conn
 
     async def open(self) -> Self:
@@ -358,6 +371,7 @@ class SqliteStore:
             # it. A connection of its own does them, PASSIVE (never waiting on anyone).
             await conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._checkpointer = await self._connect()
+            await self._checkpointer.execute("PRAGMA busy_timeout = 0")  # never waits
             self._checkpointing = asyncio.create_task(self._checkpoint_loop())
         for read_only, lane_conn in ((False, conn), (True, self._reader or conn)):
             await lane_conn.execute("PRAGMA busy_timeout = 0")  # _Batch._execute waits
@@ -369,9 +383,29 @@ class SqliteStore:
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY)
             try:
-                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                await self.checkpoint()
             except sqlite3.Error as exc:  # locked or unwritable: the next one catches up
                 log.debug("checkpoint skipped", extra={"error": type(exc).__name__})
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database; after customer data was deleted, also truncate the
+        WAL to nothing (it still holds the page images from before the deletion), without
+        waiting for anyone: while readers or writers stand in the way, it is tried again at the
+        next checkpoint."""
+        if self._checkpointer is None:
+            return
+        if not self.scrub_requested:
+            await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            return
+        self.scrub_requested = False
+        try:
+            rows = list(await self._checkpointer.execute_fetchall(
+                "PRAGMA wal_checkpoint(TRUNCATE)"))
+        except sqlite3.Error:
+            self.scrub_requested = True
+            raise
+        if not rows or rows[0][0]:  # busy: someone stood in the way
+            self.scrub_requested = True
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -815,6 +849,10 @@ class SqliteTasks(_Entities[Task]):
         marks = ", ".join("?" * len(states))
         return await self._select(f"state IN ({marks})", states)
 
+    async def about(self, who: CustomerQuery, limit: int) -> list[Task]:
+        where, values = _about(who, "$.customer")
+        return await self._select(f"({where}) LIMIT ?", (*values, limit))
+
 
 class SqliteSessions(_Entities[Session]):
     table = "sessions"
@@ -855,6 +893,10 @@ class SqliteSessions(_Entities[Session]):
 
     async def by_card(self, card_id: str) -> Session | None:
         return await self._with_task_and_agent("card_id = ? LIMIT 1", (card_id,))
+
+    async def about(self, who: CustomerQuery, limit: int) -> list[Session]:
+        where, values = _about(who, "$.customer")
+        return await self._select(f"({where}) LIMIT ?", (*values, limit))
 
     async def _with_task_and_agent(self, where: str, params: Sequence[Any]) -> Session | None:
         """One session, reading its task's and its agent's rows in the same statement: nearly
@@ -934,6 +976,36 @@ def _match(clauses: list[str], values: list[Any], equal: Iterable[tuple[str, str
         chosen = sorted(services)
         clauses.append(f"service_id IN ({', '.join('?' * len(chosen))})")
         values += chosen
+
+
+PHONE_SEPARATORS = " -()./"
+
+
+def phone_key(phone: str) -> str:
+    """A phone number as privacy requests compare it: without spaces and separators."""
+    return "".join(c for c in phone if c not in PHONE_SEPARATORS)
+
+
+def _phone_sql(expr: str) -> str:
+    for c in PHONE_SEPARATORS:
+        expr = f"replace({expr}, '{c}', '')"
+    return expr
+
+
+def _about(who: CustomerQuery, path: str) -> tuple[str, list[Any]]:
+    """A WHERE clause matching rows whose JSON customer at `path` matches `who`."""
+    clauses: list[str] = []
+    values: list[Any] = []
+    if who.email.strip():
+        clauses.append(f"lower(json_extract(data, '{path}.email')) = ?")
+        values.append(who.email.strip().lower())
+    if phone_key(who.phone):
+        clauses.append(_phone_sql(f"json_extract(data, '{path}.phone')") + " = ?")
+        values.append(phone_key(who.phone))
+    if who.name.strip():
+        clauses.append(f"lower(json_extract(data, '{path}.name')) = ?")
+        values.append(who.name.strip().lower())
+    return " OR ".join(clauses) or "false", values
 
 
 def _escape_like(text: str) -> str:
@@ -1110,6 +1182,22 @@ class SqliteMessages:
         return [ChatMessage(task_id=r[0], seq=r[1], sender=Sender(r[2]), agent_id=r[3],
                             at=from_ts(r[4]), text=r[5], kind=Kind(r[6]), data=json.loads(r[7]))
                 for r in rows]
+
+    async def last_seq(self, task_id: str) -> int:
+        rows = await self.uow.fetch("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE task_id = ?",
+                                    (task_id,))
+        return int(rows[0][0])
+
+    async def forget(self, task_id: str, after: int) -> int:
+        """Deleted, not blanked: with secure_delete on, the freed bytes are zeroed in the file,
+        and the store truncates the WAL at its next checkpoint (`SqliteStore.scrub`)."""
+        cursor = await self.uow.execute(
+            "DELETE FROM messages WHERE task_id = ? AND seq > ? AND kind = ?",
+            (task_id, after, Kind.MESSAGE.value))
+        # The unit of work that forgets lines also blanks the task's and sessions' context:
+        # either way the WAL holds the old page images until truncated.
+        self.uow.store.scrub_requested = True
+        return max(0, cursor.rowcount)
 
 
 class SqliteCounters:

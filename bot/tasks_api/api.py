@@ -15,13 +15,15 @@ from bot.domain.errors import Invalid, Refused
 from bot.domain.service import ApiKey
 from bot.http import BadBody, read_json_object
 from bot.services import external_tasks as cases
+from bot.services import privacy, privacy_requests
 from bot.services.engine import Engine
 from bot.services.ports import ConflictError, StoreUnavailable
-from bot.tasks_api.request import parse_create
+from bot.tasks_api.request import parse_create, parse_patch, parse_privacy
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/tasks"
+PRIVACY_PREFIX = "/api/v1/privacy"
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -86,6 +88,9 @@ class TasksApi:
             web.post(PREFIX, self._wrap(self.create)),
             web.get(f"{PREFIX}/{{task_id}}", self._wrap(self.read)),
             web.delete(f"{PREFIX}/{{task_id}}", self._wrap(self.cancel)),
+            web.patch(f"{PREFIX}/{{task_id}}", self._wrap(self.patch)),
+            web.post(f"{PRIVACY_PREFIX}/erase", self._wrap(self.erase)),
+            web.post(f"{PRIVACY_PREFIX}/export", self._wrap(self.export)),
         ]
 
     def _wrap(self, handler: Callable[[web.Request], Awaitable[web.Response]],
@@ -108,7 +113,7 @@ class TasksApi:
 
         return wrapped
 
-    def _key(self, request: web.Request) -> ApiKey:
+    def _key(self, request: web.Request, scope: str = "tasks") -> ApiKey:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -118,6 +123,9 @@ class TasksApi:
         if key is None:
             raise ApiError(401, "The API key is not valid.",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if not key.may(scope):
+            raise ApiError(403, f"This API key may not use this API (its scopes leave out "
+                                f"{scope!r}).")
         return key
 
     @staticmethod
@@ -166,3 +174,35 @@ class TasksApi:
         await self.engine.run(cases.cancel_external_task, task_id, key.services)
         status = await self.engine.read(cases.external_task, task_id, key.services)
         return web.json_response(status_json(status))
+
+    async def patch(self, request: web.Request) -> web.Response:
+        """Set or overwrite customer fields and parameters of a live task (any channel) in one
+        of the key's services now; 409 once the task has ended."""
+        key = self._key(request)
+        task_id = request.match_info["task_id"]
+        change = parse_patch(await self._json(request))
+        task = await self.engine.run(privacy.set_context, task_id, params=change.params,
+                                     name=change.name, email=change.email, phone=change.phone,
+                                     services=key.services)
+        customer = task.customer
+        return web.json_response({
+            "task_id": task.id, "service": task.service_id, "state": task.state.value,
+            "customer": {"name": customer.name, "email": customer.email,
+                         "phone": customer.phone},
+            "context": dict(customer.params)})
+
+    async def erase(self, request: web.Request) -> web.Response:
+        self._key(request, "privacy")
+        who = parse_privacy(await self._json(request))
+        task_ids = await self.engine.read(privacy_requests.tasks_about, who)
+        messages = 0
+        for task_id in task_ids:
+            messages += await self.engine.run(privacy_requests.erase_task, task_id)
+        await self.engine.run(privacy_requests.record_erasure, len(task_ids), messages)
+        return web.json_response({"tasks": len(task_ids), "messages": messages})
+
+    async def export(self, request: web.Request) -> web.Response:
+        self._key(request, "privacy")
+        who = parse_privacy(await self._json(request))
+        found = await self.engine.read(privacy_requests.export, who)
+        return web.json_response({"tasks": found.tasks})

@@ -1,7 +1,9 @@
-"""The body of POST /api/v1/tasks checked field by field: a request, or Invalid naming the field."""
+"""Bodies of the task and privacy APIs checked field by field: a request, or Invalid naming the
+field."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +12,7 @@ from urllib.parse import urlsplit
 from bot.domain.customer import Customer
 from bot.domain.errors import Invalid
 from bot.services.external_tasks import ExternalRequest
+from bot.services.ports import CustomerQuery
 
 MAX_TITLE = 300
 MAX_DESCRIPTION = 4_000
@@ -40,6 +43,62 @@ def parse_create(body: dict[str, Any]) -> tuple[str, ExternalRequest]:
         customer=_customer(body.get("customer"), body.get("context")),
         priority=_priority(body.get("priority")),
     )
+
+
+PATCH_FIELDS = ("customer", "context")
+PRIVACY_FIELDS = ("customer",)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContextChange:
+    """PATCH /api/v1/tasks/{id}: customer fields given (None: left as they are), parameters."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    params: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def parse_patch(body: dict[str, Any]) -> ContextChange:
+    unknown = [key for key in body if key not in PATCH_FIELDS]
+    if unknown:
+        raise Invalid(f"Unknown field; the fields are {', '.join(PATCH_FIELDS)}.",
+                      field=str(unknown[0])[:64] or "(a field with an empty name)")
+    given = _customer_fields(body.get("customer"))
+    params = _params(body.get("context"))
+    if not params and all(v is None for v in given.values()):
+        raise Invalid("Give customer fields or context to set.", field="context")
+    return ContextChange(name=given["name"], email=given["email"], phone=given["phone"],
+                         params=params)
+
+
+def parse_privacy(body: dict[str, Any]) -> CustomerQuery:
+    """{"customer": {"email"?, "phone"?, "name"?}} with at least one of them."""
+    unknown = [key for key in body if key not in PRIVACY_FIELDS]
+    if unknown:
+        raise Invalid("Unknown field; the request has only customer.",
+                      field=str(unknown[0])[:64] or "(a field with an empty name)")
+    if body.get("customer") is None:
+        raise Invalid("This field is required.", field="customer")
+    given = _customer_fields(body["customer"])
+    if not any(given.values()):
+        raise Invalid("Give the customer's email, phone or name.", field="customer")
+    return CustomerQuery(email=given["email"] or "", phone=given["phone"] or "",
+                         name=given["name"] or "")
+
+
+def _customer_fields(value: Any) -> dict[str, str | None]:
+    """The customer fields the object gives (None: not given)."""
+    if value is None:
+        return {key: None for key in CUSTOMER_FIELDS}
+    if not isinstance(value, dict):
+        raise Invalid("Must be an object with name, email and phone.", field="customer")
+    for key in value:
+        if key not in CUSTOMER_FIELDS:
+            raise Invalid("Unknown field; a customer has name, email and phone.",
+                          field=f"customer.{str(key)[:64] or '(empty name)'}")
+    return {key: (_text(value, key, MAX_CUSTOMER_FIELD, label=f"customer.{key}")
+                  if value.get(key) is not None else None) for key in CUSTOMER_FIELDS}
 
 
 def _text(body: dict[str, Any], field: str, limit: int, *, required: bool = False,

@@ -48,6 +48,9 @@ class WebRequest:
     # Headers whose values come from the environment ({env.NAME}), resolved at load: added as
     # each attempt is sent, like the signature, never stored with a delivery, never in a repr.
     secret_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # `[service.web_request.response] params`: parameter name -> path into the JSON answer
+    # ("$.customer.tier" as ("customer", "tier"), "$.items[0].id" as ("items", 0, "id")).
+    response_params: tuple[tuple[str, tuple[str | int, ...]], ...] = ()
 
 
 @dataclass

@@ -15,7 +15,7 @@ the context was removed) renders the customer placeholders empty.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from bot.domain.ids import new_id
 from bot.domain.session import Session
 from bot.domain.task import Task
 from bot.domain.timers import timer_id
+from bot.services import privacy
 from bot.services.context import Ctx
 from bot.webhooks.model import MAX_ATTEMPTS, WEBHOOK, Delivery, Trigger
 from bot.webhooks.template import render, values_for
@@ -116,6 +117,8 @@ class Outcome:
     error: str = ""  # the exception's class name when there was no response
     retry_after: float | None = None  # seconds, from the receiver's Retry-After
     permanent: bool = False  # retrying cannot help (a 4xx other than 408/425/429, a 3xx)
+    # Parameters the answer filled (the template's response mapping); never logged.
+    params: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def _outcome_data(delivery: Delivery, outcome: Outcome) -> dict[str, Any]:
@@ -145,6 +148,11 @@ async def delivered(ctx: Ctx, sent: Delivery, outcome: Outcome) -> bool:
     current.last_status = outcome.status
     await ctx.uow.outbox.delete(current)
     await _emit(ctx, ev.WEBHOOK_DELIVERED, current, outcome)
+    if outcome.params:
+        task = await ctx.uow.tasks.get(current.task_id)
+        if task is not None and task.state.live:  # else too late: the context is closed
+            await privacy.set_context(ctx, task.id, params=outcome.params,
+                                      source="web_request")
     await _next(ctx, sent.task_id)
     return True
 

@@ -15,9 +15,11 @@ time taken; never the path, query, headers or body, which may carry customer dat
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -120,6 +122,9 @@ class WebhookSender:
                     timeout=aiohttp.ClientTimeout(total=delivery.timeout)) as response:
                 status = response.status
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"), now)
+                params: dict[str, str] = {}
+                if template is not None and template.response_params and 200 <= status < 300:
+                    params = mapped(template, await _json_answer(response))
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             elapsed = round((time.monotonic() - started) * 1000)
             log.warning("web request got no answer",
@@ -130,7 +135,50 @@ class WebhookSender:
         (log.info if ok else log.warning)(
             "web request sent" if ok else "web request refused",
             extra={**fields, "status": status, "ms": elapsed})
-        return Outcome(status=status, retry_after=retry_after, permanent=is_permanent(status))
+        return Outcome(status=status, retry_after=retry_after, permanent=is_permanent(status),
+                       params=params)
+
+
+MAX_ANSWER_BYTES = 64 * 1024  # a JSON answer to map from; a longer one maps to nothing
+MAX_PARAM_VALUE = 1_024
+
+
+async def _json_answer(response: aiohttp.ClientResponse) -> Any:
+    """The answer's JSON, or None when it is not JSON or too long (it fills nothing then)."""
+    if response.content_length is not None and response.content_length > MAX_ANSWER_BYTES:
+        return None
+    raw = await response.content.read(MAX_ANSWER_BYTES + 1)
+    if len(raw) > MAX_ANSWER_BYTES:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _at(value: Any, steps: tuple[str | int, ...]) -> Any:
+    """What the path finds in the JSON value; None when a step finds nothing."""
+    for step in steps:
+        if isinstance(step, int):
+            if not isinstance(value, list) or step >= len(value):
+                return None
+        elif not isinstance(value, dict) or step not in value:
+            return None
+        value = value[step]
+    return value
+
+
+def mapped(template: WebRequest, answer: Any) -> dict[str, str]:
+    """The parameters a JSON answer fills: strings, numbers and booleans found at the paths
+    (as text); a path that finds nothing, or an object or list, fills nothing."""
+    found: dict[str, str] = {}
+    for name, steps in template.response_params:
+        value = _at(answer, steps)
+        if isinstance(value, bool):
+            found[name] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            found[name] = str(value)[:MAX_PARAM_VALUE]
+    return found
 
 
 def install(engine: Engine, http: aiohttp.ClientSession) -> WebhookSender:

@@ -18,7 +18,11 @@ from bot.domain.durations import parse_duration
 from bot.webhooks.model import METHODS, BodyFormat, Trigger, WebRequest
 from bot.webhooks.template import PLACEHOLDER, body_format, unknown_placeholders
 
-KEYS = ("on", "method", "url", "headers", "body", "secret", "timeout")
+KEYS = ("on", "method", "url", "headers", "body", "secret", "timeout", "response")
+MAX_RESPONSE_PARAMS = 20
+PARAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # what {param.X} can name
+# The JSONPath subset of response mappings: $ then .key or [n] steps, e.g. $.items[0].id.
+_STEP = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d{1,6})\]")
 DEFAULT_TIMEOUT = timedelta(seconds=10)
 MIN_TIMEOUT = timedelta(seconds=1)
 # Below the effect job's 30 s lease, so one attempt never outlives the job's claim on the task.
@@ -118,7 +122,50 @@ def _parse_one(r: TableReader, where: str, item: object) -> WebRequest:
                                   f"{int(MAX_TIMEOUT.total_seconds())}s")
     return WebRequest(on=on, method=method, url=url, headers=headers, body=body,
                       body_format=fmt, secret=secret, timeout=timeout,
-                      secret_headers=secret_headers)
+                      secret_headers=secret_headers,
+                      response_params=_response(item.get("response"), on, fail))
+
+
+def parse_path(text: str) -> tuple[str | int, ...] | None:
+    """`$.a.b[0]` as ("a", "b", 0); None when it is not in the subset."""
+    if not text.startswith("$"):
+        return None
+    steps: list[str | int] = []
+    at = 1
+    while at < len(text):
+        match = _STEP.match(text, at)
+        if match is None:
+            return None
+        steps.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+        at = match.end()
+    return tuple(steps) if steps else None
+
+
+ResponseParams = tuple[tuple[str, tuple[str | int, ...]], ...]
+
+
+def _response(raw: object, on: Trigger, fail: Fail) -> ResponseParams:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or set(raw) - {"params"}:
+        raise fail("response", "must be a table with params = { Name = \"$.path\" }")
+    if on is not Trigger.RINGING:
+        raise fail("response", "only a ringing request's answer can fill parameters")
+    params = raw.get("params", {})
+    if not isinstance(params, dict) or len(params) > MAX_RESPONSE_PARAMS:
+        raise fail("response.params", f"must map at most {MAX_RESPONSE_PARAMS} parameter "
+                                      "names to paths like \"$.customer.tier\"")
+    mapped: list[tuple[str, tuple[str | int, ...]]] = []
+    for name, path in params.items():
+        if not PARAM_NAME.match(name):
+            raise fail("response.params", f"{name!r} is not a parameter name (letters, "
+                                          "digits, '_', '.', '-')")
+        steps = parse_path(path) if isinstance(path, str) else None
+        if steps is None:
+            raise fail(f"response.params.{name}", f"{path!r} is not a path like \"$.id\", "
+                                                   "\"$.customer.tier\" or \"$.items[0].id\"")
+        mapped.append((name, steps))
+    return tuple(mapped)
 
 
 def _from_environment(text: str, environ: Mapping[str, str],

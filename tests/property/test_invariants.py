@@ -639,7 +639,17 @@ class SwitchboardMachine(RuleBasedStateMachine):
                 assert not [m for m in rows if m.sender is Sender.SYSTEM], (
                     f"{task.modality} task {task.id} has chat status rows")
                 continue
-            assert [m.seq for m in rows] == list(range(1, len(rows) + 1)), task.id
+            numbers = [m.seq for m in rows]
+            if task.state.finished:
+                # Concluded: the chat lines no opted-in hop keeps are gone (issue 20), the rows
+                # that told the customer something stay, and the numbering never went back.
+                assert numbers == sorted(set(numbers)), task.id
+                kept = any(s.store_context for s in snap.sessions.values()
+                           if s.task_id == task.id)
+                lines = [m for m in rows if m.kind is Kind.MESSAGE]
+                assert kept or not lines, f"concluded {task.id} keeps {len(lines)} chat lines"
+            else:
+                assert numbers == list(range(1, len(rows) + 1)), task.id
             ends = [m for m in rows if m.kind in (Kind.ENDED, Kind.EXPIRED)]
             if task.state.live:
                 assert ends == [], f"live task {task.id} told the customer it ended"

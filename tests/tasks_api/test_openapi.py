@@ -22,6 +22,7 @@ from tests.teams_world import eventually, find_action
 ROOT = Path(__file__).resolve().parents[2]
 DOC = openapi_document()
 PREFIX = "/api/v1/tasks"
+PRIVACY_PREFIX = "/api/v1/privacy"
 
 
 def export_script() -> ModuleType:
@@ -49,13 +50,17 @@ def check(method: str, template: str, status: int, body: Any) -> None:
 def test_the_document_is_valid_and_describes_every_task_route(tmp_path: Path) -> None:
     OpenAPIV30SpecValidator(DOC).validate()
     app = create_app(Settings(catalog=tasks_catalog(), db_path=str(tmp_path / "sb.db")))
+    prefixes = (PREFIX, PRIVACY_PREFIX)
     registered = {(r.method.lower(), r.resource.canonical) for r in app.router.routes()
-                  if r.resource is not None and r.resource.canonical.startswith(PREFIX)
+                  if r.resource is not None and r.resource.canonical.startswith(prefixes)
                   and r.method != "HEAD"}
     documented = {(method, path) for path, item in DOC["paths"].items()
-                  if path.startswith(PREFIX) for method in item}
+                  if path.startswith(prefixes) for method in item}
     assert registered == documented == {("post", PREFIX), ("get", f"{PREFIX}/{{task_id}}"),
-                                        ("delete", f"{PREFIX}/{{task_id}}")}
+                                        ("delete", f"{PREFIX}/{{task_id}}"),
+                                        ("patch", f"{PREFIX}/{{task_id}}"),
+                                        ("post", f"{PRIVACY_PREFIX}/erase"),
+                                        ("post", f"{PRIVACY_PREFIX}/export")}
     for method, path in documented:
         operation = DOC["paths"][path][method]
         assert operation["security"] == [{"apiKey": []}]
@@ -113,7 +118,7 @@ def test_the_swagger_export_is_valid_and_up_to_date() -> None:
     OpenAPIV2SpecValidator(swagger).validate()
     assert set(swagger["paths"]) == {PREFIX, f"{PREFIX}/{{task_id}}"}  # only the task API
     operations = {op["operationId"] for item in swagger["paths"].values() for op in item.values()}
-    assert operations == {"CreateTask", "GetTask", "CancelTask"}
+    assert operations == {"CreateTask", "GetTask", "CancelTask", "UpdateTaskContext"}
     assert swagger["securityDefinitions"]["apiKey"] == {
         "type": "apiKey", "in": "header", "name": "Authorization",
         "description": swagger["securityDefinitions"]["apiKey"]["description"]}

@@ -9,7 +9,7 @@ from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import IDLE_TIMEOUT, RELAY, RING_TIMEOUT
-from bot.services import lifecycle
+from bot.services import lifecycle, privacy
 from bot.services.context import Ctx
 
 MAX_MESSAGE_LENGTH = 4000
@@ -112,8 +112,11 @@ async def card_posted(ctx: Ctx, session_id: str, card_id: str) -> None:
 
 
 async def relayed(ctx: Ctx, session_id: str, seq: int) -> None:
-    """Move the relay cursor; saved without touching the card (nothing on it changed)."""
+    """Move the relay cursor; saved without touching the card (nothing on it changed). After
+    terminate, the lines a concluded task kept only for the chatroom go once it has them."""
     session = await ctx.uow.sessions.get(session_id)
     if session is not None and seq > session.relayed_seq:
         session.relayed_seq = seq
         await ctx.uow.sessions.save(session)
+        if session.phase is not Phase.CONNECTED:
+            await privacy.forget_relayed(ctx, session.task_id)

@@ -153,10 +153,11 @@ class MessageLog(Protocol):
     async def last_seq(self, task_id: str) -> int:
         """The highest sequence number the task's conversation has (0: none), this unit of
         work's own appends included."""
-    async def forget(self, task_id: str, after: int) -> int:
+    async def forget(self, task_id: str, after: int, before: int | None = None) -> int:
         """Delete the task's chat lines (kind message: the customer's and the agents' words)
-        numbered above `after`; rows that tell the customer a change (queued, accepted, ended)
-        stay, so the numbering goes on where it was. Returns how many went."""
+        numbered above `after` (and below `before`, if given); rows that tell the customer a
+        change (queued, accepted, ended) stay, so the numbering goes on where it was. Returns
+        how many went."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from datetime import timedelta
 from bot.domain import events as ev
 from bot.domain.customer import Customer
 from bot.domain.errors import Invalid, Refused, Stale
+from bot.domain.message import Kind, Sender
+from bot.domain.session import Session
 from bot.domain.task import Task
 from bot.domain.timers import CONTEXT_PURGE, SYNC_CARD
 from bot.services.context import Ctx
@@ -99,19 +101,13 @@ async def conclude(ctx: Ctx, task: Task) -> None:
     Callers tell the customer's chat that it ended before this (`Ctx.tell_customer`): the
     rows deleted here are never the conversation's last, so its numbering goes on."""
     await close_hop(ctx, task, task.service_id)
-    kept = False
-    kept_through = 0
-    for session in await ctx.uow.sessions.for_task(task.id):
-        if session.store_context:
-            kept = True
-            if session.kept_through is None:  # closed by an older build: it kept everything
-                kept_through = -1
-            elif kept_through >= 0:
-                kept_through = max(kept_through, session.kept_through)
-        elif session.customer is not None:
+    sessions = await ctx.uow.sessions.for_task(task.id)
+    for session in sessions:
+        if not session.store_context and session.customer is not None:
             await strip_session(ctx, session.id)
-    if kept_through >= 0:
-        await ctx.uow.messages.forget(task.id, kept_through)
+    kept = any(session.store_context for session in sessions)
+    owed = await owed_to_chatroom(ctx, task.id, sessions)
+    await _forget_lines(ctx, task.id, sessions, before=owed)
     task.customer = Customer()
     task.customer_label = ""
     # The content (first message, email subject, body, HTML and addresses, task description)
@@ -120,8 +116,53 @@ async def conclude(ctx: Ctx, task: Task) -> None:
         task.content = {}
     task.channel = {k: v for k, v in task.channel.items() if k in CHANNEL_KEPT}
     await ctx.uow.tasks.save(task)
-    if kept:
+    if kept or owed is not None:  # lines still owed go once relayed, else at the purge
         await ctx.arm(CONTEXT_PURGE, task.id, ctx.now + RETENTION)
+
+
+def _kept_through(sessions: list[Session]) -> int:
+    """The chat lines an opted-in hop's record holds: up to this number (-1: all of them)."""
+    kept_through = 0
+    for session in sessions:
+        if session.store_context:
+            if session.kept_through is None:  # closed by an older build: it kept everything
+                return -1
+            kept_through = max(kept_through, session.kept_through)
+    return kept_through
+
+
+async def _forget_lines(ctx: Ctx, task_id: str, sessions: list[Session], *,
+                        before: int | None = None) -> None:
+    kept_through = _kept_through(sessions)
+    if kept_through >= 0:
+        await ctx.uow.messages.forget(task_id, kept_through, before)
+
+
+async def owed_to_chatroom(ctx: Ctx, task_id: str, sessions: list[Session]) -> int | None:
+    """The first customer line written while an agent's chat was live that its chatroom has
+    not been shown yet (the relay goes on after terminate, e.g. after a Teams outage): lines
+    from it on stay until relayed (`forget_relayed`)."""
+    owed: int | None = None
+    for session in sessions:
+        if not session.chat_id or not session.header_posted or session.terminated_at is None:
+            continue
+        for message in await ctx.uow.messages.after(task_id, session.relayed_seq, 200):
+            if (message.sender is Sender.CUSTOMER and message.kind is Kind.MESSAGE
+                    and message.at <= session.terminated_at):
+                owed = message.seq if owed is None else min(owed, message.seq)
+                break
+    return owed
+
+
+async def forget_relayed(ctx: Ctx, task_id: str) -> None:
+    """The relay caught up with a concluded task: the lines it still owed go now, as they
+    would have at the conclusion (the purge timer stays the backstop)."""
+    task = await ctx.uow.tasks.get(task_id)
+    if task is None or task.state.live:
+        return
+    sessions = await ctx.uow.sessions.for_task(task_id)
+    await _forget_lines(ctx, task_id, sessions, before=await owed_to_chatroom(
+        ctx, task_id, sessions))
 
 
 async def purge(ctx: Ctx, task_id: str) -> None:

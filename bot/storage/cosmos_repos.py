@@ -984,14 +984,15 @@ class CosmosMessages(_Repo):
             return self.next_seq[task_id] - 1
         return await self.uow.max_message_seq(task_id)
 
-    async def forget(self, task_id: str, after: int) -> int:
+    async def forget(self, task_id: str, after: int, before: int | None = None) -> int:
         """Each line goes in the task's transactional batch with the rest of the commit (a
         delete if present); the item TTL is the safety net should no instance ever run this."""
         pk = sid(task_id)
         found = await query_all(
             self.uow.container(MESSAGES),
             "SELECT * FROM c WHERE c.pk = @pk AND c.seq > @seq", params(pk=pk, seq=after), pk=pk)
-        gone = [doc for doc in found if doc["data"].get("kind") == Kind.MESSAGE.value]
+        gone = [doc for doc in found if doc["data"].get("kind") == Kind.MESSAGE.value
+                and (before is None or int(doc["seq"]) < before)]
         for doc in gone:
             self.uow.remember(MESSAGES, doc)  # the delete is conditional on what was read
             self.uow.buffer(DocWrite(MESSAGES, pk, str(doc["id"]), build=lambda _: None), None)

@@ -1188,12 +1188,12 @@ class SqliteMessages:
                                     (task_id,))
         return int(rows[0][0])
 
-    async def forget(self, task_id: str, after: int) -> int:
+    async def forget(self, task_id: str, after: int, before: int | None = None) -> int:
         """Deleted, not blanked: with secure_delete on, the freed bytes are zeroed in the file,
         and the store truncates the WAL at its next checkpoint (`SqliteStore.scrub`)."""
         cursor = await self.uow.execute(
-            "DELETE FROM messages WHERE task_id = ? AND seq > ? AND kind = ?",
-            (task_id, after, Kind.MESSAGE.value))
+            "DELETE FROM messages WHERE task_id = ? AND seq > ? AND seq < ? AND kind = ?",
+            (task_id, after, 2**62 if before is None else before, Kind.MESSAGE.value))
         # The unit of work that forgets lines also blanks the task's and sessions' context:
         # either way the WAL holds the old page images until truncated.
         self.uow.store.scrub_requested = True

@@ -37,6 +37,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -225,7 +226,8 @@ class Fleet:
     def env(self, cosmos: Any) -> dict[str, str]:
         env = {"PORT": "{port}", "SWITCHBOARD_DB": str(self.tmp / f"fleet-{self.store}.db"),
                "SWITCHBOARD_SERVICES": str(SERVICES_PATH), "MicrosoftAppId": "",
-               "MicrosoftAppPassword": "", "SWITCHBOARD_LOG_LEVEL": "WARNING",
+               "MicrosoftAppPassword": "",
+               "SWITCHBOARD_LOG_LEVEL": os.environ.get("BENCH_FLEET_LOG_LEVEL", "WARNING"),
                "SWITCHBOARD_SMTP_PORT": "0"}
         if cosmos is not None:
             env |= {"SWITCHBOARD_STORE": "cosmos", "COSMOS_ENDPOINT": cosmos.endpoint,
@@ -264,6 +266,11 @@ class Fleet:
                 proc.terminate()
             for proc in self.instances:
                 proc.stop()
+            keep = os.environ.get("BENCH_FLEET_LOGS")  # a directory to keep the servers' logs in
+            if keep:
+                Path(keep).mkdir(parents=True, exist_ok=True)
+                for proc in self.instances:
+                    shutil.copy(proc.log_path, Path(keep) / proc.log_path.name)
             await self.connector.close()
             if cosmos is not None:
                 await asyncio.to_thread(cosmos.stop)
@@ -383,6 +390,7 @@ class Fleet:
         scene, connector = self.scene, self.connector
         lost = {"customer_to_chatroom": 0, "agent_to_widget": 0}
         duplicated = {**lost, "invitations": 0}
+        repeats = {"same_offer": 0, "same_agent_new_offer": 0, "other_agent": 0}
         for chat in chats:
             for text in chat.customer_sent:
                 lost["customer_to_chatroom"] += chat.delivered[text] == 0
@@ -391,6 +399,13 @@ class Fleet:
                 lost["agent_to_widget"] += chat.widget_got[text] == 0
                 duplicated["agent_to_widget"] += max(0, chat.widget_got[text] - 1)
             duplicated["invitations"] += max(0, chat.invitations - 1)
+            # Of those: one offer's card posted again, or another offer of the same chat (to
+            # another agent after a ring-out, or to the same agent again).
+            distinct = set(chat.offers)
+            reached = {cid for cid, _ in distinct}
+            repeats["same_offer"] += len(chat.offers) - len(distinct)
+            repeats["same_agent_new_offer"] += len(distinct) - len(reached)
+            repeats["other_agent"] += max(0, len(reached) - 1)
         series = {name: summary_ms(scene.samples.series.get(name, [])) for name in (
             f"relay@{self.store}", "agent_to_widget", "agent_to_widget_cross",
             "agent_to_widget_same")}
@@ -404,7 +419,7 @@ class Fleet:
             "http_429": connector.throttled,
             "http_429_by": dict(connector.throttled_by),
             "http_503": self.http_503,
-            "lost": lost, "duplicated": duplicated,
+            "lost": lost, "duplicated": duplicated, "invitation_repeats": repeats,
             "relay_customer_to_chatroom": customer_to_chatroom,
             "relay_agent_to_widget": series["agent_to_widget"],
             "relay_agent_to_widget_cross_instance": series["agent_to_widget_cross"],

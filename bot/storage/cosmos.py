@@ -201,6 +201,7 @@ a failed ETag check on an entity is ConflictError and left to the Engine's whole
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -290,6 +291,7 @@ class CosmosStore:
         self._owned = owned  # closed with the store: the client, a credential
         self._database: DatabaseProxy | None = None
         self._containers: dict[str, ContainerProxy] = {}
+        self.guard_locks: dict[str, asyncio.Lock] = {}
 
     async def open(self) -> Self:
         try:
@@ -390,6 +392,7 @@ class CosmosUnitOfWork(UnitOfWorkCore):
         # Nothing was written unless commit() ran: dropping the buffer is the rollback.
         self.writes.clear()
         self.finals.clear()
+        self.release()
         if isinstance(exc, Refused) and await self.reads_changed():
             # Decided on reads from before and after another commit: run it again.
             raise ConflictError("what this unit of work read changed meanwhile") from exc

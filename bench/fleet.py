@@ -41,6 +41,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,25 @@ STORES = ("sqlite", "cosmos")
 INSTANCES = 3
 CHATS = 200
 AGENTS = 210  # a few more than chats: an offer that rings out finds someone else
+
+
+@dataclass(frozen=True)
+class Load:
+    chats: int
+    agents: int
+    open_rate: float  # chats opened per second
+
+
+def cosmos_load() -> Load:
+    """The Cosmos DB stand-in's share: one single-threaded Node process, ~2 ms of its CPU a
+    request, next to three instances and the driver on this machine's cores (bench/README)."""
+    chats = int(os.environ.get("BENCH_FLEET_COSMOS_CHATS", "50"))
+    return Load(chats, chats + max(2, chats // 20),
+                float(os.environ.get("BENCH_FLEET_COSMOS_RATE", "5")))
+
+
+def load_of(store: str) -> Load:
+    return cosmos_load() if store == "cosmos" else Load(CHATS, AGENTS, OPEN_RATE)
 # Agents registering at once. Each registration dispatches, and on Cosmos DB every dispatch
 # of the service writes one guard document: more at once only lose races (503 after retries).
 REGISTER_CONCURRENCY = 10
@@ -281,7 +301,8 @@ class Fleet:
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                      timeout=aiohttp.ClientTimeout(total=60))
         sessions = customer_sessions()
-        agents = [FleetAgent(n, self, http, urls) for n in range(1, AGENTS + 1)]
+        load = load_of(self.store)
+        agents = [FleetAgent(n, self, http, urls) for n in range(1, load.agents + 1)]
         tasks: list[asyncio.Task[None]] = []
         start, stop = asyncio.Event(), asyncio.Event()
         try:
@@ -290,8 +311,8 @@ class Fleet:
             connector.reset()
             began = time.monotonic()
             chats: list[Chat] = []
-            for i in range(CHATS):
-                await asyncio.sleep(max(0.0, began + i / OPEN_RATE - time.monotonic()))
+            for i in range(load.chats):
+                await asyncio.sleep(max(0.0, began + i / load.open_rate - time.monotonic()))
                 chat = scene.new_chat(self.store)
                 chats.append(chat)
                 instance = self.rng.randrange(INSTANCES)
@@ -302,7 +323,7 @@ class Fleet:
             opened = time.monotonic() - began
             connected = sum(c.chatting.is_set() for c in chats)
             await self.quiet()
-            self.log(f"fleet {self.store}: {connected}/{CHATS} chats connected in "
+            self.log(f"fleet {self.store}: {connected}/{load.chats} chats connected in "
                      f"{opened:.1f}s; {connector.requests} calls, {connector.throttled} x 429")
             scene.relay_tag = self.store
             scene.recording = True  # until the end: a late arrival is a sample too
@@ -460,8 +481,11 @@ async def bounded(step: Awaitable[Any], limit: float = 5.0) -> None:
 
 
 def config() -> dict[str, Any]:
+    cosmos = cosmos_load()
     return {"instances": INSTANCES, "chats": CHATS, "agents": AGENTS,
-            "open_rate_per_s": OPEN_RATE, "message_interval_s": MESSAGE_INTERVAL,
+            "open_rate_per_s": OPEN_RATE, "cosmos_chats": cosmos.chats,
+            "cosmos_agents": cosmos.agents, "cosmos_open_rate_per_s": cosmos.open_rate,
+            "message_interval_s": MESSAGE_INTERVAL,
             "window_s": WINDOW, "drain_s": DRAIN, "resync_poll_s": RESYNC_POLL}
 
 

@@ -37,9 +37,11 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,25 @@ STORES = ("sqlite", "cosmos")
 INSTANCES = 3
 CHATS = 200
 AGENTS = 210  # a few more than chats: an offer that rings out finds someone else
+
+
+@dataclass(frozen=True)
+class Load:
+    chats: int
+    agents: int
+    open_rate: float  # chats opened per second
+
+
+def cosmos_load() -> Load:
+    """The Cosmos DB stand-in's share: one single-threaded Node process, ~2 ms of its CPU a
+    request, next to three instances and the driver on this machine's cores (bench/README)."""
+    chats = int(os.environ.get("BENCH_FLEET_COSMOS_CHATS", "50"))
+    return Load(chats, chats + max(2, chats // 20),
+                float(os.environ.get("BENCH_FLEET_COSMOS_RATE", "5")))
+
+
+def load_of(store: str) -> Load:
+    return cosmos_load() if store == "cosmos" else Load(CHATS, AGENTS, OPEN_RATE)
 # Agents registering at once. Each registration dispatches, and on Cosmos DB every dispatch
 # of the service writes one guard document: more at once only lose races (503 after retries).
 REGISTER_CONCURRENCY = 10
@@ -225,7 +246,8 @@ class Fleet:
     def env(self, cosmos: Any) -> dict[str, str]:
         env = {"PORT": "{port}", "SWITCHBOARD_DB": str(self.tmp / f"fleet-{self.store}.db"),
                "SWITCHBOARD_SERVICES": str(SERVICES_PATH), "MicrosoftAppId": "",
-               "MicrosoftAppPassword": "", "SWITCHBOARD_LOG_LEVEL": "WARNING",
+               "MicrosoftAppPassword": "",
+               "SWITCHBOARD_LOG_LEVEL": os.environ.get("BENCH_FLEET_LOG_LEVEL", "WARNING"),
                "SWITCHBOARD_SMTP_PORT": "0"}
         if cosmos is not None:
             env |= {"SWITCHBOARD_STORE": "cosmos", "COSMOS_ENDPOINT": cosmos.endpoint,
@@ -264,6 +286,11 @@ class Fleet:
                 proc.terminate()
             for proc in self.instances:
                 proc.stop()
+            keep = os.environ.get("BENCH_FLEET_LOGS")  # a directory to keep the servers' logs in
+            if keep:
+                Path(keep).mkdir(parents=True, exist_ok=True)
+                for proc in self.instances:
+                    shutil.copy(proc.log_path, Path(keep) / proc.log_path.name)
             await self.connector.close()
             if cosmos is not None:
                 await asyncio.to_thread(cosmos.stop)
@@ -274,7 +301,8 @@ class Fleet:
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                      timeout=aiohttp.ClientTimeout(total=60))
         sessions = customer_sessions()
-        agents = [FleetAgent(n, self, http, urls) for n in range(1, AGENTS + 1)]
+        load = load_of(self.store)
+        agents = [FleetAgent(n, self, http, urls) for n in range(1, load.agents + 1)]
         tasks: list[asyncio.Task[None]] = []
         start, stop = asyncio.Event(), asyncio.Event()
         try:
@@ -283,8 +311,8 @@ class Fleet:
             connector.reset()
             began = time.monotonic()
             chats: list[Chat] = []
-            for i in range(CHATS):
-                await asyncio.sleep(max(0.0, began + i / OPEN_RATE - time.monotonic()))
+            for i in range(load.chats):
+                await asyncio.sleep(max(0.0, began + i / load.open_rate - time.monotonic()))
                 chat = scene.new_chat(self.store)
                 chats.append(chat)
                 instance = self.rng.randrange(INSTANCES)
@@ -295,7 +323,7 @@ class Fleet:
             opened = time.monotonic() - began
             connected = sum(c.chatting.is_set() for c in chats)
             await self.quiet()
-            self.log(f"fleet {self.store}: {connected}/{CHATS} chats connected in "
+            self.log(f"fleet {self.store}: {connected}/{load.chats} chats connected in "
                      f"{opened:.1f}s; {connector.requests} calls, {connector.throttled} x 429")
             scene.relay_tag = self.store
             scene.recording = True  # until the end: a late arrival is a sample too
@@ -383,6 +411,7 @@ class Fleet:
         scene, connector = self.scene, self.connector
         lost = {"customer_to_chatroom": 0, "agent_to_widget": 0}
         duplicated = {**lost, "invitations": 0}
+        repeats = {"same_offer": 0, "same_agent_new_offer": 0, "other_agent": 0}
         for chat in chats:
             for text in chat.customer_sent:
                 lost["customer_to_chatroom"] += chat.delivered[text] == 0
@@ -391,6 +420,13 @@ class Fleet:
                 lost["agent_to_widget"] += chat.widget_got[text] == 0
                 duplicated["agent_to_widget"] += max(0, chat.widget_got[text] - 1)
             duplicated["invitations"] += max(0, chat.invitations - 1)
+            # Of those: one offer's card posted again, or another offer of the same chat (to
+            # another agent after a ring-out, or to the same agent again).
+            distinct = set(chat.offers)
+            reached = {cid for cid, _ in distinct}
+            repeats["same_offer"] += len(chat.offers) - len(distinct)
+            repeats["same_agent_new_offer"] += len(distinct) - len(reached)
+            repeats["other_agent"] += max(0, len(reached) - 1)
         series = {name: summary_ms(scene.samples.series.get(name, [])) for name in (
             f"relay@{self.store}", "agent_to_widget", "agent_to_widget_cross",
             "agent_to_widget_same")}
@@ -404,7 +440,7 @@ class Fleet:
             "http_429": connector.throttled,
             "http_429_by": dict(connector.throttled_by),
             "http_503": self.http_503,
-            "lost": lost, "duplicated": duplicated,
+            "lost": lost, "duplicated": duplicated, "invitation_repeats": repeats,
             "relay_customer_to_chatroom": customer_to_chatroom,
             "relay_agent_to_widget": series["agent_to_widget"],
             "relay_agent_to_widget_cross_instance": series["agent_to_widget_cross"],
@@ -445,8 +481,11 @@ async def bounded(step: Awaitable[Any], limit: float = 5.0) -> None:
 
 
 def config() -> dict[str, Any]:
+    cosmos = cosmos_load()
     return {"instances": INSTANCES, "chats": CHATS, "agents": AGENTS,
-            "open_rate_per_s": OPEN_RATE, "message_interval_s": MESSAGE_INTERVAL,
+            "open_rate_per_s": OPEN_RATE, "cosmos_chats": cosmos.chats,
+            "cosmos_agents": cosmos.agents, "cosmos_open_rate_per_s": cosmos.open_rate,
+            "message_interval_s": MESSAGE_INTERVAL,
             "window_s": WINDOW, "drain_s": DRAIN, "resync_poll_s": RESYNC_POLL}
 
 

@@ -92,6 +92,8 @@ class Chat:
     agent_sent: dict[str, float] = field(default_factory=dict)
     widget_got: Counter[str] = field(default_factory=Counter)
     invitations: int = 0
+    # Each invitation card as it arrived: (agent's conversation, the offer's session id).
+    offers: list[tuple[str, str]] = field(default_factory=list)
     done_at: float = 0.0
     abandoned: bool = False  # not finished in time: the driver gave up on it
     keep_open: bool = False  # after its last message the customer stays, the agent waits
@@ -139,6 +141,7 @@ class Scene:
             chat = self.chats.get(int(label.group(1))) if label else None
             if accept is not None and chat is not None:
                 chat.invitations += 1
+                chat.offers.append((cid, str((accept.get("data") or {}).get("session_id"))))
                 if chat.invitations == 1:
                     self.record(f"invite@{chat.tag}", at - chat.created_at)
                 else:

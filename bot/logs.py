@@ -62,12 +62,22 @@ PAYLOAD_LOGGERS = ("aiosqlite", "azure", "msal", "urllib3", "msrest", "botbuilde
                    "botframework", "aiohttp.client", "aiosmtpd", "mail.log")
 
 
+# azure-core's HTTP logging policy writes every request and response at INFO (method, the URL
+# with the document's id, headers): one line per Cosmos DB request. These stay at WARNING.
+QUIET_LOGGERS = ("azure", "azure.core.pipeline.policies.http_logging_policy")
+
+
 def keep_payloads_out() -> None:
-    """Cap the payload-logging libraries at INFO, whatever the root level is."""
+    """Cap the payload-logging libraries at INFO, and the per-request ones at WARNING,
+    whatever the root level is."""
     for name in PAYLOAD_LOGGERS:
         logger = logging.getLogger(name)
         if logger.level in (logging.NOTSET, logging.DEBUG):
             logger.setLevel(logging.INFO)
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
 
 
 def configure(level: str) -> None:

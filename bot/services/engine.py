@@ -155,6 +155,12 @@ class Engine:
             self.wake()
         for timer in ctx.leased.values():
             if timer.lease_until is not None:
+                if timer.lease_until - self.clock.now() < JOB_LEASE / 2:
+                    # The unit of work took so long that the lease it wrote is (nearly) out:
+                    # another instance may take the job now, so it is left to whoever claims it
+                    # (a conditional write) instead of running twice.
+                    self.wake()
+                    continue
                 self._start_job(Held(timer, timer.version))
                 continue
             # Its holder runs it again after; if that is a run here, it need not first try

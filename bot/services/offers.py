@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.domain import events as ev
-from bot.domain.agent import NarRequest
+from bot.domain.agent import NarRequest, availability
 from bot.domain.errors import Refused, Stale
 from bot.domain.ids import new_id
 from bot.domain.message import Kind
@@ -74,8 +74,11 @@ async def accept(ctx: Ctx, session_id: str, agent_id: str) -> Session:
             freed += await end_offer(ctx, other, SessionResult.RESCINDED, task)
     if task.modality is Modality.IM:  # email and external tasks need no chatroom
         await ctx.arm(OPEN_CHAT, session.id, ctx.now)
-    # An agent with capacity left (multi-session) can take the next task at once.
-    await redispatch(ctx, [*(agent.services if agent else []), *freed])
+    # An agent with capacity left (multi-session) can take the next task at once; one with
+    # none can take nothing this dispatch could offer (on Cosmos DB each dispatch of a service
+    # takes its guard: one at a time across the fleet).
+    takes_more = agent is not None and bool(availability(agent, ctx.catalog).slots)
+    await redispatch(ctx, [*(agent.services if agent and takes_more else []), *freed])
     return session
 
 

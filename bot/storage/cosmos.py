@@ -74,9 +74,12 @@ single-partition:
   order by priority desc, enqueued, id, and point-read the tasks (checking each against the
   entry: the task document is the truth). An entry is written *before* the task write that
   starts the wait and removed *after* the committed write that ends it, and only if the entry is
-  not newer than that write; queued <-> ringing does not touch it. So a waiting task always has
-  an entry; an entry left by a write that lost its race is skipped, and dropped by a reader once
-  its task has finished.
+  not newer than that write. So a waiting task always has an entry; an entry left by a write that
+  lost its race is skipped, and dropped by a reader once its task has finished. An entry's hint
+  ``q`` says whether its task may be queued: set before a write that makes it queued, cleared
+  after a committed write made it ring (by that commit when it wrote the entry, else by the
+  next reader that finds it ringing), never over a newer entry; ``queued`` reads only the tasks
+  whose entry says ``q``, so a dispatch does not read every ringing task.
 - ``chat|<chat id>``: one entry per session relayed in a chat, with a ``live`` hint.
   ``sessions.by_chat`` (every agent message in a chatroom) reads this partition: the live ones,
   or the latest. Created before the write that gives the session its chat; ``live`` goes false
@@ -143,7 +146,9 @@ one snapshot. Two consequences, both handled here:
   decisions conflict: a strict write of one small ``guard|<key>`` document in ``meta``.
   ``dispatch`` guards ``dispatch|<service>``, so of two dispatches in one service that overlap,
   one commits and the other runs again on fresh state (on SQLite, writers are serialised and
-  ``guard`` does nothing).
+  ``guard`` does nothing). Within one process, units of work that guard one key take turns (an
+  asyncio lock per key, held from ``guard`` until their state writes are done, waited for only
+  for a unit's first key) instead of racing each other: only other instances race for it.
 - Read skew: a use case may read one document before and another after some other instance's
   commit, and refuse (``Refused``/``Stale``) on that mix. When a unit of work ends with a
   refusal, it reads again every document it had read; if one changed, the refusal becomes a
@@ -201,6 +206,7 @@ a failed ETag check on an entity is ConflictError and left to the Engine's whole
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -290,6 +296,7 @@ class CosmosStore:
         self._owned = owned  # closed with the store: the client, a credential
         self._database: DatabaseProxy | None = None
         self._containers: dict[str, ContainerProxy] = {}
+        self.guard_locks: dict[str, asyncio.Lock] = {}
 
     async def open(self) -> Self:
         try:
@@ -393,6 +400,7 @@ class CosmosUnitOfWork(UnitOfWorkCore):
         # Nothing was written unless commit() ran: dropping the buffer is the rollback.
         self.writes.clear()
         self.finals.clear()
+        self.release()
         if isinstance(exc, Refused) and await self.reads_changed():
             # Decided on reads from before and after another commit: run it again.
             raise ConflictError("what this unit of work read changed meanwhile") from exc

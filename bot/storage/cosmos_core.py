@@ -293,6 +293,7 @@ class MessageWrite:
 
 class StoreCore(Protocol):
     write_retries: int
+    guard_locks: dict[str, asyncio.Lock]  # one per guard key, shared by the process's units
 
     def container(self, name: str) -> ContainerProxy: ...
 
@@ -314,6 +315,10 @@ class UnitOfWorkCore:
         self.objects: dict[Key, Any] = {}
         self.writes: list[Write] = []
         self.finals: list[Callable[[], Awaitable[None]]] = []
+        # Index entries (meta) this unit of work wrote, as written, by (pk, id): their ETag
+        # lets an after-step change them again without reading them first.
+        self.index_items: dict[tuple[str, str], Doc] = {}
+        self.held: list[asyncio.Lock] = []  # guard keys this unit of work holds in-process
 
     @property
     def options_write_retries(self) -> int:
@@ -331,6 +336,15 @@ class UnitOfWorkCore:
         if state is None:
             state = self.docs[key] = DocState(doc, doc.get("_etag"), doc, pk=doc.get("pk"))
         return state
+
+    def adds(self, entity_id: str, *containers: str) -> bool:
+        """Whether this unit of work creates an item of that id in one of the containers
+        (known absent when read, or never read, and written)."""
+        for name in containers:
+            state = self.docs.get((name, sid(entity_id)))
+            if state is not None and state.pending and state.base is None:
+                return True
+        return False
 
     async def state(self, container: str, pk: str, item_id: str) -> DocState:
         key = (container, item_id)
@@ -370,6 +384,7 @@ class UnitOfWorkCore:
         per key makes such decisions conflict; the loser runs again on fresh state."""
         pk = f"guard|{key}"
         item_id = sid(key)
+        await self._hold(key)
         state = await self.state(META, pk, item_id)
         if state.pending:
             return
@@ -377,6 +392,25 @@ class UnitOfWorkCore:
         doc: Doc = {"id": item_id, "pk": pk, "kind": "guard", "turn": turn}
         self.buffer(DocWrite(META, pk, item_id, new=doc, expect_exists=state.base is not None,
                              undoable=False, first=True), doc)
+
+    async def _hold(self, key: str) -> None:
+        """Units of work of one process that guard one key take turns (until each ends) rather
+        than lose the guard's race to each other and run again: only other instances' units
+        of work still race for it. A unit of work waits only for its first key; a further one
+        that is taken is a conflict (it lets go and runs again), so none waits in a cycle."""
+        lock = self.store.guard_locks.setdefault(key, asyncio.Lock())
+        if lock in self.held:
+            return
+        if self.held and lock.locked():
+            raise ConflictError(f"guard {key} is held by another unit of work here")
+        await lock.acquire()
+        self.held.append(lock)
+
+    def release(self) -> None:
+        """Let go of the guards this unit of work holds in-process (it has ended)."""
+        held, self.held = self.held, []
+        for lock in reversed(held):
+            lock.release()
 
     def pending_views(self, container: str) -> Iterable[tuple[str, Doc | None]]:
         """Items of a container this unit of work wrote: (id, item as it will be or None)."""
@@ -440,6 +474,7 @@ class UnitOfWorkCore:
         except BaseException:
             await self._undo(flush.undo)
             raise
+        self.release()  # every state write is visible: the next one here may decide on them
         for key, (doc, etag) in flush.current.items():
             state = self.docs.get(key)
             if state is not None:

@@ -309,6 +309,10 @@ def _queue_order(priority: int, enqueued: int, task_id: str) -> Order:
     return (-priority, enqueued, task_id)
 
 
+def _queued(doc: Doc | None) -> bool:
+    return doc is not None and doc["state"] == TaskState.QUEUED.value
+
+
 class QueueIndex:
     """Entries `queue|<service>` in meta: which tasks wait (queued or ringing) in a service.
 
@@ -316,17 +320,30 @@ class QueueIndex:
     committed write that ends its wait, only if the entry is not newer than that write. So every
     waiting task has its entry; an entry without a waiting task (a write that lost its race) is
     skipped by readers, which drop it once the task has finished.
+
+    An entry also carries a hint `q`: false only once a committed write (version `v`) made the
+    task ring, so `queued()` (every dispatch) reads only the tasks that may be queued, not every
+    ringing one. A write that makes a task queued sets `q` true before it (as the entry itself);
+    `q` turns false after the committed write that made it ring (here, when this unit of work
+    wrote the entry and knows its ETag; else the next reader that finds the task ringing), only
+    if the entry is not newer. So a queued task's entry always says `q`; a stale `q` only costs
+    a read.
     """
 
     async def before(self, uow: UnitOfWorkCore, cur: Doc | None, new: Doc | None) -> None:
         if new is None or not _waiting_in(new):
             return
         if (_waiting_in(cur, new["service_id"]) and cur is not None
-                and (cur["priority"], cur["enq"]) == (new["priority"], new["enq"])):
-            return  # already waiting there: its entry exists
+                and (cur["priority"], cur["enq"]) == (new["priority"], new["enq"])
+                and (_queued(cur) or not _queued(new))):
+            return  # already waiting there: its entry exists, and says `q` if it must
         await self.ensure(uow, new)
 
     async def after(self, uow: UnitOfWorkCore, cur: Doc | None, new: Doc | None) -> None:
+        if new is not None and new["state"] == TaskState.RINGING.value:
+            known = uow.index_items.get((queue_pk(new["service_id"]), sid(new["data"]["id"])))
+            if known is not None and known.get("q", True):
+                await self.ringing(uow, known, int(new["version"]))
         if cur is None or not _waiting_in(cur):
             return
         if _waiting_in(new, cur["service_id"]):
@@ -335,16 +352,30 @@ class QueueIndex:
         await self.drop(uow, cur["service_id"], cur["data"]["id"], version)
 
     @staticmethod
+    async def ringing(uow: UnitOfWorkCore, entry: Doc, version: int) -> None:
+        """Say in the entry that its task rings since `version` (committed): one write
+        conditional on the entry as read; if it changed meanwhile, a reader says it later."""
+        if int(entry["v"]) > version:
+            return
+        marked = {k: v for k, v in entry.items() if not k.startswith("_")} | {"v": version,
+                                                                            "q": False}
+        with contextlib.suppress(cosmos_errors.CosmosHttpResponseError, AzureError):
+            written = await uow.container(META).replace_item(
+                entry["id"], marked, etag=entry["_etag"],
+                match_condition=MatchConditions.IfNotModified)
+            uow.index_items[(str(entry["pk"]), str(entry["id"]))] = written
+
+    @staticmethod
     async def ensure(uow: UnitOfWorkCore, task: Doc) -> None:
         meta = uow.container(META)
         task_id = str(task["data"]["id"])
         entry: Doc = {"id": sid(task_id), "pk": queue_pk(task["service_id"]), "kind": "queue",
                       "task_id": task_id, "v": task["version"], "priority": task["priority"],
-                      "enq": task["enq"]}
+                      "enq": task["enq"], "q": True}
         for _ in range(uow.options_write_retries):
             try:
                 try:
-                    await meta.create_item(entry)
+                    uow.index_items[(entry["pk"], entry["id"])] = await meta.create_item(entry)
                     return
                 except cosmos_errors.CosmosResourceExistsError:
                     pass
@@ -353,8 +384,9 @@ class QueueIndex:
                     continue
                 if int(found["v"]) > int(entry["v"]):
                     return  # a newer write already described the task
-                await meta.replace_item(entry["id"], entry, etag=found["_etag"],
-                                        match_condition=MatchConditions.IfNotModified)
+                uow.index_items[(entry["pk"], entry["id"])] = await meta.replace_item(
+                    entry["id"], entry, etag=found["_etag"],
+                    match_condition=MatchConditions.IfNotModified)
                 return
             except cosmos_errors.CosmosHttpResponseError as exc:
                 if not is_conflict(exc):
@@ -394,41 +426,46 @@ class CosmosTasks(_Entities[Task]):
         return {"service_id": entity.service_id, "state": entity.state.value,
                 "priority": entity.priority, "enq": us(entity.enqueued_at)}
 
-    async def _waiting(self, service_id: str) -> dict[str, tuple[Order, Doc | None]]:
-        """Tasks waiting in a service per its queue entries and this unit of work's writes."""
+    async def _waiting(self, service_id: str) -> dict[str, tuple[Order, Doc | None, bool]]:
+        """Tasks waiting in a service per its queue entries and this unit of work's writes:
+        their queue order, entry, and whether they may be queued (not known to ring)."""
         entries = await query_all(self.uow.container(META),
                                   "SELECT * FROM c WHERE c.pk = @pk",
                                   params(pk=queue_pk(service_id)), pk=queue_pk(service_id))
-        found: dict[str, tuple[Order, Doc | None]] = {
+        found: dict[str, tuple[Order, Doc | None, bool]] = {
             str(e["task_id"]): (_queue_order(int(e["priority"]), int(e["enq"]),
-                                             str(e["task_id"])), e)
+                                             str(e["task_id"])), e, bool(e.get("q", True)))
             for e in entries}
         for _, view in self.uow.pending_views(TASKS):
             if view is None:
                 continue
             task_id = str(view["data"]["id"])
             if _waiting_in(view, service_id):
-                entry = found.get(task_id, (None, None))[1]
+                entry = found.get(task_id, (None, None, True))[1]
                 found[task_id] = (_queue_order(int(view["priority"]), int(view["enq"]),
-                                               task_id), entry)
+                                               task_id), entry, _queued(view))
             else:
                 found.pop(task_id, None)
         return found
 
     async def queued(self, service_id: str, limit: int) -> list[Task]:
         waiting = await self._waiting(service_id)
-        order = sorted(waiting.items(), key=lambda item: item[1][0])
+        order = sorted(((task_id, entry) for task_id, (_, entry, maybe) in waiting.items()
+                        if maybe), key=lambda item: waiting[item[0]][0])
         chosen: list[Doc] = []
         width = max(8, limit)
         for start in range(0, len(order), width):
             chunk = order[start:start + width]
             docs = await gather_limited([self._loader(task_id) for task_id, _ in chunk])
-            for (task_id, (_, entry)), doc in zip(chunk, docs, strict=True):
+            for (task_id, entry), doc in zip(chunk, docs, strict=True):
                 if doc is not None and doc["state"] == TaskState.QUEUED.value \
                         and doc["service_id"] == service_id:
                     chosen.append(doc)
                 elif entry is not None and not self._pending(task_id):
-                    await self._tidy(entry, doc)
+                    if doc is not None and doc["state"] == TaskState.RINGING.value:
+                        await QueueIndex.ringing(self.uow, entry, int(doc["version"]))
+                    else:
+                        await self._tidy(entry, doc)
             if len(chosen) >= limit:
                 break
         chosen.sort(key=lambda d: _queue_order(int(d["priority"]), int(d["enq"]),
@@ -457,7 +494,7 @@ class CosmosTasks(_Entities[Task]):
     async def position(self, task: Task) -> int:
         waiting = await self._waiting(task.service_id)
         mine = _queue_order(task.priority, us(task.enqueued_at), task.id)
-        return 1 + sum(1 for task_id, (order, _) in waiting.items()
+        return 1 + sum(1 for task_id, (order, _, _) in waiting.items()
                        if task_id != task.id and order < mine)
 
     async def live(self) -> list[Task]:
@@ -695,7 +732,12 @@ class CosmosTimers(_Repo):
         return timer_from(view) if view is not None else None
 
     async def arm(self, timer: Timer, *, now: datetime | None = None) -> None:
-        current = await self._state_view(timer.id)
+        # The timer of a task or session this unit of work adds cannot be there yet (their ids
+        # are new): no read (were it there, the flush would find it and build on it).
+        known = self.uow.docs.get((TIMERS, sid(timer.id)))
+        current = (known.view if known is not None
+                   else None if self.uow.adds(timer.ref, TASKS, SESSIONS)
+                   else await self._state_view(timer.id))
         asked = timer.lease_until if now is not None else None
 
         def build(cur: Doc | None) -> Doc:
@@ -953,7 +995,10 @@ class CosmosMessages(_Repo):
     async def append(self, message: ChatMessage) -> None:
         task_id = message.task_id
         if task_id not in self.next_seq:
-            self.next_seq[task_id] = await self.uow.max_message_seq(task_id) + 1
+            # A task this unit of work adds has no messages yet (were one there, the flush
+            # would take the next free number).
+            self.next_seq[task_id] = 1 if self.uow.adds(task_id, TASKS) else \
+                await self.uow.max_message_seq(task_id) + 1
         message.seq = self.next_seq[task_id]
         self.next_seq[task_id] += 1
         self.pending.append(message)

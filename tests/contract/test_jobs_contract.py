@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 
@@ -405,3 +406,30 @@ async def test_a_job_armed_again_here_late_in_its_lease_takes_a_fresh_lease_firs
     assert second is not None and rearmed.lease_until is not None
     assert second.version == rearmed.version + 1
     assert second.lease_until == clock.now() + JOB_LEASE > rearmed.lease_until
+
+
+async def test_a_job_whose_lease_ran_out_before_its_unit_of_work_committed_runs_once(
+        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
+    """Found by the fleet bench on the Cosmos DB stand-in (the same invitation card posted
+    twice): a unit of work that waited longer than a job's lease before it committed wrote
+    the lease already run out, so another instance's scheduler took the job while the arming
+    instance started it too."""
+    one, two = engines
+    job, other = jobs_on(engines)
+
+    async def slow(ctx: Ctx) -> None:
+        await ctx.arm(JOB, "s1", ctx.now)
+        clock.advance((JOB_LEASE + timedelta(seconds=1)).total_seconds())  # it took this long
+
+    async with scheduling(one):
+        await one.run(slow)
+        await two.fire_due(background=True)  # due for anyone: its lease is out
+        for _ in range(200):
+            if job.runs + other.runs:
+                break
+            await one.fire_due(background=True)
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
+        assert job.runs + other.runs == 1
+        job.finish.set()
+        other.finish.set()

@@ -67,6 +67,11 @@ max_extension = "30s"
     return path
 
 
+# A service that stores conversation context keeps the transcript after the conclusion (until
+# the 30-day purge), so a test can read from the database what was said.
+KEEP_TRANSCRIPT = "[service.context]\nstore_data = true\n"
+
+
 # Variables of bot/config.py ENV that must not leak from the developer's shell into a test.
 _SCRUB = ("MicrosoftAppId", "MicrosoftAppPassword", "MicrosoftAppType", "MicrosoftAppTenantId",
           "SWITCHBOARD_", "COSMOS_")

@@ -13,6 +13,7 @@ import time
 import aiohttp
 
 from tests.resilience.harness import (
+    KEEP_TRANSCRIPT,
     Agent,
     Launch,
     card_stage,
@@ -30,7 +31,9 @@ from tests.standins.connector import ConnectorStandin
 
 async def test_kill9_while_ringing_and_during_acw_loses_nothing_and_fires_once(
         launch: Launch, connector: ConnectorStandin, client: aiohttp.ClientSession) -> None:
-    server = launch(ring_timeout="5s", acw="4s", rona_reset="1m", members=2)
+    # The service keeps the transcript (30 days), so the record below can show nothing was lost.
+    server = launch(ring_timeout="5s", acw="4s", rona_reset="1m", members=2,
+                    extra=KEEP_TRANSCRIPT)
     db = db_of(server)
     await server.ready()
     agents = [make_agent(n, server, connector, client) for n in (1, 2)]

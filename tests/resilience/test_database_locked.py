@@ -29,6 +29,7 @@ import pytest
 from tests import teams_activities as act
 from tests.resilience.harness import (
     API,
+    KEEP_TRANSCRIPT,
     Agent,
     Db,
     ServerProcess,
@@ -165,7 +166,8 @@ def locked_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     workdir: Path = tmp_path_factory.mktemp("locked")
     server = ServerProcess(workdir, server_env(
         db=workdir / "switchboard.db",
-        services=services_file(workdir, ring_timeout="5s", acw="2s", members=1),
+        services=services_file(workdir, ring_timeout="5s", acw="2s", members=1,
+                               extra=KEEP_TRANSCRIPT),
         port=free_port()))
     server.start()
     yield server

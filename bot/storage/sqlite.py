@@ -399,6 +399,9 @@ class SqliteStore:
             return
         self.scrub_requested = False
         try:
+            # Copy the frames first without holding anyone up: the TRUNCATE, which keeps
+            # writers out while it runs, then has next to nothing left to copy.
+            await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
             rows = list(await self._checkpointer.execute_fetchall(
                 "PRAGMA wal_checkpoint(TRUNCATE)"))
         except sqlite3.Error:

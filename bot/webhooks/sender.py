@@ -26,11 +26,11 @@ from yarl import URL
 
 from bot.domain.retry import parse_retry_after
 from bot.domain.timers import Timer
+from bot.domain.webhooks.model import WEBHOOK, Delivery, WebRequest
+from bot.domain.webhooks.signing import sign
+from bot.services import outbox
 from bot.services.engine import Effect, Engine
-from bot.webhooks import outbox
-from bot.webhooks.model import WEBHOOK, Delivery, WebRequest
-from bot.webhooks.outbox import Outcome
-from bot.webhooks.signing import sign
+from bot.services.outbox import Outcome
 
 log = logging.getLogger(__name__)
 

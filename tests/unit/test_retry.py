@@ -10,8 +10,8 @@ import pytest
 
 from bot.domain.retry import Backoff, parse_retry_after
 from bot.services.engine import JOB_BACKOFF
+from bot.services.outbox import BACKOFF as WEBHOOK_BACKOFF
 from bot.teams.outbound import RetryPolicy
-from bot.webhooks.outbox import BACKOFF as WEBHOOK_BACKOFF
 
 WALL = 1_800_000_000.0
 

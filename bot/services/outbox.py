@@ -25,10 +25,10 @@ from bot.domain.retry import Backoff
 from bot.domain.session import Session
 from bot.domain.task import Task
 from bot.domain.timers import timer_id
+from bot.domain.webhooks.model import MAX_ATTEMPTS, WEBHOOK, Delivery, Trigger
+from bot.domain.webhooks.template import render, values_for
 from bot.services import privacy
 from bot.services.context import Ctx
-from bot.webhooks.model import MAX_ATTEMPTS, WEBHOOK, Delivery, Trigger
-from bot.webhooks.template import render, values_for
 
 TRIGGERS: dict[str, Trigger] = {
     ev.OFFER_CREATED: Trigger.RINGING,

@@ -15,7 +15,7 @@ BENCH_PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) $(PYTHON))
 BENCH_VENV := $(if $(filter $(PYTHON),$(BENCH_PYTHON)),$(VENV),.venv-bench)
 BENCH_STAMP := $(BENCH_VENV)/.bench-installed
 
-.PHONY: e2e-deps run test lint typecheck pytest package package-dev icons lint-docker bench clean
+.PHONY: e2e-deps run test lint typecheck layers pytest package package-dev icons lint-docker bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict bot
 
+# The import contract (domain, services, Bot SDK, stores): fails fast, before the long suite.
+layers: $(STAMP)
+	$(VENV)/bin/pytest -q tests/unit/test_layers.py
+
 # Debian's Chromium (the widget's end-to-end tests) and a colour emoji font.
 e2e-deps:
 	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -q "Noto Color Emoji" || \
@@ -56,7 +60,7 @@ e2e-deps:
 pytest: $(STAMP) $(NODE_STAMP) e2e-deps
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck lint-docker pytest
+test: lint typecheck layers lint-docker pytest
 
 package: $(STAMP) $(NODE_STAMP)  ## build/appPackage.zip (needs MicrosoftAppId and SWITCHBOARD_PUBLIC_HOST)
 	$(PY) manifest/build.py --out build/appPackage.zip

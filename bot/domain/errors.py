@@ -6,10 +6,12 @@ from __future__ import annotations
 class Refused(Exception):
     """A request the domain turns down with a message for the person who made it."""
 
-    def __init__(self, message: str, *, code: str = "refused") -> None:
+    def __init__(self, message: str, *, code: str = "refused",
+                 retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.retry_after = retry_after  # seconds after which asking again may succeed
 
 
 class NotFound(Refused):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
-from bot.webhooks.model import WebRequest
+from bot.domain.webhooks.model import WebRequest
 
 
 class Modality(StrEnum):

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import math
 import re
 import secrets
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -17,18 +15,25 @@ from aiohttp import WSMsgType, web
 from yarl import URL
 
 from bot.domain.customer import Customer
-from bot.domain.errors import Refused
 from bot.domain.message import ChatMessage, Kind
 from bot.domain.task import Task
-from bot.http import BadBody, read_json_object
+from bot.http import (
+    ANSWERED,
+    Handler,
+    HttpError,
+    answer,
+    answering,
+    bearer_token,
+    http_error,
+    problem,
+    read_json_object,
+)
 from bot.interact import identity
 from bot.interact.limits import WindowLimiter
 from bot.services import chats, conversation, lifecycle
 from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.ports import ConflictError, StoreUnavailable
-
-log = logging.getLogger(__name__)
 
 PREFIX = "/api/interact/v1"
 MAX_TEXT_BYTES = 4096
@@ -40,19 +45,7 @@ RESYNC_POLL = 15.0
 MAX_CONTEXT = 20  # entries of a chat's `context`
 MAX_CONTEXT_VALUE = 256  # characters of one value
 CONTEXT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # as the task API's context names
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None,
-                   ) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
+BUSY = "The chat service is busy; please retry."
 
 
 class Doorbell:
@@ -174,18 +167,11 @@ class InteractApi:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _wrap(self, handler: Callable[[web.Request], Awaitable[web.Response]],
-              ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def wrapped(request: web.Request) -> web.Response:
-            try:
-                response = await handler(request)
-            except ApiError as exc:
-                response = error_response(exc.status, exc.message, exc.headers)
-            except Refused as exc:
-                response = error_response(_status_of(exc), exc.message)
-            except (ConflictError, StoreUnavailable):
-                log.warning("interact request not processed: store busy or unavailable")
-                response = error_response(503, "The chat service is busy; please retry.")
+    def _wrap(self, handler: Handler) -> Handler:
+        answered = answering(handler, busy=BUSY)
+
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            response = await answered(request)
             self._cors(request, response)
             return response
 
@@ -215,7 +201,7 @@ class InteractApi:
 
     def _check_origin(self, request: web.Request, service_id: str) -> None:
         if not self._allowed_origin(request, [service_id]):
-            raise ApiError(403, "This website is not allowed to open chats for this service.")
+            raise HttpError(403, "This website is not allowed to open chats for this service.")
 
     def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
         origin = request.headers.get("Origin")
@@ -225,7 +211,7 @@ class InteractApi:
 
     async def preflight(self, request: web.Request) -> web.Response:
         if not self._allowed_origin(request, list(self.engine.catalog.services)):
-            return error_response(403, "This website is not allowed to use the chat.")
+            return problem(403, "This website is not allowed to use the chat.")
         response = web.Response(status=204, headers={
             "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
             "Access-Control-Allow-Headers": "Content-Type, Authorization",
@@ -237,22 +223,12 @@ class InteractApi:
     def _limit(self, limiter: WindowLimiter, key: str) -> None:
         wait = limiter.hit(key)
         if wait:
-            raise ApiError(429, "Too many requests; slow down.",
+            raise HttpError(429, "Too many requests; slow down.",
                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
-
-    async def _json(self, request: web.Request) -> dict[str, Any]:
-        try:
-            return await read_json_object(request, MAX_BODY_BYTES)
-        except BadBody as exc:
-            raise ApiError(exc.status, exc.message) from None
 
     @staticmethod
     def _bearer(request: web.Request) -> str:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "Send the chat token as 'Authorization: Bearer <token>'.")
-        return token.strip()
+        return bearer_token(request, "the chat token", "token")
 
     async def _task(self, request: web.Request, token: str) -> Task:
         async def load(ctx: Ctx) -> Task:
@@ -264,23 +240,20 @@ class InteractApi:
 
     async def create_chat(self, request: web.Request) -> web.Response:
         self._limit(self.per_ip, client_ip(request, self.trusted_proxies))
-        body = await self._json(request)
+        body = await read_json_object(request, MAX_BODY_BYTES)
         service_id = body.get("service")
         if not isinstance(service_id, str) or not service_id:
-            raise ApiError(400, "Name the service: {\"service\": \"sales\", ...}.")
+            raise HttpError(400, "Name the service: {\"service\": \"sales\", ...}.")
         if service_id not in self.engine.catalog.services:
-            raise ApiError(404, f"There is no service {service_id[:60]!r}.")
+            raise HttpError(404, f"There is no service {service_id[:60]!r}.")
         self._check_origin(request, service_id)
         text = _text(body.get("text", ""), "text", allow_empty=True)
         customer = _customer(body.get("customer"))
         customer = replace(customer, params={**customer.params, **_context(body.get("context"))})
         if body.get("identity") is not None:
             service = self.engine.catalog.services[service_id]
-            try:
-                who = identity.verify(body["identity"], service.interact.identity_secret,
-                                      service_id, self.engine.clock.now())
-            except identity.BadIdentity as exc:
-                raise ApiError(exc.status, exc.message) from None
+            who = identity.verify(body["identity"], service.interact.identity_secret,
+                                  service_id, self.engine.clock.now())
             customer = replace(customer, name=who.name or customer.name,
                                email=who.email or customer.email, unverified=False)
         else:
@@ -295,7 +268,7 @@ class InteractApi:
 
     async def post_message(self, request: web.Request) -> web.Response:
         token = self._bearer(request)
-        body = await self._json(request)
+        body = await read_json_object(request, MAX_BODY_BYTES)
         task = await self._task(request, token)
         self._check_origin(request, task.service_id)
         self._limit(self.per_chat, task.id)
@@ -315,18 +288,16 @@ class InteractApi:
         token = request.query.get("token", "")
         after_text = request.query.get("after", "0")
         if not after_text.isdigit() or int(after_text) >= 2**62:
-            return error_response(400, "`after` must be a sequence number.")
+            return problem(400, "`after` must be a sequence number.")
         try:
             task = await self._task(request, token)
-        except Refused as exc:
-            return error_response(_status_of(exc), exc.message)
-        except (ConflictError, StoreUnavailable):
-            return error_response(503, "The chat service is busy; please retry.")
+        except ANSWERED as exc:
+            return answer(http_error(exc, BUSY))
         if not self._allowed_origin(request, [task.service_id]):
-            return error_response(403, "This website is not allowed to open this chat.")
+            return problem(403, "This website is not allowed to open this chat.")
         ws = web.WebSocketResponse(heartbeat=25.0)
         if not ws.can_prepare(request).ok:
-            return error_response(400, "This endpoint is a WebSocket: connect with an Upgrade.")
+            return problem(400, "This endpoint is a WebSocket: connect with an Upgrade.")
         await ws.prepare(request)
         self._sockets.add(ws)
         try:
@@ -388,11 +359,6 @@ class ChatStream:
                 break
 
 
-def _status_of(exc: Refused) -> int:
-    return {"not_found": 404, "unauthorized": 401, "forbidden": 403, "invalid": 422,
-            "stale": 409}.get(exc.code, 409)
-
-
 def client_ip(request: web.Request, trusted_proxies: int) -> str:
     """The customer's address: the peer, or behind `trusted_proxies` reverse proxies the
     address the outermost of them saw (each appends its peer to X-Forwarded-For, so it is that
@@ -416,11 +382,11 @@ def _loopback(host: str) -> bool:
 
 def _text(value: Any, field: str, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
-        raise ApiError(400, f"`{field}` must be a string.")
+        raise HttpError(400, f"`{field}` must be a string.")
     if len(value.encode()) > MAX_TEXT_BYTES:
-        raise ApiError(413, f"`{field}` is longer than {MAX_TEXT_BYTES // 1024} KB.")
+        raise HttpError(413, f"`{field}` is longer than {MAX_TEXT_BYTES // 1024} KB.")
     if not allow_empty and not value.strip():
-        raise ApiError(400, f"`{field}` must not be empty.")
+        raise HttpError(400, f"`{field}` must not be empty.")
     return value
 
 
@@ -428,18 +394,18 @@ def _customer(value: Any) -> Customer:
     if value is None:
         return Customer()
     if not isinstance(value, dict):
-        raise ApiError(400, "`customer` must be an object with name, email, phone, params.")
+        raise HttpError(400, "`customer` must be an object with name, email, phone, params.")
     fields: dict[str, str] = {}
     for key in ("name", "email", "phone"):
         raw = value.get(key, "")
         if not isinstance(raw, str) or len(raw) > 320:
-            raise ApiError(400, f"`customer.{key}` must be a string of at most 320 characters.")
+            raise HttpError(400, f"`customer.{key}` must be a string of at most 320 characters.")
         fields[key] = raw.strip()
     params = value.get("params", {})
     if not isinstance(params, dict) or len(params) > 50 or not all(
             isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 1024
             for k, v in params.items()):
-        raise ApiError(400, "`customer.params` must map at most 50 names to strings.")
+        raise HttpError(400, "`customer.params` must map at most 50 names to strings.")
     return Customer(name=fields["name"], email=fields["email"], phone=fields["phone"],
                     params=dict(params))
 
@@ -449,12 +415,12 @@ def _context(value: Any) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict) or len(value) > MAX_CONTEXT:
-        raise ApiError(400, f"`context` must map at most {MAX_CONTEXT} names to strings.")
+        raise HttpError(400, f"`context` must map at most {MAX_CONTEXT} names to strings.")
     for key, item in value.items():
         if not CONTEXT_NAME.match(key):
-            raise ApiError(400, "`context` names use letters, digits, '_', '.' and '-' (at "
+            raise HttpError(400, "`context` names use letters, digits, '_', '.' and '-' (at "
                                 "most 64).")
         if not isinstance(item, str) or len(item) > MAX_CONTEXT_VALUE:
-            raise ApiError(400, f"`context.{key}` must be a string of at most "
+            raise HttpError(400, f"`context.{key}` must be a string of at most "
                                 f"{MAX_CONTEXT_VALUE} characters.")
     return dict(value)

@@ -18,19 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.http import HttpError
+
 PREFIX = "switchboard-identity-v1"
 MAX_LIFETIME = timedelta(hours=24)
 MAX_FIELD = 320
 FIELDS = ("name", "email", "exp", "sig")
 
 
-class BadIdentity(Exception):
+class BadIdentity(HttpError):
     """The identity is malformed (400) or its signature does not hold (401)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

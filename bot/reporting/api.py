@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from aiohttp import web
 
 from bot.domain.session import SessionResult
+from bot.http import Handler, HttpError, answering, api_key
 from bot.services import reporting
 from bot.services.engine import Engine
-from bot.services.ports import ConflictError, EventFilter, SessionFilter, StoreUnavailable
+from bot.services.ports import EventFilter, SessionFilter
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -22,30 +21,8 @@ MAX_SEQ = 2**62  # an event cursor past this was not handed out
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-class BadQuery(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _problem(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 def _allowed_services(request: web.Request, engine: Engine) -> frozenset[str]:
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise BadQuery(401, "Send an API key as 'Authorization: Bearer <key>'.")
-    found = engine.catalog.api_key(
-        hashlib.sha256(key.strip().encode()).hexdigest())
-    if found is None:
-        raise BadQuery(401, "The API key is not valid.")
-    if not found.may("reporting"):
-        raise BadQuery(403, "This API key may not read reports (its scopes leave out "
-                            "\"reporting\").")
-    return frozenset(found.services)
+    return frozenset(api_key(request, engine.catalog, "reporting").services)
 
 
 def _moment(request: web.Request, name: str) -> datetime | None:
@@ -55,23 +32,23 @@ def _moment(request: web.Request, name: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise BadQuery(400, f"`{name}` must be an ISO 8601 date-time.") from None
+        raise HttpError(400, f"`{name}` must be an ISO 8601 date-time.") from None
     if moment.tzinfo is None:
-        raise BadQuery(400, f"`{name}` needs a time zone, e.g. 2026-11-01T00:00:00Z.")
+        raise HttpError(400, f"`{name}` needs a time zone, e.g. 2026-11-01T00:00:00Z.")
     return moment
 
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", str(DEFAULT_LIMIT))
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadQuery(400, f"`limit` must be a whole number from 1 to {MAX_LIMIT}.")
+        raise HttpError(400, f"`limit` must be a whole number from 1 to {MAX_LIMIT}.")
     return int(raw)
 
 
 def _service(request: web.Request, allowed: frozenset[str]) -> str | None:
     service = request.query.get("service") or None
     if service is not None and service not in allowed:
-        raise BadQuery(403, "The API key does not name that service.")
+        raise HttpError(403, "The API key does not name that service.")
     return service
 
 
@@ -94,19 +71,8 @@ def _respond(request: web.Request, page: reporting.Page, columns: tuple[str, ...
     return web.json_response({"items": page.rows, "next": page.next}, headers=headers)
 
 
-Handler = Callable[[web.Request], Awaitable[web.Response]]
-
-
 def _guarded(handler: Handler) -> Handler:
-    async def guarded(request: web.Request) -> web.Response:
-        try:
-            return await handler(request)
-        except BadQuery as exc:
-            return _problem(exc.status, exc.message)
-        except (ConflictError, StoreUnavailable):
-            return _problem(503, "The store is busy; please retry.")
-
-    return guarded
+    return answering(handler, busy="The store is busy; please retry.")
 
 
 def routes(engine_key: web.AppKey[Engine]) -> list[web.RouteDef]:
@@ -118,8 +84,8 @@ def routes(engine_key: web.AppKey[Engine]) -> list[web.RouteDef]:
         allowed = _allowed_services(request, engine)
         result = request.query.get("result") or None
         if result is not None and result not in {r.value for r in SessionResult}:
-            raise BadQuery(400, "`result` must be one of "
-                                + ", ".join(r.value for r in SessionResult) + ".")
+            raise HttpError(400, "`result` must be one of "
+                                 + ", ".join(r.value for r in SessionResult) + ".")
         where = SessionFilter(service_id=_service(request, allowed),
                               agent_id=request.query.get("agent") or None, result=result,
                               tag=request.query.get("tag") or None,
@@ -129,7 +95,7 @@ def routes(engine_key: web.AppKey[Engine]) -> list[web.RouteDef]:
             try:
                 reporting.parse_session_cursor(cursor)
             except ValueError:
-                raise BadQuery(400, "`cursor` is not one this API handed out.") from None
+                raise HttpError(400, "`cursor` is not one this API handed out.") from None
         page = await engine.read(reporting.export_sessions, where, cursor, _limit(request),
                                  allowed)
         return _respond(request, page, reporting.SESSION_COLUMNS)
@@ -141,7 +107,7 @@ def routes(engine_key: web.AppKey[Engine]) -> list[web.RouteDef]:
         cursor = request.query.get("cursor", "0")
         if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 19
                 and int(cursor) <= MAX_SEQ):
-            raise BadQuery(400, "`cursor` is not one this API handed out.")
+            raise HttpError(400, "`cursor` is not one this API handed out.")
         where = EventFilter(service_id=_service(request, allowed),
                                       agent_id=request.query.get("agent") or None,
                                       name=request.query.get("name") or None,

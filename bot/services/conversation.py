@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.domain.errors import Invalid, Refused, Stale
-from bot.domain.message import ChatMessage, Kind, Sender
+from bot.domain.message import ChatMessage, Sender
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import IDLE_TIMEOUT, RELAY, RING_TIMEOUT
@@ -70,14 +71,40 @@ async def transcript(ctx: Ctx, task_id: str, limit: int = 200) -> list[ChatMessa
     return await ctx.uow.messages.after(task_id, 0, limit)
 
 
-async def pending_relay(ctx: Ctx, session_id: str) -> tuple[Session, list[ChatMessage]] | None:
-    """Customer messages the chatroom has not seen yet, oldest first."""
-    session = await ctx.uow.sessions.get(session_id)
-    if session is None or session.phase is not Phase.CONNECTED or not session.chat_id:
-        return None
-    messages = await ctx.uow.messages.after(session.task_id, session.relayed_seq, 50)
-    return session, [m for m in messages if m.sender is Sender.CUSTOMER
-                     and m.kind is Kind.MESSAGE]
+def relay_from(session: Session) -> int:
+    """The sequence number after which the chatroom has seen nothing: until the header went out
+    (it shows the transcript), the whole conversation."""
+    return session.relayed_seq if session.header_posted else 0
+
+
+@dataclass(frozen=True)
+class RelayStep:
+    """What the chatroom gets next: the header card with the transcript `messages` (once,
+    before anything else), or else the customer's `messages` relayed one by one."""
+
+    header: bool
+    messages: list[ChatMessage]
+
+    @property
+    def through(self) -> int:
+        """The sequence number the chatroom has seen once this step is done."""
+        return self.messages[-1].seq if self.messages else 0
+
+
+def relay_step(session: Session, messages: list[ChatMessage]) -> RelayStep | None:
+    """The relay rules for the conversation's rows after `relay_from(session)`: header first;
+    once the session ended only what was written up to Terminate, and only into a chatroom
+    that has its header; the agent's own lines never (they are in the chatroom already).
+    None: nothing to send."""
+    if session.phase is not Phase.CONNECTED:
+        cutoff = session.terminated_at
+        messages = [m for m in messages if cutoff is not None and m.at <= cutoff]
+        if not session.header_posted or not messages:
+            return None
+    if not session.header_posted:
+        return RelayStep(header=True, messages=messages)
+    return RelayStep(header=False,
+                     messages=[m for m in messages if m.sender is Sender.CUSTOMER])
 
 
 async def header_posted(ctx: Ctx, session_id: str, seq: int) -> None:

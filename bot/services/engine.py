@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bot.domain import timers as tk
+from bot.domain.retry import Backoff
 from bot.domain.service import Catalog
 from bot.domain.timers import JOB_LEASE, Timer
 from bot.services import agents, conversation, lifecycle, offers, privacy
@@ -49,6 +50,8 @@ TIMER_HANDLERS: dict[str, TimerHandler] = {
 _LATER = datetime.max.replace(tzinfo=UTC)
 LEASE_RENEWAL = 1.5  # seconds between renewals of a running job's lease (JOB_LEASE: 5 s)
 EFFECT_MAX_ATTEMPTS = 12
+# A failed job runs again after 2 s, 4 s, 8 s ... (at most 300 s), each at most halved by jitter.
+JOB_BACKOFF = Backoff(first=2.0, cap=300.0, jitter=(0.5, 1.0))
 
 
 @dataclass
@@ -447,8 +450,7 @@ class Engine:
                                                   "attempts": current.attempts})
                 await ctx.uow.timers.delete(current)
                 return
-            backoff = min(300.0, 2.0 ** current.attempts) * random.uniform(0.5, 1.0)
-            current.due_at = ctx.now + timedelta(seconds=backoff)
+            current.due_at = ctx.now + timedelta(seconds=JOB_BACKOFF.wait(current.attempts))
             current.lease_until = None
             await ctx.uow.timers.save(current)
 

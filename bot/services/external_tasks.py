@@ -16,13 +16,14 @@ from bot.services.context import Ctx
 from bot.services.dispatch import create_task
 
 EXTERNAL = "external"  # Task.channel["kind"] of tasks created through the task API
+RETRY_AFTER_FULL = 60  # seconds a client waits when a service has too many open tasks
 
 
 class TooManyOpen(Refused):
     """The service has as many open external tasks as its fair-use cap allows."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, code="too_many")
+        super().__init__(message, code="too_many", retry_after=RETRY_AFTER_FULL)
 
 
 @dataclass(frozen=True)

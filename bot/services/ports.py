@@ -14,7 +14,7 @@ from bot.domain.service import Modality
 from bot.domain.session import Session
 from bot.domain.task import Task
 from bot.domain.timers import Timer
-from bot.webhooks.model import Delivery
+from bot.domain.webhooks.model import Delivery
 
 
 class ConflictError(Exception):

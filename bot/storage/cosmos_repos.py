@@ -24,6 +24,7 @@ from bot.domain.service import Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
+from bot.domain.webhooks.model import Delivery
 from bot.services.ports import ConflictError, CustomerQuery, EventFilter, Scan, SessionFilter
 from bot.services.privacy import RETENTION
 from bot.storage.codec import decode, encode
@@ -52,7 +53,6 @@ from bot.storage.cosmos_core import (
     sid,
     unavailable,
 )
-from bot.webhooks.model import Delivery
 
 E = TypeVar("E", Agent, Task, Session)
 

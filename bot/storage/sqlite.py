@@ -27,6 +27,7 @@ from bot.domain.service import Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
+from bot.domain.webhooks.model import Delivery
 from bot.services.ports import (
     ConflictError,
     CustomerQuery,
@@ -39,7 +40,6 @@ from bot.storage.codec import decode, encode, micros
 from bot.storage.schema import ENSURED, LATEST, MIGRATIONS
 from bot.storage.sqlite_changes import SqliteChangeFeed
 from bot.storage.sqlite_durability import WalSync, create_private
-from bot.webhooks.model import Delivery
 
 E = TypeVar("E", Agent, Task, Session)
 R = TypeVar("R")

@@ -3,24 +3,18 @@ services file (sent as `Authorization: Bearer <key>`, known only by their SHA-25
 
 from __future__ import annotations
 
-import hashlib
-import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from bot.domain.errors import Invalid, Refused
 from bot.domain.service import ApiKey
-from bot.http import BadBody, read_json_object
+from bot.http import Handler, HttpError, answering, api_key, read_json_object
 from bot.services import external_tasks as cases
 from bot.services import privacy, privacy_requests
 from bot.services.engine import Engine
-from bot.services.ports import ConflictError, StoreUnavailable
+from bot.services.ports import StoreUnavailable
 from bot.tasks_api.request import parse_create, parse_patch, parse_privacy
-
-log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/tasks"
 PRIVACY_PREFIX = "/api/v1/privacy"
@@ -28,26 +22,6 @@ MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 IDEMPOTENCY_KEY_MAX = 255
-RETRY_AFTER_FULL = 60  # seconds a client waits when a service has too many open tasks
-STATUS = {"not_found": 404, "unauthorized": 401, "forbidden": 403, "invalid": 422,
-          "stale": 409, "too_many": 429}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-        self.headers = headers or {}
-
-
-def error_response(error: ApiError) -> web.Response:
-    body: dict[str, str] = {"error": error.message}
-    if error.field is not None:
-        body["field"] = error.field
-    return web.json_response(body, status=error.status, headers=error.headers)
 
 
 def _time(moment: datetime | None) -> str | None:
@@ -93,40 +67,11 @@ class TasksApi:
             web.post(f"{PRIVACY_PREFIX}/export", self._wrap(self.export)),
         ]
 
-    def _wrap(self, handler: Callable[[web.Request], Awaitable[web.Response]],
-              ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def wrapped(request: web.Request) -> web.Response:
-            try:
-                return await handler(request)
-            except ApiError as exc:
-                return error_response(exc)
-            except Invalid as exc:
-                return error_response(ApiError(422, exc.message, field=exc.field or None))
-            except cases.TooManyOpen as exc:
-                return error_response(ApiError(429, exc.message, headers={
-                    "Retry-After": str(RETRY_AFTER_FULL)}))
-            except Refused as exc:
-                return error_response(ApiError(STATUS.get(exc.code, 409), exc.message))
-            except (ConflictError, StoreUnavailable):
-                log.warning("task API request not processed: store busy or unavailable")
-                return error_response(ApiError(503, "The task service is busy; please retry."))
-
-        return wrapped
+    def _wrap(self, handler: Handler) -> Handler:
+        return answering(handler, busy="The task service is busy; please retry.")
 
     def _key(self, request: web.Request, scope: str = "tasks") -> ApiKey:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "Send an API key as 'Authorization: Bearer <key>'.",
-                           headers={"WWW-Authenticate": "Bearer"})
-        key = self.engine.catalog.api_key(hashlib.sha256(token.encode()).hexdigest())
-        if key is None:
-            raise ApiError(401, "The API key is not valid.",
-                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if not key.may(scope):
-            raise ApiError(403, f"This API key may not use this API (its scopes leave out "
-                                f"{scope!r}).")
-        return key
+        return api_key(request, self.engine.catalog, scope)
 
     @staticmethod
     def _idempotency_key(request: web.Request) -> str | None:
@@ -134,24 +79,18 @@ class TasksApi:
         if value is None:
             return None
         if not 0 < len(value) <= IDEMPOTENCY_KEY_MAX or not all("!" <= c <= "~" for c in value):
-            raise ApiError(400, f"{IDEMPOTENCY_HEADER} must be 1 to {IDEMPOTENCY_KEY_MAX} "
-                                "visible ASCII characters (a UUID, say).")
+            raise HttpError(400, f"{IDEMPOTENCY_HEADER} must be 1 to {IDEMPOTENCY_KEY_MAX} "
+                                 "visible ASCII characters (a UUID, say).")
         return value
-
-    async def _json(self, request: web.Request) -> dict[str, Any]:
-        try:
-            return await read_json_object(request, MAX_BODY_BYTES)
-        except BadBody as exc:
-            raise ApiError(exc.status, exc.message) from None
 
     async def create(self, request: web.Request) -> web.Response:
         key = self._key(request)
         idempotency_key = self._idempotency_key(request)
-        body = await self._json(request)
+        body = await read_json_object(request, MAX_BODY_BYTES)
         service_id, task_request = parse_create(body)
         if not key.allows(service_id):
-            raise ApiError(403, "This API key may not create tasks in this service.",
-                           field="service")
+            raise HttpError(403, "This API key may not create tasks in this service.",
+                            field="service")
         created = await self.engine.run_durably(cases.create_external_task, service_id,
                                                 task_request, key_name=key.name,
                                                 idempotency_key=idempotency_key)
@@ -180,7 +119,7 @@ class TasksApi:
         of the key's services now; 409 once the task has ended."""
         key = self._key(request)
         task_id = request.match_info["task_id"]
-        change = parse_patch(await self._json(request))
+        change = parse_patch(await read_json_object(request, MAX_BODY_BYTES))
         task = await self.engine.run(privacy.set_context, task_id, params=change.params,
                                      name=change.name, email=change.email, phone=change.phone,
                                      services=key.services)
@@ -193,7 +132,7 @@ class TasksApi:
 
     async def erase(self, request: web.Request) -> web.Response:
         self._key(request, "privacy")
-        who = parse_privacy(await self._json(request))
+        who = parse_privacy(await read_json_object(request, MAX_BODY_BYTES))
         task_ids = await self.engine.read(privacy_requests.tasks_about, who)
         messages = 0
         for task_id in task_ids:
@@ -203,6 +142,6 @@ class TasksApi:
 
     async def export(self, request: web.Request) -> web.Response:
         self._key(request, "privacy")
-        who = parse_privacy(await self._json(request))
+        who = parse_privacy(await read_json_object(request, MAX_BODY_BYTES))
         found = await self.engine.read(privacy_requests.export, who)
         return web.json_response({"tasks": found.tasks})

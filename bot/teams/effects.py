@@ -132,43 +132,38 @@ class TeamsEffects:
         return self._catalog_app_id
 
     async def relay(self, timer: Timer) -> None:
-        """Bring the chatroom up to date: the header with the transcript once, then messages."""
+        """Bring the chatroom up to date by the relay rules (conversation.relay_step)."""
         async def load(ctx: Ctx) -> tuple[SessionBundle, list[ChatMessage]]:
             bundle = await load_bundle(ctx, timer.ref)
             if bundle.session is None or not bundle.session.chat_id:
                 return bundle, []
-            after = bundle.session.relayed_seq if bundle.session.header_posted else 0
+            after = conversation.relay_from(bundle.session)
             return bundle, await ctx.uow.messages.after(bundle.session.task_id, after, 200)
 
         bundle, messages = await self.engine.read(load)
         session, agent = bundle.session, bundle.agent
         if session is None or agent is None or not session.chat_id or not agent.conversation:
             return
-        if session.phase is not Phase.CONNECTED:
-            # Messages written while the chat was live still go out after Terminate.
-            cutoff = session.terminated_at
-            messages = [m for m in messages if cutoff is not None and m.at <= cutoff]
-            if not session.header_posted or not messages:
-                return
+        step = conversation.relay_step(session, messages)
+        if step is None:
+            return
         service_url = agent.conversation["service_url"]
-        if not session.header_posted:
+        if step.header:
             topic = chat_topic(session.service_name or session.service_id,
                                session.customer_label or "Visitor")
             header = cards.chat_header_card(views.chat_header(session, topic,
-                                                              self.engine.catalog, messages))
+                                                              self.engine.catalog, step.messages))
             await self.connector.send_to_conversation(service_url, session.chat_id,
                                                       card_activity(header))
-            last = messages[-1].seq if messages else 0
-            await self.engine.finish(timer, conversation.header_posted, session.id, last)
+            await self.engine.finish(timer, conversation.header_posted, session.id, step.through)
             return
         label = session.customer_label or "Customer"
-        relays = [m for m in messages if m.sender.value == "customer"]
-        for n, message in enumerate(relays, 1):
+        for n, message in enumerate(step.messages, 1):
             await self.connector.send_to_conversation(
                 service_url, session.chat_id,
                 {"type": "message", "textFormat": "plain", "text": f"{label}: {message.text}"},
                 priority=Priority.LOW)
-            if n < len(relays):  # a crash before the last must leave the job to finish it
+            if n < len(step.messages):  # a crash before the last must leave the job to finish it
                 await self.engine.run(conversation.relayed, session.id, message.seq)
             else:
                 await self.engine.finish(timer, conversation.relayed, session.id, message.seq)

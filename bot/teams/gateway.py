@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -13,8 +12,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.dialogs.desk import Desk
-from bot.domain.errors import Refused
-from bot.http import BadBody, parse_json
+from bot.http import ANSWERED, BadBody, answer, http_error, parse_json, problem
 from bot.services.engine import Engine
 from bot.services.fleet import FleetStore
 from bot.services.ports import ConflictError, StoreUnavailable
@@ -38,11 +36,6 @@ log = logging.getLogger(__name__)
 # Teams counts a request when it arrives, so pacing exactly at the limit still draws 429s when
 # latency varies; 5 % longer windows drew none in the bench.
 LIMIT_HEADROOM = 0.05
-
-
-def problem(status: int, message: str) -> web.Response:
-    return web.json_response({"error": HTTPStatus(status).phrase, "message": message},
-                             status=status)
 
 
 class TeamsGateway:
@@ -121,7 +114,7 @@ class TeamsGateway:
         try:
             body = parse_json(await request.read())
         except BadBody as exc:
-            return problem(exc.status, exc.message)
+            return answer(exc)
         try:
             status, payload = await self.adapter.process(
                 body, request.headers.get("Authorization", ""), self.bot)
@@ -129,8 +122,6 @@ class TeamsGateway:
             return problem(400, str(exc))
         except Unauthorized as exc:
             return problem(401, str(exc))
-        except Refused as exc:
-            return problem(404 if exc.code == "not_found" else 409, exc.message)
         except OutboundHTTPError as exc:
             if exc.status in (401, 403, 404):
                 # The user blocked the bot or the activity is gone: retrying cannot help.
@@ -139,10 +130,9 @@ class TeamsGateway:
             return problem(503, "Teams could not be reached; the activity was not finished.")
         except OutboundError:
             return problem(503, "Teams could not be reached; the activity was not finished.")
-        except (ConflictError, StoreUnavailable):
-            log.warning("activity not processed: store busy or unavailable")
-            return problem(503, "Switchboard is busy; the activity was not processed. "
-                                "Please retry.")
+        except ANSWERED as exc:
+            return answer(http_error(exc, "Switchboard is busy; the activity was not "
+                                          "processed. Please retry."))
         if payload is None:
             return web.Response(status=status)
         return web.json_response(payload, status=status)

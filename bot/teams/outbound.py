@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import json
 import logging
-import math
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from yarl import URL
 
+from bot.domain.retry import Backoff, parse_retry_after
 from bot.teams.clock import Clock
 from bot.teams.ratelimit import Priority, RateLimiter
 
@@ -52,9 +50,13 @@ class RetryPolicy:
         if self.backoff_base < 0 or self.backoff_cap < 0 or self.max_retry_after < 0:
             raise ValueError("backoff and Retry-After bounds must not be negative")
 
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(first=self.backoff_base, cap=self.backoff_cap)
+
     def backoff_bound(self, attempt: int) -> float:
         """Upper bound of the jittered sleep after failed attempt number ``attempt`` (1-based)."""
-        return min(self.backoff_cap, self.backoff_base * 2.0 ** min(attempt - 1, 62))
+        return self.backoff.bound(attempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,26 +125,6 @@ class OutboundStats:
     gave_up: int = 0
     retry_after_waits: deque[float] = field(default_factory=lambda: deque(maxlen=100))
     """The most recent Retry-After waits honoured (seconds)."""
-
-
-def parse_retry_after(value: str | None, wall_now: float) -> float | None:
-    """Seconds to wait from a Retry-After value: delta-seconds (fractions accepted) or HTTP date."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - wall_now)
 
 
 class OutboundSender:
@@ -302,7 +284,7 @@ class OutboundSender:
                 delay = min(retry_after, policy.max_retry_after)
                 self.stats.retry_after_waits.append(delay)
             else:
-                delay = self._rng.uniform(0.0, policy.backoff_bound(attempt))
+                delay = policy.backoff.wait(attempt, self._rng)
             await self._clock.sleep(delay)
         self.stats.gave_up += 1
         log.warning(

@@ -2,6 +2,7 @@
 and concluded moments, from a durable outbox, in order per task, at least once.
 
 See README.md in this package for the services-file syntax and the delivery guarantees.
-This package's `model`, `settings`, `template`, `signing` and `outbox` modules are free of
-aiohttp (the domain and the use cases import them); only `sender` talks HTTP.
+The layers: what a template and a delivery are, rendering and signing live in
+`bot.domain.webhooks`; queueing with the event and recording outcomes in `bot.services.outbox`;
+this package reads the services file (`settings`) and talks HTTP (`sender`).
 """

@@ -14,23 +14,23 @@ time taken; never the path, query, headers or body, which may carry customer dat
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from yarl import URL
 
+from bot.domain.retry import parse_retry_after
 from bot.domain.timers import Timer
+from bot.domain.webhooks.model import WEBHOOK, Delivery, WebRequest
+from bot.domain.webhooks.signing import sign
+from bot.services import outbox
 from bot.services.engine import Effect, Engine
-from bot.webhooks import outbox
-from bot.webhooks.model import WEBHOOK, Delivery, WebRequest
-from bot.webhooks.outbox import Outcome
-from bot.webhooks.signing import sign
+from bot.services.outbox import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +43,6 @@ RETRY_STATUSES = frozenset({408, 425, 429})  # and every 5xx, and no answer at a
 def is_permanent(status: int) -> bool:
     """A 3xx (redirects are not followed) or a 4xx other than 408/425/429: retrying won't help."""
     return 300 <= status < 500 and status not in RETRY_STATUSES
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def target(url_template: str) -> str:
@@ -121,7 +106,8 @@ class WebhookSender:
                     headers=headers, allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=delivery.timeout)) as response:
                 status = response.status
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"), now)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"),
+                                                now.timestamp())
                 params: dict[str, str] = {}
                 if template is not None and template.response_params and 200 <= status < 300:
                     params = mapped(template, await _json_answer(response))

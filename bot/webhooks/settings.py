@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from bot.domain.durations import parse_duration
-from bot.webhooks.model import METHODS, BodyFormat, Trigger, WebRequest
-from bot.webhooks.template import PLACEHOLDER, body_format, unknown_placeholders
+from bot.domain.webhooks.model import METHODS, BodyFormat, Trigger, WebRequest
+from bot.domain.webhooks.template import PLACEHOLDER, body_format, unknown_placeholders
 
 KEYS = ("on", "method", "url", "headers", "body", "secret", "timeout", "response")
 MAX_RESPONSE_PARAMS = 20

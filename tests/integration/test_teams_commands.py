@@ -459,7 +459,7 @@ async def test_bad_requests_are_client_errors_with_a_message(world: World) -> No
     for name, body, content_type, status, words in cases:
         got, answer = await post_raw(world, body, content_type)
         assert got == status, (name, got, answer)
-        assert isinstance(answer, dict) and words in answer.get("message", ""), (name, answer)
+        assert isinstance(answer, dict) and words in answer.get("error", ""), (name, answer)
     too_big = json.dumps(activity(text="x" * 300_000)).encode()
     got, _ = await post_raw(world, too_big, "application/json")
     assert got == 413

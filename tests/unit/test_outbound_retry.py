@@ -20,7 +20,6 @@ from bot.teams.outbound import (
     RawResponse,
     RequestFactory,
     RetryPolicy,
-    parse_retry_after,
 )
 from bot.teams.ratelimit import RateLimiter, RatePolicy
 from tests.standins import FakeMonotonicClock
@@ -80,24 +79,6 @@ def make_sender(
         rng=random.Random(seed),
         wall_clock=lambda: WALL + clock.now() - START,
     )
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("5", 5.0),
-        (" 0.25 ", 0.25),
-        ("-3", 0.0),
-        ("", None),
-        (None, None),
-        ("soon", None),
-        ("inf", None),
-        (formatdate(WALL + 7, usegmt=True), 7.0),
-        (formatdate(WALL - 60, usegmt=True), 0.0),
-    ],
-)
-def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    assert parse_retry_after(value, WALL) == expected
 
 
 async def test_success_first_time() -> None:

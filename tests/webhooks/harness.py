@@ -12,11 +12,11 @@ import aiohttp
 
 from bot.domain.events import Event
 from bot.domain.service import Catalog
+from bot.domain.webhooks.model import Delivery
 from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.ports import Store
 from bot.storage.sqlite import SqliteStore
-from bot.webhooks.model import Delivery
 from bot.webhooks.sender import install
 from tests.builders import catalog
 from tests.fakes import FakeClock

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
-from bot.webhooks.signing import verify
+from bot.domain.webhooks.signing import verify
 
 
 @dataclass

@@ -8,8 +8,8 @@ from typing import TypeVar
 
 import pytest
 
+from bot.domain.webhooks.model import Delivery, Trigger
 from bot.services.ports import ConflictError, Store, UnitOfWork
-from bot.webhooks.model import Delivery, Trigger
 from tests.contract.conftest import Backend
 
 R = TypeVar("R")

@@ -12,9 +12,9 @@ from aiohttp import web
 from bot.config import ConfigError
 from bot.domain.customer import Customer
 from bot.domain.service import Modality
+from bot.domain.webhooks.model import Trigger, WebRequest
 from bot.services.context import Ctx
 from bot.services.dispatch import create_task
-from bot.webhooks.model import Trigger, WebRequest
 from bot.webhooks.sender import mapped
 from bot.webhooks.settings import parse_path
 from tests.fakes import FakeClock

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_catalog
-from bot.webhooks.model import BodyFormat, Trigger
+from bot.domain.webhooks.model import BodyFormat, Trigger
 
 GOOD = """
 [[service]]

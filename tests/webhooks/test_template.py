@@ -11,9 +11,9 @@ from bot.domain.customer import Customer
 from bot.domain.service import Modality
 from bot.domain.session import Phase, Session, SessionResult
 from bot.domain.task import Task
-from bot.webhooks.model import Trigger
-from bot.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signature, verify
-from bot.webhooks.template import FIELDS, Rendered, render, unknown_placeholders, values_for
+from bot.domain.webhooks.model import Trigger
+from bot.domain.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signature, verify
+from bot.domain.webhooks.template import FIELDS, Rendered, render, unknown_placeholders, values_for
 from tests.builders import catalog
 
 AT = datetime(2026, 11, 2, 9, 0, 5, 250000, tzinfo=UTC)

@@ -14,7 +14,6 @@ the context was removed) renders the customer placeholders empty.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,13 +21,14 @@ from typing import Any
 from bot.domain import events as ev
 from bot.domain.events import Event
 from bot.domain.ids import new_id
+from bot.domain.retry import Backoff
 from bot.domain.session import Session
 from bot.domain.task import Task
 from bot.domain.timers import timer_id
+from bot.domain.webhooks.model import MAX_ATTEMPTS, WEBHOOK, Delivery, Trigger
+from bot.domain.webhooks.template import render, values_for
 from bot.services import privacy
 from bot.services.context import Ctx
-from bot.webhooks.model import MAX_ATTEMPTS, WEBHOOK, Delivery, Trigger
-from bot.webhooks.template import render, values_for
 
 TRIGGERS: dict[str, Trigger] = {
     ev.OFFER_CREATED: Trigger.RINGING,
@@ -37,18 +37,17 @@ TRIGGERS: dict[str, Trigger] = {
     ev.SESSION_SAVED: Trigger.CONCLUDED,
 }
 
-BACKOFF_BASE = timedelta(seconds=10)  # after attempt n (1-4): 10 s, 40 s, 160 s, 640 s...
-BACKOFF_FACTOR = 4
-MAX_RETRY_AFTER = timedelta(minutes=15)  # a receiver's Retry-After is honoured up to this
+# After attempt n (1-4): 10 s, 40 s, 160 s, 640 s, each jittered down by up to 25 %.
+BACKOFF = Backoff(first=10.0, factor=4.0, jitter=(0.75, 1.0))
+MAX_RETRY_AFTER = 15 * 60.0  # seconds: a receiver's Retry-After is honoured up to this
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
-    """The wait after `attempts` failed attempts: exponential, jittered down by up to 25 %."""
-    factor: int = BACKOFF_FACTOR ** max(0, attempts - 1)
-    delay = BACKOFF_BASE * factor * random.uniform(0.75, 1.0)
+    """The wait after `attempts` failed attempts, at least the receiver's Retry-After."""
+    delay = BACKOFF.wait(attempts)
     if retry_after is not None and retry_after > 0:
-        delay = max(delay, min(timedelta(seconds=retry_after), MAX_RETRY_AFTER))
-    return delay
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return timedelta(seconds=delay)
 
 
 async def on_event(ctx: Ctx, event: Event, task: Task | None, session: Session | None) -> None:

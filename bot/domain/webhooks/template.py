@@ -30,7 +30,7 @@ from bot.domain.customer import Customer
 from bot.domain.service import Service
 from bot.domain.session import Session
 from bot.domain.task import Task
-from bot.webhooks.model import BodyFormat, Trigger, WebRequest
+from bot.domain.webhooks.model import BodyFormat, Trigger, WebRequest
 
 FIELDS: tuple[str, ...] = (
     "task.id", "task.service", "task.modality",

@@ -1,6 +1,6 @@
 """What a web-request template is (services file) and what a pending delivery is (the outbox).
 
-Standard library only, and no imports from the rest of `bot`: `bot.domain.service` imports this.
+Standard library only (`bot.domain.service` imports this).
 """
 
 from __future__ import annotations

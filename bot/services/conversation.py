@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.domain.errors import Invalid, Refused, Stale
-from bot.domain.message import ChatMessage, Kind, Sender
-from bot.domain.session import Phase, Session
+from bot.domain.message import ChatMessage, Sender
+from bot.domain.session import Phase
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import IDLE_TIMEOUT, RELAY, RING_TIMEOUT
 from bot.services import lifecycle, privacy
@@ -68,16 +68,6 @@ async def agent_message(ctx: Ctx, session_id: str, agent_id: str, text: str) -> 
 
 async def transcript(ctx: Ctx, task_id: str, limit: int = 200) -> list[ChatMessage]:
     return await ctx.uow.messages.after(task_id, 0, limit)
-
-
-async def pending_relay(ctx: Ctx, session_id: str) -> tuple[Session, list[ChatMessage]] | None:
-    """Customer messages the chatroom has not seen yet, oldest first."""
-    session = await ctx.uow.sessions.get(session_id)
-    if session is None or session.phase is not Phase.CONNECTED or not session.chat_id:
-        return None
-    messages = await ctx.uow.messages.after(session.task_id, session.relayed_seq, 50)
-    return session, [m for m in messages if m.sender is Sender.CUSTOMER
-                     and m.kind is Kind.MESSAGE]
 
 
 async def header_posted(ctx: Ctx, session_id: str, seq: int) -> None:

@@ -17,11 +17,12 @@ from azure.core.exceptions import AzureError
 from azure.cosmos import exceptions as cosmos_errors
 
 from bot.domain.agent import Agent, Availability
+from bot.domain.customer import phone_key
 from bot.domain.events import Event
 from bot.domain.message import ChatMessage, Kind
-from bot.domain.routing import idle_key
+from bot.domain.routing import idle_key, queue_key
 from bot.domain.service import Modality
-from bot.domain.session import Phase, Session
+from bot.domain.session import Phase, Session, search_text
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
 from bot.services.ports import ConflictError, CustomerQuery, EventFilter, Scan, SessionFilter
@@ -178,13 +179,6 @@ class _Entities(_Repo, Generic[E]):
         return self.uow.overlay(self.container, found, keep)
 
 
-PHONE_SEPARATORS = " -()./"
-
-
-def phone_key(phone: str) -> str:
-    return "".join(c for c in phone if c not in PHONE_SEPARATORS)
-
-
 def customer_matches(who: CustomerQuery, customer: Any) -> bool:
     """`who` against an encoded customer ({"name", "email", "phone", ...}), as the ports say."""
     if not isinstance(customer, dict):
@@ -219,10 +213,12 @@ def _slot(service_id: str, modality: Modality | str) -> str:
 
 
 def _idle_order(agent: Agent) -> str:
-    """`bot.domain.routing.idle_key` as one string: never idle first, then oldest, then id."""
-    if agent.idle_since is None:
-        return f"0|{agent.id}"
-    return f"1|{max(0, us(agent.idle_since)):020d}|{agent.id}"
+    """`bot.domain.routing.idle_key` as one string that sorts as it does (a query orders by
+    one field): never idle first, then oldest, then id."""
+    rank, since, agent_id = idle_key(agent)
+    if not isinstance(since, datetime):
+        return f"{rank}|{agent_id}"
+    return f"{rank}|{max(0, us(since)):020d}|{agent_id}"
 
 
 class CosmosAgents(_Entities[Agent]):
@@ -303,10 +299,6 @@ def _waiting_in(doc: Doc | None, service_id: str | None = None) -> bool:
 
 
 Order = tuple[int, int, str]
-
-
-def _queue_order(priority: int, enqueued: int, task_id: str) -> Order:
-    return (-priority, enqueued, task_id)
 
 
 def _queued(doc: Doc | None) -> bool:
@@ -433,7 +425,7 @@ class CosmosTasks(_Entities[Task]):
                                   "SELECT * FROM c WHERE c.pk = @pk",
                                   params(pk=queue_pk(service_id)), pk=queue_pk(service_id))
         found: dict[str, tuple[Order, Doc | None, bool]] = {
-            str(e["task_id"]): (_queue_order(int(e["priority"]), int(e["enq"]),
+            str(e["task_id"]): (queue_key(int(e["priority"]), int(e["enq"]),
                                              str(e["task_id"])), e, bool(e.get("q", True)))
             for e in entries}
         for _, view in self.uow.pending_views(TASKS):
@@ -442,7 +434,7 @@ class CosmosTasks(_Entities[Task]):
             task_id = str(view["data"]["id"])
             if _waiting_in(view, service_id):
                 entry = found.get(task_id, (None, None, True))[1]
-                found[task_id] = (_queue_order(int(view["priority"]), int(view["enq"]),
+                found[task_id] = (queue_key(int(view["priority"]), int(view["enq"]),
                                                task_id), entry, _queued(view))
             else:
                 found.pop(task_id, None)
@@ -468,7 +460,7 @@ class CosmosTasks(_Entities[Task]):
                         await self._tidy(entry, doc)
             if len(chosen) >= limit:
                 break
-        chosen.sort(key=lambda d: _queue_order(int(d["priority"]), int(d["enq"]),
+        chosen.sort(key=lambda d: queue_key(int(d["priority"]), int(d["enq"]),
                                                str(d["data"]["id"])))
         return [self.load(d) for d in chosen[:limit]]
 
@@ -493,7 +485,7 @@ class CosmosTasks(_Entities[Task]):
 
     async def position(self, task: Task) -> int:
         waiting = await self._waiting(task.service_id)
-        mine = _queue_order(task.priority, us(task.enqueued_at), task.id)
+        mine = queue_key(task.priority, us(task.enqueued_at), task.id)
         return 1 + sum(1 for task_id, (order, _, _) in waiting.items()
                        if task_id != task.id and order < mine)
 
@@ -556,13 +548,12 @@ class CosmosSessions(_Entities[Session]):
     hooks: ClassVar[Hooks | None] = ChatIndex()
 
     def fields(self, entity: Session) -> Doc:
-        search = " ".join([entity.service_id, entity.service_name,
-                           entity.customer_label or "", *entity.tags]).lower()
         return {"task_id": entity.task_id, "agent_id": entity.agent_id,
                 "service_id": entity.service_id, "phase": entity.phase.value,
                 "offered": us(entity.offered_at),
                 "connected": us(entity.connected_at) if entity.connected_at else None,
-                "chat_id": entity.chat_id, "card_id": entity.card_id, "search": search,
+                "chat_id": entity.chat_id, "card_id": entity.card_id,
+                "search": search_text(entity),
                 "result": entity.result.value if entity.result else None,
                 "tags": [t.lower() for t in entity.tags]}
 

@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from bot.domain.agent import Agent, Availability
-from bot.domain.routing import idle_key
+from bot.domain.customer import PHONE_SEPARATORS, phone_key
+from bot.domain.routing import idle_key, queue_key
 from bot.domain.service import Modality
-from bot.domain.session import Phase, Session
+from bot.domain.session import Phase, Session, search_text
 from bot.domain.task import Task, TaskState
 from bot.services.ports import CustomerQuery, Scan, SessionFilter
 from bot.storage.codec import decode, encode, micros
@@ -187,11 +188,16 @@ class SqliteTasks(_Entities[Task]):
                 "priority": entity.priority, "enqueued_at": ts(entity.enqueued_at)}
 
     async def queued(self, service_id: str, limit: int) -> list[Task]:
-        return await self._select(
+        # The SQL reads the tasks_queue index in `queue_key` order (for its LIMIT); the
+        # domain's key says what that order is.
+        found = await self._select(
             "service_id = ? AND state = 'queued' ORDER BY priority DESC, enqueued_at, id LIMIT ?",
             (service_id, limit))
+        found.sort(key=lambda t: queue_key(t.priority, t.enqueued_at, t.id))
+        return found
 
     async def position(self, task: Task) -> int:
+        """1 + the waiting tasks before it in `queue_key` order (counted in SQL)."""
         rows = await self.uow.fetch(
             "SELECT COUNT(*) FROM tasks WHERE service_id = ? AND state IN ('queued', 'ringing')"
             " AND (priority > ? OR (priority = ? AND (enqueued_at < ? OR"
@@ -215,12 +221,11 @@ class SqliteSessions(_Entities[Session]):
     cls = Session
 
     def columns(self, entity: Session) -> dict[str, Any]:
-        search = " ".join([entity.service_id, entity.service_name,
-                           entity.customer_label or "", *entity.tags]).lower()
         return {"task_id": entity.task_id, "agent_id": entity.agent_id,
                 "service_id": entity.service_id, "phase": entity.phase.value,
                 "offered_at": ts(entity.offered_at), "connected_at": ts(entity.connected_at),
-                "chat_id": entity.chat_id, "card_id": entity.card_id, "search": search}
+                "chat_id": entity.chat_id, "card_id": entity.card_id,
+                "search": search_text(entity)}
 
     async def for_task(self, task_id: str) -> list[Session]:
         return await self._select("task_id = ? ORDER BY offered_at, id", (task_id,))
@@ -332,14 +337,6 @@ def match(clauses: list[str], values: list[Any], equal: Iterable[tuple[str, str 
         chosen = sorted(services)
         clauses.append(f"service_id IN ({', '.join('?' * len(chosen))})")
         values += chosen
-
-
-PHONE_SEPARATORS = " -()./"
-
-
-def phone_key(phone: str) -> str:
-    """A phone number as privacy requests compare it: without spaces and separators."""
-    return "".join(c for c in phone if c not in PHONE_SEPARATORS)
 
 
 def _phone_sql(expr: str) -> str:

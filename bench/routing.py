@@ -84,7 +84,7 @@ async def populate(store: SqliteStore, agents: list[Agent], tasks: list[Task],
                    catalog: Catalog) -> None:
     """Agents through the repository (their rows and index entries as the app writes them),
     tasks in bulk: multi-row inserts of the rows the repository would write."""
-    from bot.storage.sqlite import _dump
+    from bot.storage.sqlite_repos import dump
 
     async with store.unit_of_work() as uow:
         for agent in agents:
@@ -95,7 +95,7 @@ async def populate(store: SqliteStore, agents: list[Agent], tasks: list[Task],
         for first in range(0, len(tasks), TASKS_PER_INSERT):
             chunk = tasks[first:first + TASKS_PER_INSERT]
             values = [v for task in chunk
-                      for v in (task.id, 1, _dump(task), *uow.tasks.columns(task).values())]
+                      for v in (task.id, 1, dump(task), *uow.tasks.columns(task).values())]
             await uow.execute(f"INSERT INTO tasks ({', '.join(names)}) VALUES "
                               + ", ".join([row] * len(chunk)), values)
         await uow.commit()

@@ -16,3 +16,11 @@ class Customer:
 
     def is_empty(self) -> bool:
         return not (self.name or self.email or self.phone or self.params)
+
+
+PHONE_SEPARATORS = " -()./"
+
+
+def phone_key(phone: str) -> str:
+    """A phone number as privacy requests compare it: without spaces and separators."""
+    return "".join(c for c in phone if c not in PHONE_SEPARATORS)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
+from typing import TypeVar
 
 from bot.domain.agent import Agent, can_take
 from bot.domain.service import Catalog, DistributionMode
 from bot.domain.task import Task
 
+Stamp = TypeVar("Stamp", datetime, int)
 
-def task_order_key(task: Task) -> tuple[int, datetime, str]:
-    """Higher priority first, then the oldest in the queue."""
-    return (-task.priority, task.enqueued_at, task.id)
+
+def queue_key(priority: int, enqueued: Stamp, task_id: str) -> tuple[int, Stamp, str]:
+    """The queue's order: higher priority first, then the longest waiting, then by id.
+    `enqueued` is the task's enqueue time, or any stamp that sorts as it does (a store's
+    microseconds), so stores can order rows and index entries that hold no `Task`."""
+    return (-priority, enqueued, task_id)
 
 
 def idle_key(agent: Agent) -> tuple[int, datetime | str, str]:
-    # Agents with no idle timestamp have been idle "forever": they sort first.
+    """The order agents are offered in: longest idle first, then by id. Agents with no idle
+    timestamp have been idle "forever": they sort first."""
     if agent.idle_since is None:
         return (0, "", agent.id)
     return (1, agent.idle_since, agent.id)
@@ -55,7 +61,3 @@ def candidates_needed(task: Task, catalog: Catalog) -> int:
     if distribution.mode is DistributionMode.BROADCAST:
         ring = max(1, distribution.broadcast_size)
     return ring + len(set(task.tried))
-
-
-def next_tasks(queued: Sequence[Task]) -> list[Task]:
-    return sorted(queued, key=task_order_key)

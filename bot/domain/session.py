@@ -84,10 +84,6 @@ class Session:
     version: int = 0
 
     @property
-    def context_removed(self) -> bool:
-        return self.customer is None
-
-    @property
     def is_open(self) -> bool:
         return self.saved_at is None
 
@@ -110,3 +106,10 @@ class Session:
         if self.terminated_at and self.acw_ended_at:
             return self.acw_ended_at - self.terminated_at
         return None
+
+
+def search_text(session: Session) -> str:
+    """What My Sessions search looks in, lower case (a query matches any part of it): both
+    stores keep it in the session's `search` column or field."""
+    return " ".join([session.service_id, session.service_name, session.customer_label or "",
+                     *session.tags]).lower()

@@ -227,16 +227,18 @@ from bot.storage.cosmos_core import (
     UnitOfWorkCore,
     unavailable,
 )
-from bot.storage.cosmos_repos import (
-    CosmosAgents,
+from bot.storage.cosmos_records import (
     CosmosCounters,
     CosmosEvents,
     CosmosMessages,
     CosmosOutbox,
-    CosmosSessions,
     CosmosTags,
-    CosmosTasks,
     CosmosTimers,
+)
+from bot.storage.cosmos_repos import (
+    CosmosAgents,
+    CosmosSessions,
+    CosmosTasks,
     TtlPolicy,
     customer_data_ttl,
 )

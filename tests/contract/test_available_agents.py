@@ -214,7 +214,8 @@ async def test_sqlite_reads_a_range_of_the_covering_index(backend: Backend,
                                                          store: Store) -> None:
     if backend.name != "sqlite":
         pytest.skip("SQLite's query plan")
-    from bot.storage.sqlite import _AVAILABLE, SqliteStore
+    from bot.storage.sqlite import SqliteStore
+    from bot.storage.sqlite_repos import _AVAILABLE
 
     assert isinstance(store, SqliteStore)
     plan = " | ".join(str(r[3]) for r in await store.conn.execute_fetchall(

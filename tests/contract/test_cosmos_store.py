@@ -31,7 +31,9 @@ from bot.storage.cosmos import (
     CosmosStore,
     open_cosmos,
 )
-from bot.storage.cosmos_repos import CUSTOMER_DATA_TTL, EVENT_SEQ, bump, queue_pk
+from bot.storage.cosmos_indexes import queue_pk
+from bot.storage.cosmos_records import bump
+from bot.storage.cosmos_repos import CUSTOMER_DATA_TTL, EVENT_SEQ
 from tests.builders import catalog
 from tests.contract.conftest import CosmosBackend
 from tests.contract.test_storage_contract import (

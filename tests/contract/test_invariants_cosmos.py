@@ -63,7 +63,8 @@ from bot.storage.cosmos_core import (
     TIMERS,
     query_all,
 )
-from bot.storage.cosmos_repos import CosmosAgents, timer_from
+from bot.storage.cosmos_records import timer_from
+from bot.storage.cosmos_repos import CosmosAgents
 from tests.builders import catalog
 from tests.contract.conftest import Backend, CosmosBackend
 from tests.contract.test_storage_contract import add_all, at, make_agent, make_task

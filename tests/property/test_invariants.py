@@ -68,7 +68,8 @@ from bot.services.lifecycle import (
 from bot.services.offers import accept, decline
 from bot.services.wrapup import save_wrapup
 from bot.storage.codec import decode
-from bot.storage.sqlite import SqliteAgents, SqliteStore, SqliteUnitOfWork
+from bot.storage.sqlite import SqliteStore, SqliteUnitOfWork
+from bot.storage.sqlite_repos import SqliteAgents
 from tests.builders import catalog
 from tests.fakes import FakeClock
 from tests.scenario import add_agent, advance, agent_state, load_task, ringing

@@ -1,4 +1,5 @@
-"""How the SQLite store gets statements to the database (bot/storage/sqlite.py).
+"""How the SQLite store gets statements to the database (bot/storage/sqlite.py and
+sqlite_driver.py).
 
 Writes are held back and travel with the next read or the COMMIT (one trip, "hop", for many
 statements); read-only units of work run on a second, query-only connection without the write

@@ -26,9 +26,9 @@ import aiohttp
 from yarl import URL
 
 from bot.domain.timers import Timer
-from bot.services.engine import Effect, Engine
+from bot.services.engine import Engine
 from bot.webhooks import outbox
-from bot.webhooks.model import WEBHOOK, Delivery, WebRequest
+from bot.webhooks.model import Delivery, WebRequest
 from bot.webhooks.outbox import Outcome
 from bot.webhooks.signing import sign
 
@@ -69,9 +69,6 @@ class WebhookSender:
     def __init__(self, engine: Engine, http: aiohttp.ClientSession) -> None:
         self.engine = engine
         self.http = http
-
-    def table(self) -> dict[str, Effect]:
-        return {WEBHOOK: self.deliver}
 
     def template(self, delivery: Delivery) -> WebRequest | None:
         service = self.engine.catalog.services.get(delivery.service_id)
@@ -179,12 +176,3 @@ def mapped(template: WebRequest, answer: Any) -> dict[str, str]:
         elif isinstance(value, str | int | float):
             found[name] = str(value)[:MAX_PARAM_VALUE]
     return found
-
-
-def install(engine: Engine, http: aiohttp.ClientSession) -> WebhookSender:
-    """Wire web requests into an engine: queue them with events, deliver them as jobs."""
-    sender = WebhookSender(engine, http)
-    if outbox.on_event not in engine.event_hooks:
-        engine.event_hooks.append(outbox.on_event)
-    engine.add_effects(sender.table())
-    return sender

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from bot.config import Settings
+from bot.bootstrap import Outside, build_engine
+from bot.config import Settings, parse_relay
 from bot.domain.timers import STALE_SWEEP
 from bot.email.channel import email_channel
 from bot.interact.api import InteractApi
@@ -29,7 +30,6 @@ from bot.storage.fleet import fleet_store
 from bot.storage.sqlite import SqliteStore
 from bot.tasks_api.api import TasksApi
 from bot.teams.gateway import TeamsGateway
-from bot.webhooks.sender import install as install_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -80,34 +80,42 @@ def create_app(settings: Settings, *, storage: Store | None = None,
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = storage or await open_store(settings)
         app[STORE] = store
-        app[ENGINE] = Engine(store, clock or SystemClock(), settings.catalog)
-        await app[ENGINE].run(_startup)
-        interact.attach(app[ENGINE])
         yield
         if storage is None:
             await store.close()
 
-    async def teams_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with aiohttp.ClientSession() as session:
-            gateway = TeamsGateway(settings, app[ENGINE], session,
+    async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+        """The engine with every job (bot/bootstrap.py) and the Teams side its jobs talk to.
+        Web requests are wired before any channel can take a task, and outlive the scheduler."""
+        async with aiohttp.ClientSession() as teams_http, \
+                aiohttp.ClientSession() as webhooks_http:
+            gateway = TeamsGateway(settings, teams_http,
                                    time_scale=connector_time_scale,
                                    authenticate_inbound=authenticate_inbound,
                                    msal_http_client=msal_http_client,
                                    openid_metadata=bot_openid_metadata,
                                    fleet=fleet_store(app[STORE]))
-            app[GATEWAY] = gateway
+            relay = parse_relay(settings.smtp_relay) if settings.smtp_relay else None
+            engine = build_engine(app[STORE], clock or SystemClock(), settings.catalog,
+                                  Outside(teams=gateway, smtp_relay=relay,
+                                          webhooks=webhooks_http, chats=interact.hub.notify))
+            app[ENGINE], app[GATEWAY] = engine, gateway
+            await engine.run(_startup)
+            interact.attach(engine)
+            gateway.attach(engine)
             await gateway.start()
             yield
             await gateway.sender.close(grace=SHUTDOWN_GRACE)
             await gateway.stop()
 
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(app[ENGINE].run_scheduler())
+        jobs = app[ENGINE].jobs
+        task = asyncio.create_task(jobs.run_scheduler())
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await app[ENGINE].stop_jobs()
+        await jobs.stop_jobs()
 
     async def chats_ctx(app: web.Application) -> AsyncIterator[None]:
         """Chats wake on rows committed by any instance: the store's change feed."""
@@ -120,20 +128,12 @@ def create_app(settings: Settings, *, storage: Store | None = None,
         await interact.close_streams()  # the widget reconnects to whichever instance is up
 
     async def channels_ctx(app: web.Application) -> AsyncIterator[None]:
-        """The email channel (SMTP listener, reply job) and the external task API."""
+        """The SMTP listener and the external task API."""
         tasks_api.attach(app[ENGINE])
         async with email_channel(settings, app[ENGINE]):
             yield
 
-    async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
-        """Web-request templates: queued with their events, delivered by a job per task."""
-        async with aiohttp.ClientSession() as session:
-            install_webhooks(app[ENGINE], session)
-            yield
-
-    # Web requests are wired before any channel can take a task, and outlive the scheduler.
-    app.cleanup_ctx.extend([store_ctx, webhooks_ctx, teams_ctx, channels_ctx, scheduler_ctx,
-                            chats_ctx])
+    app.cleanup_ctx.extend([store_ctx, engine_ctx, channels_ctx, scheduler_ctx, chats_ctx])
     app.router.add_post("/api/messages", messages)
     app.router.add_routes(interact.routes())
     app.router.add_routes(tasks_api.routes())

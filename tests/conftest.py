@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.bootstrap import build_engine
 from bot.domain.service import Catalog
 from bot.services.engine import Engine
 from bot.storage.sqlite import SqliteStore
@@ -40,4 +41,4 @@ def services() -> Catalog:
 
 @pytest.fixture
 def engine(store: SqliteStore, clock: FakeClock, services: Catalog) -> Engine:
-    return Engine(store, clock, services)
+    return build_engine(store, clock, services)

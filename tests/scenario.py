@@ -65,7 +65,7 @@ async def advance(engine: Engine, clock: FakeClock, seconds: float) -> int:
     clock.advance(seconds)
     fired = 0
     while True:
-        batch = await engine.fire_due()
+        batch = await engine.jobs.fire_due()
         if not batch:
             return fired
         fired += batch

@@ -159,7 +159,7 @@ class World:
     async def advance(self, seconds: float) -> None:
         """Move the fake clock and fire what became due, as the scheduler would."""
         self.clock.advance(seconds)
-        while await self.engine.fire_due():
+        while await self.engine.jobs.fire_due():
             pass
 
 

@@ -431,7 +431,7 @@ async def act_duty(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
 
 async def _reply(desk: Desk, caller: Caller, data: dict[str, Any], *, reply_all: bool) -> Card:
     session_id = _session_id(data)
-    if mail.SEND_REPLY not in desk.engine.effects:
+    if not desk.engine.replies_enabled:
         raise Refused("Replies are off here: no SMTP relay is configured "
                       "(SWITCHBOARD_SMTP_RELAY). Answer from a mailbox, then Mark handled.")
     text = data.get(InputId.REPLY_TEXT.value)

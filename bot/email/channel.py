@@ -1,4 +1,4 @@
-"""The email channel for the app's lifetime: the reply job when a relay is set, the listener."""
+"""The email channel for the app's lifetime: the SMTP listener (replies: bot/bootstrap.py)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from bot.config import Settings, parse_relay
+from bot.config import Settings
 from bot.email.listener import SmtpListener
-from bot.email.relay import ReplySender
 from bot.services.engine import Engine
-from bot.services.mail import SEND_REPLY
 
 log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
 async def email_channel(settings: Settings, engine: Engine) -> AsyncIterator[SmtpListener | None]:
-    """Register the `send_reply` job (with SWITCHBOARD_SMTP_RELAY) and listen for mail on
-    SWITCHBOARD_SMTP_PORT (when not 0); yields the listener, None when it is off."""
-    if settings.smtp_relay:
-        engine.add_effects({SEND_REPLY: ReplySender(engine,
-                                                    parse_relay(settings.smtp_relay)).send})
+    """Listen for mail on SWITCHBOARD_SMTP_PORT (when not 0); yields the listener, None when
+    it is off."""
     listener = None
     if settings.smtp_port:
         listener = SmtpListener(engine, settings.smtp_port,

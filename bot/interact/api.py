@@ -147,8 +147,7 @@ class InteractApi:
             await ws.close(code=1001, message=b"server shutting down")
 
     def attach(self, engine: Engine) -> None:
-        self._engine = engine
-        engine.listeners.append(self.hub.notify)
+        self._engine = engine  # its commits wake the chats through self.hub (bot/bootstrap.py)
 
     @property
     def engine(self) -> Engine:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot.domain import events as ev
 from bot.domain.agent import Agent, AgentState, availability, derive_state
@@ -15,11 +15,19 @@ from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.service import Catalog, Modality, Service
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task
-from bot.domain.timers import JOB_LEASE, RONA_RESET, SYNC_CARD, Timer, timer_id
+from bot.domain.timers import RONA_RESET, SYNC_CARD, Timer, timer_id
 from bot.services.ports import Clock, UnitOfWork
 
 EventHook = Callable[["Ctx", Event, Task | None, Session | None], Awaitable[None]]
 """Runs in the unit of work of every emitted event (e.g. queue its web requests)."""
+
+
+class Arming(Protocol):
+    """Where the timers a use case arms and cancels go: the engine's job runner keeps its
+    books on them (bot.services.jobs.Bookings); without one, straight to the store."""
+
+    async def arm(self, timer: Timer) -> None: ...
+    async def cancel(self, timer_id: str) -> None: ...
 
 
 @dataclass
@@ -33,19 +41,9 @@ class Ctx:
     _agents: dict[str, Agent] = field(default_factory=dict, init=False)
     # Conversations that got new rows: live customer connections are told after commit.
     touched: set[str] = field(default_factory=set, init=False)
-    # The earliest due time armed for the scheduler: it is woken only when that comes before
-    # the time it sleeps until (a cancelled timer needs no wake: it is simply not found).
-    earliest_due: datetime | None = field(default=None, init=False)
-    # Job kinds this instance runs as soon as the unit of work commits: armed due now, such a
-    # job is written leased to this instance (when no one else holds it), so no scheduler
-    # pass has to find and claim it. Empty: every job waits for the scheduler.
-    run_at_once: frozenset[str] = frozenset()
-    # Jobs to arm leased, by timer id, written once each by `arm_leased` (an id armed twice
-    # in one unit of work must not find its own lease taken); by the commit each says if it
-    # got its lease.
-    leased: dict[str, Timer] = field(default_factory=dict, init=False)
     # Offers ring from the delivery of their card (a Teams side sends cards), else at once.
     cards_delivered: bool = False
+    arming: Arming | None = None  # None: timers go straight to the unit of work
 
     def __post_init__(self) -> None:
         self.now = self.clock.now()
@@ -126,26 +124,19 @@ class Ctx:
 
     async def arm(self, kind: str, ref: str, due: datetime, **data: Any) -> None:
         timer = Timer(kind=kind, ref=ref, due_at=due, data=dict(data))
-        if kind in self.run_at_once and due <= self.now:
-            timer.lease_until = self.now + JOB_LEASE
-            self.leased[timer.id] = timer
-            return
-        if self.earliest_due is None or due < self.earliest_due:
-            self.earliest_due = due
-        self.leased.pop(timer.id, None)
-        await self.uow.timers.arm(timer)
-
-    async def arm_leased(self) -> None:
-        """Write the jobs armed to run at once (the engine calls this before the commit)."""
-        for timer in self.leased.values():
-            await self.uow.timers.arm(timer, now=self.now)
+        if self.arming is None:
+            await self.uow.timers.arm(timer)
+        else:
+            await self.arming.arm(timer)
 
     async def arm_in(self, kind: str, ref: str, delay: timedelta) -> None:
         await self.arm(kind, ref, self.now + delay)
 
     async def cancel(self, kind: str, ref: str) -> None:
-        self.leased.pop(timer_id(kind, ref), None)
-        await self.uow.timers.cancel(timer_id(kind, ref))
+        if self.arming is None:
+            await self.uow.timers.cancel(timer_id(kind, ref))
+        else:
+            await self.arming.cancel(timer_id(kind, ref))
 
     async def tell_customer(self, task: Task, kind: Kind, text: str = "",
                             **data: Any) -> None:

@@ -13,10 +13,10 @@ from bot.dialogs.desk import SessionBundle, load_bundle
 from bot.dialogs.session_cards import session_card
 from bot.domain.message import ChatMessage
 from bot.domain.session import Phase, Session
-from bot.domain.timers import OPEN_CHAT, RELAY, SYNC_CARD, Timer
+from bot.domain.timers import Timer
 from bot.services import conversation, lifecycle, offers
 from bot.services.context import Ctx
-from bot.services.engine import Effect, Engine
+from bot.services.engine import Engine
 from bot.teams.connector import ConnectorClient
 from bot.teams.graph import GraphClient, GraphProtocolError, chat_topic
 from bot.teams.outbound import OutboundError, OutboundHTTPError
@@ -62,9 +62,6 @@ class TeamsEffects:
         self.graph = graph
         self.bot_app_id = bot_app_id
         self._catalog_app_id = catalog_app_id
-
-    def table(self) -> dict[str, Effect]:
-        return {SYNC_CARD: self.sync_card, OPEN_CHAT: self.open_chat, RELAY: self.relay}
 
     async def _bundle(self, session_id: str, *, for_card: bool = False) -> SessionBundle:
         return await self.engine.read(load_bundle, session_id, for_card=for_card)

@@ -21,7 +21,6 @@ from bot.teams.bf_auth import CHANNEL_METADATA_URL, ChannelTokenValidator, KeySe
 from bot.teams.clock import MonotonicClock
 from bot.teams.connector import ConnectorClient
 from bot.teams.directory import TeamsMemberDirectory
-from bot.teams.effects import TeamsEffects
 from bot.teams.fleet_pacing import FleetMembership, SharedWindows
 from bot.teams.graph import GraphClient
 from bot.teams.handler import SwitchboardBot
@@ -41,7 +40,7 @@ LIMIT_HEADROOM = 0.05
 class TeamsGateway:
     """Everything that talks Bot Framework: one pooled session, one sender, one adapter."""
 
-    def __init__(self, settings: Settings, engine: Engine, session: aiohttp.ClientSession,
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession,
                  *, time_scale: float = 1.0, authenticate_inbound: bool = True,
                  msal_http_client: object | None = None,
                  fleet: FleetStore | None = None, openid_metadata: str | None = None) -> None:
@@ -76,16 +75,18 @@ class TeamsGateway:
         policy = ServiceUrlPolicy(TEAMS_HOSTS + settings.service_url_hosts,
                                   loopback=settings.local_mode)
         self.connector = ConnectorClient(session, self.sender, tokens=bot_tokens, policy=policy)
+        self.graph = graph
+        self.bot_app_id, self.catalog_app_id = settings.app_id, settings.teams_app_id
         auth = None
         if settings.app_id and authenticate_inbound:
             keys = KeySet(session, openid_metadata or CHANNEL_METADATA_URL)
             auth = InboundAuth(ChannelTokenValidator(settings.app_id, keys))
         self.adapter = SwitchboardAdapter(self.connector, auth)
-        self.desk = Desk(engine, TeamsMemberDirectory(self.connector))
-        self.bot = SwitchboardBot(self.desk)
-        self.effects = TeamsEffects(engine, self.connector, graph, bot_app_id=settings.app_id,
-                                    catalog_app_id=settings.teams_app_id)
-        engine.add_effects(self.effects.table())
+        self.bot: SwitchboardBot | None = None
+
+    def attach(self, engine: Engine) -> None:
+        """Serve the agents' activities with the desk over the engine's use cases."""
+        self.bot = SwitchboardBot(Desk(engine, TeamsMemberDirectory(self.connector)))
 
     async def start(self) -> None:
         """Join the fleet: the first heartbeat sets this instance's share before any send."""
@@ -109,6 +110,8 @@ class TeamsGateway:
 
     async def messages(self, request: web.Request) -> web.Response:
         """POST /api/messages: one activity in, 200/201 or an invoke response out."""
+        if self.bot is None:
+            return problem(503, "Switchboard is starting; please retry.")
         if request.content_type != "application/json":
             return problem(415, "Send the activity as JSON with Content-Type: application/json.")
         try:

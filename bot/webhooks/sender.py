@@ -26,10 +26,10 @@ from yarl import URL
 
 from bot.domain.retry import parse_retry_after
 from bot.domain.timers import Timer
-from bot.domain.webhooks.model import WEBHOOK, Delivery, WebRequest
+from bot.domain.webhooks.model import Delivery, WebRequest
 from bot.domain.webhooks.signing import sign
 from bot.services import outbox
-from bot.services.engine import Effect, Engine
+from bot.services.engine import Engine
 from bot.services.outbox import Outcome
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,6 @@ class WebhookSender:
     def __init__(self, engine: Engine, http: aiohttp.ClientSession) -> None:
         self.engine = engine
         self.http = http
-
-    def table(self) -> dict[str, Effect]:
-        return {WEBHOOK: self.deliver}
 
     def template(self, delivery: Delivery) -> WebRequest | None:
         service = self.engine.catalog.services.get(delivery.service_id)
@@ -165,12 +162,3 @@ def mapped(template: WebRequest, answer: Any) -> dict[str, str]:
         elif isinstance(value, str | int | float):
             found[name] = str(value)[:MAX_PARAM_VALUE]
     return found
-
-
-def install(engine: Engine, http: aiohttp.ClientSession) -> WebhookSender:
-    """Wire web requests into an engine: queue them with events, deliver them as jobs."""
-    sender = WebhookSender(engine, http)
-    if outbox.on_event not in engine.event_hooks:
-        engine.event_hooks.append(outbox.on_event)
-    engine.add_effects(sender.table())
-    return sender

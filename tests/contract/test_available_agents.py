@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.app import _startup
+from bot.bootstrap import build_engine
 from bot.domain.agent import Agent, Engagement, availability, can_take
 from bot.domain.routing import idle_key
 from bot.domain.service import Catalog, Modality
 from bot.domain.task import TaskState
 from bot.services.context import Ctx
-from bot.services.engine import Engine
 from bot.services.offers import accept
 from bot.services.ports import Store, UnitOfWork
 from tests.builders import catalog
@@ -243,7 +243,7 @@ async def test_the_index_follows_a_changed_services_file_after_a_restart(
         backend: Backend, store: Store) -> None:
     """Capacity raised, a profile now on duty, a member removed: all true at the first offer."""
     clock = FakeClock(T0)
-    first = Engine(store, clock, BEFORE)
+    first = build_engine(store, clock, BEFORE)
     await first.run(_startup)
     a1 = await add_agent(first, 1)
     clock.advance(1)
@@ -255,7 +255,7 @@ async def test_the_index_follows_a_changed_services_file_after_a_restart(
     assert await available(store, now=clock.now()) == [a3]
 
     again = await backend.open()  # the next start: its own connection or client
-    second = Engine(again, clock, AFTER)
+    second = build_engine(again, clock, AFTER)
     await second.run(_startup)
     await every_check(again, AFTER, clock.now())
     assert await available(again, now=clock.now()) == [a1, a2]  # a3 left sales
@@ -283,13 +283,13 @@ async def test_a_database_from_before_the_index_gets_it_at_the_first_start(
 
     assert isinstance(store, SqliteStore)
     clock = FakeClock(T0)
-    engine = Engine(store, clock, BEFORE)
+    engine = build_engine(store, clock, BEFORE)
     ids = [await add_agent(engine, n) for n in (1, 2, 3)]
     assert await available(store) == ids
     async with store.unit_of_work() as uow:
         await uow.execute("DELETE FROM agent_slots")
         await uow.commit()
     assert await available(store) == []
-    await Engine(await backend.open(), clock, BEFORE).run(_startup)
+    await build_engine(await backend.open(), clock, BEFORE).run(_startup)
     assert await available(store) == ids
     await every_check(store, BEFORE, T0)

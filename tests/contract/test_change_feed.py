@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.bootstrap import build_engine
 from bot.domain.message import ChatMessage, Sender
 from bot.services.context import Ctx
 from bot.services.engine import Engine
@@ -25,7 +26,7 @@ async def new_chat_rows(ctx: Ctx, *chat_ids: str) -> None:
 
 
 def engine_on(store: Store) -> Engine:
-    return Engine(store, FakeClock(), catalog())
+    return build_engine(store, FakeClock(), catalog())
 
 
 async def poll_until(feed: ChangeFeed, wanted: set[str], polls: int = 20) -> set[str]:

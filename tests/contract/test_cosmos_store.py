@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from azure.cosmos.aio import ContainerProxy, CosmosClient
 
+from bot.bootstrap import build_engine
 from bot.config import Settings
 from bot.domain.customer import Customer
 from bot.domain.errors import Stale
@@ -20,7 +21,6 @@ from bot.domain.task import TaskResult, TaskState
 from bot.domain.timers import Timer
 from bot.services.context import Ctx
 from bot.services.dispatch import create_task
-from bot.services.engine import Engine
 from bot.services.lifecycle import terminate
 from bot.services.offers import accept
 from bot.services.ports import ConflictError, StoreUnavailable
@@ -156,7 +156,7 @@ async def test_customer_data_carries_a_ttl_until_its_context_is_gone(
     name = f"ttl-{uuid.uuid4().hex[:8]}"
     store = await open_cosmos(settings(cosmos_server, name))
     try:
-        engine = Engine(store, clock, catalog(
+        engine = build_engine(store, clock, catalog(
             {"id": "keep", "context": {"store_data": True}, "acw": {"duration": "0s"}},
             {"id": "drop", "acw": {"duration": "0s"}}))
         await add_agent(engine, 1)

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.bootstrap import build_engine
 from bot.domain import events as ev
 from bot.domain.agent import AgentState
 from bot.domain.customer import Customer
@@ -46,7 +47,7 @@ async def all_sessions(engine: Engine, task_id: str) -> list[Session]:
 
 async def two_engines(backend: Backend, store: Store, clock: FakeClock,
                       services: Catalog) -> tuple[Engine, Engine]:
-    return Engine(store, clock, services), Engine(await backend.open(), clock, services)
+    return build_engine(store, clock, services), build_engine(await backend.open(), clock, services)
 
 
 async def test_two_instances_creating_with_one_idempotency_key_queue_one_task(
@@ -189,14 +190,14 @@ async def test_a_ring_timeout_fired_by_two_instances_fires_once(
     [offer] = await ringing(first, task.id)
     assert offer.agent_id == one
     clock.advance(30)
-    fired = await asyncio.gather(first.fire_due(), second.fire_due())
+    fired = await asyncio.gather(first.jobs.fire_due(), second.jobs.fire_due())
     assert sum(fired) == 1
     results = [s.result for s in await all_sessions(second, task.id)]
     assert results.count(SessionResult.RONA) == 1
     assert [s.agent_id for s in await ringing(second, task.id)] == [two]
     assert Counter(await event_names(first, task.id))[ev.OFFER_TIMED_OUT] == 1
     assert await agent_state(second, one) is AgentState.RONA
-    assert await first.fire_due() + await second.fire_due() == 0
+    assert await first.jobs.fire_due() + await second.jobs.fire_due() == 0
 
 
 @pytest.mark.parametrize("instances", [2, 3])
@@ -204,8 +205,8 @@ async def test_many_accepts_and_declines_keep_every_invariant(
         backend: Backend, store: Store, clock: FakeClock, instances: int) -> None:
     """Several instances accept at once what rings; no task or agent is ever doubly engaged."""
     services = catalog({"id": "sales", "distribution": {"mode": "broadcast"}})
-    engines = [Engine(store, clock, services)]
-    engines += [Engine(await backend.open(), clock, services) for _ in range(instances - 1)]
+    engines = [build_engine(store, clock, services)]
+    engines += [build_engine(await backend.open(), clock, services) for _ in range(instances - 1)]
     agents = [await add_agent(engines[0], n) for n in range(1, 4)]
     tasks = [await new_task(engines[n % instances], name=f"Customer {n}") for n in range(3)]
 

@@ -41,6 +41,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from bot.bootstrap import TIMER_HANDLERS, build_engine
 from bot.domain import events as ev
 from bot.domain.agent import Agent, AgentState
 from bot.domain.message import ChatMessage
@@ -49,7 +50,7 @@ from bot.domain.session import Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import IDLE_TIMEOUT
 from bot.services.context import Ctx
-from bot.services.engine import TIMER_HANDLERS, Engine
+from bot.services.engine import Engine
 from bot.services.lifecycle import acw_timeout, stale_sweep, terminate
 from bot.services.offers import accept, ring_timeout
 from bot.services.ports import ConflictError
@@ -215,7 +216,7 @@ class TwoInstancesMachine(SwitchboardMachine):
                                             **CosmosOptions().client_kwargs()),
                                self.database, self.watch)
             for _ in range(INSTANCES)]
-        self.engines = [Engine(store, self.clock, self.catalog) for store in self.stores]
+        self.engines = [build_engine(store, self.clock, self.catalog) for store in self.stores]
         self.engine = self.engines[0]
         self.rng: random.Random | None = None
         self.counter = 0
@@ -279,7 +280,7 @@ class TwoInstancesMachine(SwitchboardMachine):
         async def fire_on_both_until_quiet() -> list[int]:
             fired = [0] * INSTANCES
             for _ in range(500):
-                counts = await asyncio.gather(*(e.fire_due() for e in self.engines))
+                counts = await asyncio.gather(*(e.jobs.fire_due() for e in self.engines))
                 fired = [a + b for a, b in zip(fired, counts, strict=True)]
                 # A timer whose firing lost every retry on both instances is still due: go on.
                 if not any(counts) and not await due_handler_timers(self.engines[0]):
@@ -410,8 +411,8 @@ async def test_a_task_requeued_while_an_agent_frees_up_on_another_instance_is_of
     clock = FakeClock()
     backend = CosmosBackend(cosmos_server)
     try:
-        one = Engine(await backend.open(), clock, services)
-        two = Engine(await backend.open(), clock, services)
+        one = build_engine(await backend.open(), clock, services)
+        two = build_engine(await backend.open(), clock, services)
         first = await add_agent(one, 1)
         clock.advance(1)
         second = await add_agent(one, 2)
@@ -455,7 +456,7 @@ async def test_a_task_requeued_while_an_agent_frees_up_on_another_instance_is_of
 # instead of a conflict. conversation.idle_timeout -> lifecycle.cancel_task reads the task
 # (connected), another instance terminates the session and commits, then terminate() reads the
 # session (after-call work) and raises Stale('This session has already ended.').
-# Engine._fire_timer absorbs only ConflictError, so the Stale aborts the whole fire_due pass (the
+# Jobs._fire_timer absorbs only ConflictError, so the Stale aborts the whole fire_due pass (the
 # scheduler logs 'scheduler pass failed'; the other due timers wait for the next pass). On SQLite
 # the reads are one snapshot, the write conflicts, and the retry finds nothing to do
 
@@ -466,8 +467,8 @@ async def test_a_timer_that_reads_a_session_ended_meanwhile_does_not_fail(
     """Found by the machine (Stale out of fire_due); the other instance's terminate is committed
     between the handler's read of the task and its read of the session."""
     try:
-        one = Engine(await backend.open(), clock, services)
-        two = Engine(await backend.open(), clock, services)
+        one = build_engine(await backend.open(), clock, services)
+        two = build_engine(await backend.open(), clock, services)
         agent = await add_agent(one, 1)
         task = await new_task(one)
         [offer] = await ringing(one, task.id)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
+from bot.bootstrap import Outside, wiring
 from bot.domain.service import Catalog
 from bot.domain.timers import JOB_LEASE, Timer
 from bot.services.context import Ctx
 from bot.services.engine import Engine
+from bot.services.jobs import Effect, Wiring
 from bot.services.ports import Store
 from tests.contract.conftest import Backend
 from tests.fakes import FakeClock
@@ -34,21 +37,38 @@ class Job:
         await self.finish.wait()
 
 
-def jobs_on(engines: tuple[Engine, Engine]) -> tuple[Job, Job]:
-    """The job as each instance runs it (instance one's, instance two's)."""
-    jobs = Job(), Job()
-    for engine, job in zip(engines, jobs, strict=True):
-        engine.add_effects({JOB: job})
-    return jobs
+Pair = Callable[..., Awaitable[tuple[Engine, Engine]]]
+"""Two instances on one store: `await pair(one_effect, two_effect)`, the job's effect on
+instance one and on instance two (None: that instance does not run the job)."""
 
 
 @pytest.fixture
-async def engines(backend: Backend, store: Store, clock: FakeClock,
-                  services: Catalog) -> AsyncIterator[tuple[Engine, Engine]]:
-    one, two = Engine(store, clock, services), Engine(await backend.open(), clock, services)
-    yield one, two
-    await one.stop_jobs()
-    await two.stop_jobs()
+async def pair(backend: Backend, store: Store, clock: FakeClock,
+               services: Catalog) -> AsyncIterator[Pair]:
+    made: list[Engine] = []
+
+    def instance(on: Store, effect: Effect | None) -> Engine:
+        def wired(engine: Engine) -> Wiring:
+            return replace(wiring(engine, Outside()),
+                           effects={JOB: effect} if effect is not None else {})
+        return Engine(on, clock, services, wired)
+
+    async def make(one: Effect | None = None,
+                   two: Effect | None = None) -> tuple[Engine, Engine]:
+        engines = instance(store, one), instance(await backend.open(), two)
+        made.extend(engines)
+        return engines
+
+    yield make
+    for engine in made:
+        await engine.jobs.stop_jobs()
+
+
+async def jobs_on(pair: Pair) -> tuple[Engine, Engine, Job, Job]:
+    """Two instances, each running the job as its own (instance one's, instance two's)."""
+    jobs = Job(), Job()
+    one, two = await pair(*jobs)
+    return one, two, *jobs
 
 
 async def arm(engine: Engine, ref: str = "s1") -> None:
@@ -86,48 +106,44 @@ async def gone(engine: Engine, ref: str = "s1") -> bool:
 async def start(engine: Engine, job: Job) -> None:
     """Arm the job and let a scheduler pass of `engine` claim and start it."""
     await arm(engine)
-    assert await engine.fire_due(background=True) == 1
+    assert await engine.jobs.fire_due(background=True) == 1
     await job.started.wait()
 
 
 async def test_a_running_job_keeps_its_lease_and_runs_once(
-        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
-    one, two = engines
-    one.lease_renewal = 0.01
+        pair: Pair, clock: FakeClock) -> None:
     job = Job()
-    one.add_effects({JOB: job})
-    two.add_effects({JOB: job})
+    one, two = await pair(job, job)
+    one.jobs.lease_renewal = 0.01
     await start(one, job)
     current = await stored(one)
     assert current is not None
     for _ in range(4):  # far longer than one lease, the job still running on instance one
         clock.advance(JOB_LEASE.total_seconds() * 0.8)
         current = await renewed(one, current)
-        assert await two.fire_due() == 0
+        assert await two.jobs.fire_due() == 0
     job.finish.set()
     assert await gone(one)
     assert job.runs == 1
 
 
 async def test_a_job_whose_instance_died_runs_elsewhere_once_its_lease_is_out(
-        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
-    one, two = engines
-    dying, job = jobs_on(engines)
+        pair: Pair, clock: FakeClock) -> None:
+    one, two, dying, job = await jobs_on(pair)
     await start(one, dying)
-    await one.stop_jobs()  # the process is gone: its lease stays, nobody renews it
-    assert await two.fire_due() == 0
+    await one.jobs.stop_jobs()  # the process is gone: its lease stays, nobody renews it
+    assert await two.jobs.fire_due() == 0
     clock.advance(JOB_LEASE.total_seconds())
     job.finish.set()
-    assert await two.fire_due() == 1
+    assert await two.jobs.fire_due() == 1
     assert (job.runs, await stored(two)) == (1, None)
 
 
 async def test_a_job_armed_again_while_it_runs_runs_again_after(
-        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
-    one, _ = engines
-    one.lease_renewal = 0.01
+        pair: Pair, clock: FakeClock) -> None:
     job = Job()
-    one.add_effects({JOB: job})
+    one, _ = await pair(job)
+    one.jobs.lease_renewal = 0.01
     await start(one, job)
     before = await stored(one)
     assert before is not None
@@ -138,16 +154,15 @@ async def test_a_job_armed_again_while_it_runs_runs_again_after(
     for _ in range(500):
         if job.runs == 2:
             break
-        await one.fire_due(background=True)
+        await one.jobs.fire_due(background=True)
         await asyncio.sleep(0.005)
     assert job.runs == 2
 
 
 async def test_a_job_armed_again_due_now_runs_again_where_it_ran_without_a_scheduler_pass(
-        engines: tuple[Engine, Engine]) -> None:
-    one, two = engines
+        pair: Pair) -> None:
     job = Job()
-    one.add_effects({JOB: job})
+    one, two = await pair(job)
     await start(one, job)
     await arm(two)  # another instance shows a newer change while the job runs on one
     job.finish.set()
@@ -156,10 +171,9 @@ async def test_a_job_armed_again_due_now_runs_again_where_it_ran_without_a_sched
 
 
 async def test_a_job_armed_again_for_later_while_it_runs_waits_for_its_time(
-        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
-    one, _ = engines
+        pair: Pair, clock: FakeClock) -> None:
     job = Job()
-    one.add_effects({JOB: job})
+    one, _ = await pair(job)
     await start(one, job)
 
     async def later(ctx: Ctx) -> None:
@@ -172,9 +186,9 @@ async def test_a_job_armed_again_for_later_while_it_runs_waits_for_its_time(
             break
         await asyncio.sleep(0.005)
     assert current is not None and current.lease_until is None and job.runs == 1
-    assert await one.fire_due() == 0
+    assert await one.jobs.fire_due() == 0
     clock.advance((JOB_LEASE * 2).total_seconds())
-    assert await one.fire_due() == 1
+    assert await one.jobs.fire_due() == 1
     assert (job.runs, await stored(one)) == (2, None)
 
 
@@ -182,7 +196,7 @@ async def test_a_job_armed_again_for_later_while_it_runs_waits_for_its_time(
 async def scheduling(engine: Engine) -> AsyncIterator[asyncio.Task[None]]:
     """The engine's scheduler running: jobs armed due now start as they commit. Started
     after the test made anything due, so that its passes find nothing to take."""
-    loop = asyncio.create_task(engine.run_scheduler(poll=60))
+    loop = asyncio.create_task(engine.jobs.run_scheduler(poll=60))
     await asyncio.sleep(0)
     try:
         yield loop
@@ -190,29 +204,27 @@ async def scheduling(engine: Engine) -> AsyncIterator[asyncio.Task[None]]:
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
-        await engine.stop_jobs()
+        await engine.jobs.stop_jobs()
 
 
 async def test_a_job_armed_due_now_is_leased_as_it_commits_and_runs_at_once(
-        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
-    one, two = engines
-    job, other = jobs_on(engines)
+        pair: Pair, clock: FakeClock) -> None:
+    one, two, job, other = await jobs_on(pair)
     async with scheduling(one):
         await arm(one)
         written = await stored(one)
         assert written is not None
         assert (written.lease_until, written.attempts) == (clock.now() + JOB_LEASE, 1)
         await asyncio.wait_for(job.started.wait(), 5)  # no scheduler pass had to find it
-        assert await two.fire_due() == 0  # leased: the other instance leaves it alone
+        assert await two.jobs.fire_due() == 0  # leased: the other instance leaves it alone
         job.finish.set()
         assert await gone(one)
     assert (job.runs, other.runs) == (1, 0)
 
 
 async def test_a_job_armed_while_another_instance_runs_it_stays_with_that_instance(
-        engines: tuple[Engine, Engine]) -> None:
-    one, two = engines
-    here, there = jobs_on(engines)
+        pair: Pair) -> None:
+    one, two, here, there = await jobs_on(pair)
     await start(two, there)  # no scheduler runs on two: any instance could have taken it
     held = await stored(two)
     async with scheduling(one):
@@ -227,7 +239,7 @@ async def test_a_job_armed_while_another_instance_runs_it_stays_with_that_instan
         for _ in range(500):
             if there.runs + here.runs == 2:
                 break
-            await two.fire_due(background=True)
+            await two.jobs.fire_due(background=True)
             await asyncio.sleep(0.005)
         here.finish.set()
         assert there.runs + here.runs == 2
@@ -235,10 +247,9 @@ async def test_a_job_armed_while_another_instance_runs_it_stays_with_that_instan
 
 
 async def test_a_job_armed_and_cancelled_in_one_unit_of_work_does_not_start(
-        engines: tuple[Engine, Engine]) -> None:
-    one, _ = engines
+        pair: Pair) -> None:
     job = Job()
-    one.add_effects({JOB: job})
+    one, _ = await pair(job)
 
     async def arm_and_cancel(ctx: Ctx) -> None:
         await ctx.arm(JOB, "s1", ctx.now)
@@ -251,17 +262,16 @@ async def test_a_job_armed_and_cancelled_in_one_unit_of_work_does_not_start(
 
 
 async def test_a_job_leased_as_armed_by_a_dead_instance_runs_elsewhere_after_its_lease(
-        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
-    one, two = engines
-    dying, job = jobs_on(engines)
+        pair: Pair, clock: FakeClock) -> None:
+    one, two, dying, job = await jobs_on(pair)
     async with scheduling(one):
         await arm(one)
         await asyncio.wait_for(dying.started.wait(), 5)
     # The process is gone with the lease the job was born with.
-    assert await two.fire_due() == 0
+    assert await two.jobs.fire_due() == 0
     clock.advance(JOB_LEASE.total_seconds())
     job.finish.set()
-    assert await two.fire_due() == 1
+    assert await two.jobs.fire_due() == 1
     assert (job.runs, await stored(two)) == (1, None)
 
 
@@ -269,9 +279,11 @@ class Finishing:
     """An effect whose last unit of work goes through `Engine.finish`: it counts a run in a
     counter of the store, does `before` first, and waits after it until the test lets it end."""
 
-    def __init__(self, engine: Engine, before: Callable[[int], Awaitable[None]] | None = None,
+    engine: Engine  # the instance that runs it, set once that is built
+
+    def __init__(self, before: Callable[[int], Awaitable[None]] | None = None,
                  then: Callable[[Ctx], Awaitable[None]] | None = None) -> None:
-        self.engine, self.before, self.then = engine, before, then
+        self.before, self.then = before, then
         self.finished = asyncio.Event()
         self.end = asyncio.Event()
         self.runs = 0
@@ -305,40 +317,38 @@ async def counted(engine: Engine) -> int:
 
 
 async def test_a_job_that_finishes_is_gone_with_its_last_unit_of_work(
-        engines: tuple[Engine, Engine]) -> None:
-    one, _ = engines
-    job = Finishing(one)
-    one.add_effects({JOB: job})
+        pair: Pair) -> None:
+    job = Finishing()
+    one, _ = await pair(job)
+    job.engine = one
     await arm(one)
-    assert await one.fire_due(background=True) == 1
+    assert await one.jobs.fire_due(background=True) == 1
     await asyncio.wait_for(job.finished.wait(), 5)
     # The effect has not returned yet: its last unit of work removed the job with its write.
     assert (await stored(one), await counted(one)) == (None, 1)
     job.end.set()
     await asyncio.sleep(0.05)
-    assert (job.runs, await one.fire_due(), await stored(one)) == (1, 0, None)
+    assert (job.runs, await one.jobs.fire_due(), await stored(one)) == (1, 0, None)
 
 
 async def test_a_job_armed_again_before_it_finishes_stays_and_runs_again(
-        engines: tuple[Engine, Engine]) -> None:
-    one, two = engines
-
+        pair: Pair) -> None:
     async def rearm_elsewhere(run: int) -> None:
         if run == 1:
             await arm(two)  # another instance shows a newer change meanwhile
 
-    job = Finishing(one, before=rearm_elsewhere)
+    job = Finishing(before=rearm_elsewhere)
     job.end.set()
-    one.add_effects({JOB: job})
+    one, two = await pair(job)
+    job.engine = one
     await arm(one)
-    assert await one.fire_due(background=True) == 1
+    assert await one.jobs.fire_due(background=True) == 1
     assert await gone(one)  # it ran again where it ran, and that run removed it
     assert (job.runs, await counted(one)) == (2, 2)
 
 
 async def test_a_job_its_last_unit_of_work_arms_again_stays_and_runs_again(
-        engines: tuple[Engine, Engine]) -> None:
-    one, _ = engines
+        pair: Pair) -> None:
     armed = 0
 
     async def next_one(ctx: Ctx) -> None:  # as a web request delivered arms the next one
@@ -347,11 +357,12 @@ async def test_a_job_its_last_unit_of_work_arms_again_stays_and_runs_again(
             armed += 1
             await ctx.arm(JOB, "s1", ctx.now)
 
-    job = Finishing(one, then=next_one)
+    job = Finishing(then=next_one)
     job.end.set()
-    one.add_effects({JOB: job})
+    one, _ = await pair(job)
+    job.engine = one
     await arm(one)
-    assert await one.fire_due(background=True) == 1
+    assert await one.jobs.fire_due(background=True) == 1
     assert await gone(one)
     assert (job.runs, await counted(one)) == (2, 2)
 
@@ -359,8 +370,9 @@ async def test_a_job_its_last_unit_of_work_arms_again_stays_and_runs_again(
 class Watching:
     """An effect that notes the job's row as each run starts; the first run waits for `go`."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    engine: Engine  # the instance that runs it, set once that is built
+
+    def __init__(self) -> None:
         self.seen: list[Timer | None] = []
         self.started, self.go = asyncio.Event(), asyncio.Event()
 
@@ -371,13 +383,14 @@ class Watching:
             await self.go.wait()
 
 
-async def rerun_after_rearm_here(one: Engine, clock: FakeClock,
+async def rerun_after_rearm_here(pair: Pair, clock: FakeClock,
                                  lease_used: float) -> tuple[Timer, Watching]:
-    """Run the job at once on `one`, re-arm it there due now after `lease_used` seconds of
-    its lease, let the run end; the row as re-armed, and what the runs saw."""
-    one.lease_renewal = 3600  # no renewal writes in between
-    job = Watching(one)
-    one.add_effects({JOB: job})
+    """Run the job at once on instance one, re-arm it there due now after `lease_used`
+    seconds of its lease, let the run end; the row as re-armed, and what the runs saw."""
+    job = Watching()
+    one, _ = await pair(job)
+    job.engine = one
+    one.jobs.lease_renewal = 3600  # no renewal writes in between
     async with scheduling(one):
         await arm(one)
         await asyncio.wait_for(job.started.wait(), 5)
@@ -391,16 +404,16 @@ async def rerun_after_rearm_here(one: Engine, clock: FakeClock,
 
 
 async def test_a_job_armed_again_here_due_now_runs_again_with_no_write_in_between(
-        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
-    rearmed, job = await rerun_after_rearm_here(engines[0], clock, 0.5)
+        pair: Pair, clock: FakeClock) -> None:
+    rearmed, job = await rerun_after_rearm_here(pair, clock, 0.5)
     second = job.seen[1]
     assert second is not None
     assert (second.version, second.lease_until) == (rearmed.version, rearmed.lease_until)
 
 
 async def test_a_job_armed_again_here_late_in_its_lease_takes_a_fresh_lease_first(
-        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
-    rearmed, job = await rerun_after_rearm_here(engines[0], clock,
+        pair: Pair, clock: FakeClock) -> None:
+    rearmed, job = await rerun_after_rearm_here(pair, clock,
                                                 JOB_LEASE.total_seconds() * 0.75)
     second = job.seen[1]
     assert second is not None and rearmed.lease_until is not None
@@ -409,13 +422,12 @@ async def test_a_job_armed_again_here_late_in_its_lease_takes_a_fresh_lease_firs
 
 
 async def test_a_job_whose_lease_ran_out_before_its_unit_of_work_committed_runs_once(
-        engines: tuple[Engine, Engine], clock: FakeClock) -> None:
+        pair: Pair, clock: FakeClock) -> None:
     """Found by the fleet bench on the Cosmos DB stand-in (the same invitation card posted
     twice): a unit of work that waited longer than a job's lease before it committed wrote
     the lease already run out, so another instance's scheduler took the job while the arming
     instance started it too."""
-    one, two = engines
-    job, other = jobs_on(engines)
+    one, two, job, other = await jobs_on(pair)
 
     async def slow(ctx: Ctx) -> None:
         await ctx.arm(JOB, "s1", ctx.now)
@@ -423,11 +435,11 @@ async def test_a_job_whose_lease_ran_out_before_its_unit_of_work_committed_runs_
 
     async with scheduling(one):
         await one.run(slow)
-        await two.fire_due(background=True)  # due for anyone: its lease is out
+        await two.jobs.fire_due(background=True)  # due for anyone: its lease is out
         for _ in range(200):
             if job.runs + other.runs:
                 break
-            await one.fire_due(background=True)
+            await one.jobs.fire_due(background=True)
             await asyncio.sleep(0.005)
         await asyncio.sleep(0.05)
         assert job.runs + other.runs == 1

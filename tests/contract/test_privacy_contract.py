@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from bot.bootstrap import build_engine
 from bot.domain.customer import Customer
 from bot.domain.message import ChatMessage, Kind, Sender
-from bot.services.engine import Engine
 from bot.services.lifecycle import terminate
 from bot.services.ports import CustomerQuery, Store, UnitOfWork
 from bot.storage.cosmos import CosmosStore
@@ -99,7 +99,7 @@ async def test_a_concluded_chat_without_opt_in_leaves_nothing_in_any_container(
     store = await backend.open()
     clock = FakeClock()
     try:
-        engine = Engine(store, clock, retention.services())
+        engine = build_engine(store, clock, retention.services())
         agent_id = await add_agent(engine, 1)
         session_id = await retention.chat(engine, "drop", agent_id)
         assert await _found_in_containers(store) == set(retention.SECRETS)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from bot.bootstrap import build_engine
 from bot.domain import events as ev
 from bot.domain.agent import AgentState
 from bot.domain.events import Event
@@ -38,7 +39,7 @@ async def running(db_path: Path, clock: FakeClock,
     """One life of the app: a store opened on the file, an engine, and a clean stop."""
     store = await SqliteStore(db_path).open()
     try:
-        yield Engine(store, clock, services)
+        yield build_engine(store, clock, services)
     finally:
         await store.close()
 
@@ -65,7 +66,7 @@ async def test_ring_timeout_due_while_down_fires_once_after_restart(
     # The app is down while the ring timeout (30 s) passes.
     clock.advance(45)
     async with running(db_path, clock) as engine:
-        assert await engine.fire_due() == 1
+        assert await engine.jobs.fire_due() == 1
         assert await count(engine, ev.OFFER_TIMED_OUT) == 1
         assert await count(engine, ev.OFFER_TIMED_OUT, lambda e: e.session_id == offer.id) == 1
         results = {s.id: s.result for s in await sessions_of(engine, task.id)}
@@ -76,11 +77,11 @@ async def test_ring_timeout_due_while_down_fires_once_after_restart(
         assert (await load_task(engine, task.id)).state is TaskState.RINGING
         before = await all_events(engine)
         # Firing again does nothing more: the timer row is gone.
-        assert await engine.fire_due() == 0
+        assert await engine.jobs.fire_due() == 0
         assert await all_events(engine) == before
     # Nor does a further restart at the same instant.
     async with running(db_path, clock) as engine:
-        assert await engine.fire_due() == 0
+        assert await engine.jobs.fire_due() == 0
         assert await count(engine, ev.OFFER_TIMED_OUT) == 1
         assert [s.agent_id for s in await ringing(engine, task.id)] == [second]
 
@@ -97,10 +98,10 @@ async def test_after_call_work_ends_once_after_restart(db_path: Path, clock: Fak
         assert await ringing(engine, waiting.id) == []
     async with running(db_path, clock) as engine:
         # Restarted while ACW runs: nothing is due yet, then the time passes.
-        assert await engine.fire_due() == 0
+        assert await engine.jobs.fire_due() == 0
         assert await agent_state(engine, agent) is AgentState.ACW
         clock.advance(25)  # ACW is 20 s by default
-        assert await engine.fire_due() == 1
+        assert await engine.jobs.fire_due() == 1
         assert await count(engine, ev.ACW_ENDED) == 1
         assert await count(engine, ev.TASK_DONE, lambda e: e.task_id == task.id) == 1
         [session] = [s for s in await sessions_of(engine, task.id) if s.id == offer.id]
@@ -111,10 +112,10 @@ async def test_after_call_work_ends_once_after_restart(db_path: Path, clock: Fak
         # The agent left ACW, so the waiting task rings them.
         assert [s.agent_id for s in await ringing(engine, waiting.id)] == [agent]
         before = await all_events(engine)
-        assert await engine.fire_due() == 0
+        assert await engine.jobs.fire_due() == 0
         assert await all_events(engine) == before
     async with running(db_path, clock) as engine:
-        assert await engine.fire_due() == 0
+        assert await engine.jobs.fire_due() == 0
         assert await count(engine, ev.ACW_ENDED) == 1
 
 
@@ -124,25 +125,25 @@ async def test_rona_reset_and_queue_timeout_fire_once_after_restart(
         agent = await add_agent(engine, 1)
         task = await new_task(engine)
         clock.advance(30)
-        assert await engine.fire_due() == 1  # RONA: the task waits, nobody else is there
+        assert await engine.jobs.fire_due() == 1  # RONA: the task waits, nobody else is there
         assert await agent_state(engine, agent) is AgentState.RONA
         assert await ringing(engine, task.id) == []
     clock.advance(600)  # the RONA reset time (10 min) passes while the app is down
     async with running(db_path, clock) as engine:
-        assert await engine.fire_due() == 1
+        assert await engine.jobs.fire_due() == 1
         assert (await load_agent(engine, agent)).rona_until is None
         [again] = await ringing(engine, task.id)
         assert again.agent_id == agent
-        assert await engine.fire_due() == 0
+        assert await engine.jobs.fire_due() == 0
         assert await count(engine, ev.OFFER_CREATED) == 2  # the first offer and this one
     clock.advance(3600)  # past the maximum queue time (1 h) and the new ring timeout
     async with running(db_path, clock) as engine:
         fired = 0
-        while batch := await engine.fire_due():
+        while batch := await engine.jobs.fire_due():
             fired += batch
         assert fired == 2  # the second ring timeout, then the queue timeout
         assert await count(engine, ev.TASK_EXPIRED) == 1
         expired = await load_task(engine, task.id)
         assert (expired.state, expired.result) == (TaskState.EXPIRED, TaskResult.NOT_HANDLED)
         assert await ringing(engine, task.id) == []
-        assert await engine.fire_due() == 0
+        assert await engine.jobs.fire_due() == 0

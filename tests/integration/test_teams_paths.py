@@ -153,7 +153,7 @@ async def quiesce(world: World) -> None:
     quiet = 0
     for _ in range(100):
         await asyncio.sleep(0.005)
-        quiet = 0 if world.engine._wake.is_set() else quiet + 1
+        quiet = 0 if world.engine.jobs._wake.is_set() else quiet + 1
         if quiet >= 3:
             return
 
@@ -621,9 +621,9 @@ async def test_clicks_on_cards_from_before_a_restart(tmp_path: Path) -> None:
 
 async def test_the_scheduler_stops_even_right_after_a_wake(world: World) -> None:
     """Stopping the app cancels the scheduler task; a wake in the same moment must not undo it."""
-    scheduler = asyncio.create_task(world.engine.run_scheduler())
+    scheduler = asyncio.create_task(world.engine.jobs.run_scheduler())
     await asyncio.sleep(0.05)  # idle: waiting for the wake event or the poll timeout
-    world.engine.wake()  # e.g. a use case committed just now
+    world.engine.jobs.wake()  # e.g. a use case committed just now
     await asyncio.sleep(0)  # the event's waiter finishes ...
     scheduler.cancel()  # ... and the app stops (scheduler_ctx: task.cancel(); await task)
     done, _ = await asyncio.wait({scheduler}, timeout=1.5)

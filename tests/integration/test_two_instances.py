@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bot.bootstrap import TIMER_HANDLERS, build_engine
 from bot.domain import events as ev
 from bot.domain.agent import AgentState
 from bot.domain.errors import Stale
@@ -24,7 +25,7 @@ from bot.domain.session import Phase, Session, SessionResult
 from bot.domain.task import TaskState
 from bot.domain.timers import RING_TIMEOUT, RONA_RESET
 from bot.services.context import Ctx
-from bot.services.engine import TIMER_HANDLERS, Engine
+from bot.services.engine import Engine
 from bot.services.lifecycle import terminate
 from bot.services.offers import accept
 from bot.services.ports import ConflictError
@@ -48,7 +49,7 @@ async def stores(db_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore]
 
 def engines(stores: tuple[SqliteStore, SqliteStore], clock: FakeClock,
             services: Catalog) -> tuple[Engine, Engine]:
-    return Engine(stores[0], clock, services), Engine(stores[1], clock, services)
+    return build_engine(stores[0], clock, services), build_engine(stores[1], clock, services)
 
 
 async def all_events(engine: Engine) -> list[Event]:
@@ -163,7 +164,7 @@ async def fire_on_both_until_quiet(one: Engine, two: Engine) -> tuple[int, int]:
     """Both schedulers fire what is due at the same time, until nothing is due any more."""
     fired = [0, 0]
     for _ in range(50):
-        first, second = await asyncio.gather(one.fire_due(), two.fire_due())
+        first, second = await asyncio.gather(one.jobs.fire_due(), two.jobs.fire_due())
         fired[0] += first
         fired[1] += second
         if first == second == 0 and await due_timers(one) == 0:

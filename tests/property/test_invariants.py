@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, event, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from bot.bootstrap import build_engine
 from bot.domain import events as ev
 from bot.domain.agent import Agent, AgentState, Engagement, derive_state
 from bot.domain.customer import Customer
@@ -304,7 +305,7 @@ class SwitchboardMachine(RuleBasedStateMachine):
         self.catalog = build_catalog()
         self.watch = OfferWatch(self.catalog, self.clock)
         self.store = WatchedStore(self.tmp / "switchboard.db", self.watch)
-        self.engine = Engine(self.store, self.clock, self.catalog)
+        self.engine = build_engine(self.store, self.clock, self.catalog)
         self.counter = 0
         self.step: tuple[str, str | None] = ("setup", None)  # what the last step did, to whom
 
@@ -421,7 +422,7 @@ class SwitchboardMachine(RuleBasedStateMachine):
         async def fire_until_quiet() -> int:
             total = 0
             for _ in range(500):
-                fired = await self.engine.fire_due()
+                fired = await self.engine.jobs.fire_due()
                 if not fired:
                     return total
                 total += fired
@@ -809,7 +810,7 @@ async def test_queued_to_ringing_is_in_the_event_log(engine: Engine) -> None:
 async def test_accept_offers_a_multi_session_agent_the_next_task(store: SqliteStore,
                                                        clock: FakeClock) -> None:
     services = catalog({"id": "sales", "capacity": {"im": 2}})
-    engine = Engine(store, clock, services)
+    engine = build_engine(store, clock, services)
     agent = await add_agent(engine, 1)
     first = await engine.run(create_task, "sales", Modality.IM, customer=Customer(name="A"))
     second = await engine.run(create_task, "sales", Modality.IM, customer=Customer(name="B"))

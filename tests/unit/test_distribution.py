@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.bootstrap import build_engine
 from bot.domain.agent import AgentState
 from bot.domain.errors import Stale
 from bot.domain.session import SessionResult
@@ -87,7 +88,7 @@ async def test_persistent_rona_makes_a_decline_set_rona(
     clock: FakeClock,
 ) -> None:
     services = catalog({"id": "sales", "distribution": {"persistent_rona": True}})
-    engine = Engine(store, clock, services)
+    engine = build_engine(store, clock, services)
     first = await add_agent(engine, 1)
     task = await new_task(engine)
     [offer] = await ringing(engine, task.id)
@@ -100,7 +101,7 @@ async def test_broadcast_first_accept_wins_others_rescinded_no_rona(
     clock: FakeClock,
 ) -> None:
     services = catalog({"id": "sales", "distribution": {"mode": "broadcast", "broadcast_size": 3}})
-    engine = Engine(store, clock, services)
+    engine = build_engine(store, clock, services)
     ids = [await add_agent(engine, n) for n in range(1, 5)]
     task = await new_task(engine)
     offers = await ringing(engine, task.id)
@@ -122,7 +123,7 @@ async def test_broadcast_timeout_never_sets_rona(
     clock: FakeClock,
 ) -> None:
     services = catalog({"id": "sales", "distribution": {"mode": "broadcast"}})
-    engine = Engine(store, clock, services)
+    engine = build_engine(store, clock, services)
     ids = [await add_agent(engine, n) for n in (1, 2)]
     task = await new_task(engine)
     await advance(engine, clock, 30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.bootstrap import build_engine
 from bot.domain.agent import AgentState
 from bot.domain.errors import Invalid, Refused, Stale
 from bot.domain.session import Phase, SessionResult
@@ -43,7 +44,7 @@ async def connected(engine: Engine, agent: str, name: str = "Jane Doe") -> str:
 
 @pytest.fixture
 def coded(store: SqliteStore, clock: FakeClock) -> Engine:
-    return Engine(
+    return build_engine(
         store,
         clock,
         catalog(
@@ -134,7 +135,7 @@ async def test_acw_can_end_early_and_only_once(engine: Engine) -> None:
 
 
 async def test_no_acw_when_duration_is_zero(store: SqliteStore, clock: FakeClock) -> None:
-    engine = Engine(store, clock, catalog({"id": "sales", "acw": {"duration": "0s"}}))
+    engine = build_engine(store, clock, catalog({"id": "sales", "acw": {"duration": "0s"}}))
     agent = await add_agent(engine, 1)
     session_id = await connected(engine, agent)
     ended = await engine.run(terminate, session_id, agent_id=agent)

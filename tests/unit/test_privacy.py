@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from bot.bootstrap import build_engine
 from bot.domain.customer import Customer
 from bot.domain.events import Event
 from bot.domain.service import Catalog, Modality
@@ -43,7 +44,7 @@ def record(session: Session) -> dict[str, str] | None:
 
 async def test_seed_transfer_table_accumulates_per_opted_in_service(
         store: SqliteStore, clock: FakeClock) -> None:
-    engine = Engine(store, clock, three_services(True, False, True))
+    engine = build_engine(store, clock, three_services(True, False, True))
     for n in (1, 2, 3):
         await add_agent(engine, n)
     task = await engine.run(create_task, "a", Modality.IM, customer=Customer(
@@ -69,7 +70,7 @@ async def test_seed_transfer_table_accumulates_per_opted_in_service(
 
 async def test_context_gone_at_conclusion_unless_opted_in_and_30_days_later(
         store: SqliteStore, clock: FakeClock) -> None:
-    engine = Engine(store, clock, catalog(
+    engine = build_engine(store, clock, catalog(
         {"id": "keep", "context": {"store_data": True}, "acw": {"duration": "0s"}},
         {"id": "drop", "acw": {"duration": "0s"}}))
     await add_agent(engine, 1)
@@ -93,11 +94,11 @@ async def test_context_gone_at_conclusion_unless_opted_in_and_30_days_later(
 
 
 async def test_opting_in_later_does_not_resurrect(store: SqliteStore, clock: FakeClock) -> None:
-    before = Engine(store, clock, catalog({"id": "sales", "acw": {"duration": "0s"}}))
+    before = build_engine(store, clock, catalog({"id": "sales", "acw": {"duration": "0s"}}))
     await add_agent(before, 1)
     task = await before.run(create_task, "sales", Modality.IM, customer=Customer(name="Cy"))
     await before.run(terminate, await accept_next(before, task.id))
-    after = Engine(store, clock, catalog({"id": "sales", "acw": {"duration": "0s"},
+    after = build_engine(store, clock, catalog({"id": "sales", "acw": {"duration": "0s"},
                                           "context": {"store_data": True}}))
     [session] = await sessions_of(after, task.id)
     assert session.customer is None and session.store_context is False

@@ -10,6 +10,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from bot.bootstrap import build_engine
 from bot.domain.customer import Customer
 from bot.domain.mail import InboundMail
 from bot.services import chats, conversation, mail
@@ -80,7 +81,7 @@ async def bytes_clean(path: Path, seconds: float = 5.0) -> set[str]:
 
 async def test_concluded_chat_without_opt_in_leaves_nothing_in_the_file(
         store: SqliteStore, clock: FakeClock, db_path: Path) -> None:
-    engine = Engine(store, clock, services())
+    engine = build_engine(store, clock, services())
     agent_id = await add_agent(engine, 1)
     session_id = await chat(engine, "drop", agent_id)
     assert found_in_tables(db_path) == set(SECRETS)  # the scan sees them while live
@@ -93,7 +94,7 @@ async def test_concluded_chat_without_opt_in_leaves_nothing_in_the_file(
 
 async def test_opted_in_hop_keeps_its_data_until_the_purge(
         store: SqliteStore, clock: FakeClock, db_path: Path) -> None:
-    engine = Engine(store, clock, services())
+    engine = build_engine(store, clock, services())
     agent_id = await add_agent(engine, 1)
     await engine.run(terminate, await chat(engine, "keep", agent_id))
 
@@ -110,7 +111,7 @@ async def test_lines_of_a_hop_that_did_not_opt_in_go_when_no_later_hop_kept_them
         store: SqliteStore, clock: FakeClock, db_path: Path) -> None:
     """keep -> drop: the record of `keep` holds the conversation up to its transfer; what was
     said in `drop` afterwards goes at the conclusion."""
-    engine = Engine(store, clock, services())
+    engine = build_engine(store, clock, services())
     first = await add_agent(engine, 1)
     await add_agent(engine, 2)
     in_keep = await chat(engine, "keep", first)
@@ -142,7 +143,7 @@ async def _task_of(engine: Engine, session_id: str) -> str:
 async def test_a_concluded_email_without_opt_in_leaves_nothing_in_the_file(
         store: SqliteStore, clock: FakeClock, db_path: Path) -> None:
     """Subject, body, HTML and sender of an email task go at the conclusion too."""
-    engine = Engine(store, clock, catalog(
+    engine = build_engine(store, clock, catalog(
         {"id": "drop", "acw": {"duration": "0s"}, "email": "drop@example.com"}))
     agent_id = await add_agent(engine, 1)
     received = await engine.run(mail.receive_mail, InboundMail(

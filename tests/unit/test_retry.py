@@ -9,7 +9,7 @@ from email.utils import formatdate
 import pytest
 
 from bot.domain.retry import Backoff, parse_retry_after
-from bot.services.engine import JOB_BACKOFF
+from bot.services.jobs import JOB_BACKOFF
 from bot.services.outbox import BACKOFF as WEBHOOK_BACKOFF
 from bot.teams.outbound import RetryPolicy
 

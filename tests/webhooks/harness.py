@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.bootstrap import Outside, build_engine
 from bot.domain.events import Event
 from bot.domain.service import Catalog
 from bot.domain.webhooks.model import Delivery
@@ -17,7 +18,6 @@ from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.ports import Store
 from bot.storage.sqlite import SqliteStore
-from bot.webhooks.sender import install
 from tests.builders import catalog
 from tests.fakes import FakeClock
 
@@ -36,9 +36,7 @@ async def running(store: Store | Path, clock: FakeClock,
     opened = await SqliteStore(store).open() if isinstance(store, Path) else store
     try:
         async with aiohttp.ClientSession() as http:
-            engine = Engine(opened, clock, services)
-            install(engine, http)
-            yield engine
+            yield build_engine(opened, clock, services, Outside(webhooks=http))
     finally:
         if isinstance(store, Path):
             await opened.close()
@@ -47,7 +45,7 @@ async def running(store: Store | Path, clock: FakeClock,
 async def drain(engine: Engine) -> int:
     """Fire what is due now until nothing is, as the scheduler loop does."""
     fired = 0
-    while batch := await engine.fire_due():
+    while batch := await engine.jobs.fire_due():
         fired += batch
     return fired
 

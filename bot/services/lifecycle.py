@@ -169,14 +169,14 @@ async def _finish_acw(ctx: Ctx, session: Session) -> None:
 
 
 async def extend_acw(ctx: Ctx, session_id: str, *, agent_id: str | None = None) -> Session:
-    """An extension starts a new counter of the maximum extension time; once per session."""
+    """An extension adds the maximum extension time to the time left; once per session."""
     session = await acw_session(ctx, session_id, agent_id)
     acw = ctx.service(session.service_id).acw
     if not acw.extendable:
         raise Refused("This service does not allow extending after-call work.")
     if session.acw_extended:
         raise Refused("After-call work was already extended once.")
-    session.acw_until = ctx.now + acw.max_extension
+    session.acw_until = max(session.acw_until or ctx.now, ctx.now) + acw.max_extension
     session.acw_extended = True
     await ctx.save_session(session)
     await ctx.arm(ACW_END, session.id, session.acw_until)

@@ -62,6 +62,7 @@ async def unregister(ctx: Ctx, agent_id: str) -> Agent:
     await clear_rona(ctx, agent)
     await ctx.save_agent(agent)
     await ctx.emit(ev.AGENT_UNREGISTERED, agent_id=agent.id)
+    await redispatch(ctx, agent.services)  # a decliner held back for this agent goes first now
     return agent
 
 
@@ -95,8 +96,8 @@ async def set_duty(ctx: Ctx, agent_id: str, profile: str) -> Agent:
     elif not previous_on_duty:
         agent.idle_since = ctx.now
     await ctx.save_agent(agent)
-    if on_duty:
-        await redispatch(ctx, agent.services)
+    # On duty: the agent may take tasks; off duty: decliners held back for them may now.
+    await redispatch(ctx, agent.services)
     return agent
 
 

@@ -15,7 +15,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from bot.domain import timers as tk
 from bot.domain.service import Catalog
 from bot.domain.timers import JOB_LEASE, Timer
-from bot.services import agents, conversation, lifecycle, offers, privacy
+from bot.services import agents, conversation, dispatch, lifecycle, offers, privacy
 from bot.services.context import Ctx, EventHook
 from bot.services.ports import Clock, ConflictError, Store, StoreUnavailable
 
@@ -43,6 +43,7 @@ TIMER_HANDLERS: dict[str, TimerHandler] = {
     tk.RONA_RESET: agents.rona_expired,
     tk.ACW_END: lifecycle.acw_timeout,
     tk.QUEUE_TIMEOUT: lifecycle.expire_task,
+    tk.DECLINE_HOLD: dispatch.decline_hold_over,
     tk.STALE_SWEEP: _stale_sweep,
 }
 

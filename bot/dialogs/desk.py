@@ -13,7 +13,7 @@ from bot.cards.budget import Card
 from bot.cards.verbs import InputId, Verb
 from bot.dialogs import views
 from bot.dialogs.caller import Caller, MemberDirectory, Reply
-from bot.dialogs.session_cards import session_card, shows_wrapup_form, stale_card
+from bot.dialogs.session_cards import offers_tags, session_card, stale_card
 from bot.domain.agent import Agent
 from bot.domain.errors import Invalid, Refused, Stale
 from bot.domain.service import Catalog
@@ -48,7 +48,7 @@ async def load_bundle(ctx: Ctx, session_id: str, *, for_card: bool = False,
     task = await ctx.uow.tasks.get(session.task_id)
     agent = await ctx.uow.agents.get(session.agent_id)
     suggestions: tuple[str, ...] = ()
-    if for_card and shows_wrapup_form(session, task, wrapup=wrapup):
+    if for_card and offers_tags(session, task, wrapup=wrapup):
         suggestions = tuple(await ctx.uow.tags.suggest(session.service_id, "", 15))
     return SessionBundle(session, task, agent, suggestions)
 

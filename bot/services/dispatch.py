@@ -163,6 +163,8 @@ async def offer(ctx: Ctx, task: Task, agents: list[Agent]) -> None:
             service_name=service.name,
             customer=task.customer,
             customer_label=task.customer_label,
+            subject=str(task.content.get("subject", "")) if task.modality is Modality.EMAIL
+            else "",
             # Its card goes to the agent's Teams chat: the ring starts when Teams took it.
             awaits_delivery=ctx.cards_delivered and bool(agent.conversation),
         )

@@ -7,7 +7,7 @@ from datetime import timedelta
 from bot.domain import events as ev
 from bot.domain.errors import Refused
 from bot.domain.message import Kind
-from bot.domain.session import Phase, Session, SessionResult
+from bot.domain.session import CANCEL_NOTES, Phase, Session, SessionResult
 from bot.domain.task import Task, TaskResult, TaskState
 from bot.domain.timers import ACW_END, IDLE_TIMEOUT, QUEUE_TIMEOUT, RELAY, STALE_SWEEP
 from bot.services import privacy
@@ -50,7 +50,9 @@ async def _close_unanswered(ctx: Ctx, task: Task, result: SessionResult, state: 
             # that offer ringing for a finished task: decide again once it is there.
             raise ConflictError(f"task {task.id} lists an offer that is not stored yet")
         if session.phase is Phase.RINGING:
-            freed += await end_offer(ctx, session, result, task)
+            freed += await end_offer(ctx, session, result, task,
+                                     note=CANCEL_NOTES.get(by, "") if result is
+                                     SessionResult.CANCELLED else "")
     task.finish(state, task_result, ctx.now)
     await ctx.uow.tasks.save(task)
     await ctx.cancel(QUEUE_TIMEOUT, task.id)

@@ -82,5 +82,6 @@ async def _strip(ctx: Ctx, session_id: str) -> None:
         return
     session.customer = None
     session.customer_label = None
+    session.subject = ""
     await ctx.uow.sessions.save(session)
     await ctx.arm(SYNC_CARD, session.id, ctx.now)  # the card shows "Not available" too

@@ -24,7 +24,7 @@ from bot.domain.service import Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
-from bot.services.ports import ConflictError, EventFilter, Scan, SessionFilter
+from bot.services.ports import ConflictError, EventFilter, Scan, SessionFilter, SessionSearch
 from bot.services.privacy import RETENTION
 from bot.storage.codec import decode, encode
 from bot.storage.codec import micros as us
@@ -476,8 +476,7 @@ class CosmosSessions(_Entities[Session]):
     hooks: ClassVar[Hooks | None] = ChatIndex()
 
     def fields(self, entity: Session) -> Doc:
-        search = " ".join([entity.service_id, entity.service_name,
-                           entity.customer_label or "", *entity.tags]).lower()
+        search = entity.search_text()
         return {"task_id": entity.task_id, "agent_id": entity.agent_id,
                 "service_id": entity.service_id, "phase": entity.phase.value,
                 "offered": us(entity.offered_at),
@@ -540,15 +539,26 @@ class CosmosSessions(_Entities[Session]):
         return [self.load(d) for d in docs]
 
     async def for_agent(self, agent_id: str, limit: int, offset: int = 0,
-                        query: str = "") -> list[Session]:
+                        query: str | SessionSearch = "") -> list[Session]:
         if limit <= 0:
             return []
-        text = query.strip().lower()
+        search = query if isinstance(query, SessionSearch) else SessionSearch(text=query)
+        text = search.text.strip().lower()
+        since = us(search.since) if search.since is not None else None
         sql = "SELECT * FROM c WHERE c.agent_id = @agent"
         values: dict[str, Any] = {"agent": agent_id}
         if text:
             sql += " AND CONTAINS(c.search, @text)"
             values["text"] = text
+        if search.results:
+            sql += " AND ARRAY_CONTAINS(@results, c.result)"
+            values["results"] = sorted(search.results)
+        if search.modality is not None:
+            sql += " AND c.data.modality = @modality"
+            values["modality"] = search.modality
+        if since is not None:
+            sql += " AND c.offered >= @since"
+            values["since"] = since
         sql += " ORDER BY c.offered DESC"
         # Pages until the rows asked for are in, plus as many as this unit of work's own writes
         # could displace, plus every row tied with the last one (ties are ordered by id here).
@@ -563,7 +573,10 @@ class CosmosSessions(_Entities[Session]):
                 found.append(doc)
 
         def keep(d: Doc) -> bool:
-            return d["agent_id"] == agent_id and text in d["search"]
+            return (d["agent_id"] == agent_id and text in d["search"]
+                    and (not search.results or d["result"] in search.results)
+                    and search.modality in (None, d["data"]["modality"])
+                    and (since is None or int(d["offered"]) >= since))
 
         docs = self.uow.overlay(SESSIONS, found, keep)
         docs.sort(key=lambda d: (-int(d["offered"]), str(d["data"]["id"])))

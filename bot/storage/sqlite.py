@@ -27,7 +27,14 @@ from bot.domain.service import Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import Timer
-from bot.services.ports import ConflictError, EventFilter, Scan, SessionFilter, StoreUnavailable
+from bot.services.ports import (
+    ConflictError,
+    EventFilter,
+    Scan,
+    SessionFilter,
+    SessionSearch,
+    StoreUnavailable,
+)
 from bot.storage.codec import decode, encode, micros
 from bot.storage.schema import ENSURED, LATEST, MIGRATIONS
 from bot.storage.sqlite_changes import SqliteChangeFeed
@@ -821,8 +828,7 @@ class SqliteSessions(_Entities[Session]):
     cls = Session
 
     def columns(self, entity: Session) -> dict[str, Any]:
-        search = " ".join([entity.service_id, entity.service_name,
-                           entity.customer_label or "", *entity.tags]).lower()
+        search = entity.search_text()
         return {"task_id": entity.task_id, "agent_id": entity.agent_id,
                 "service_id": entity.service_id, "phase": entity.phase.value,
                 "offered_at": ts(entity.offered_at), "connected_at": ts(entity.connected_at),
@@ -832,11 +838,23 @@ class SqliteSessions(_Entities[Session]):
         return await self._select("task_id = ? ORDER BY offered_at, id", (task_id,))
 
     async def for_agent(self, agent_id: str, limit: int, offset: int = 0,
-                        query: str = "") -> list[Session]:
-        pattern = "%" + _escape_like(query.strip().lower()) + "%"
+                        query: str | SessionSearch = "") -> list[Session]:
+        search = query if isinstance(query, SessionSearch) else SessionSearch(text=query)
+        where = ["agent_id = ?", "search LIKE ? ESCAPE '\\'"]
+        values: list[Any] = [agent_id, "%" + _escape_like(search.text.strip().lower()) + "%"]
+        if search.results:
+            marks = ", ".join("?" * len(search.results))
+            where.append(f"json_extract(data, '$.result') IN ({marks})")
+            values += sorted(search.results)
+        if search.modality is not None:
+            where.append("json_extract(data, '$.modality') = ?")
+            values.append(search.modality)
+        if search.since is not None:
+            where.append("offered_at >= ?")
+            values.append(ts(search.since))
         return await self._select(
-            "agent_id = ? AND search LIKE ? ESCAPE '\\' ORDER BY offered_at DESC, id"
-            " LIMIT ? OFFSET ?", (agent_id, pattern, limit, offset))
+            " AND ".join(where) + " ORDER BY offered_at DESC, id LIMIT ? OFFSET ?",
+            (*values, limit, offset))
 
     async def connected_before(self, cutoff: datetime) -> list[Session]:
         return await self._select("phase = ? AND connected_at < ?",

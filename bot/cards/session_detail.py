@@ -7,7 +7,7 @@ from bot.cards.common import MODALITY_LABELS, customer_facts, customer_label, st
 from bot.cards.dates import readable
 from bot.cards.elements import adaptive_card, execute, facts, open_url, text
 from bot.cards.invitation import call_flow
-from bot.cards.sessions import entry_style, state_label
+from bot.cards.sessions import NO_FILTERS, entry_style, state_label
 from bot.cards.text import LINE, NAME, safe_url, shown
 from bot.cards.verbs import Verb
 from bot.cards.views import SessionDetailView
@@ -51,7 +51,7 @@ def session_detail_card(view: SessionDetailView) -> Card:
         [
             execute("Complete", Verb.COMPLETE, ids, with_inputs=False) if entry.is_open else None,
             open_url("Open context", context) if context else None,
-            execute("Back to My Sessions", Verb.SESSIONS_PAGE, {"page": 0, "query": ""},
+            execute("Back to My Sessions", Verb.SESSIONS_PAGE, {**NO_FILTERS, "page": 0},
                     with_inputs=False),
         ],
     )

@@ -8,7 +8,7 @@ from bot.cards.common import MODALITY_LABELS, RESULT_LABELS, customer_label
 from bot.cards.dates import readable
 from bot.cards.durations import in_words
 from bot.cards.elements import action_set, adaptive_card, choice_set, execute, text, text_input
-from bot.cards.text import LINE, NAME, shown, truncate
+from bot.cards.text import LINE, shown, truncate
 from bot.cards.verbs import InputId, Verb
 from bot.cards.views import (
     Choice,
@@ -20,9 +20,10 @@ from bot.cards.views import (
     Timings,
 )
 
-MAX_ENTRIES = 25
+MAX_ENTRIES = 15  # one page (bot.dialogs.desk.PAGE_SIZE)
 OPEN_MARK = "ℹ"
 SEARCH_LENGTH = 100
+ENTRY_NAME = 40  # characters of a service or customer name in the list (15 entries fit)
 
 PHASE_LABELS = {Phase.RINGING: "Ringing", Phase.CONNECTED: "Connected",
                 Phase.ACW: "After-call work"}
@@ -44,6 +45,7 @@ RESULT_FILTERS = (Choice("accepted", "Accepted"), Choice("declined", "Declined")
                   Choice("other", "Other"))
 MODALITY_FILTERS = (Choice("im", "Chat"), Choice("email", "Email"),
                     Choice("external", "External task"))
+NO_FILTERS: dict[str, str | int] = {"query": "", "result": "", "modality": "", "period": ""}
 PERIOD_FILTERS = (Choice("today", "Today"), Choice("7d", "7 days"), Choice("30d", "30 days"))
 
 
@@ -67,23 +69,22 @@ def _entry(entry: SessionEntry) -> Card:
     mark = f"{OPEN_MARK} " if entry.is_open else ""
     ids = {"session_id": entry.session_id}
     times = times_line(entry.timings)
+    customer = shown(entry.customer, ENTRY_NAME) if entry.customer else customer_label(None)
+    details = [MODALITY_LABELS[entry.modality], customer,
+               readable(entry.started_at), *([times] if times else [])]
     return {
         "type": "Container",
         "style": entry_style(entry.phase, entry.result),
         "separator": True,
+        # A click on the entry opens its detail card.
+        "selectAction": execute("Open", Verb.OPEN_SESSION, ids, with_inputs=False),
         "items": [
             item for item in (
                 text(f"{mark}**{state_label(entry.phase, entry.result)}** · "
-                     f"{shown(entry.service, NAME)}"),
-                text(f"{MODALITY_LABELS[entry.modality]} · {customer_label(entry.customer)} · "
-                     f"{readable(entry.started_at)}", subtle=True, spacing="none"),
-                text(times[:1].upper() + times[1:], subtle=True, spacing="none", size="small")
-                if times else None,
-                action_set([
-                    execute("Open", Verb.OPEN_SESSION, ids, with_inputs=False),
-                    execute("Complete", Verb.COMPLETE, ids, with_inputs=False)
-                    if entry.is_open else None,
-                ]),
+                     f"{shown(entry.service, ENTRY_NAME)}"),
+                text(" · ".join(details), subtle=True, spacing="none"),
+                action_set([execute("Complete", Verb.COMPLETE, ids, with_inputs=False)])
+                if entry.is_open else None,
             ) if item is not None
         ],
     }
@@ -104,7 +105,8 @@ def _filters(filters: SessionFilters) -> list[Card | None]:
                 (InputId.PERIOD_FILTER, "Period", PERIOD_FILTERS, filters.period),
             )
         ]},
-        action_set([execute("Search", Verb.SESSIONS_PAGE, {"page": 0})]),
+        # Typed inputs win over the filters the button carries (`desk.act_sessions_page`).
+        action_set([execute("Search", Verb.SESSIONS_PAGE, {**NO_FILTERS, "page": 0})]),
     ]
 
 
@@ -114,7 +116,7 @@ def sessions_card(view: SessionsView) -> Card:
     filters = view.filters or SessionFilters(query=view.query)
     search = f"Search: {shown(filters.query, LINE)}" if filters.query else None
     page: dict[str, str | int] = {
-        "query": truncate(filters.query, LINE), "result": filters.result,
+        "query": truncate(filters.query, SEARCH_LENGTH), "result": filters.result,
         "modality": filters.modality, "period": filters.period}
     return adaptive_card(
         [

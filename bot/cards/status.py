@@ -14,7 +14,7 @@ MAX_PROFILE_BUTTONS = 5
 PROFILE_BYTES = 4_000  # JSON bytes of the profile names offered in a pick list
 MAX_OPEN_SESSIONS = 20
 MAX_SERVICES = 20
-MAX_SERVICE_BUTTONS = 6
+MAX_SERVICE_BUTTONS = 5  # an ActionSet holds at most 5 in Teams
 
 
 def _services(view: StatusView) -> list[Card | None]:
@@ -25,7 +25,7 @@ def _services(view: StatusView) -> list[Card | None]:
     rows = [(shown(s.name, NAME), "Taking tasks" if s.on else "Off") for s in listed]
     buttons = [
         execute(f"{truncate(s.name, NAME)}: {'off' if s.on else 'on'}", Verb.SERVICE_DUTY,
-                {"service_id": s.service_id, "on": 0 if s.on else 1}, with_inputs=False)
+                {"service_id": s.service_id, "on": "0" if s.on else "1"}, with_inputs=False)
         for s in listed[:MAX_SERVICE_BUTTONS]
     ]
     more = len(view.services) > MAX_SERVICE_BUTTONS
@@ -33,8 +33,8 @@ def _services(view: StatusView) -> list[Card | None]:
         text("Services", weight="bolder", separator=True),
         facts(rows),
         action_set(buttons),
-        text("Type **service <name> off** or **on** for the others.", subtle=True)
-        if more else None,
+        text("For the others type **service**, a service name, then **off** or **on**.",
+             subtle=True) if more else None,
     ]
 
 

@@ -157,3 +157,20 @@ async def sync_memberships(ctx: Ctx) -> int:
             await ctx.save_agent(agent)
             changed += 1
     return changed
+
+
+async def set_service_duty(ctx: Ctx, agent_id: str, service_id: str, on: bool) -> Agent:
+    """Switch the agent's responsibility for one service off or on; the others stay."""
+    agent = await require_agent(ctx, agent_id)
+    if service_id not in agent.services:
+        raise Invalid("You are not a member of that service.", field="service")
+    paused = [s for s in agent.paused_services if s != service_id]
+    if not on:
+        paused.append(service_id)
+    if paused == agent.paused_services:
+        return agent
+    agent.paused_services = paused
+    await ctx.save_agent(agent)
+    # On: the agent may take the service's tasks; off: decliners held back for them may.
+    await redispatch(ctx, [service_id])
+    return agent

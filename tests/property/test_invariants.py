@@ -582,8 +582,9 @@ class SwitchboardMachine(RuleBasedStateMachine):
             assert saves[session.id] == (1 if session.saved_at else 0), (
                 f"session {session.id} saved {saves[session.id]} times, "
                 f"saved_at={session.saved_at}")
-            if session.saved_at is not None:
-                assert not session.live
+            if session.saved_at is not None:  # codes and tags are saved from Accept on
+                assert session.phase is not Phase.RINGING
+                assert session.result is not None
                 codes = self.catalog.service(session.service_id).codes
                 if codes.required:
                     assert session.primary_code in codes.primary

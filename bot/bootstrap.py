@@ -10,7 +10,7 @@ from bot.domain import timers as tk
 from bot.domain.service import Catalog
 from bot.domain.webhooks.model import WEBHOOK
 from bot.email.relay import ReplySender
-from bot.services import agents, conversation, lifecycle, offers, outbox, privacy
+from bot.services import agents, conversation, dispatch, lifecycle, offers, outbox, privacy
 from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.jobs import Effect, Listener, TimerHandler, Wiring
@@ -36,6 +36,7 @@ TIMER_HANDLERS: dict[str, TimerHandler] = {
     tk.RONA_RESET: agents.rona_expired,
     tk.ACW_END: lifecycle.acw_timeout,
     tk.QUEUE_TIMEOUT: lifecycle.expire_task,
+    tk.DECLINE_HOLD: dispatch.decline_hold_over,
     tk.STALE_SWEEP: _stale_sweep,
 }
 """The use cases a timer runs when it falls due, by kind: every engine has these."""

@@ -413,6 +413,7 @@ def _parse_service(r: _Reader) -> Service:
                                 minimum=timedelta(seconds=5)),
         rona_reset=d.duration("rona_reset", timedelta(minutes=10), minimum=MIN_RONA_RESET),
         persistent_rona=d.flag("persistent_rona", False),
+        redecline_after=d.duration("redecline_after", timedelta(minutes=2)),
         max_queue_time=d.duration("max_queue_time", timedelta(hours=1)),
         priority=d.number("priority", 0),
     )

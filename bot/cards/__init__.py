@@ -17,6 +17,7 @@ from bot.cards.outcomes import (
     taken_card,
     terminated_card,
 )
+from bot.cards.session_detail import session_detail_card
 from bot.cards.sessions import sessions_card
 from bot.cards.status import status_card
 from bot.cards.text import plain
@@ -44,6 +45,7 @@ __all__ = [
     "missed_card",
     "nar_card",
     "plain",
+    "session_detail_card",
     "sessions_card",
     "stale_card",
     "status_card",

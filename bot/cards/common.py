@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from bot.cards.budget import Card
-from bot.cards.elements import text
-from bot.cards.text import NAME, shown
+from bot.cards.elements import facts, text
+from bot.cards.text import LINE, NAME, shown
 from bot.cards.views import AgentState, Modality, SessionHeader, SessionResult
 
 NOT_AVAILABLE = "Not available"
@@ -67,3 +69,24 @@ def session_header(header: SessionHeader) -> Card:
 
 def status_line(value: str, color: str = "default") -> Card:
     return text(value, weight="bolder", color=color, separator=True)
+
+
+FIELD_BYTES = 6_000
+"""JSON bytes of the customer fields and custom parameters a card shows; later ones drop."""
+
+
+def customer_facts(fields: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """Customer details and custom parameters as escaped (name, value) rows, within budget."""
+    rows: list[tuple[str, str]] = []
+    budget = FIELD_BYTES
+    for name, value in fields:
+        row = (shown(name, NAME), shown(value, LINE))
+        budget -= len(json.dumps(row)) + 2
+        if budget < 0:
+            break
+        rows.append(row)
+    return rows
+
+
+def customer_fact_set(fields: tuple[tuple[str, str], ...]) -> Card | None:
+    return facts(customer_facts(fields))

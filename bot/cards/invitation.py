@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.cards.budget import Card
-from bot.cards.common import session_header
+from bot.cards.common import customer_fact_set, session_header
 from bot.cards.dates import readable
 from bot.cards.durations import in_words
 from bot.cards.elements import adaptive_card, execute, facts, open_url, text
@@ -72,6 +72,7 @@ def invitation_card(view: InvitationView) -> Card:
             text(f"Call flow: {call_flow(view.call_flow)}", subtle=True, spacing="none")
             if view.call_flow
             else None,
+            customer_fact_set(view.customer_fields),
             *_details(view),
         ],
         [

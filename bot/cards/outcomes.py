@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.cards.budget import MAX_CARD_BYTES, Card, largest_fitting, shrink
-from bot.cards.common import session_header, status_line
+from bot.cards.common import customer_fact_set, customer_label, session_header, status_line
+from bot.cards.concluded import saved_rows
 from bot.cards.dates import readable
 from bot.cards.elements import (
     action_set,
@@ -18,6 +19,7 @@ from bot.cards.elements import (
 from bot.cards.text import LINE, NAME, PARAGRAPH, plain, safe_url, shown, truncate
 from bot.cards.verbs import InputId, Verb
 from bot.cards.views import AcceptedView, Choice, Modality, OutcomeView
+from bot.cards.wrapup import wrapup_inputs
 
 MAX_TRANSFER_TARGETS = 50
 MAX_ATTACHMENTS = 20
@@ -94,18 +96,51 @@ def _external(view: AcceptedView) -> list[Card | None]:
     ]
 
 
+def show_card(title: str, body: list[Card | None], actions: list[Card | None]) -> Card:
+    """Action.ShowCard: a small card that opens under the button."""
+    return {"type": "Action.ShowCard", "title": title,
+            "card": adaptive_card(body, actions, fit=False)}
+
+
+def _wrapup_form(view: AcceptedView) -> Card | None:
+    """Codes and tags during the session, behind a button; saved once."""
+    if view.wrapup is None:
+        return None
+    ids = {"session_id": view.header.session_id}
+    return show_card("Codes and tags", wrapup_inputs(view.wrapup),
+                     [execute("Save", Verb.SAVE_WRAPUP, ids, style="positive")])
+
+
+def _saved(view: AcceptedView) -> list[Card | None]:
+    if view.saved is None:
+        return []
+    return [text("Wrap-up saved", weight="bolder", separator=True), facts(saved_rows(view.saved))]
+
+
+def _terminate(view: AcceptedView) -> Card:
+    """A chat ends only after a confirmation; an external task completes at once."""
+    header = view.header
+    ids = {"session_id": header.session_id}
+    if header.modality is Modality.EXTERNAL:
+        return execute("Complete", Verb.TERMINATE, ids, style="destructive", with_inputs=False)
+    end = execute("End it", Verb.TERMINATE, ids, style="destructive", with_inputs=False)
+    question = f"End the conversation with {customer_label(header.customer)}?"
+    return show_card("Terminate", [text(question, weight="bolder")], [end])
+
+
 def _accepted(view: AcceptedView, body_chars: int, *, fit: bool) -> Card:
     header = view.header
-    external = header.modality is Modality.EXTERNAL
     replies = header.modality is Modality.EMAIL and view.email_sender is not None
     chat_url = safe_url(view.chat_url)
     link = safe_url(view.external.link) if view.external else None
+    context = safe_url(view.context_url)
     ids = {"session_id": header.session_id}
     if replies:
         finish = execute("Mark handled", Verb.MARK_HANDLED, ids, with_inputs=False)
     else:
-        finish = execute("Complete" if external else "Terminate", Verb.TERMINATE, ids,
-                         style="destructive", with_inputs=False)
+        finish = _terminate(view)
+    # A required pick list would block Save of the codes and tags form (it sends every input).
+    required = not replies and view.wrapup is None
     return adaptive_card(
         [
             session_header(header),
@@ -114,14 +149,18 @@ def _accepted(view: AcceptedView, body_chars: int, *, fit: bool) -> Card:
             text("The chat with the customer is open.")
             if header.modality is Modality.IM and chat_url
             else None,
+            customer_fact_set(view.customer_fields),
             *_external(view),
             *_email(view, body_chars),
+            *_saved(view),
             *(_reply(view) if replies else []),
-            *_transfer(view, required=not replies),
+            *_transfer(view, required=required),
         ],
         [
             open_url("Open chat", chat_url) if chat_url and not replies else None,
             open_url("Open link", link) if link else None,
+            open_url("Open context", context) if context else None,
+            _wrapup_form(view),
             finish,
         ],
         fit=fit,
@@ -177,10 +216,18 @@ def missed_card(view: OutcomeView) -> Card:
     return _outcome(view, "⏰ Missed", "attention", "The invitation was not accepted in time.")
 
 
+CANCEL_REASONS = {
+    "customer": ("Cancelled by customer", "The customer left before the task was accepted."),
+    "requester": ("Withdrawn", "The task was withdrawn through the API before it was accepted."),
+    "system": ("Ended: chat idle", "The customer's chat was idle too long and ended."),
+    "expired": ("Not handled in time", "The task waited too long in the queue and ended."),
+}
+
+
 def cancelled_card(view: OutcomeView) -> Card:
-    return _outcome(
-        view, "Cancelled by customer", "warning", "The customer left before the task was accepted."
-    )
+    """Says why: the customer left, the task was withdrawn, the chat went idle, time ran out."""
+    status, line = CANCEL_REASONS.get(view.reason or "customer", CANCEL_REASONS["customer"])
+    return _outcome(view, status, "warning", line)
 
 
 def taken_card(view: OutcomeView) -> Card:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bot.cards.budget import Card, within
-from bot.cards.common import RESULT_LABELS, customer_label, state_label
+from bot.cards.common import customer_label, state_label
 from bot.cards.elements import action_set, adaptive_card, choice_set, execute, facts, text
+from bot.cards.sessions import state_label as session_state
 from bot.cards.text import NAME, shown, truncate
 from bot.cards.verbs import InputId, Verb
 from bot.cards.views import Choice, StatusView
@@ -12,6 +13,29 @@ from bot.cards.views import Choice, StatusView
 MAX_PROFILE_BUTTONS = 5
 PROFILE_BYTES = 4_000  # JSON bytes of the profile names offered in a pick list
 MAX_OPEN_SESSIONS = 20
+MAX_SERVICES = 20
+MAX_SERVICE_BUTTONS = 5  # an ActionSet holds at most 5 in Teams
+
+
+def _services(view: StatusView) -> list[Card | None]:
+    """Per service: taking its tasks or not, and a switch (the `service` command for many)."""
+    if not view.services:
+        return []
+    listed = view.services[:MAX_SERVICES]
+    rows = [(shown(s.name, NAME), "Taking tasks" if s.on else "Off") for s in listed]
+    buttons = [
+        execute(f"{truncate(s.name, NAME)}: {'off' if s.on else 'on'}", Verb.SERVICE_DUTY,
+                {"service_id": s.service_id, "on": "0" if s.on else "1"}, with_inputs=False)
+        for s in listed[:MAX_SERVICE_BUTTONS]
+    ]
+    more = len(view.services) > MAX_SERVICE_BUTTONS
+    return [
+        text("Services", weight="bolder", separator=True),
+        facts(rows),
+        action_set(buttons),
+        text("For the others type **service**, a service name, then **off** or **on**.",
+             subtle=True) if more else None,
+    ]
 
 
 def _profiles(profiles: tuple[str, ...]) -> list[Card | None]:
@@ -41,7 +65,8 @@ def _open_sessions(view: StatusView) -> list[Card | None]:
         return [text("No open sessions.", subtle=True, separator=True)]
     shown_sessions = view.open_sessions[:MAX_OPEN_SESSIONS]
     rows = [
-        (shown(s.service, NAME), f"{customer_label(s.customer)} · {RESULT_LABELS[s.result]}")
+        (shown(s.service, NAME),
+         f"{customer_label(s.customer)} · {session_state(s.phase, s.result)}")
         for s in shown_sessions
     ]
     hidden = len(view.open_sessions) - len(shown_sessions)
@@ -76,6 +101,7 @@ def status_card(view: StatusView) -> Card:
             facts(rows),
             action_set([reset]) if view.rona else None,
             *_profiles(view.other_profiles),
+            *_services(view),
             *_open_sessions(view),
         ]
     )

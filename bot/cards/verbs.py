@@ -23,6 +23,8 @@ class Verb(StrEnum):
     REPLY = "reply"  # email: send the reply to the sender, the session ends
     REPLY_ALL = "reply_all"  # email: to the sender and everyone else on To and Cc
     MARK_HANDLED = "mark_handled"  # email: no reply from here, the session ends
+    OPEN_SESSION = "open_session"  # My Sessions: the detail card of one entry
+    SERVICE_DUTY = "service_duty"  # switch the responsibility for one service off or on
 
 
 class InputId(StrEnum):
@@ -34,6 +36,10 @@ class InputId(StrEnum):
     TARGET_SERVICE = "target_service"
     PROFILE = "profile"
     REPLY_TEXT = "reply_text"
+    SEARCH = "search"
+    RESULT_FILTER = "result_filter"
+    MODALITY_FILTER = "modality_filter"
+    PERIOD_FILTER = "period_filter"
 
 
 TAGS_DATASET = "tags"

@@ -38,6 +38,13 @@ class SessionResult(StrEnum):
     FAILED = "failed"
 
 
+class Phase(StrEnum):
+    RINGING = "ringing"
+    CONNECTED = "connected"
+    ACW = "acw"
+    ENDED = "ended"
+
+
 @dataclass(frozen=True)
 class Choice:
     """One entry of a pick list: `value` is sent back, `title` is shown."""
@@ -69,6 +76,16 @@ class OpenSession:
     service: str
     customer: str | None
     result: SessionResult
+    phase: Phase = Phase.ENDED
+
+
+@dataclass(frozen=True)
+class ServiceDuty:
+    """One of the agent's services and whether they take its tasks now."""
+
+    service_id: str
+    name: str
+    on: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,7 @@ class StatusView:
     rona_session_id: str = ""
     open_sessions: tuple[OpenSession, ...] = ()
     pending_nar: int = 0
+    services: tuple[ServiceDuty, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +136,8 @@ class InvitationView:
     call_flow: tuple[str, ...] = ()
     context_url: str | None = None
     customer_unverified: bool = False  # the name is only what the customer typed
+    customer_fields: tuple[tuple[str, str], ...] = ()
+    """Customer details and custom parameters (name, value), shown as facts."""
 
     @property
     def modality(self) -> Modality:
@@ -156,6 +176,12 @@ class AcceptedView:
     """An external task's title, description, due date and link, kept after Accept."""
     error: str | None = None
     """Why the last button did nothing (a reply without text, replies switched off)."""
+    context_url: str | None = None
+    customer_fields: tuple[tuple[str, str], ...] = ()
+    wrapup: WrapUpView | None = None
+    """The codes and tags form (shown behind a button), None once saved or without one."""
+    saved: ConcludedView | None = None
+    """What a save during the session kept."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +223,7 @@ class WrapUpView:
     acw_until: datetime | None = None
     can_extend_acw: bool = False
     can_end_acw: bool = False
+    context_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +236,12 @@ class ConcludedView:
     primary_code: str | None = None
     secondary_code: str | None = None
     tags: tuple[str, ...] = ()
+    error: str | None = None
+    acw_until: datetime | None = None
+    """While after-call work runs (the wrap-up was saved before it ended)."""
+    can_extend_acw: bool = False
+    can_end_acw: bool = False
+    context_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +253,18 @@ class SessionEntry:
     started_at: datetime
     is_open: bool = False
     modality: Modality = Modality.IM
+    phase: Phase = Phase.ENDED
+    timings: Timings = Timings()
+
+
+@dataclass(frozen=True)
+class SessionFilters:
+    """What My Sessions is narrowed to; the values are those of `sessions.FILTER_CHOICES`."""
+
+    query: str = ""
+    result: str = ""
+    modality: str = ""
+    period: str = ""
 
 
 @dataclass(frozen=True)
@@ -229,6 +274,23 @@ class SessionsView:
     has_previous: bool = False
     has_next: bool = False
     query: str = ""
+    filters: SessionFilters | None = None
+
+
+@dataclass(frozen=True)
+class SessionDetailView:
+    """One My Sessions entry opened: everything the agent may still see of it."""
+
+    entry: SessionEntry
+    call_flow: tuple[str, ...] = ()
+    primary_code: str | None = None
+    secondary_code: str | None = None
+    tags: tuple[str, ...] = ()
+    saved_at: datetime | None = None
+    email_subject: str | None = None
+    context_url: str | None = None
+    customer_fields: tuple[tuple[str, str], ...] = ()
+    """Customer details and custom parameters, when the service stores context."""
 
 
 @dataclass(frozen=True)

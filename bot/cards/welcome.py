@@ -17,6 +17,7 @@ COMMANDS = (
     ("reset", "Reset RONA so that you receive tasks again"),
     ("sessions [search]", "Show My Sessions, optionally filtered by a search text"),
     ("nar", "Fill out pending not-available reasons"),
+    ("service <name> off|on", "Stop or resume taking one service's tasks, the others unchanged"),
 )
 
 

@@ -11,11 +11,12 @@ from bot.cards.elements import (
     choice_set,
     execute,
     facts,
+    open_url,
     text,
     text_input,
     typeahead,
 )
-from bot.cards.text import LINE, NAME, shown, truncate
+from bot.cards.text import LINE, NAME, safe_url, shown, truncate
 from bot.cards.verbs import InputId, Verb
 from bot.cards.views import Choice, Timings, WrapUpView
 
@@ -53,7 +54,8 @@ def _tags(view: WrapUpView) -> tuple[list[str], list[str]]:
     return current + within(fresh, TAG_BYTES), current
 
 
-def _inputs(view: WrapUpView) -> list[Card | None]:
+def wrapup_inputs(view: WrapUpView) -> list[Card | None]:
+    """Codes and tags inputs, also shown on the accepted card during the session."""
     primary = secondary = tags = None
     if view.primary_codes:
         primary = choice_set(
@@ -91,6 +93,7 @@ def wrapup_card(view: WrapUpView) -> Card:
     rows = [("Result", RESULT_LABELS[view.result]), ("Started", readable(view.started_at))]
     ids = {"session_id": header.session_id}
     acw = f"After-call work ends at {clock(view.acw_until)}" if view.acw_until else None
+    context = safe_url(view.context_url)
     return adaptive_card(
         [
             session_header(header),
@@ -100,7 +103,7 @@ def wrapup_card(view: WrapUpView) -> Card:
             text(shown(view.error, LINE), color="attention", weight="bolder")
             if view.error
             else None,
-            *_inputs(view),
+            *wrapup_inputs(view),
         ],
         [
             execute("Save", Verb.SAVE_WRAPUP, ids, style="positive"),
@@ -108,5 +111,6 @@ def wrapup_card(view: WrapUpView) -> Card:
             if view.can_extend_acw
             else None,
             execute("End ACW", Verb.END_ACW, ids, with_inputs=False) if view.can_end_acw else None,
+            open_url("Open context", context) if context else None,
         ],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot import cards
@@ -13,21 +14,41 @@ from bot.cards.budget import Card
 from bot.cards.verbs import InputId, Verb
 from bot.dialogs import views
 from bot.dialogs.caller import Caller, MemberDirectory, Reply
-from bot.dialogs.session_cards import session_card, shows_wrapup_form, stale_card
+from bot.dialogs.session_cards import offers_tags, session_card, stale_card
 from bot.domain.agent import Agent
 from bot.domain.errors import Invalid, Refused, Stale
-from bot.domain.service import Catalog
+from bot.domain.service import Catalog, Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task
 from bot.services import agents as agent_cases
 from bot.services import conversation, lifecycle, mail, offers, wrapup
 from bot.services.context import Ctx
 from bot.services.engine import Engine
+from bot.services.ports import SessionSearch
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "Switchboard"
-PAGE_SIZE = 8
+PAGE_SIZE = 15
+PERIODS = {"today": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+RESULT_GROUPS = {
+    "accepted": frozenset({"accepted"}),
+    "declined": frozenset({"declined"}),
+    "missed": frozenset({"rona", "missed"}),
+    "cancelled": frozenset({"cancelled"}),
+    "other": frozenset({"rescinded", "expired", "failed"}),
+}
+
+
+def session_search(filters: v.SessionFilters, now: datetime) -> SessionSearch:
+    """The store query of My Sessions' filters; periods count back from now (rolling)."""
+    period = PERIODS.get(filters.period)
+    return SessionSearch(
+        text=filters.query,
+        results=RESULT_GROUPS.get(filters.result, frozenset()),
+        modality=filters.modality if filters.modality in {m.value for m in Modality} else None,
+        since=now - period if period else None,
+    )
 
 
 @dataclass
@@ -48,7 +69,7 @@ async def load_bundle(ctx: Ctx, session_id: str, *, for_card: bool = False,
     task = await ctx.uow.tasks.get(session.task_id)
     agent = await ctx.uow.agents.get(session.agent_id)
     suggestions: tuple[str, ...] = ()
-    if for_card and shows_wrapup_form(session, task, wrapup=wrapup):
+    if for_card and offers_tags(session, task, wrapup=wrapup):
         suggestions = tuple(await ctx.uow.tags.suggest(session.service_id, "", 15))
     return SessionBundle(session, task, agent, suggestions)
 
@@ -110,15 +131,27 @@ class Desk:
         return cards.status_card(views.status(agent, self.catalog, self.engine.clock.now(),
                                               open_sessions))
 
-    async def sessions_card(self, caller: Caller, page: int, query: str) -> Card:
+    async def sessions_card(self, caller: Caller, page: int,
+                            query: str | v.SessionFilters) -> Card:
+        filters = query if isinstance(query, v.SessionFilters) else v.SessionFilters(query)
+        search = session_search(filters, self.engine.clock.now())
+
         async def load(ctx: Ctx) -> list[Session]:
             return await ctx.uow.sessions.for_agent(caller.user_id, PAGE_SIZE + 1,
-                                                    page * PAGE_SIZE, query)
+                                                    page * PAGE_SIZE, search)
 
         found = await self.engine.read(load)
         return cards.sessions_card(v.SessionsView(
             entries=tuple(views.session_entry(s) for s in found[:PAGE_SIZE]),
-            page=page, has_previous=page > 0, has_next=len(found) > PAGE_SIZE, query=query))
+            page=page, has_previous=page > 0, has_next=len(found) > PAGE_SIZE,
+            query=filters.query, filters=filters))
+
+    async def session_detail_card(self, caller: Caller, session_id: str) -> Card:
+        bundle = await self.engine.read(load_bundle, session_id)
+        if bundle.session is None or bundle.session.agent_id != caller.user_id:
+            raise Refused("This session is not yours.")
+        return cards.session_detail_card(views.session_detail(bundle.session, bundle.task,
+                                                              self.catalog))
 
     async def nar_card(self, caller: Caller, error: str | None = None) -> Card:
         async def load(ctx: Ctx) -> Agent | None:
@@ -302,6 +335,17 @@ async def cmd_nar(desk: Desk, caller: Caller, args: str) -> list[Reply]:
     return [await desk.nar_card(caller)]
 
 
+async def cmd_service(desk: Desk, caller: Caller, args: str) -> list[Reply]:
+    """`service <name> off|on`: the responsibility for one service, the others unchanged."""
+    name, _, switch = args.rpartition(" ")
+    if switch.lower() not in ("on", "off") or not name.strip():
+        return ["Type **service <name> off** or **service <name> on**."]
+    service_id = desk._service_named(name)
+    await desk.engine.run(agent_cases.set_service_duty, caller.user_id, service_id,
+                          switch.lower() == "on")
+    return [await desk.status_card(caller)]
+
+
 COMMANDS: dict[str, Command] = {
     "help": cmd_help,
     "register": cmd_register,
@@ -311,6 +355,7 @@ COMMANDS: dict[str, Command] = {
     "reset": cmd_reset,
     "sessions": cmd_sessions,
     "nar": cmd_nar,
+    "service": cmd_service,
 }
 OPEN_COMMANDS = {"help", "register", "unregister"}
 
@@ -394,12 +439,37 @@ async def act_complete(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card
     return await desk.card_for(session_id, wrapup_form=True)
 
 
+def _filter(data: dict[str, Any], typed: InputId, carried: str) -> str:
+    """A filter as typed in the card's inputs (Search), else as carried by a page button."""
+    for key in (typed.value, carried):
+        value = data.get(key)
+        if isinstance(value, str):
+            return value.strip()[:200]
+    return ""
+
+
 async def act_sessions_page(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
     page = data.get("page", 0)
-    query = data.get("query", "")
     page = min(max(0, page), 10_000) if isinstance(page, int) else 0
-    return await desk.sessions_card(caller, page,
-                                    query if isinstance(query, str) else "")
+    filters = v.SessionFilters(
+        query=_filter(data, InputId.SEARCH, "query"),
+        result=_filter(data, InputId.RESULT_FILTER, "result"),
+        modality=_filter(data, InputId.MODALITY_FILTER, "modality"),
+        period=_filter(data, InputId.PERIOD_FILTER, "period"))
+    return await desk.sessions_card(caller, page, filters)
+
+
+async def act_open_session(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    return await desk.session_detail_card(caller, _session_id(data))
+
+
+async def act_service_duty(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
+    service_id = data.get("service_id")
+    if not isinstance(service_id, str) or service_id not in desk.catalog.services:
+        raise Invalid("This button does not name a known service.", field="service_id")
+    await desk.engine.run(agent_cases.set_service_duty, caller.user_id, service_id,
+                          data.get("on") in (1, "1", True))
+    return await desk.status_card(caller)
 
 
 async def act_fill_nar(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
@@ -470,4 +540,6 @@ ACTIONS: dict[str, Action] = {
     Verb.REPLY: act_reply,
     Verb.REPLY_ALL: act_reply_all,
     Verb.MARK_HANDLED: act_mark_handled,
+    Verb.OPEN_SESSION: act_open_session,
+    Verb.SERVICE_DUTY: act_service_duty,
 }

@@ -10,7 +10,7 @@ from bot.cards.budget import Card
 from bot.dialogs import views
 from bot.domain.agent import Agent
 from bot.domain.service import Catalog
-from bot.domain.session import Phase, Session, SessionResult
+from bot.domain.session import CANCEL_NOTES, Phase, Session, SessionResult
 from bot.domain.task import Task
 
 
@@ -21,13 +21,20 @@ def session_card(session: Session, task: Task | None, agent: Agent | None, catal
     if shows_wrapup_form(session, task, wrapup=wrapup):
         return cards.wrapup_card(views.wrapup(session, catalog, suggestions=suggestions,
                                               error=error))
+    if session.phase is Phase.CONNECTED:  # codes and tags can be saved from Accept on
+        return cards.accepted_card(views.accepted(session, task, catalog, error=error,
+                                                  suggestions=suggestions))
     if session.saved_at is not None:
-        return cards.concluded_card(views.concluded(session))
+        return cards.concluded_card(views.concluded(session, catalog, error=error))
     if session.phase is Phase.RINGING and task is not None:
         return cards.invitation_card(views.invitation(session, task, catalog, now))
-    if session.phase is Phase.CONNECTED:
-        return cards.accepted_card(views.accepted(session, task, catalog, error=error))
     return outcome_card(session, agent, now)
+
+
+def offers_tags(session: Session, task: Task | None, *, wrapup: bool = False) -> bool:
+    """Whether the card `session_card` draws has the codes and tags form (and suggestions)."""
+    return (session.phase is Phase.CONNECTED and session.saved_at is None) or shows_wrapup_form(
+        session, task, wrapup=wrapup)
 
 
 def shows_wrapup_form(session: Session, task: Task | None, *, wrapup: bool = False) -> bool:
@@ -52,7 +59,8 @@ def outcome_card(session: Session, agent: Agent | None, now: datetime) -> Card:
                     and agent.rona_session == session.id)
         return cards.missed_card(v.OutcomeView(header, rona_set=rona_set))
     if result is SessionResult.CANCELLED:
-        return cards.cancelled_card(v.OutcomeView(header))
+        by = next((k for k, note in CANCEL_NOTES.items() if note == session.note), "customer")
+        return cards.cancelled_card(v.OutcomeView(header, reason=by))
     if result is SessionResult.RESCINDED:
         return cards.taken_card(v.OutcomeView(header))
     if result is SessionResult.EXPIRED:

@@ -8,6 +8,7 @@ from typing import Any
 from bot.cards import views as v
 from bot.domain.agent import Agent, derive_state
 from bot.domain.context_url import context_url
+from bot.domain.customer import Customer
 from bot.domain.message import ChatMessage
 from bot.domain.service import Catalog, Modality
 from bot.domain.session import Phase, Session, SessionResult
@@ -25,6 +26,21 @@ def header(session: Session) -> v.SessionHeader:
 
 def unverified(session: Session) -> bool:
     return session.customer is not None and session.customer.unverified
+
+
+def customer_fields(customer: Customer | None) -> tuple[tuple[str, str], ...]:
+    """The customer's details, then the custom parameters, as (name, value) rows."""
+    if customer is None:
+        return ()
+    rows = [("Name", customer.name), ("Email", customer.email), ("Phone", customer.phone)]
+    rows += sorted(customer.params.items())
+    return tuple((name, value) for name, value in rows if value)
+
+
+def session_context_url(session: Session, catalog: Catalog) -> str | None:
+    """The service's context link filled from the session's customer (None once removed)."""
+    service = catalog.services.get(session.service_id)
+    return context_url(service.context.url, session.customer) if service else None
 
 
 def timings(session: Session) -> v.Timings:
@@ -69,8 +85,9 @@ def invitation(session: Session, task: Task, catalog: Catalog, now: datetime) ->
         waited_seconds=max(0.0, (now - task.created_at).total_seconds()),
         call_flow=tuple(catalog.services[s].name if s in catalog.services else s
                         for s in task.call_flow),
-        context_url=context_url(service.context.url, session.customer) if service else None,
+        context_url=context_url(service.context.url, task.customer) if service else None,
         customer_unverified=unverified(session),
+        customer_fields=customer_fields(task.customer),
     )
 
 
@@ -96,17 +113,27 @@ def wrapup(session: Session, catalog: Catalog, *, suggestions: tuple[str, ...] =
         can_extend_acw=bool(in_acw and service and service.acw.extendable
                             and not session.acw_extended),
         can_end_acw=bool(in_acw and service and service.acw.allow_early_end),
+        context_url=session_context_url(session, catalog),
     )
 
 
-def concluded(session: Session) -> v.ConcludedView:
+def concluded(session: Session, catalog: Catalog | None = None, *,
+              error: str | None = None) -> v.ConcludedView:
     assert session.saved_at is not None
+    service = catalog.services.get(session.service_id) if catalog else None
+    in_acw = session.phase is Phase.ACW
     return v.ConcludedView(
         header=header(session),
         result=v.SessionResult((session.result or SessionResult.ACCEPTED).value),
         started_at=session.offered_at, saved_at=session.saved_at, timings=timings(session),
         primary_code=session.primary_code, secondary_code=session.secondary_code,
-        tags=tuple(session.tags))
+        tags=tuple(session.tags),
+        error=error,
+        acw_until=session.acw_until if in_acw else None,
+        can_extend_acw=bool(in_acw and service and service.acw.extendable
+                            and not session.acw_extended),
+        can_end_acw=bool(in_acw and service and service.acw.allow_early_end),
+        context_url=session_context_url(session, catalog) if catalog else None)
 
 
 def transfer_targets(session: Session, catalog: Catalog) -> tuple[v.Choice, ...]:
@@ -122,7 +149,7 @@ def _external(content: dict[str, Any]) -> v.ExternalDetails:
 
 
 def accepted(session: Session, task: Task | None, catalog: Catalog, *,
-             error: str | None = None) -> v.AcceptedView:
+             error: str | None = None, suggestions: tuple[str, ...] = ()) -> v.AcceptedView:
     email = task is not None and task.modality is Modality.EMAIL
     external = task is not None and task.modality is Modality.EXTERNAL
     content = task.content if task is not None else {}
@@ -138,6 +165,11 @@ def accepted(session: Session, task: Task | None, catalog: Catalog, *,
         email_others=tuple(str(a) for a in content.get("others", [])) if email else (),
         external=_external(content) if external else None,
         error=error,
+        context_url=session_context_url(session, catalog),
+        customer_fields=customer_fields(task.customer if task is not None else session.customer),
+        wrapup=wrapup(session, catalog, suggestions=suggestions)
+        if session.saved_at is None else None,
+        saved=concluded(session) if session.saved_at is not None else None,
     )
 
 
@@ -154,9 +186,14 @@ def status(agent: Agent, catalog: Catalog, now: datetime,
         open_sessions=tuple(
             v.OpenSession(session_id=s.id, service=s.service_name or s.service_id,
                           customer=s.customer_label or NOT_AVAILABLE,
-                          result=v.SessionResult((s.result or SessionResult.ACCEPTED).value))
+                          result=v.SessionResult((s.result or SessionResult.ACCEPTED).value),
+                          phase=v.Phase(s.phase.value))
             for s in open_sessions),
         pending_nar=len(agent.pending_nar(now)),
+        services=tuple(
+            v.ServiceDuty(service_id=s, name=catalog.services[s].name,
+                          on=s not in agent.paused_services)
+            for s in agent.services if s in catalog.services),
     )
 
 
@@ -169,6 +206,24 @@ def session_entry(session: Session) -> v.SessionEntry:
         started_at=session.offered_at,
         is_open=session.is_open and not session.live,
         modality=v.Modality(session.modality.value),
+        phase=v.Phase(session.phase.value),
+        timings=timings(session),
+    )
+
+
+def session_detail(session: Session, task: Task | None, catalog: Catalog) -> v.SessionDetailView:
+    """What an opened entry shows; the customer's details only while the session keeps them."""
+    flow = task.call_flow if task is not None else [session.service_id]
+    return v.SessionDetailView(
+        entry=session_entry(session),
+        call_flow=tuple(catalog.services[s].name if s in catalog.services else s for s in flow),
+        primary_code=session.primary_code,
+        secondary_code=session.secondary_code,
+        tags=tuple(session.tags),
+        saved_at=session.saved_at,
+        email_subject=session.subject or None,
+        context_url=session_context_url(session, catalog),
+        customer_fields=customer_fields(session.customer),
     )
 
 

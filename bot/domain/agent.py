@@ -52,6 +52,8 @@ class Agent:
     object_id: str | None = None
     registered: bool = False
     services: list[str] = field(default_factory=list)
+    # Services the agent switched their responsibility off for: no offers from them.
+    paused_services: list[str] = field(default_factory=list)
     profile: str = "Duty"
     rona_until: datetime | None = None
     rona_session: str | None = None  # the session whose card offers Reset RONA
@@ -139,7 +141,7 @@ def availability(agent: Agent, catalog: Catalog) -> Availability:
     For every service s of the catalog, modality m and moment now:
     ``can_take(agent, s, m, catalog, now) == availability(agent, catalog).allows(s, m, now)``.
     It mirrors `derive_state` (registered, profile not off duty, no ringing or after-call work,
-    not busy) and `can_take` (a member, under the service's capacity for the modality).
+    not busy) and `can_take` (a member responsible for the service, under its capacity).
     """
     if not agent.registered or catalog.profile_on_duty(agent.profile) is False:
         return Availability()
@@ -150,7 +152,7 @@ def availability(agent: Agent, catalog: Catalog) -> Availability:
     slots: set[tuple[str, Modality]] = set()
     for service_id in agent.services:
         service = catalog.services.get(service_id)
-        if service is None:
+        if service is None or service_id in agent.paused_services:
             continue
         for modality in Modality:
             if connected(agent, modality) < service.capacity_for(modality):
@@ -163,7 +165,7 @@ def availability(agent: Agent, catalog: Catalog) -> Availability:
 def can_take(agent: Agent, service_id: str, modality: Modality, catalog: Catalog,
              now: datetime) -> bool:
     """Whether the service may offer the agent a task of this modality right now."""
-    if service_id not in agent.services:
+    if service_id not in agent.services or service_id in agent.paused_services:
         return False
     if derive_state(agent, catalog, now) is not AgentState.AVAILABLE:
         return False

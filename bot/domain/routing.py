@@ -28,16 +28,56 @@ def idle_key(agent: Agent) -> tuple[int, datetime | str, str]:
     return (1, agent.idle_since, agent.id)
 
 
+def recent_decliners(task: Task, catalog: Catalog, now: datetime) -> set[str]:
+    """Agents who declined the task (direct distribution) less than `redecline_after` ago."""
+    distribution = catalog.service(task.service_id).distribution
+    if distribution.mode is not DistributionMode.DIRECT:
+        return set()
+    return {agent_id for agent_id, at in task.declined.items()
+            if now < at + distribution.redecline_after}
+
+
+def next_hold_end(task: Task, catalog: Catalog, now: datetime) -> datetime | None:
+    """When the next decline hold on the task runs out (None: no hold runs)."""
+    hold = catalog.service(task.service_id).distribution.redecline_after
+    ends = [at + hold for at in task.declined.values() if at + hold > now]
+    return min(ends) if ends else None
+
+
+def could_serve(agent: Agent, service_id: str, catalog: Catalog) -> bool:
+    """Whether the agent may be offered the service's tasks at some point without doing
+    anything: registered, a member, on duty, responsible for the service."""
+    return (agent.registered and service_id in agent.services
+            and catalog.profile_on_duty(agent.profile) is not False
+            and service_id not in agent.paused_services)
+
+
+def held_back(task: Task, roster: Iterable[Agent], catalog: Catalog,
+              now: datetime) -> set[str]:
+    """The recent decliners who must wait: as long as another agent who could serve the
+    service (`roster`, its members) has not been offered the task yet."""
+    decliners = recent_decliners(task, catalog, now)
+    if not decliners:
+        return set()
+    tried = set(task.tried)
+    waiting = any(a.id not in decliners and a.id not in tried
+                  and could_serve(a, task.service_id, catalog) for a in roster)
+    return decliners if waiting else set()
+
+
 def pick_agents(task: Task, members: Iterable[Agent], catalog: Catalog,
-                now: datetime) -> list[Agent]:
+                now: datetime, *, held: Iterable[str] = ()) -> list[Agent]:
     """The agents to ring for a task: longest idle first, one (direct) or up to N (broadcast).
 
     Agents already tried since the task was (re)queued come last, so a decline or RONA moves
-    the task on to the next agent; when everyone was tried, they may be offered again.
+    the task on to the next agent; when everyone was tried, they may be offered again. `held`
+    agents (recent decliners others may still take the task from) are not offered it.
     """
     service = catalog.service(task.service_id)
+    skip = set(held)
     eligible = [
-        a for a in members if can_take(a, task.service_id, task.modality, catalog, now)
+        a for a in members
+        if a.id not in skip and can_take(a, task.service_id, task.modality, catalog, now)
     ]
     if not eligible:
         return []

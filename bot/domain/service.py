@@ -28,6 +28,8 @@ class Distribution:
     ring_timeout: timedelta = timedelta(seconds=30)
     rona_reset: timedelta = timedelta(minutes=10)
     persistent_rona: bool = False
+    # A decline holds the agent back from the same task this long, while others may take it.
+    redecline_after: timedelta = timedelta(minutes=2)
     max_queue_time: timedelta = timedelta(hours=1)
     priority: int = 0
 

@@ -40,6 +40,14 @@ RESULT_LABELS: dict[SessionResult, str] = {
 }
 
 
+# Why an offer was cancelled, by who ended the task (`lifecycle.cancel_task(by=...)`).
+CANCEL_NOTES: dict[str, str] = {
+    "customer": "The customer left.",
+    "requester": "The task was withdrawn through the API.",
+    "system": "The chat was idle too long.",
+}
+
+
 @dataclass
 class Session:
     id: str
@@ -53,6 +61,7 @@ class Session:
     service_name: str = ""
     customer: Customer | None = field(default_factory=Customer)
     customer_label: str | None = ""
+    subject: str = ""  # an email's subject (customer content: removed with the context)
     phase: Phase = Phase.RINGING
     result: SessionResult | None = None
     answered_at: datetime | None = None
@@ -87,6 +96,14 @@ class Session:
     def is_open(self) -> bool:
         return self.saved_at is None
 
+    def search_text(self) -> str:
+        """What My Sessions' search looks in: service, customer, email subject and tags."""
+        customer = self.customer
+        words = [self.service_id, self.service_name, self.customer_label or "", *self.tags]
+        if customer is not None:
+            words += [customer.name, customer.email, customer.phone, self.subject]
+        return " ".join(w for w in words if w).lower()
+
     @property
     def live(self) -> bool:
         return self.phase in (Phase.RINGING, Phase.CONNECTED)
@@ -106,10 +123,3 @@ class Session:
         if self.terminated_at and self.acw_ended_at:
             return self.acw_ended_at - self.terminated_at
         return None
-
-
-def search_text(session: Session) -> str:
-    """What My Sessions search looks in, lower case (a query matches any part of it): both
-    stores keep it in the session's `search` column or field."""
-    return " ".join([session.service_id, session.service_name, session.customer_label or "",
-                     *session.tags]).lower()

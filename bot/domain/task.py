@@ -54,6 +54,7 @@ class Task:
     call_flow: list[str] = field(default_factory=list)
     ringing: list[str] = field(default_factory=list)  # session ids of open offers
     tried: list[str] = field(default_factory=list)  # agents offered since last enqueue
+    declined: dict[str, datetime] = field(default_factory=dict)  # agent -> when, since enqueue
     agent_id: str | None = None
     session_id: str | None = None
     connected_at: datetime | None = None
@@ -66,6 +67,7 @@ class Task:
         self.enqueued_at = now
         self.ringing = []
         self.tried = []
+        self.declined = {}
         self.agent_id = None
         self.session_id = None
         self.connected_at = None

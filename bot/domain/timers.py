@@ -11,6 +11,7 @@ RONA_RESET = "rona_reset"
 ACW_END = "acw_end"
 QUEUE_TIMEOUT = "queue_timeout"
 STALE_SWEEP = "stale_sweep"
+DECLINE_HOLD = "decline_hold"  # a decliner of a queued task may be offered it again
 IDLE_TIMEOUT = "idle_timeout"  # the customer went quiet for too long
 CONTEXT_PURGE = "context_purge"  # stored customer context reaches its retention limit
 SYNC_CARD = "sync_card"  # effect job: bring the agent's card in line with its session

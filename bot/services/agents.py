@@ -62,6 +62,7 @@ async def unregister(ctx: Ctx, agent_id: str) -> Agent:
     await clear_rona(ctx, agent)
     await ctx.save_agent(agent)
     await ctx.emit(ev.AGENT_UNREGISTERED, agent_id=agent.id)
+    await redispatch(ctx, agent.services)  # a decliner held back for this agent goes first now
     return agent
 
 
@@ -95,8 +96,8 @@ async def set_duty(ctx: Ctx, agent_id: str, profile: str) -> Agent:
     elif not previous_on_duty:
         agent.idle_since = ctx.now
     await ctx.save_agent(agent)
-    if on_duty:
-        await redispatch(ctx, agent.services)
+    # On duty: the agent may take tasks; off duty: decliners held back for them may now.
+    await redispatch(ctx, agent.services)
     return agent
 
 
@@ -156,3 +157,20 @@ async def sync_memberships(ctx: Ctx) -> int:
             await ctx.save_agent(agent)
             changed += 1
     return changed
+
+
+async def set_service_duty(ctx: Ctx, agent_id: str, service_id: str, on: bool) -> Agent:
+    """Switch the agent's responsibility for one service off or on; the others stay."""
+    agent = await require_agent(ctx, agent_id)
+    if service_id not in agent.services:
+        raise Invalid("You are not a member of that service.", field="service")
+    paused = [s for s in agent.paused_services if s != service_id]
+    if not on:
+        paused.append(service_id)
+    if paused == agent.paused_services:
+        return agent
+    agent.paused_services = paused
+    await ctx.save_agent(agent)
+    # On: the agent may take the service's tasks; off: decliners held back for them may.
+    await redispatch(ctx, [service_id])
+    return agent

@@ -12,11 +12,11 @@ from bot.domain.customer import Customer
 from bot.domain.errors import Invalid
 from bot.domain.ids import new_id
 from bot.domain.message import Kind
-from bot.domain.routing import candidates_needed, pick_agents
+from bot.domain.routing import candidates_needed, held_back, next_hold_end, pick_agents
 from bot.domain.service import Modality
 from bot.domain.session import Session
 from bot.domain.task import Task, TaskState
-from bot.domain.timers import DELIVERY_DEADLINE, QUEUE_TIMEOUT, RING_TIMEOUT
+from bot.domain.timers import DECLINE_HOLD, DELIVERY_DEADLINE, QUEUE_TIMEOUT, RING_TIMEOUT
 from bot.services.context import Ctx
 
 QUEUE_SCAN = 50
@@ -79,7 +79,8 @@ async def dispatch(ctx: Ctx, service_id: str) -> int:
             continue
         chosen = await choose_agents(ctx, task)
         if not chosen:
-            blocked.add(task.modality)
+            if not task.declined:  # held-back decliners may still take the next task
+                blocked.add(task.modality)
             continue
         await offer(ctx, task, chosen)
         offered += len(chosen)
@@ -101,8 +102,30 @@ async def choose_agents(ctx: Ctx, task: Task) -> list[Agent]:
         able = [a for a in found
                 if can_take(a, task.service_id, task.modality, ctx.catalog, ctx.now)]
         if len(able) >= want or len(found) < limit:
-            return pick_agents(task, able, ctx.catalog, ctx.now)
+            held: set[str] = set()
+            if task.declined and any(a.id in task.declined for a in able):
+                roster = await ctx.uow.agents.members(task.service_id)
+                held = held_back(task, roster, ctx.catalog, ctx.now)
+            return pick_agents(task, able, ctx.catalog, ctx.now, held=held)
         limit += want - len(able)
+
+
+async def decline_hold_over(ctx: Ctx, task_id: str) -> None:
+    """A decline hold ran out: the decliner may be offered the task again."""
+    task = await ctx.uow.tasks.get(task_id)
+    if task is None or task.state is not TaskState.QUEUED:
+        return
+    await dispatch(ctx, task.service_id)
+    await arm_decline_hold(ctx, task)
+
+
+async def arm_decline_hold(ctx: Ctx, task: Task) -> None:
+    """A timer for the end of the next decline hold on a queued task (none: no timer)."""
+    end = next_hold_end(task, ctx.catalog, ctx.now) if task.state is TaskState.QUEUED else None
+    if end is None:
+        await ctx.cancel(DECLINE_HOLD, task.id)
+    else:
+        await ctx.arm(DECLINE_HOLD, task.id, end)
 
 
 async def index_agents(ctx: Ctx) -> int:
@@ -140,6 +163,8 @@ async def offer(ctx: Ctx, task: Task, agents: list[Agent]) -> None:
             service_name=service.name,
             customer=task.customer,
             customer_label=task.customer_label,
+            subject=str(task.content.get("subject", "")) if task.modality is Modality.EMAIL
+            else "",
             # Its card goes to the agent's Teams chat: the ring starts when Teams took it.
             awaits_delivery=ctx.cards_delivered and bool(agent.conversation),
         )

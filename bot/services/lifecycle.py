@@ -7,7 +7,7 @@ from datetime import timedelta
 from bot.domain import events as ev
 from bot.domain.errors import Refused
 from bot.domain.message import Kind
-from bot.domain.session import Phase, Session, SessionResult
+from bot.domain.session import CANCEL_NOTES, Phase, Session, SessionResult
 from bot.domain.task import Task, TaskResult, TaskState
 from bot.domain.timers import ACW_END, IDLE_TIMEOUT, QUEUE_TIMEOUT, RELAY, STALE_SWEEP
 from bot.services import privacy
@@ -50,7 +50,9 @@ async def _close_unanswered(ctx: Ctx, task: Task, result: SessionResult, state: 
             # that offer ringing for a finished task: decide again once it is there.
             raise ConflictError(f"task {task.id} lists an offer that is not stored yet")
         if session.phase is Phase.RINGING:
-            freed += await end_offer(ctx, session, result, task)
+            freed += await end_offer(ctx, session, result, task,
+                                     note=CANCEL_NOTES.get(by, "") if result is
+                                     SessionResult.CANCELLED else "")
     task.finish(state, task_result, ctx.now)
     await ctx.uow.tasks.save(task)
     await ctx.cancel(QUEUE_TIMEOUT, task.id)
@@ -169,14 +171,14 @@ async def _finish_acw(ctx: Ctx, session: Session) -> None:
 
 
 async def extend_acw(ctx: Ctx, session_id: str, *, agent_id: str | None = None) -> Session:
-    """An extension starts a new counter of the maximum extension time; once per session."""
+    """An extension adds the maximum extension time to the time left; once per session."""
     session = await acw_session(ctx, session_id, agent_id)
     acw = ctx.service(session.service_id).acw
     if not acw.extendable:
         raise Refused("This service does not allow extending after-call work.")
     if session.acw_extended:
         raise Refused("After-call work was already extended once.")
-    session.acw_until = ctx.now + acw.max_extension
+    session.acw_until = max(session.acw_until or ctx.now, ctx.now) + acw.max_extension
     session.acw_extended = True
     await ctx.save_session(session)
     await ctx.arm(ACW_END, session.id, session.acw_until)

@@ -12,7 +12,7 @@ from bot.domain.session import RESULT_LABELS, Phase, Session, SessionResult
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import OPEN_CHAT, QUEUE_TIMEOUT, RING_TIMEOUT, RONA_RESET
 from bot.services.context import Ctx
-from bot.services.dispatch import redispatch
+from bot.services.dispatch import arm_decline_hold, redispatch
 
 _END_EVENTS = {
     SessionResult.DECLINED: ev.OFFER_DECLINED,
@@ -89,6 +89,8 @@ async def decline(ctx: Ctx, session_id: str, agent_id: str) -> Session:
     sets_rona = (service.distribution.persistent_rona
                  and service.distribution.mode is DistributionMode.DIRECT)
     freed = await end_offer(ctx, session, SessionResult.DECLINED, task, set_rona=sets_rona)
+    if service.distribution.mode is DistributionMode.DIRECT:
+        task.declined[agent_id] = ctx.now  # others first: see `routing.held_back`
     await release_task(ctx, task)
     await redispatch(ctx, [task.service_id, *freed])
     return session
@@ -160,4 +162,5 @@ async def release_task(ctx: Ctx, task: Task) -> None:
     if task.state is TaskState.RINGING and not task.ringing:
         task.state = TaskState.QUEUED
         await ctx.emit(ev.TASK_QUEUED, task=task)
+        await arm_decline_hold(ctx, task)
     await ctx.uow.tasks.save(task)

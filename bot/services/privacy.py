@@ -184,5 +184,6 @@ async def strip_session(ctx: Ctx, session_id: str) -> None:
         return
     session.customer = None
     session.customer_label = None
+    session.subject = ""
     await ctx.uow.sessions.save(session)
     await ctx.arm(SYNC_CARD, session.id, ctx.now)  # the card shows "Not available" too

@@ -1,12 +1,12 @@
-"""Wrap-up: codes and tags saved exactly once on a My Sessions entry."""
+"""Wrap-up: codes and tags saved exactly once on a My Sessions entry, from Accept on."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from bot.domain import events as ev
-from bot.domain.errors import Invalid, Refused, Stale
-from bot.domain.session import Session
+from bot.domain.errors import Invalid, Refused
+from bot.domain.session import Phase, Session
 from bot.services.context import Ctx
 
 MAX_TAGS = 20
@@ -32,9 +32,10 @@ async def save_wrapup(ctx: Ctx, session_id: str, agent_id: str, *, primary: str 
                       secondary: str | None, tags: Sequence[str]) -> Session:
     session = await ctx.own_session(session_id, agent_id)
     if session.saved_at is not None:
-        raise Stale("This session was already saved.")
-    if session.live:
-        raise Refused("End the session before saving its wrap-up.")
+        raise Refused("The codes and tags of this session were already saved: a session is "
+                      "saved once.", code="saved")
+    if session.phase is Phase.RINGING:
+        raise Refused("Accept the task before saving its codes and tags.")
     codes = ctx.service(session.service_id).codes
     primary = (primary or "").strip() or None
     secondary = (secondary or "").strip() or None

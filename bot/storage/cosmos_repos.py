@@ -19,9 +19,9 @@ from bot.domain.agent import Agent, Availability
 from bot.domain.customer import phone_key
 from bot.domain.routing import idle_key, queue_key
 from bot.domain.service import Modality
-from bot.domain.session import Phase, Session, search_text
+from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
-from bot.services.ports import ConflictError, CustomerQuery, Scan, SessionFilter
+from bot.services.ports import ConflictError, CustomerQuery, Scan, SessionFilter, SessionSearch
 from bot.services.privacy import RETENTION
 from bot.storage.codec import decode, encode
 from bot.storage.codec import micros as us
@@ -385,7 +385,7 @@ class CosmosSessions(_Entities[Session]):
                 "offered": us(entity.offered_at),
                 "connected": us(entity.connected_at) if entity.connected_at else None,
                 "chat_id": entity.chat_id, "card_id": entity.card_id,
-                "search": search_text(entity),
+                "search": entity.search_text(),
                 "result": entity.result.value if entity.result else None,
                 "tags": [t.lower() for t in entity.tags]}
 
@@ -443,15 +443,26 @@ class CosmosSessions(_Entities[Session]):
         return [self.load(d) for d in docs]
 
     async def for_agent(self, agent_id: str, limit: int, offset: int = 0,
-                        query: str = "") -> list[Session]:
+                        query: str | SessionSearch = "") -> list[Session]:
         if limit <= 0:
             return []
-        text = query.strip().lower()
+        search = query if isinstance(query, SessionSearch) else SessionSearch(text=query)
+        text = search.text.strip().lower()
+        since = us(search.since) if search.since is not None else None
         sql = "SELECT * FROM c WHERE c.agent_id = @agent"
         values: dict[str, Any] = {"agent": agent_id}
         if text:
             sql += " AND CONTAINS(c.search, @text)"
             values["text"] = text
+        if search.results:
+            sql += " AND ARRAY_CONTAINS(@results, c.result)"
+            values["results"] = sorted(search.results)
+        if search.modality is not None:
+            sql += " AND c.data.modality = @modality"
+            values["modality"] = search.modality
+        if since is not None:
+            sql += " AND c.offered >= @since"
+            values["since"] = since
         sql += " ORDER BY c.offered DESC"
         # Pages until the rows asked for are in, plus as many as this unit of work's own writes
         # could displace, plus every row tied with the last one (ties are ordered by id here).
@@ -466,7 +477,10 @@ class CosmosSessions(_Entities[Session]):
                 found.append(doc)
 
         def keep(d: Doc) -> bool:
-            return d["agent_id"] == agent_id and text in d["search"]
+            return (d["agent_id"] == agent_id and text in d["search"]
+                    and (not search.results or d["result"] in search.results)
+                    and search.modality in (None, d["data"]["modality"])
+                    and (since is None or int(d["offered"]) >= since))
 
         docs = self.uow.overlay(SESSIONS, found, keep)
         docs.sort(key=lambda d: (-int(d["offered"]), str(d["data"]["id"])))

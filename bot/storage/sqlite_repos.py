@@ -13,9 +13,9 @@ from bot.domain.agent import Agent, Availability
 from bot.domain.customer import PHONE_SEPARATORS, phone_key
 from bot.domain.routing import idle_key, queue_key
 from bot.domain.service import Modality
-from bot.domain.session import Phase, Session, search_text
+from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
-from bot.services.ports import CustomerQuery, Scan, SessionFilter
+from bot.services.ports import CustomerQuery, Scan, SessionFilter, SessionSearch
 from bot.storage.codec import decode, encode, micros
 from bot.storage.sqlite_driver import Statements, from_ts, ts
 
@@ -225,17 +225,29 @@ class SqliteSessions(_Entities[Session]):
                 "service_id": entity.service_id, "phase": entity.phase.value,
                 "offered_at": ts(entity.offered_at), "connected_at": ts(entity.connected_at),
                 "chat_id": entity.chat_id, "card_id": entity.card_id,
-                "search": search_text(entity)}
+                "search": entity.search_text()}
 
     async def for_task(self, task_id: str) -> list[Session]:
         return await self._select("task_id = ? ORDER BY offered_at, id", (task_id,))
 
     async def for_agent(self, agent_id: str, limit: int, offset: int = 0,
-                        query: str = "") -> list[Session]:
-        pattern = "%" + escape_like(query.strip().lower()) + "%"
+                        query: str | SessionSearch = "") -> list[Session]:
+        search = query if isinstance(query, SessionSearch) else SessionSearch(text=query)
+        where = ["agent_id = ?", "search LIKE ? ESCAPE '\\'"]
+        values: list[Any] = [agent_id, "%" + escape_like(search.text.strip().lower()) + "%"]
+        if search.results:
+            marks = ", ".join("?" * len(search.results))
+            where.append(f"json_extract(data, '$.result') IN ({marks})")
+            values += sorted(search.results)
+        if search.modality is not None:
+            where.append("json_extract(data, '$.modality') = ?")
+            values.append(search.modality)
+        if search.since is not None:
+            where.append("offered_at >= ?")
+            values.append(ts(search.since))
         return await self._select(
-            "agent_id = ? AND search LIKE ? ESCAPE '\\' ORDER BY offered_at DESC, id"
-            " LIMIT ? OFFSET ?", (agent_id, pattern, limit, offset))
+            " AND ".join(where) + " ORDER BY offered_at DESC, id LIMIT ? OFFSET ?",
+            (*values, limit, offset))
 
     async def connected_before(self, cutoff: datetime) -> list[Session]:
         return await self._select("phase = ? AND connected_at < ?",

@@ -19,6 +19,7 @@ from bot.cards import (
     invitation_card,
     missed_card,
     nar_card,
+    session_detail_card,
     sessions_card,
     stale_card,
     status_card,
@@ -44,7 +45,11 @@ from bot.cards.views import (
     NarView,
     OpenSession,
     OutcomeView,
+    Phase,
+    ServiceDuty,
+    SessionDetailView,
     SessionEntry,
+    SessionFilters,
     SessionHeader,
     SessionResult,
     SessionsView,
@@ -142,7 +147,15 @@ def _status(m: Maker) -> dict[str, Card]:
                 rona_session_id="",
                 open_sessions=sessions,
                 pending_nar=2,
+                services=tuple(ServiceDuty(f"svc-{i}", m.s(f"Service {i}"), on=i % 2 == 0)
+                               for i in range(m.n(8))),
             )
+        ),
+        "status_one_service": status_card(
+            StatusView(m.s("Ada"), AgentState.AVAILABLE, "Duty",
+                       services=(ServiceDuty("sales", m.s("Sales")),),
+                       open_sessions=(OpenSession("s-1", m.s("Sales"), None,
+                                                  SessionResult.ACCEPTED, Phase.RINGING),))
         ),
         "status_many_profiles": status_card(
             StatusView(m.s("Ada"), AgentState.OFF_DUTY, m.s("Off Duty"), other_profiles=profiles)
@@ -179,6 +192,7 @@ def _invitations(m: Maker) -> dict[str, Card]:
                 waited_seconds=65,
                 call_flow=flow,
                 context_url="https://crm.example.com/c?id=1",
+                customer_fields=_fields(m),
             )
         ),
         "invitation_im_minimal": invitation_card(
@@ -199,6 +213,25 @@ def _invitations(m: Maker) -> dict[str, Card]:
     }
 
 
+def _fields(m: Maker) -> tuple[tuple[str, str], ...]:
+    rows = [("Name", m.s("Jane Doe")), ("Email", m.s("jane@example.com"))]
+    rows += [(m.s(f"Param{i}"), m.s(f"value {i}")) for i in range(m.n(3))]
+    return tuple(rows)
+
+
+def _full_wrapup(m: Maker) -> WrapUpView:
+    return WrapUpView(
+        _header(m), SessionResult.ACCEPTED, T0,
+        primary_codes=_codes(m, "p", 3), secondary_codes=_codes(m, "s", 2),
+        codes_required=True, tag_suggestions=tuple(m.s(f"tag{i}") for i in range(m.n(5))),
+        tags=tuple(m.s(f"tag{i}") for i in range(m.n(2))))
+
+
+def _saved(m: Maker) -> ConcludedView:
+    return ConcludedView(_header(m), SessionResult.ACCEPTED, T0, T0, primary_code=m.s("Sale"),
+                         tags=tuple(m.s(f"tag{i}") for i in range(m.n(3))))
+
+
 def _accepted(m: Maker) -> dict[str, Card]:
     targets = tuple(Choice(f"svc-{i}", m.s(f"Service {i}")) for i in range(m.n(2)))
     chat = "https://teams.microsoft.com/l/chat/19:abc@thread.v2/0"
@@ -208,6 +241,15 @@ def _accepted(m: Maker) -> dict[str, Card]:
             AcceptedView(_header(m), chat_url=chat, transfer_targets=targets)
         ),
         "accepted_no_chat_url": accepted_card(AcceptedView(_header(m))),
+        "accepted_im_codes_and_tags": accepted_card(AcceptedView(
+            _header(m), chat_url=chat, transfer_targets=targets, wrapup=_full_wrapup(m),
+            context_url="https://crm.example.com/c?id=1", customer_fields=_fields(m))),
+        "accepted_im_saved": accepted_card(AcceptedView(
+            _header(m), chat_url=chat, saved=_saved(m), error=m.s("Already saved."))),
+        "accepted_email_codes_and_tags": accepted_card(AcceptedView(
+            _header(m, Modality.EMAIL), email_subject=m.s("Refund"), email_body=m.s("Body"),
+            email_sender=m.s("jane@example.com"), wrapup=_full_wrapup(m),
+            context_url="https://crm.example.com/c?id=1", customer_fields=_fields(m))),
         "accepted_email": accepted_card(
             AcceptedView(
                 _header(m, Modality.EMAIL),
@@ -252,6 +294,8 @@ def _outcomes(m: Maker) -> dict[str, Card]:
         "missed_rona": (missed_card, rona),
         "missed_no_rona": (missed_card, plain),
         "cancelled": (cancelled_card, plain),
+        "cancelled_withdrawn": (cancelled_card, OutcomeView(_header(m), reason="requester")),
+        "cancelled_idle": (cancelled_card, OutcomeView(_header(m), reason="system")),
         "taken": (taken_card, plain),
         "expired": (expired_card, OutcomeView(_header(m, Modality.EMAIL, None))),
         "failed": (failed_card, OutcomeView(_header(m), reason=m.s("Graph returned 403"))),
@@ -311,7 +355,11 @@ def _concluded(m: Maker) -> dict[str, Card]:
         tags=tuple(m.s(f"tag{i}") for i in range(m.n(3))),
     )
     minimal = ConcludedView(_header(m, customer=None), SessionResult.DECLINED, T0, T0)
-    return {"concluded_full": concluded_card(full), "concluded_minimal": concluded_card(minimal)}
+    in_acw = ConcludedView(_header(m), SessionResult.ACCEPTED, T0, T0, error=m.s("Saved once."),
+                           acw_until=T0, can_extend_acw=True, can_end_acw=True,
+                           context_url="https://crm.example.com/c?id=1")
+    return {"concluded_full": concluded_card(full), "concluded_minimal": concluded_card(minimal),
+            "concluded_in_acw": concluded_card(in_acw)}
 
 
 def _sessions(m: Maker) -> dict[str, Card]:
@@ -325,15 +373,30 @@ def _sessions(m: Maker) -> dict[str, Card]:
             T0 - timedelta(hours=i),
             is_open=i % 2 == 0,
             modality=list(Modality)[i % 3],
+            phase=list(Phase)[i % 4],
+            timings=Timings(12, 65, 300 if i % 2 else None, 20 if i % 3 else None),
         )
-        for i in range(m.n(6))
+        for i in range(m.n(15))
     )
+    detail = SessionDetailView(
+        entries[0] if entries else SessionEntry("s-0", SessionResult.ACCEPTED, "Sales", None, T0),
+        call_flow=tuple(m.s(f"Service {i}") for i in range(m.n(3))),
+        primary_code=m.s("Sale"), secondary_code=m.s("Upsell"),
+        tags=tuple(m.s(f"tag{i}") for i in range(m.n(4))), saved_at=T0,
+        email_subject=m.s("Refund"), context_url="https://crm.example.com/c?id=1",
+        customer_fields=_fields(m))
     return {
         "sessions_page": sessions_card(
             SessionsView(entries, page=2, has_previous=True, has_next=True, query=m.s("refund"))
         ),
         "sessions_first_page": sessions_card(SessionsView(entries, has_next=True)),
         "sessions_empty": sessions_card(SessionsView((), query=m.s("nothing"))),
+        "sessions_filtered": sessions_card(SessionsView(
+            entries, has_next=True, filters=SessionFilters(m.s("jane"), "missed", "email",
+                                                           "7d"))),
+        "session_detail_full": session_detail_card(detail),
+        "session_detail_minimal": session_detail_card(SessionDetailView(
+            SessionEntry("s-1", SessionResult.DECLINED, m.s("Sales"), None, T0))),
     }
 
 

@@ -25,7 +25,9 @@ DATA_KEYS: dict[str, set[str]] = {
     "end_acw": {"session_id"},
     "complete": {"session_id"},
     "transfer": {"session_id"},
-    "sessions_page": {"page", "query"},
+    "sessions_page": {"page", "query", "result", "modality", "period"},
+    "open_session": {"session_id"},
+    "service_duty": {"service_id", "on"},
     "fill_nar": {"request_id"},
     "duty": {"profile"},
     "reply": {"session_id"},
@@ -39,6 +41,7 @@ INPUTS_OF: dict[str, set[str]] = {
     "duty": {"profile"},
     "reply": {"reply_text"},
     "reply_all": {"reply_text"},
+    "sessions_page": {"search", "result_filter", "modality_filter", "period_filter"},
 }
 
 

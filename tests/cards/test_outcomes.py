@@ -32,8 +32,11 @@ def test_accepted_chat_has_open_chat_and_terminate() -> None:
     card = accepted_card(AcceptedView(HEADER, chat_url=CHAT))
     assert open_urls(card) == {"Open chat": CHAT}
     assert verbs(card) == {"terminate"}
+    (confirm,) = [a for a in card["actions"] if a["type"] == "Action.ShowCard"]
+    assert confirm["title"] == "Terminate"  # asks once before it ends the chat
+    assert "End the conversation with Visitor 3?" in all_text(confirm["card"])
     (terminate,) = by_verb(card, "terminate")
-    assert terminate["title"] == "Terminate"
+    assert terminate["title"] == "End it" and terminate["associatedInputs"] == "none"
     assert terminate["data"] == {"session_id": "s-1"}
     assert terminate["fallback"]["data"] == {"session_id": "s-1", "verb": "terminate"}
     text = all_text(card)
@@ -75,7 +78,7 @@ def test_huge_email_is_cut_to_the_budget() -> None:
     body = "start " + "lorem ipsum " * 20_000
     card = accepted_card(AcceptedView(header, email_body=body))
     assert fits(card)
-    text = all_text(card)
+    text = all_text({**card, "actions": []})  # the texts of the card, not of its buttons' cards
     assert "start lorem" in text and text.rstrip().endswith("…")
     assert len(text) > 20_000  # the budget is used, not wasted
 

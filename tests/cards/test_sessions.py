@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot.cards import nar_card, sessions_card
 from bot.cards.views import (
@@ -43,17 +44,22 @@ def test_complete_button_only_on_open_entries() -> None:
 
 
 def test_paging_buttons_follow_the_view() -> None:
-    assert "sessions_page" not in verbs(sessions_card(SessionsView(ENTRIES)))
+    def paging(card: dict[str, Any]) -> list[dict[str, Any]]:
+        return [a for a in by_verb(card, "sessions_page") if a["title"] in ("Previous", "Next")]
+
+    assert paging(sessions_card(SessionsView(ENTRIES))) == []
     card = sessions_card(
         SessionsView(ENTRIES, page=2, has_previous=True, has_next=True, query="refund")
     )
-    previous, following = by_verb(card, "sessions_page")
-    assert previous["title"] == "Previous" and previous["data"] == {"query": "refund", "page": 1}
-    assert following["title"] == "Next" and following["data"] == {"query": "refund", "page": 3}
-    assert following["fallback"]["data"] == {"query": "refund", "page": 3, "verb": "sessions_page"}
+    previous, following = paging(card)
+    carried = {"query": "refund", "result": "", "modality": "", "period": ""}
+    assert previous["title"] == "Previous" and previous["data"] == {**carried, "page": 1}
+    assert following["title"] == "Next" and following["data"] == {**carried, "page": 3}
+    assert following["fallback"]["data"] == {**carried, "page": 3, "verb": "sessions_page"}
+    assert following["associatedInputs"] == "none"  # the page keeps the filters it was drawn with
     assert isinstance(following["data"]["page"], int)
     only_next = sessions_card(SessionsView(ENTRIES, has_next=True))
-    assert [a["title"] for a in by_verb(only_next, "sessions_page")] == ["Next"]
+    assert [a["title"] for a in paging(only_next)] == ["Next"]
 
 
 def test_search_text_is_echoed_escaped() -> None:

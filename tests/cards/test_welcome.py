@@ -58,6 +58,7 @@ def test_help_lists_every_command() -> None:
         "reset",
         "sessions \\[search\\]",
         "nar",
+        "service ‹name› off|on",
     ]
     assert all(fact["value"] for fact in fact_set["facts"])
     assert not executes(card)

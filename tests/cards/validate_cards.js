@@ -7,7 +7,7 @@ const AC = require("adaptivecards/dist/adaptivecards.js");
 
 const VERSION = AC.Versions.v1_5;
 const CHILDREN = { AdaptiveCard: ["body", "actions"], Container: ["items"], Column: ["items"],
-  ColumnSet: ["columns"], ActionSet: ["actions"] };
+  ColumnSet: ["columns"], ActionSet: ["actions"], "Action.ShowCard": ["card"] };
 
 function eventName(code) {
   return AC.ValidationEvent[code] || String(code);
@@ -80,6 +80,9 @@ function unknownProperties(node, kind, path, found) {
     else if (key === "choices") each(value, "choice");
     else if (key === "facts") each(value, "fact");
     else if (key === "choices.data") unknownProperties(value, "dataQuery", childPath, found);
+    else if (key === "card" && node.type === "Action.ShowCard") {
+      unknownProperties(value, "card", childPath, found);
+    }
     else if (key === "selectAction" || (key === "fallback" && kind === "action")) {
       unknownProperties(value, "action", childPath, found);
     } else if (key === "fallback" && typeof value === "object") {

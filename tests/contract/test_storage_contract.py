@@ -21,7 +21,7 @@ from bot.domain.service import Modality
 from bot.domain.session import Phase, Session, SessionResult
 from bot.domain.task import Task, TaskResult, TaskState
 from bot.domain.timers import Timer
-from bot.services.ports import ConflictError, Store, UnitOfWork
+from bot.services.ports import ConflictError, SessionSearch, Store, UnitOfWork
 from tests.contract.conftest import Backend
 
 R = TypeVar("R")
@@ -344,6 +344,35 @@ async def test_for_task_lists_a_tasks_offers_oldest_first(store: Store) -> None:
                   make_session("x", task_id="t2", offered=5))
     found = await read(store, lambda uow: uow.sessions.for_task("t1"))
     assert [s.id for s in found] == ["s1", "s2", "s3"]
+
+
+async def test_for_agent_finds_email_phone_subject_and_filters(store: Store) -> None:
+    mail = make_session("mail", task_id="t1", offered=100, label="Jane Doe")
+    mail.modality = Modality.EMAIL
+    mail.customer = Customer(name="Jane Doe", email="jane@example.net", phone="+41 44 555 01 23")
+    mail.subject = "Refund for order 4711"
+    mail.result = SessionResult.ACCEPTED
+    chat = make_session("chat", task_id="t2", offered=50, label="Bob")
+    chat.result = SessionResult.DECLINED
+    old = make_session("old", task_id="t3", offered=-86_400 * 10, label="Old")
+    old.result = SessionResult.RONA
+    gone = make_session("gone", task_id="t4", offered=10, label="")
+    gone.customer = None  # context removed: its details are no longer searchable
+    gone.subject = ""
+    await add_all(store, mail, chat, old, gone)
+
+    async def find(**where: Any) -> list[str]:
+        query = SessionSearch(**where)
+        found = await read(store, lambda uow: uow.sessions.for_agent("a1", 10, 0, query))
+        return [s.id for s in found]
+
+    for text in ("jane@example.net", "+41 44 555", "order 4711", "REFUND FOR"):
+        assert await find(text=text) == ["mail"], text
+    assert await find(results=frozenset({"accepted", "declined"})) == ["mail", "chat"]
+    assert await find(results=frozenset({"rona", "missed"})) == ["old"]
+    assert await find(modality="email") == ["mail"]
+    assert await find(since=at(0)) == ["mail", "chat", "gone"]
+    assert await find(text="jane", modality="im") == []
 
 
 async def test_for_agent_pages_newest_first_and_searches(store: Store) -> None:

@@ -94,7 +94,8 @@ async def test_welcome_register_button_and_unknown_text(world: World) -> None:
 async def test_status_shows_duty_profile_and_rona_with_reset(world: World) -> None:
     [agent] = await registered(world, 1)
     status = await reply_card(agent, "status", "Your status")
-    assert facts_of(status) == {"State": "Available", "Duty profile": "Duty"}
+    assert facts_of(status) == {"State": "Available", "Duty profile": "Duty",
+                                "Sales": "Taking tasks", "Support": "Taking tasks"}
     assert find_action(status, "reset_rona") is None
     assert button(status, "duty")["title"] == "Off Duty"
     assert "No open sessions." in shown(status)
@@ -111,6 +112,24 @@ async def test_status_shows_duty_profile_and_rona_with_reset(world: World) -> No
     cleared = await click(agent, "reset_rona", reset["data"])
     assert facts_of(cleared)["State"] == "Ringing"  # free again: the waiting task rings
     assert "RONA" not in facts_of(cleared) and find_action(cleared, "reset_rona") is None
+
+
+async def test_one_service_off_holds_its_invitations_only(world: World) -> None:
+    [agent] = await registered(world, 1)
+    off = await reply_card(agent, "service Sales off", "Your status")
+    assert facts_of(off)["Sales"] == "Off" and facts_of(off)["Support"] == "Taking tasks"
+    assert facts_of(off)["State"] == "Available"
+    task = await new_task(world)
+    await world.advance(60)
+    await settle(world)
+    assert agent.buttons("accept") == []
+    assert (await task_of(world, task.id)).state is TaskState.QUEUED
+    switch = find_action(off, "service_duty")
+    assert switch is not None and switch["data"] == {"service_id": "sales", "on": "1"}
+    on = await click(agent, "service_duty", switch["data"])
+    assert facts_of(on)["State"] == "Ringing"  # responsible again: the waiting task rings
+    assert find_action(on, "service_duty")["data"] == {"service_id": "sales", "on": "0"}
+    await eventually(lambda: agent.buttons("accept"))
 
 
 async def test_duty_off_duty_holds_invitations_until_back_on_duty(world: World) -> None:
@@ -288,7 +307,7 @@ async def test_my_sessions_lists_results_newest_first_with_open_entries(
             "**Accepted** · Sales",  # saved: no longer open
         ]
         assert [e["complete"] is not None for e in listed] == [True, True, True, True, False]
-        assert find_action(card, "sessions_page") is None  # one page
+        assert "actions" not in card  # one page: no Next, no Previous
 
         # Complete on an open entry brings up its wrap-up form; saving concludes it.
         dave = listed[1]["complete"]["data"]
@@ -326,7 +345,7 @@ async def test_my_sessions_pages_with_next_and_previous(tmp_path: Path) -> None:
 
 async def _pages_with_next_and_previous(world: World) -> None:
     [agent] = await registered(world, 1)
-    for n in range(1, 11):
+    for n in range(1, 18):
         task = await new_task(world, customer=f"Customer {n:02d}")
         offer = await offer_for(agent)
         await world.engine.run(lifecycle.cancel_task, task.id)
@@ -334,10 +353,11 @@ async def _pages_with_next_and_previous(world: World) -> None:
         await world.advance(1)
     first = await reply_card(agent, "sessions", "My Sessions")
     assert [e["customer"] for e in entries(first)] == [f"Customer {n:02d}"
-                                                        for n in range(10, 2, -1)]
+                                                        for n in range(17, 2, -1)]
     assert [a["title"] for a in first["actions"]] == ["Next"]
-    following = find_action(first, "sessions_page")
-    assert following is not None and following["data"] == {"query": "", "page": 1}
+    following = first["actions"][0]
+    no_filters = {"query": "", "result": "", "modality": "", "period": ""}
+    assert following["data"] == {**no_filters, "page": 1}
     second = await click(agent, "sessions_page", following["data"])
     assert [e["customer"] for e in entries(second)] == ["Customer 02", "Customer 01"]
     assert [a["title"] for a in second["actions"]] == ["Previous"]
@@ -345,8 +365,8 @@ async def _pages_with_next_and_previous(world: World) -> None:
     assert entries(back) == entries(first)
     # Paging keeps the search.
     searched = await reply_card(agent, "sessions customer", "My Sessions")
-    nxt = find_action(searched, "sessions_page")
-    assert nxt is not None and nxt["data"] == {"query": "customer", "page": 1}
+    nxt = searched["actions"][0]
+    assert nxt["data"] == {**no_filters, "query": "customer", "page": 1}
     assert len(entries(await click(agent, "sessions_page", nxt["data"]))) == 2
 
 

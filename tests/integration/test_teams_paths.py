@@ -681,8 +681,8 @@ async def test_extend_and_end_acw_on_the_wrapup_card(world: World) -> None:
                            offer.card_id)
     assert find_action(extended, "extend_acw") is None  # once per session
     assert find_action(extended, "end_acw") is not None
-    # A new counter of the maximum extension (1 min) from now, not added to what is left.
-    ends = world.clock.now() + timedelta(minutes=1)
+    # The maximum extension (1 min) is added to what is left (20 s): 1 min 20 s from now.
+    ends = world.clock.now() + timedelta(seconds=80)
     assert f"After-call work ends at {ends:%H:%M:%S} UTC" in shown(extended)
     await world.advance(25)  # past the original 20 s: the extension holds the agent
     assert await state_of(first) == "After-call work"

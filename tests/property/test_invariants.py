@@ -39,11 +39,13 @@ from bot.domain.customer import Customer
 from bot.domain.errors import Refused
 from bot.domain.events import Event
 from bot.domain.message import ChatMessage, Kind, Sender
+from bot.domain.routing import held_back, next_hold_end
 from bot.domain.service import Catalog, Modality
 from bot.domain.session import Phase, Session, SessionResult
 from bot.domain.task import Task, TaskResult, TaskState
 from bot.domain.timers import (
     ACW_END,
+    DECLINE_HOLD,
     IDLE_TIMEOUT,
     QUEUE_TIMEOUT,
     RING_TIMEOUT,
@@ -582,8 +584,9 @@ class SwitchboardMachine(RuleBasedStateMachine):
             assert saves[session.id] == (1 if session.saved_at else 0), (
                 f"session {session.id} saved {saves[session.id]} times, "
                 f"saved_at={session.saved_at}")
-            if session.saved_at is not None:
-                assert not session.live
+            if session.saved_at is not None:  # codes and tags are saved from Accept on
+                assert session.phase is not Phase.RINGING
+                assert session.result is not None
                 codes = self.catalog.service(session.service_id).codes
                 if codes.required:
                     assert session.primary_code in codes.primary
@@ -621,6 +624,10 @@ class SwitchboardMachine(RuleBasedStateMachine):
                 assert due == task.enqueued_at + limit, (task.id, task.state, due)
             else:
                 assert due is None, f"{task.state} task {task.id} keeps a queue timer"
+            hold_end = next_hold_end(task, self.catalog, snap.now)
+            if task.state is TaskState.QUEUED and hold_end is not None:
+                due = snap.timers.get(timer_id(DECLINE_HOLD, task.id))
+                assert due == hold_end, (task.id, due, hold_end)
         for agent in snap.agents.values():
             if agent.rona_until is not None:
                 due = snap.timers.get(timer_id(RONA_RESET, agent.id))
@@ -670,7 +677,11 @@ class SwitchboardMachine(RuleBasedStateMachine):
         for task in snap.tasks.values():
             if task.state is not TaskState.QUEUED:
                 continue
+            # A recent decliner waits while another agent may still take the task.
+            held = held_back(task, snap.agents.values(), self.catalog, snap.now)
             for agent in snap.agents.values():
+                if agent.id in held:
+                    continue
                 if self.tolerate_no_dispatch_after_accept and any(
                         e.phase == "connected" for e in agent.engagements):
                     continue

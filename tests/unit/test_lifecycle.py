@@ -99,15 +99,17 @@ async def test_terminate_starts_acw_then_the_agent_is_available(
     assert [s.agent_id for s in await ringing(engine, waiting.id)] == [agent]
 
 
-async def test_acw_extension_starts_a_new_counter(engine: Engine, clock: FakeClock) -> None:
+async def test_acw_extension_adds_to_the_time_left(store: SqliteStore, clock: FakeClock) -> None:
+    engine = Engine(store, clock, catalog({"id": "sales",
+                                           "acw": {"duration": "10m", "max_extension": "1m"}}))
     agent = await add_agent(engine, 1)
     session_id = await connected(engine, agent)
     await engine.run(terminate, session_id, agent_id=agent)
-    await advance(engine, clock, 15)  # 5 s of the 20 s left
+    await advance(engine, clock, 5 * 60)  # 5 min of the 10 min left
     extended = await engine.run(extend_acw, session_id, agent_id=agent)
     assert extended.acw_until is not None
-    assert (extended.acw_until - clock.now()).total_seconds() == 60  # not 5 + 60
-    await advance(engine, clock, 59)
+    assert (extended.acw_until - clock.now()).total_seconds() == 6 * 60  # 5 min + 1 min
+    await advance(engine, clock, 6 * 60 - 1)
     assert await agent_state(engine, agent) is AgentState.ACW
     await advance(engine, clock, 1)
     assert await agent_state(engine, agent) is AgentState.AVAILABLE
@@ -147,9 +149,6 @@ async def test_no_acw_when_duration_is_zero(store: SqliteStore, clock: FakeClock
 async def test_save_without_a_required_code_is_refused(coded: Engine) -> None:
     agent = await add_agent(coded, 1)
     session_id = await connected(coded, agent)
-    with pytest.raises(Refused, match="End the session"):
-        await coded.run(save_wrapup, session_id, agent, primary="Sale", secondary=None, tags=[])
-    await coded.run(terminate, session_id, agent_id=agent)
     with pytest.raises(Invalid, match="primary code") as refused:
         await coded.run(save_wrapup, session_id, agent, primary=None, secondary=None, tags=[])
     assert refused.value.field == "primary_code"
@@ -170,7 +169,7 @@ async def test_save_exactly_once_and_tags_are_suggested(coded: Engine) -> None:
         tags=[" VIP ", "vip", "Renewal"],
     )
     assert saved.tags == ["VIP", "Renewal"] and saved.saved_at is not None
-    with pytest.raises(Stale, match="already saved"):
+    with pytest.raises(Refused, match="already saved"):
         await coded.run(save_wrapup, session_id, agent, primary="Sale", secondary=None, tags=[])
     assert await coded.run(suggest_tags, "sales", "ren") == ["Renewal"]
     assert await coded.run(suggest_tags, "support", "") == []

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from itertools import product
 
 from bot.dialogs.desk import acted, load_bundle
-from bot.dialogs.session_cards import session_card, shows_wrapup_form
+from bot.dialogs.session_cards import offers_tags, session_card, shows_wrapup_form
 from bot.domain.session import Phase, SessionResult
 from bot.services.context import Ctx
 from bot.services.engine import Engine
@@ -26,7 +26,7 @@ async def record_tags(engine: Engine, *tags: str) -> None:
     await engine.run(record)
 
 
-async def test_suggestions_are_read_only_for_a_card_with_the_wrapup_form(
+async def test_suggestions_are_read_only_for_a_card_with_codes_and_tags(
         engine: Engine) -> None:
     agent = await add_agent(engine, 1)
     await record_tags(engine, "Billing", "Refund")
@@ -39,7 +39,7 @@ async def test_suggestions_are_read_only_for_a_card_with_the_wrapup_form(
     await engine.run(accept, offer.id, agent)
     connected = await engine.read(load_bundle, offer.id, for_card=True)
     assert connected.session is not None and connected.session.phase is Phase.CONNECTED
-    assert connected.suggestions == ()
+    assert set(connected.suggestions) == {"Billing", "Refund"}  # codes and tags from Accept on
 
     await engine.run(terminate, offer.id, agent_id=agent)
     in_acw = await engine.read(load_bundle, offer.id, for_card=True)
@@ -64,7 +64,7 @@ async def test_the_wrapup_flag_asks_for_suggestions_on_a_finished_entry(engine: 
                               wrapup=True)).suggestions == ("Billing",)
 
 
-async def test_shows_wrapup_form_says_what_session_card_draws(engine: Engine) -> None:
+async def test_offers_tags_says_what_session_card_draws(engine: Engine) -> None:
     agent = await add_agent(engine, 1)
     task = await new_task(engine)
     [offer] = await ringing(engine, task.id)
@@ -80,7 +80,7 @@ async def test_shows_wrapup_form_says_what_session_card_draws(engine: Engine) ->
                             suggestions=("Marker-tag",), wrapup=wrapup)
         drawn = "Marker-tag" in json.dumps(card)
         drawn_forms += drawn
-        assert shows_wrapup_form(session, task_known, wrapup=wrapup) is drawn, (
+        assert offers_tags(session, task_known, wrapup=wrapup) is drawn, (
             phase, result, saved, wrapup, known)
     assert drawn_forms > 0
 

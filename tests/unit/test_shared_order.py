@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from bot.domain.agent import Agent
 from bot.domain.routing import idle_key, queue_key
 from bot.domain.service import Modality
-from bot.domain.session import Session, search_text
+from bot.domain.session import Session
 from bot.storage.codec import micros
 from bot.storage.cosmos_repos import _idle_order
 
@@ -48,9 +48,9 @@ def test_my_sessions_search_looks_in_service_customer_and_tags_in_lower_case() -
     session = Session(id="s1", task_id="t1", agent_id="a1", service_id="sales",
                       service_name="Sales EMEA", modality=Modality.IM, offered_at=T0,
                       queued_at=T0, ring_until=T0, customer_label="Jane DOE", tags=["VIP"])
-    text = search_text(session)
+    text = session.search_text()
     assert all(part in text for part in ("sales emea", "jane doe", "vip", "sales"))
     assert text == text.lower()
     session.customer_label = None
     session.tags = []
-    assert "none" not in search_text(session)
+    assert "none" not in session.search_text()

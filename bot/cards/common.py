@@ -52,14 +52,18 @@ def state_label(state: AgentState, reason: str | None = None) -> str:
     return label
 
 
+UNVERIFIED = " (unverified)"  # a name the customer typed, not signed by the website
+
+
 def session_header(header: SessionHeader) -> Card:
-    """Service in bold, then modality and customer."""
+    """Service in bold, then modality and customer (marked when the name is unverified)."""
+    mark = UNVERIFIED if header.customer and header.customer_unverified else ""
     return {
         "type": "Container",
         "items": [
             text(shown(header.service, NAME), weight="bolder", size="medium"),
             text(
-                f"{MODALITY_LABELS[header.modality]} · {customer_label(header.customer)}",
+                f"{MODALITY_LABELS[header.modality]} · {customer_label(header.customer)}{mark}",
                 subtle=True,
                 spacing="none",
             ),

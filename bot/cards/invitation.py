@@ -61,7 +61,8 @@ def _details(view: InvitationView) -> list[Card | None]:
 
 def invitation_card(view: InvitationView) -> Card:
     """An offer to the agent: what, from whom, how long it rings, Accept or Decline."""
-    header = SessionHeader(view.session_id, view.service, view.customer, view.modality)
+    header = SessionHeader(view.session_id, view.service, view.customer, view.modality,
+                           customer_unverified=view.customer_unverified)
     context_url = safe_url(view.context_url)
     link = safe_url(view.details.link) if isinstance(view.details, ExternalDetails) else None
     ids = {"session_id": view.session_id}

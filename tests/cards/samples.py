@@ -195,6 +195,10 @@ def _invitations(m: Maker) -> dict[str, Card]:
                 customer_fields=_fields(m),
             )
         ),
+        "invitation_im_unverified": invitation_card(
+            InvitationView("s-1", m.s("Sales"), m.s("Jane Roe"), ImDetails(m.s("Hi")),
+                           customer_unverified=True)
+        ),
         "invitation_im_minimal": invitation_card(
             InvitationView("s-1", m.s("Sales"), None, ImDetails(m.s("Hi")))
         ),

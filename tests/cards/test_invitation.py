@@ -109,3 +109,13 @@ def test_long_first_message_is_truncated() -> None:
     text = all_text(invitation_card(im(details=ImDetails("word " * 2_000))))
     assert "word word" in text and "…" in text
     assert len(text) < 3_000
+
+
+def test_a_name_the_customer_only_typed_is_marked_unverified() -> None:
+    assert "Jane Roe (unverified)" in all_text(invitation_card(
+        im(customer="Jane Roe", customer_unverified=True)))
+    signed = all_text(invitation_card(im(customer="Jane Roe")))
+    assert "Jane Roe" in signed and "unverified" not in signed
+    # Nothing to mark when there is no name.
+    assert "unverified" not in all_text(invitation_card(
+        im(customer=None, customer_unverified=True)))

@@ -103,9 +103,9 @@ async def test_delete_before_accept_cancels(api: Api) -> None:
     assert status == 200
     assert cancelled["state"] == "cancelled" and cancelled["result"] == "cancelled"
     assert cancelled["ended_at"] is not None
-    # The ringing invitation turns into "cancelled" for the agent.
+    # The ringing invitation turns into "withdrawn" for the agent (it says why it ended).
     await eventually(lambda: find_action(api.world.connector.latest.get(
-        invitation["id"], {}), "accept") is None and "Cancelled" in texts(
+        invitation["id"], {}), "accept") is None and "Withdrawn" in texts(
         api.world.connector.latest[invitation["id"]]))
     status, again, _ = await api.call("DELETE", f"/api/v1/tasks/{task_id}")
     assert status == 200 and again["state"] == "cancelled"  # idempotent

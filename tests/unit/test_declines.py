@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.bootstrap import build_engine
 from bot.domain.session import Session, SessionResult
 from bot.services.engine import Engine
 from bot.services.lifecycle import terminate
@@ -17,7 +18,7 @@ from tests.scenario import add_agent, advance, new_task, ringing, sessions_of
 @pytest.fixture
 def held(store: SqliteStore, clock: FakeClock) -> Engine:
     # redecline_after is 2m by default
-    return Engine(store, clock, catalog({"id": "sales", "acw": {"duration": "0s"}}))
+    return build_engine(store, clock, catalog({"id": "sales", "acw": {"duration": "0s"}}))
 
 
 async def test_a_decline_waits_for_the_busy_agent_not_for_the_decliner(

@@ -100,7 +100,7 @@ async def test_terminate_starts_acw_then_the_agent_is_available(
 
 
 async def test_acw_extension_adds_to_the_time_left(store: SqliteStore, clock: FakeClock) -> None:
-    engine = Engine(store, clock, catalog({"id": "sales",
+    engine = build_engine(store, clock, catalog({"id": "sales",
                                            "acw": {"duration": "10m", "max_extension": "1m"}}))
     agent = await add_agent(engine, 1)
     session_id = await connected(engine, agent)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bot.bootstrap import build_engine
 from bot.cards import in_words
 from bot.dialogs.caller import Caller, Member
 from bot.dialogs.desk import Desk
@@ -51,7 +52,7 @@ async def test_a_ringing_offer_shows_ringing(engine: Engine, desk: Desk) -> None
 
 async def test_the_detail_card_shows_times_codes_and_tags(
         store: SqliteStore, clock: FakeClock) -> None:
-    engine = Engine(store, clock, catalog({"id": "sales", "codes": {"primary": ["Sale"]}}))
+    engine = build_engine(store, clock, catalog({"id": "sales", "codes": {"primary": ["Sale"]}}))
     desk = Desk(engine, Directory())
     agent = await add_agent(engine, 1)
     task = await new_task(engine, name="Jane Doe")
@@ -63,7 +64,7 @@ async def test_the_detail_card_shows_times_codes_and_tags(
     await engine.run(save_wrapup, offer.id, agent, primary="Sale", secondary=None,
                      tags=["VIP", "Refund"])
     clock.advance(20)
-    await engine.fire_due()  # ACW ends
+    await engine.jobs.fire_due()  # ACW ends
     listing = await desk.sessions_card(Caller(agent), 0, "")
     (open_button,) = [a for a in walk.executes(listing) if a.get("verb") == "open_session"]
     detail = await desk.action(Caller(agent), "open_session", open_button["data"])
@@ -91,7 +92,7 @@ async def email_session(engine: Engine, agent: str) -> str:
 
 async def test_search_finds_email_phone_and_subject(store: SqliteStore, clock: FakeClock) -> None:
     # The service stores context: the concluded session keeps the customer for My Sessions.
-    engine = Engine(store, clock, catalog({"id": "sales", "context": {"store_data": True}}))
+    engine = build_engine(store, clock, catalog({"id": "sales", "context": {"store_data": True}}))
     desk = Desk(engine, Directory())
     agent = await add_agent(engine, 1)
     other = await new_task(engine, name="Someone Else")

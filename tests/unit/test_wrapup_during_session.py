@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bot.bootstrap import build_engine
 from bot.dialogs.caller import Caller, Member
 from bot.dialogs.desk import Desk
 from bot.domain.agent import AgentState
@@ -31,7 +32,7 @@ def facts(card: dict[str, Any]) -> dict[str, str]:
 
 @pytest.fixture
 def coded(store: SqliteStore, clock: FakeClock) -> Engine:
-    return Engine(store, clock, catalog({"id": "sales", "codes": {
+    return build_engine(store, clock, catalog({"id": "sales", "codes": {
         "primary": ["Sale", "No sale"], "secondary": ["Follow-up"]}}))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,15 +13,12 @@ from bot.cards.budget import Card
 from bot.cards.verbs import InputId, Verb
 from bot.dialogs import views
 from bot.dialogs.caller import Caller, MemberDirectory, Reply
-from bot.dialogs.session_cards import offers_tags, session_card, stale_card
-from bot.domain.agent import Agent
+from bot.dialogs.session_cards import card_suggests, session_card, stale_card
 from bot.domain.errors import Invalid, Refused, Stale
 from bot.domain.service import Catalog, Modality
 from bot.domain.session import Phase, Session
-from bot.domain.task import Task
 from bot.services import agents as agent_cases
-from bot.services import conversation, lifecycle, mail, offers, wrapup
-from bot.services.context import Ctx
+from bot.services import conversation, lifecycle, mail, offers, queries, wrapup
 from bot.services.engine import Engine
 from bot.services.ports import SessionSearch
 
@@ -51,37 +47,6 @@ def session_search(filters: v.SessionFilters, now: datetime) -> SessionSearch:
     )
 
 
-@dataclass
-class SessionBundle:
-    session: Session | None
-    task: Task | None
-    agent: Agent | None
-    suggestions: tuple[str, ...] = ()
-
-
-async def load_bundle(ctx: Ctx, session_id: str, *, for_card: bool = False,
-                      wrapup: bool = False) -> SessionBundle:
-    """The session with its task and agent; `for_card` adds the tag suggestions when the card
-    drawn from them (`wrapup` as for `session_card`) shows the wrap-up form."""
-    session = await ctx.uow.sessions.get(session_id)
-    if session is None:
-        return SessionBundle(None, None, None)
-    task = await ctx.uow.tasks.get(session.task_id)
-    agent = await ctx.uow.agents.get(session.agent_id)
-    suggestions: tuple[str, ...] = ()
-    if for_card and offers_tags(session, task, wrapup=wrapup):
-        suggestions = tuple(await ctx.uow.tags.suggest(session.service_id, "", 15))
-    return SessionBundle(session, task, agent, suggestions)
-
-
-async def acted(ctx: Ctx, use_case: Callable[..., Awaitable[Session]], /, *args: Any,
-                wrapup: bool = False, **kwargs: Any) -> SessionBundle:
-    """Run a card action's use case, then read its card's bundle in the same unit of work
-    (mostly from what the use case already loaded) rather than in another one after it."""
-    session = await use_case(ctx, *args, **kwargs)
-    return await load_bundle(ctx, session.id, for_card=True, wrapup=wrapup)
-
-
 Command = Callable[["Desk", Caller, str], Awaitable[list[Reply]]]
 Action = Callable[["Desk", Caller, dict[str, Any]], Awaitable[Card]]
 
@@ -101,11 +66,11 @@ class Desk:
 
     async def card_for(self, session_id: str, *, error: str | None = None,
                        wrapup_form: bool = False) -> Card:
-        bundle = await self.engine.read(load_bundle, session_id, for_card=True,
-                                        wrapup=wrapup_form)
+        bundle = await self.engine.read(queries.load_bundle, session_id,
+                                        suggest=card_suggests(wrapup=wrapup_form))
         return self.draw(bundle, error=error, wrapup_form=wrapup_form)
 
-    def draw(self, bundle: SessionBundle, *, error: str | None = None,
+    def draw(self, bundle: queries.SessionBundle, *, error: str | None = None,
              wrapup_form: bool = False) -> Card:
         if bundle.session is None:
             return stale_card(None, "This session is no longer known.")
@@ -116,16 +81,13 @@ class Desk:
     async def act(self, use_case: Callable[..., Awaitable[Session]], *args: Any,
                   wrapup_form: bool = False, **kwargs: Any) -> Card:
         """A card action: its use case, and the card as that left it."""
-        bundle = await self.engine.run(acted, use_case, *args, wrapup=wrapup_form, **kwargs)
+        bundle = await self.engine.run(queries.acted, use_case, *args,
+                                       suggest=card_suggests(wrapup=wrapup_form), **kwargs)
         return self.draw(bundle, wrapup_form=wrapup_form)
 
     async def status_card(self, caller: Caller) -> Card:
-        async def load(ctx: Ctx) -> tuple[Agent | None, list[Session]]:
-            agent = await ctx.uow.agents.get(caller.user_id)
-            recent = await ctx.uow.sessions.for_agent(caller.user_id, 50)
-            return agent, [s for s in recent if s.live or s.phase is Phase.ACW]
-
-        agent, open_sessions = await self.engine.read(load)
+        agent, open_sessions = await self.engine.read(queries.agent_with_open_sessions,
+                                                      caller.user_id)
         if agent is None:
             return cards.info_card(v.InfoView("Not installed", "Install the app first."))
         return cards.status_card(views.status(agent, self.catalog, self.engine.clock.now(),
@@ -136,28 +98,22 @@ class Desk:
         filters = query if isinstance(query, v.SessionFilters) else v.SessionFilters(query)
         search = session_search(filters, self.engine.clock.now())
 
-        async def load(ctx: Ctx) -> list[Session]:
-            return await ctx.uow.sessions.for_agent(caller.user_id, PAGE_SIZE + 1,
-                                                    page * PAGE_SIZE, search)
-
-        found = await self.engine.read(load)
+        found = await self.engine.read(queries.sessions_page, caller.user_id, PAGE_SIZE + 1,
+                                       page * PAGE_SIZE, search)
         return cards.sessions_card(v.SessionsView(
             entries=tuple(views.session_entry(s) for s in found[:PAGE_SIZE]),
             page=page, has_previous=page > 0, has_next=len(found) > PAGE_SIZE,
             query=filters.query, filters=filters))
 
     async def session_detail_card(self, caller: Caller, session_id: str) -> Card:
-        bundle = await self.engine.read(load_bundle, session_id)
+        bundle = await self.engine.read(queries.load_bundle, session_id)
         if bundle.session is None or bundle.session.agent_id != caller.user_id:
             raise Refused("This session is not yours.")
         return cards.session_detail_card(views.session_detail(bundle.session, bundle.task,
                                                               self.catalog))
 
     async def nar_card(self, caller: Caller, error: str | None = None) -> Card:
-        async def load(ctx: Ctx) -> Agent | None:
-            return await ctx.uow.agents.get(caller.user_id)
-
-        agent = await self.engine.read(load)
+        agent = await self.engine.read(queries.agent, caller.user_id)
         if agent is None:
             return cards.info_card(v.InfoView("Not installed", "Install the app first."))
         return cards.nar_card(views.nar(agent, self.catalog, self.engine.clock.now(), error))
@@ -190,10 +146,7 @@ class Desk:
             return [refused.message]
 
     async def chatroom_message(self, caller: Caller, text: str) -> list[Reply]:
-        async def find(ctx: Ctx) -> Session | None:
-            return await ctx.uow.sessions.by_chat(caller.conversation_id)
-
-        session = await self.engine.read(find)
+        session = await self.engine.read(queries.session_in_chat, caller.conversation_id)
         if session is None:
             return []  # a group chat that is not one of ours: stay quiet
         return await self.chatroom(caller, session, text)
@@ -203,19 +156,8 @@ class Desk:
         """Tags used before in the service of the card being filled in."""
         limit = max(1, min(limit, 15)) if isinstance(limit, int) else 15
 
-        async def suggest(ctx: Ctx) -> list[str]:
-            session = await ctx.uow.sessions.by_card(card_id) if card_id else None
-            if session is not None:
-                service_ids = [session.service_id]
-            else:
-                agent = await ctx.uow.agents.get(caller.user_id)
-                service_ids = list(agent.services) if agent else []
-            found: list[str] = []
-            for service_id in service_ids:
-                found += await ctx.uow.tags.suggest(service_id, text.strip(), limit)
-            return list(dict.fromkeys(found))[:limit]
-
-        return await self.engine.read(suggest)
+        return await self.engine.read(queries.tag_suggestions, caller.user_id, card_id, text,
+                                      limit)
 
     async def chatroom(self, caller: Caller, session: Session, text: str) -> list[Reply]:
         """A message in a chatroom: `end`, `transfer <service>`, or text for the customer."""
@@ -253,7 +195,7 @@ class Desk:
         except Refused as refused:
             session_id = str(data.get("session_id", ""))
             if session_id:
-                bundle = await self.engine.read(load_bundle, session_id)
+                bundle = await self.engine.read(queries.load_bundle, session_id)
                 if bundle.session is not None and bundle.session.agent_id == caller.user_id:
                     if isinstance(refused, Stale):
                         return stale_card(bundle.session, refused.message)
@@ -264,18 +206,12 @@ class Desk:
     # -- helpers --------------------------------------------------------------------------
 
     async def _registered(self, caller: Caller) -> bool:
-        async def load(ctx: Ctx) -> bool:
-            agent = await ctx.uow.agents.get(caller.user_id)
-            return agent is not None and agent.registered
-
-        return await self.engine.read(load)
+        return await self.engine.read(queries.registered, caller.user_id)
 
     async def _local_chat(self, caller: Caller) -> Session | None:
         """In local mode the chat with the customer runs in the personal chat."""
-        async def find(ctx: Ctx) -> Session | None:
-            return await ctx.uow.sessions.by_chat(caller.conversation_id)
-
-        session = await self.engine.read(find) if caller.conversation_id else None
+        session = (await self.engine.read(queries.session_in_chat, caller.conversation_id)
+                   if caller.conversation_id else None)
         if session is None or session.phase is not Phase.CONNECTED:
             return None
         return session
@@ -433,7 +369,7 @@ async def act_end_acw(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
 
 async def act_complete(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
     session_id = _session_id(data)
-    bundle = await desk.engine.read(load_bundle, session_id)
+    bundle = await desk.engine.read(queries.load_bundle, session_id)
     if bundle.session is None or bundle.session.agent_id != caller.user_id:
         raise Refused("This session is not yours.")
     return await desk.card_for(session_id, wrapup_form=True)

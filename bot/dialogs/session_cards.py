@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import datetime
 
 from bot import cards
@@ -35,6 +37,11 @@ def offers_tags(session: Session, task: Task | None, *, wrapup: bool = False) ->
     """Whether the card `session_card` draws has the codes and tags form (and suggestions)."""
     return (session.phase is Phase.CONNECTED and session.saved_at is None) or shows_wrapup_form(
         session, task, wrapup=wrapup)
+
+
+def card_suggests(*, wrapup: bool = False) -> Callable[[Session, Task | None], bool]:
+    """`offers_tags` as the reads of a card's bundle ask it (bot.services.queries)."""
+    return functools.partial(offers_tags, wrapup=wrapup)
 
 
 def shows_wrapup_form(session: Session, task: Task | None, *, wrapup: bool = False) -> bool:

@@ -9,14 +9,14 @@ from urllib.parse import quote
 
 from bot import cards
 from bot.dialogs import views
-from bot.dialogs.desk import SessionBundle, load_bundle
-from bot.dialogs.session_cards import session_card
+from bot.dialogs.session_cards import card_suggests, session_card
 from bot.domain.message import ChatMessage
 from bot.domain.session import Phase, Session
 from bot.domain.timers import Timer
 from bot.services import conversation, lifecycle, offers
 from bot.services.context import Ctx
 from bot.services.engine import Engine
+from bot.services.queries import SessionBundle, load_bundle
 from bot.teams.connector import ConnectorClient
 from bot.teams.graph import GraphClient, GraphProtocolError, chat_topic
 from bot.teams.outbound import OutboundError, OutboundHTTPError
@@ -64,7 +64,8 @@ class TeamsEffects:
         self._catalog_app_id = catalog_app_id
 
     async def _bundle(self, session_id: str, *, for_card: bool = False) -> SessionBundle:
-        return await self.engine.read(load_bundle, session_id, for_card=for_card)
+        return await self.engine.read(load_bundle, session_id,
+                                      suggest=card_suggests() if for_card else None)
 
     async def sync_card(self, timer: Timer) -> None:
         bundle = await self._bundle(timer.ref, for_card=True)

@@ -47,8 +47,6 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("bot.teams", "only bot.teams speaks the Bot SDK"): "the Teams adapter",
     ("bot.storage", "only the composition root opens a store"): "the stores themselves",
     ("bot.app", "only the composition root opens a store"): "the composition root",
-    ("bot.dialogs.desk", "the desk asks use cases"):
-        "issue #21: the desk's inline repository reads move to bot/services/queries.py",
 }
 
 

@@ -7,13 +7,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import product
 
-from bot.dialogs.desk import acted, load_bundle
-from bot.dialogs.session_cards import offers_tags, session_card, shows_wrapup_form
+from bot.dialogs.session_cards import card_suggests, offers_tags, session_card, shows_wrapup_form
 from bot.domain.session import Phase, SessionResult
 from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.lifecycle import terminate
 from bot.services.offers import accept
+from bot.services.queries import acted, load_bundle
 from tests.scenario import add_agent, new_task, ringing, sessions_of
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -33,16 +33,16 @@ async def test_suggestions_are_read_only_for_a_card_with_codes_and_tags(
     task = await new_task(engine)
     [offer] = await ringing(engine, task.id)
 
-    ringing_bundle = await engine.read(load_bundle, offer.id, for_card=True)
+    ringing_bundle = await engine.read(load_bundle, offer.id, suggest=card_suggests())
     assert ringing_bundle.session is not None and ringing_bundle.suggestions == ()
 
     await engine.run(accept, offer.id, agent)
-    connected = await engine.read(load_bundle, offer.id, for_card=True)
+    connected = await engine.read(load_bundle, offer.id, suggest=card_suggests())
     assert connected.session is not None and connected.session.phase is Phase.CONNECTED
     assert set(connected.suggestions) == {"Billing", "Refund"}  # codes and tags from Accept on
 
     await engine.run(terminate, offer.id, agent_id=agent)
-    in_acw = await engine.read(load_bundle, offer.id, for_card=True)
+    in_acw = await engine.read(load_bundle, offer.id, suggest=card_suggests())
     assert in_acw.session is not None and in_acw.session.phase is Phase.ACW
     assert set(in_acw.suggestions) == {"Billing", "Refund"}
     # Read for something other than a card: no suggestions, whatever the phase.
@@ -60,8 +60,8 @@ async def test_the_wrapup_flag_asks_for_suggestions_on_a_finished_entry(engine: 
     done = replace(session, phase=Phase.ENDED)
 
     assert shows_wrapup_form(done, None, wrapup=True)
-    assert (await engine.read(load_bundle, offer.id, for_card=True,
-                              wrapup=True)).suggestions == ("Billing",)
+    assert (await engine.read(load_bundle, offer.id, suggest=card_suggests(wrapup=True),
+                              )).suggestions == ("Billing",)
 
 
 async def test_offers_tags_says_what_session_card_draws(engine: Engine) -> None:
@@ -92,12 +92,14 @@ async def test_an_action_draws_its_card_from_what_its_unit_of_work_committed(
     task = await new_task(engine)
     [offer] = await ringing(engine, task.id)
 
-    accepted = await engine.run(acted, accept, offer.id, agent)
-    assert accepted == await engine.read(load_bundle, offer.id, for_card=True)
+    accepted = await engine.run(acted, accept, offer.id, agent, suggest=card_suggests())
+    assert accepted == await engine.read(load_bundle, offer.id, suggest=card_suggests())
     assert accepted.session is not None and accepted.session.phase is Phase.CONNECTED
     assert accepted.task is not None and accepted.agent is not None
 
-    ended = await engine.run(acted, terminate, offer.id, agent_id=agent, wrapup=True)
-    assert ended == await engine.read(load_bundle, offer.id, for_card=True, wrapup=True)
+    ended = await engine.run(acted, terminate, offer.id, agent_id=agent,
+                             suggest=card_suggests(wrapup=True))
+    assert ended == await engine.read(load_bundle, offer.id,
+                                      suggest=card_suggests(wrapup=True))
     assert ended.session is not None and ended.session.phase is Phase.ACW
     assert ended.suggestions == ("Billing",)

@@ -97,6 +97,7 @@ class Engine:
         # Called inside the unit of work of each event (bot.webhooks queues its requests).
         self.event_hooks: list[EventHook] = []
         self._wake = asyncio.Event()
+        self._resting = asyncio.Event()  # the scheduler waits for a wake-up or its next timer
         self._running: dict[str, asyncio.Task[int]] = {}  # the latest run of each job
         self._jobs: set[asyncio.Task[int]] = set()  # every run, one waiting on another too
         self._effects_running: dict[str, Held] = {}  # jobs whose effect runs now, by timer id
@@ -115,6 +116,20 @@ class Engine:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def idle(self) -> None:
+        """Return once this instance has nothing to do now: none of its jobs runs and its
+        scheduler, if it runs, rests with no wake-up pending. Tests await this instead of
+        sleeping before they assert that nothing (more) happened."""
+        while True:
+            if self._jobs:
+                await asyncio.wait(set(self._jobs))
+            elif not self._scheduling or (self._resting.is_set() and not self._wake.is_set()):
+                return
+            elif self._resting.is_set():
+                await asyncio.sleep(0)  # woken: its next pass is about to start
+            else:
+                await self._resting.wait()
 
     async def run(self, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
                   *args: P.args, **kwargs: P.kwargs) -> R:
@@ -494,6 +509,8 @@ class Engine:
             try:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
+                        self._resting.set()
                         await self._wake.wait()
             finally:
+                self._resting.clear()
                 self._looks_before = None

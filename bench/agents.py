@@ -48,8 +48,9 @@ class AgentSim(TeamsAgent):
     def upn(self) -> str:
         return upn(self.n)
 
-    async def post(self, activity: dict[str, Any]) -> tuple[int, Any]:
-        status, body = await super().post(activity)
+    async def post(self, activity: dict[str, Any], *,
+                   timeout: float | None = None) -> tuple[int, Any]:
+        status, body = await super().post(activity, timeout=timeout)
         if status >= 300:
             raise AgentError(f"agent {self.n}: {activity['type']} answered {status}: "
                              f"{str(body)[:200]}", status)

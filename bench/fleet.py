@@ -119,14 +119,15 @@ class FleetAgent(AgentSim):
         await self.post(self.activity("conversationUpdate", membersAdded=[{"id": self.bot_id}]))
         await self.say("register")
 
-    async def post(self, activity: dict[str, Any]) -> tuple[int, Any]:
+    async def post(self, activity: dict[str, Any], *,
+                   timeout: float | None = None) -> tuple[int, Any]:
         for attempt in range(BUSY_ATTEMPTS):
             instance = self.balancer.randrange(len(self.urls))  # each attempt: the balancer
             if activity.get("type") == "message":
                 self.fleet.sent_via[str(activity.get("text"))] = instance
             self.base_url = self.urls[instance]
             try:
-                return await super().post(activity)
+                return await super().post(activity, timeout=timeout)
             except TeamsError as exc:
                 if exc.status != 503 or attempt == BUSY_ATTEMPTS - 1:
                     raise

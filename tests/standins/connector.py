@@ -157,7 +157,7 @@ class ConnectorStandin(StandinServer):
         """Zero the counters (not the records): a new measurement starts."""
         self.requests = 0
         self.throttled = 0
-        self.throttled_by: dict[str, int] = defaultdict(int)
+        self.throttled_by = {"tenant": 0, "conversation": 0}  # which window refused
         self.failed = 0
         self.posts = 0
         self.puts = 0
@@ -283,7 +283,8 @@ class ConnectorStandin(StandinServer):
         self._tell("POST", cid, stored)
         return activity_id
 
-    async def _post_activity(self, request: web.Request) -> web.Response:
+    async def _write(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The activity a post or an update writes, or the answer refusing it."""
         cid = request.match_info["cid"]
         refused = self._admit(request, self._send_log, cid)
         if refused is not None:
@@ -295,20 +296,20 @@ class ConnectorStandin(StandinServer):
         activity = await json_object(request)
         if activity is None:
             return error(400, "BadArgument", "body is not a JSON object")
-        return web.json_response({"id": self._store(cid, activity)}, status=201)
+        return activity
+
+    async def _post_activity(self, request: web.Request) -> web.Response:
+        activity = await self._write(request)
+        if isinstance(activity, web.Response):
+            return activity
+        return web.json_response({"id": self._store(request.match_info["cid"], activity)},
+                                 status=201)
 
     async def _update_activity(self, request: web.Request) -> web.Response:
         cid, aid = request.match_info["cid"], request.match_info["aid"]
-        refused = self._admit(request, self._send_log, cid)
-        if refused is not None:
-            return refused
-        if cid in self._blocked:
-            return error(
-                403, "MessageWritesBlocked", "Bot is not installed in user's personal scope"
-            )
-        activity = await json_object(request)
-        if activity is None:
-            return error(400, "BadArgument", "body is not a JSON object")
+        activity = await self._write(request)
+        if isinstance(activity, web.Response):
+            return activity
         if self.record and aid not in self.latest:
             return error(404, "ActivityNotFoundInConversation", "unknown activity")
         stored = {**activity, "id": aid}

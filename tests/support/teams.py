@@ -88,15 +88,17 @@ class TeamsAgent:
                             aad=self.aad, conversation_type="groupChat" if group else "personal",
                             tenant=self.tenant, bot_id=self.bot_id, **fields)
 
-    async def post(self, activity: dict[str, Any]) -> tuple[int, Any]:
+    async def post(self, activity: dict[str, Any], *,
+                   timeout: float | None = None) -> tuple[int, Any]:
         return await post_json(self.client, f"{self.base_url}/api/messages", activity,
-                               timeout=self.timeout)
+                               timeout=timeout or self.timeout)
 
     async def install(self) -> tuple[int, Any]:
         return await self.post(self.activity("installationUpdate", action="add"))
 
-    async def say(self, text: str) -> tuple[int, Any]:
-        return await self.post(self.activity("message", text=text, textFormat="plain"))
+    async def say(self, text: str, *, timeout: float | None = None) -> tuple[int, Any]:
+        return await self.post(self.activity("message", text=text, textFormat="plain"),
+                               timeout=timeout)
 
     async def say_in(self, conversation_id: str, text: str) -> tuple[int, Any]:
         """A message in a group chat."""

@@ -10,69 +10,56 @@ from typing import Any
 
 import aiohttp
 
-from bench.scene import Chat, Scene, card_of, find_action, find_input, now
+from bench.scene import BOT_ID, TENANT, Chat, Scene, now
 from bench.services import upn
+from tests.standins.connector import ConnectorStandin
+from tests.support.cards import card_of, find_action, find_input
+from tests.support.teams import TeamsAgent, TeamsError
 
 ACCEPT_THINK = (0.05, 0.15)  # seconds an agent looks at a card before clicking
 REPLY_THINK = (0.02, 0.08)  # seconds before answering a customer message
 
 
-class AgentError(Exception):
+class AgentError(TeamsError):
     pass
 
 
-class AgentSim:
-    def __init__(self, n: int, scene: Scene, http: aiohttp.ClientSession, bot_url: str) -> None:
-        self.n = n
+class AgentSim(TeamsAgent):
+    """Agent n of the test kit (tests/support/teams.py), with the bench's ids and behaviour."""
+
+    user_prefix = "29:bench-"
+    conversation_prefix = "a:bench-"
+    tenant = TENANT
+    bot_id = BOT_ID
+
+    def __init__(self, n: int, scene: Scene, connector: ConnectorStandin,
+                 http: aiohttp.ClientSession, bot_url: str) -> None:
+        super().__init__(n, connector, http, bot_url)
         self.scene = scene
-        self.http = http
-        self.messages_url = f"{bot_url}/api/messages"
         self.inbox: asyncio.Queue[tuple[str, Any, Chat]] = asyncio.Queue()
         self.rng = random.Random(n)
         self.chat: Chat | None = None
         self.card_id = ""
         self.card: dict[str, Any] = {}
         self.answered: set[str] = set()
-        self.user_id = f"29:bench-{n}"
-        self.conversation_id = f"a:bench-{n}"
-        self.name = f"Agent {n}"
-        self.aad = f"00000000-0000-0000-0000-{n:012d}"
-        self.upn = upn(n)
         scene.agents[self.conversation_id] = self
 
-    # -- talking to Switchboard -----------------------------------------------------------
+    @property
+    def upn(self) -> str:
+        return upn(self.n)
 
-    async def post(self, activity: dict[str, Any]) -> tuple[int, Any]:
-        async with self.http.post(self.messages_url, json=activity) as response:
-            body = await response.json() if response.content_type == "application/json" \
-                else await response.text()
-            if response.status >= 300:
-                raise AgentError(f"agent {self.n}: {activity['type']} answered "
-                                 f"{response.status}: {str(body)[:200]}")
-            return response.status, body
+    async def post(self, activity: dict[str, Any], *,
+                   timeout: float | None = None) -> tuple[int, Any]:
+        status, body = await super().post(activity, timeout=timeout)
+        if status >= 300:
+            raise AgentError(f"agent {self.n}: {activity['type']} answered {status}: "
+                             f"{str(body)[:200]}", status)
+        return status, body
 
-    async def say(self, text: str) -> None:
-        await self.post(self.scene.activity("message", self, text=text, textFormat="plain"))
-
-    async def click(self, verb: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Send the current card's own Action.Execute for `verb`; return the card answered."""
-        action = find_action(self.card, verb)
-        if action is None:
-            raise AgentError(f"agent {self.n}: no {verb!r} button on the card")
-        value = {"action": {"type": "Action.Execute", "id": action.get("id"), "verb": verb,
-                            "data": {**action.get("data", {}), **(inputs or {})}},
-                 "trigger": "manual"}
-        _, body = await self.post(self.scene.activity(
-            "invoke", self, name="adaptiveCard/action", value=value, replyToId=self.card_id))
-        if not isinstance(body, dict) or body.get("statusCode") != 200:
-            raise AgentError(f"agent {self.n}: {verb} answered {str(body)[:200]}")
-        card = body["value"]
-        self.card = card
-        return dict(card)
-
-    async def register(self) -> None:
-        await self.post(self.scene.activity("installationUpdate", self, action="add"))
-        await self.say("register")
+    async def use_card(self, verb: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Press the current card's own button for `verb`; it becomes the card answered."""
+        self.card = await self.press(self.card, verb, inputs, reply_to=self.card_id)
+        return self.card
 
     # -- behaviour ------------------------------------------------------------------------
 
@@ -82,7 +69,7 @@ class AgentSim:
             kind, payload, chat = await self.inbox.get()
             try:
                 await self.handle(kind, payload, chat)
-            except (AgentError, aiohttp.ClientError, TimeoutError, KeyError) as exc:
+            except (TeamsError, aiohttp.ClientError, TimeoutError, KeyError) as exc:
                 self.scene.samples.error(f"{type(exc).__name__}: {exc}")
 
     async def handle(self, kind: str, payload: Any, chat: Chat) -> None:
@@ -91,7 +78,7 @@ class AgentSim:
             chat.agent = self
             self.card_id, self.card = payload["id"], card_of(payload) or {}
             await asyncio.sleep(self.rng.uniform(*ACCEPT_THINK))
-            accepted = await self.click("accept")
+            accepted = await self.use_card("accept")
             if find_action(accepted, "terminate") is None:
                 raise AgentError(f"agent {self.n}: accept did not connect {chat.label}")
         elif kind == "header":
@@ -117,12 +104,12 @@ class AgentSim:
     async def finish(self, chat: Chat) -> None:
         """Terminate, end after-call work, save the wrap-up with the first primary code."""
         chat.finishing = True
-        await self.click("terminate")
+        await self.use_card("terminate")
         if find_action(self.card, "end_acw") is not None:
-            await self.click("end_acw")
+            await self.use_card("end_acw")
         code = find_input(self.card, "primary_code")
         choice = (code or {}).get("choices", [{}])[0].get("value", "")
-        concluded = await self.click("save_wrapup", {"primary_code": choice})
+        concluded = await self.use_card("save_wrapup", {"primary_code": choice})
         if find_action(concluded, "save_wrapup") is not None:
             raise AgentError(f"agent {self.n}: the wrap-up of {chat.label} was not saved")
         chat.done_at = now()

@@ -45,7 +45,7 @@ import aiohttp
 
 from bench import fleet, report, routing, storecost
 from bench.agents import AgentSim
-from bench.connector import Connector, tenant_share
+from bench.connector import bench_connector, tenant_share
 from bench.customers import Customers, customer_sessions
 from bench.flood import FloodResult, flood
 from bench.procs import Proc, Procs
@@ -162,19 +162,19 @@ async def servers_phases(run: Run) -> None:
 
 
 async def chat_phases(run: Run, sb: Proc) -> None:
-    connector = await Connector().start()
+    connector = await bench_connector().start()
     scene = Scene(connector.service_url)
     connector.listeners.append(scene.on_activity)
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                  timeout=aiohttp.ClientTimeout(total=60))
     sessions = customer_sessions()
-    agents = [AgentSim(n, scene, http, sb.url) for n in range(1, AGENTS + 1)]
+    agents = [AgentSim(n, scene, connector, http, sb.url) for n in range(1, AGENTS + 1)]
     workers: list[asyncio.Task[None]] = []
     customers_tasks: list[asyncio.Task[None]] = []
     lags: list[float] = []
     monitor = asyncio.create_task(loop_lag(lags))
     try:
-        await register(run, agents, connector)
+        await register(run, agents)
         workers = [asyncio.create_task(agent.run()) for agent in agents]
         customers = Customers(scene, sb.url, sessions)
         await warm_up(run, scene, customers)
@@ -300,9 +300,9 @@ async def control(sink: Proc, what: str, body: dict[str, Any] | None = None) -> 
 
 # -- chats ----------------------------------------------------------------------------------
 
-async def register(run: Run, agents: list[AgentSim], connector: Connector) -> None:
+async def register(run: Run, agents: list[AgentSim]) -> None:
     for agent in agents:
-        connector.add_member(agent.user_id, agent.name, agent.upn, agent.aad)
+        agent.enrol()
     gate = asyncio.Semaphore(30)
 
     async def one(agent: AgentSim) -> None:

@@ -47,15 +47,16 @@ from typing import Any
 
 import aiohttp
 
-from bench.agents import AgentError, AgentSim
-from bench.connector import Connector, peak_per_window
+from bench.agents import AgentSim
+from bench.connector import bench_connector, peak_per_window
 from bench.customers import API, customer_sessions
 from bench.procs import Proc, Procs
-from bench.scene import BOT_ID, Chat, Scene, now
+from bench.scene import Chat, Scene, now
 from bench.services import PATH as SERVICES_PATH
 from bench.services import SERVICE
 from bench.stats import Samples, summary_ms
 from bot.interact.api import RESYNC_POLL
+from tests.support.teams import TeamsError
 
 STORES = ("sqlite", "cosmos")
 INSTANCES = 3
@@ -106,7 +107,7 @@ class FleetAgent(AgentSim):
 
     def __init__(self, n: int, fleet: Fleet, http: aiohttp.ClientSession,
                  urls: list[str]) -> None:
-        super().__init__(n, fleet.scene, http, urls[0])
+        super().__init__(n, fleet.scene, fleet.connector, http, urls[0])
         self.fleet = fleet
         self.urls = urls
         self.balancer = random.Random(1000 + n)
@@ -115,20 +116,20 @@ class FleetAgent(AgentSim):
         """Teams' conversationUpdate of the install (the reference is stored, nothing sent
         back), then "register": two Bot Connector calls an agent (a member lookup and the
         reply), where installationUpdate's welcome card would add a third."""
-        await self.post(self.scene.activity("conversationUpdate", self,
-                                            membersAdded=[{"id": BOT_ID}]))
+        await self.post(self.activity("conversationUpdate", membersAdded=[{"id": self.bot_id}]))
         await self.say("register")
 
-    async def post(self, activity: dict[str, Any]) -> tuple[int, Any]:
+    async def post(self, activity: dict[str, Any], *,
+                   timeout: float | None = None) -> tuple[int, Any]:
         for attempt in range(BUSY_ATTEMPTS):
             instance = self.balancer.randrange(len(self.urls))  # each attempt: the balancer
             if activity.get("type") == "message":
                 self.fleet.sent_via[str(activity.get("text"))] = instance
-            self.messages_url = f"{self.urls[instance]}/api/messages"
+            self.base_url = self.urls[instance]
             try:
-                return await super().post(activity)
-            except AgentError as exc:
-                if "answered 503" not in str(exc) or attempt == BUSY_ATTEMPTS - 1:
+                return await super().post(activity, timeout=timeout)
+            except TeamsError as exc:
+                if exc.status != 503 or attempt == BUSY_ATTEMPTS - 1:
                     raise
                 await self.fleet.busy(attempt, self.balancer)
         raise AssertionError("unreachable")
@@ -232,7 +233,7 @@ class Fleet:
         self.tmp = tmp
         self.log = log
         self.instances: list[Proc] = []
-        self.connector = Connector(enforce=True, time_scale=1.0)
+        self.connector = bench_connector(enforce=True, time_scale=1.0)
         self.scene = Scene("")
         self.sent_via: dict[str, int] = {}  # agent message text -> the instance it went to
         self.rng = random.Random(18)
@@ -308,7 +309,7 @@ class Fleet:
         try:
             setup = await self.register(agents)
             tasks += [asyncio.create_task(agent.run()) for agent in agents]
-            connector.reset()
+            connector.reset_counts()
             began = time.monotonic()
             chats: list[Chat] = []
             for i in range(load.chats):
@@ -355,7 +356,7 @@ class Fleet:
 
     async def register(self, agents: list[FleetAgent]) -> dict[str, Any]:
         for agent in agents:
-            self.connector.add_member(agent.user_id, agent.name, agent.upn, agent.aad)
+            agent.enrol()
         gate = asyncio.Semaphore(REGISTER_CONCURRENCY)
         registered = 0
 
@@ -365,7 +366,7 @@ class Fleet:
                 try:
                     await agent.register()
                     registered += 1
-                except (AgentError, aiohttp.ClientError, TimeoutError) as exc:
+                except (TeamsError, aiohttp.ClientError, TimeoutError) as exc:
                     self.scene.samples.error(f"register: {type(exc).__name__}: {exc}")
 
         began = time.monotonic()

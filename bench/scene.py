@@ -7,7 +7,6 @@ arrival times of invitations and relayed messages are taken there, before any ag
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bench.stats import Samples
+from tests.support.cards import card_of, find_action
 
 if TYPE_CHECKING:
     from bench.agents import AgentSim
@@ -29,47 +29,6 @@ BOT_ID = "28:switchboard-bench"
 
 def now() -> float:
     return time.monotonic()
-
-
-def find_action(node: Any, verb: str) -> dict[str, Any] | None:
-    """The first Action.Execute with this verb anywhere in a card."""
-    if isinstance(node, dict):
-        if node.get("type") == "Action.Execute" and node.get("verb") == verb:
-            return node
-        children: Any = node.values()
-    elif isinstance(node, list):
-        children = node
-    else:
-        return None
-    for child in children:
-        found = find_action(child, verb)
-        if found is not None:
-            return found
-    return None
-
-
-def find_input(node: Any, input_id: str) -> dict[str, Any] | None:
-    if isinstance(node, dict):
-        if node.get("id") == input_id and str(node.get("type", "")).startswith("Input."):
-            return node
-        children: Any = node.values()
-    elif isinstance(node, list):
-        children = node
-    else:
-        return None
-    for child in children:
-        found = find_input(child, input_id)
-        if found is not None:
-            return found
-    return None
-
-
-def card_of(activity: dict[str, Any]) -> dict[str, Any] | None:
-    for attachment in activity.get("attachments") or []:
-        content = attachment.get("content")
-        if isinstance(content, dict):
-            return content
-    return None
 
 
 @dataclass
@@ -115,7 +74,6 @@ class Scene:
         self.relay_tag = ""  # the series message latencies go to now, e.g. "200" (open chats)
         self.censored: Counter[str] = Counter()  # samples that are lower bounds (never came)
         self.last_delivery = now()
-        self._activity_ids = itertools.count(1)
 
     def new_chat(self, tag: str) -> Chat:
         chat = Chat(len(self.chats) + 1, tag)
@@ -166,19 +124,3 @@ class Scene:
                             self.record(f"relay@{self.relay_tag}", at - sent)
                         chat.delivered[match.group(2)] += 1
                     agent.inbox.put_nowait(("relayed", match.group(2), chat))
-
-    # -- activities shaped the way Teams sends them ---------------------------------------
-
-    def activity(self, kind: str, agent: AgentSim, **fields: Any) -> dict[str, Any]:
-        return {
-            "type": kind,
-            "id": f"bench-{next(self._activity_ids)}",
-            "channelId": "msteams",
-            "serviceUrl": self.service_url,
-            "from": {"id": agent.user_id, "name": agent.name, "aadObjectId": agent.aad},
-            "recipient": {"id": BOT_ID, "name": "Switchboard"},
-            "conversation": {"id": agent.conversation_id, "conversationType": "personal",
-                             "tenantId": TENANT},
-            "channelData": {"tenant": {"id": TENANT}},
-            **fields,
-        }

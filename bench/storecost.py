@@ -30,7 +30,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.agents import AgentSim
-from bench.connector import Connector
+from bench.connector import bench_connector
 from bench.customers import Customers
 from bench.procs import free_port
 from bench.scene import Chat, Scene
@@ -112,18 +112,18 @@ async def measure(tmp: Path) -> dict[str, Any]:
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         url = f"http://127.0.0.1:{port}"
-        connector = await Connector().start()
+        connector = await bench_connector().start()
         scene = Scene(connector.service_url)
         connector.listeners.append(scene.on_activity)
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         customer_http = aiohttp.ClientSession()
         workers: list[asyncio.Task[None]] = []
         try:
-            agents = [AgentSim(n, scene, http, url) for n in range(1, AGENTS + 1)]
+            agents = [AgentSim(n, scene, connector, http, url) for n in range(1, AGENTS + 1)]
             gate = asyncio.Semaphore(20)
 
             async def register(agent: AgentSim) -> None:
-                connector.add_member(agent.user_id, agent.name, agent.upn, agent.aad)
+                agent.enrol()
                 async with gate:
                     await agent.register()
 

@@ -14,7 +14,9 @@ from bot.storage.sqlite import SqliteStore
 from tests.builders import catalog
 from tests.fakes import FakeClock
 
-pytest_plugins = ["tests.standins.fixtures", "tests.playground.fixtures"]
+pytest_plugins = [
+    "tests.standins.fixtures", "tests.playground.fixtures", "tests.support.fixtures",
+]
 
 
 @pytest.fixture

@@ -135,6 +135,8 @@ class Jobs:
         self.timers = dict(wiring.timers)
         self.effects = dict(wiring.effects)
         self._wake = asyncio.Event()
+        self._resting = asyncio.Event()  # the scheduler waits for a wake-up or its next timer
+        self._scheduling = False
         self._running: dict[str, asyncio.Task[int]] = {}  # the latest run of each job
         self._jobs: set[asyncio.Task[int]] = set()  # every run, one waiting on another too
         self._effects_running: dict[str, Held] = {}  # jobs whose effect runs now, by timer id
@@ -146,6 +148,20 @@ class Jobs:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def idle(self) -> None:
+        """Return once this instance has nothing to do now: none of its jobs runs and its
+        scheduler, if it runs, rests with no wake-up pending. Tests await this instead of
+        sleeping before they assert that nothing (more) happened."""
+        while True:
+            if self._jobs:
+                await asyncio.wait(set(self._jobs))
+            elif not self._scheduling or (self._resting.is_set() and not self._wake.is_set()):
+                return
+            elif self._resting.is_set():
+                await asyncio.sleep(0)  # woken: its next pass is about to start
+            else:
+                await self._resting.wait()
 
     def books(self, ctx: Ctx) -> Bookings:
         """Fresh books for the unit of work of `ctx`, which arms its timers through them."""
@@ -433,11 +449,11 @@ class Jobs:
     async def run_scheduler(self, *, poll: float = 1.0) -> None:
         """Fire timers for as long as the app runs; woken early after every change. Meanwhile
         jobs armed due now start as their unit of work commits (Bookings.run_at_once)."""
-        self._at_once = frozenset(self.effects)
+        self._at_once, self._scheduling = frozenset(self.effects), True
         try:
             await self._schedule(poll)
         finally:
-            self._at_once = frozenset()
+            self._at_once, self._scheduling = frozenset(), False
             self._looks_before = None
 
     async def _schedule(self, poll: float) -> None:
@@ -460,8 +476,10 @@ class Jobs:
             # arrives just as the event is set, and the app would never stop.
             self._looks_before = self.engine.clock.now() + timedelta(seconds=wait)
             try:
+                self._resting.set()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
                         await self._wake.wait()
             finally:
+                self._resting.clear()
                 self._looks_before = None

@@ -20,12 +20,14 @@ from bot.services.ports import Store
 from bot.storage.cosmos import CosmosOptions, CosmosStore
 from bot.storage.sqlite import SqliteStore
 from tests.cosmos_server import CosmosServer
+from tests.support.node import skip_without_node
 
 BACKENDS = ["sqlite", "cosmos"]
 
 
 @pytest.fixture(scope="session")
 def cosmos_server() -> Iterator[CosmosServer]:
+    skip_without_node("@vercel/cosmosdb-server")
     server = CosmosServer().start()
     try:
         yield server

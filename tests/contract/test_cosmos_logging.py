@@ -16,7 +16,7 @@ from azure.cosmos.aio import CosmosClient
 from tests.builders import catalog
 from tests.contract.conftest import CosmosBackend
 from tests.cosmos_server import CosmosServer
-from tests.teams_world import running_world
+from tests.support.world import running_world
 
 
 class Captured(logging.Handler):

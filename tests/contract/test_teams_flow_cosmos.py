@@ -30,7 +30,7 @@ from tests.builders import catalog
 from tests.contract.conftest import CosmosBackend
 from tests.cosmos_server import CosmosServer
 from tests.integration import test_teams_flow as teams_flow
-from tests.teams_world import World, running_world
+from tests.support.world import World, running_world
 
 
 @pytest.fixture(params=["settings", "injected"])

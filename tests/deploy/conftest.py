@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +11,9 @@ from types import ModuleType
 
 import pytest
 
+from tests.support.node import skip_without_node
+
 ROOT = Path(__file__).resolve().parents[2]
-NODE_MODULES = ROOT / "node_modules"
 
 
 def load_script(name: str) -> ModuleType:
@@ -53,11 +53,7 @@ def env_names() -> tuple[str, ...]:
 @pytest.fixture(scope="session")
 def ajv_validate() -> Path:
     """The Ajv cross-check script; skips when node or the npm packages are missing."""
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
-    for package in ("ajv-draft-04", "ajv-formats", "@microsoft/app-manifest"):
-        if not (NODE_MODULES / package / "package.json").is_file():
-            pytest.skip(f"npm package {package} is not installed (npm ci)")
+    skip_without_node("ajv-draft-04", "ajv-formats", "@microsoft/app-manifest")
     return Path(__file__).resolve().parent / "ajv_validate.js"
 
 

@@ -1,7 +1,7 @@
 """The website chat widget in Debian's headless Chromium, against a running Switchboard.
 
 The customer uses the demo page like a person would (real clicks and key presses over the
-DevTools protocol); the agent side is the Bot Connector stand-in of tests/teams_world.py.
+DevTools protocol); the agent side is the Bot Connector stand-in of tests/support/world.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from aiohttp.test_utils import TestServer
 from tests.builders import catalog
 from tests.e2e.cdp import CHROMIUM, Browser, Page, launch
 from tests.e2e.relay import Relay
-from tests.teams_world import Agent, World, eventually, find_action, running_world
+from tests.support.cards import find_action
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
+from tests.support.world import World, running_world
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -88,7 +91,7 @@ async def focused(page: Page) -> str:
     })()"""))
 
 
-async def accept(agent: Agent) -> None:
+async def accept(agent: TeamsAgent) -> None:
     [invitation] = await eventually(lambda: agent.buttons("accept"))
     action = find_action(invitation["card"], "accept")
     assert action is not None

@@ -14,7 +14,9 @@ from bot.domain.service import Catalog
 from bot.domain.task import Task
 from bot.services.context import Ctx
 from tests.email.mailer import Sink, free_port, smtp_sink
-from tests.teams_world import Agent, World, eventually, running_world
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
+from tests.support.world import World, running_world
 
 
 def mail_catalog(**sales: Any) -> Catalog:
@@ -33,7 +35,7 @@ class MailWorld:
     smtp_port: int
     sink: Sink
 
-    async def agent(self, n: int = 1) -> Agent:
+    async def agent(self, n: int = 1) -> TeamsAgent:
         agent = self.world.agent(n)
         await agent.register()
         return agent
@@ -48,7 +50,7 @@ class MailWorld:
             return await ctx.task(task_id)
         return await self.world.engine.run(load)
 
-    async def invitation(self, agent: Agent) -> dict[str, Any]:
+    async def invitation(self, agent: TeamsAgent) -> dict[str, Any]:
         """The latest card with Accept: the invitation."""
         found = await eventually(lambda: agent.buttons("accept"))
         return dict(found[-1])

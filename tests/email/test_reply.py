@@ -14,10 +14,13 @@ from bot.services.mail import SEND_REPLY
 from tests.email.conftest import MailWorld, mail_catalog
 from tests.email.mailer import free_port, mail, send, smtp_sink
 from tests.email.test_inbound import events, texts, validate
-from tests.teams_world import Agent, World, eventually, find_action, running_world
+from tests.support.cards import find_action
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
+from tests.support.world import World, running_world
 
 
-async def accepted(world: MailWorld, agent: Agent) -> tuple[str, str, dict[str, Any]]:
+async def accepted(world: MailWorld, agent: TeamsAgent) -> tuple[str, str, dict[str, Any]]:
     """Accept the latest invitation: (session id, card id, accepted card)."""
     invitation = await world.invitation(agent)
     accept = find_action(invitation["card"], "accept")

@@ -22,7 +22,7 @@ from bot.services.lifecycle import terminate
 from bot.services.offers import accept, decline
 from bot.services.wrapup import save_wrapup
 from tests.scenario import ringing
-from tests.teams_world import World, running_world
+from tests.support.world import World, running_world
 
 ALL_KEY, SALES_KEY = "key-for-everything", "key-for-sales"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.config import parse_catalog
 from bot.storage.sqlite import SqliteStore
 from tests.responsiveness import healthz_delays
-from tests.teams_world import World, running_world
+from tests.support.world import World, running_world
 
 KEY = "key-for-reports"
 EVENTS = 200_000

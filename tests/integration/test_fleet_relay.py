@@ -24,8 +24,6 @@ from tests.resilience.harness import (
     API,
     ServerProcess,
     card_stage,
-    eventually,
-    find_action,
     free_port,
     make_agent,
     make_customer,
@@ -33,6 +31,8 @@ from tests.resilience.harness import (
     services_file,
 )
 from tests.standins.connector import ConnectorStandin
+from tests.support.cards import find_action
+from tests.support.waiting import eventually
 
 __all__ = ["cosmos_server"]
 

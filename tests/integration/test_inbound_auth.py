@@ -20,7 +20,7 @@ from tests import teams_activities as act
 from tests.builders import catalog
 from tests.responsiveness import healthz_delays
 from tests.standins.graph import TokenStandin
-from tests.teams_world import World, running_world
+from tests.support.world import World, running_world
 
 APP_ID = "00000000-0000-0000-0000-00000000b077"
 ISSUER = "https://api.botframework.com"

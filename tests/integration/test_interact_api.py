@@ -14,7 +14,10 @@ import pytest
 from bot.app import INTERACT
 from bot.services.context import Ctx
 from tests.builders import catalog
-from tests.teams_world import Agent, World, eventually, find_action, running_world
+from tests.support.cards import find_action
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
+from tests.support.world import World, running_world
 
 API = "/api/interact/v1"
 SITE = "https://www.contoso.example"
@@ -45,7 +48,7 @@ async def open_chat(world: World, body: dict[str, Any] | None = None,
         return dict(await response.json())
 
 
-async def accept_for(agent: Agent) -> str:
+async def accept_for(agent: TeamsAgent) -> str:
     """Accept the invitation and wait for the chatroom header (local mode: personal chat)."""
     [invitation] = await eventually(lambda: agent.buttons("accept"), timeout=30)
     action = find_action(invitation["card"], "accept")

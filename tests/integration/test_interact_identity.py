@@ -13,8 +13,9 @@ from bot.dialogs import views
 from bot.domain.service import Catalog
 from bot.interact.identity import sign
 from bot.services.context import Ctx
+from tests.support.waiting import eventually
+from tests.support.world import World, running_world
 from tests.tasks_api.test_api import texts
-from tests.teams_world import World, eventually, running_world
 
 SECRET = "s3cret-of-the-website-0123456789abcdef"
 

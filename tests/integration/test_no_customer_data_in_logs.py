@@ -10,7 +10,9 @@ import pytest
 
 from bot.logs import JsonFormatter
 from tests.builders import catalog
-from tests.teams_world import eventually, find_action, running_world
+from tests.support.cards import find_action
+from tests.support.waiting import eventually
+from tests.support.world import running_world
 
 API = "/api/interact/v1"
 SECRETS = ["Zelda Quixote", "zelda.q@example.org", "+41 79 555 01 23",

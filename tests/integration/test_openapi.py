@@ -26,7 +26,9 @@ from bot.interact.openapi import (
     openapi_route,
 )
 from tests.builders import catalog
-from tests.teams_world import World, eventually, find_action, running_world
+from tests.support.cards import find_action
+from tests.support.waiting import eventually
+from tests.support.world import World, running_world
 
 DOC = openapi_document()
 INTERACT_PREFIXES = (f"{PREFIX}/", "/interact/")

@@ -18,7 +18,7 @@ from bot.services import reporting
 from bot.tasks_api import request as task_request
 from tests.integration.test_export import ALL_KEY, SALES_KEY, get
 from tests.integration.test_export import world as world  # the export's scenario
-from tests.teams_world import World
+from tests.support.world import World
 
 DOC = openapi_document()
 REPORTS = ("/api/v1/sessions", "/api/v1/events")

@@ -16,7 +16,10 @@ from bot.services import conversation
 from bot.services.context import Ctx
 from bot.services.dispatch import create_task
 from tests.builders import catalog
-from tests.teams_world import Agent, World, eventually, find_action, running_world
+from tests.support.cards import find_action
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
+from tests.support.world import World, running_world
 
 SCALE = 0.5  # the Teams windows, twice as short: 50 calls per 0.5 s per tenant
 BUSY = 40  # chats relaying at once: 40 conversations x 7 per window is far above 50
@@ -50,7 +53,8 @@ async def session(world: World, session_id: str) -> Session:
     return await world.engine.read(get)
 
 
-async def offer(world: World, agents: list[Agent], name: str) -> tuple[Agent, str, str, str]:
+async def offer(world: World, agents: list[TeamsAgent],
+                name: str) -> tuple[TeamsAgent, str, str, str]:
     """A new chat task; returns (agent offered, task id, session id, card id) once shown."""
     task = await world.engine.run(create_task, "sales", Modality.IM,
                                   customer=Customer(name=name), content={"text": "Hi"})
@@ -72,7 +76,7 @@ async def test_an_invitation_overtakes_queued_relay_lines(tmp_path: Path) -> Non
         agents = [world.agent(n) for n in range(1, MEMBERS + 1)]
         for agent in agents:
             await agent.register()
-        busy: list[Agent] = []
+        busy: list[TeamsAgent] = []
         tasks = []
         for n in range(BUSY):
             agent, task_id, session_id, card_id = await offer(world, agents, f"Cust{n}")

@@ -24,15 +24,12 @@ from tests.integration.test_teams_paths import (
     card_saying,
     check_seen_cards,
     click,
-    current_test,
     facts_of,
     new_task,
     offer_for,
-    record,
     registered,
     reply_card,
     reply_text,
-    serve,
     services_of,
     sessions_of,
     settle,
@@ -40,16 +37,20 @@ from tests.integration.test_teams_paths import (
     state_of,
     task_of,
 )
-from tests.teams_world import Agent, World, eventually, find_action
+from tests.support.cardlog import CardLog
+from tests.support.cards import find_action
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
+from tests.support.world import Serve, World
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(serve: Serve, tmp_path: Path) -> AsyncIterator[World]:
     async with serve(services_of(), tmp_path / "sb.db") as running:
         yield running
 
 
-async def rona(world: World, agent: Agent) -> str:
+async def rona(world: World, agent: TeamsAgent) -> str:
     """Let an invitation ring out: the agent is flagged RONA; returns the card id."""
     offer = await offer_for(agent)
     await world.advance(30)
@@ -238,7 +239,7 @@ def entries(card: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-async def history(world: World, agent: Agent) -> None:
+async def history(world: World, agent: TeamsAgent) -> None:
     """Alice accepted and saved, Bob declined, Carol RONA, Dave accepted, Erin cancelled."""
     await new_task(world, customer="Alice")
     offer = await offer_for(agent)
@@ -278,7 +279,7 @@ HISTORY_SERVICES = (
 
 
 async def test_my_sessions_shows_not_available_once_context_was_removed(
-        tmp_path: Path) -> None:
+        serve: Serve, tmp_path: Path) -> None:
     tables = ({**HISTORY_SERVICES[0], "context": {"store_data": False}}, HISTORY_SERVICES[1])
     async with serve(services_of(*tables), tmp_path / "sb.db") as world:
         [agent] = await registered(world, 1)
@@ -292,7 +293,7 @@ async def test_my_sessions_shows_not_available_once_context_was_removed(
 
 
 async def test_my_sessions_lists_results_newest_first_with_open_entries(
-        tmp_path: Path) -> None:
+        serve: Serve, tmp_path: Path) -> None:
     async with serve(services_of(*HISTORY_SERVICES), tmp_path / "sb.db") as world:
         [agent] = await registered(world, 1)
         await history(world, agent)
@@ -323,7 +324,8 @@ async def test_my_sessions_lists_results_newest_first_with_open_entries(
         assert "Bob" in shown(declined) and "Result: Declined" in shown(declined)
 
 
-async def test_my_sessions_search_narrows_by_service_customer_and_tag(tmp_path: Path) -> None:
+async def test_my_sessions_search_narrows_by_service_customer_and_tag(
+        serve: Serve, tmp_path: Path) -> None:
     async with serve(services_of(*HISTORY_SERVICES), tmp_path / "sb.db") as world:
         [agent] = await registered(world, 1)
         await history(world, agent)
@@ -338,7 +340,7 @@ async def test_my_sessions_search_narrows_by_service_customer_and_tag(tmp_path: 
                 assert "No sessions found." in shown(card)
 
 
-async def test_my_sessions_pages_with_next_and_previous(tmp_path: Path) -> None:
+async def test_my_sessions_pages_with_next_and_previous(serve: Serve, tmp_path: Path) -> None:
     async with serve(services_of(*HISTORY_SERVICES), tmp_path / "sb.db") as world:
         await _pages_with_next_and_previous(world)
 
@@ -372,7 +374,7 @@ async def _pages_with_next_and_previous(world: World) -> None:
 
 # -- the chatroom in local mode (the personal chat) ---------------------------------------------
 
-async def connected(world: World, agent: Agent) -> tuple[str, str, str]:
+async def connected(world: World, agent: TeamsAgent) -> tuple[str, str, str]:
     """Accept a Sales chat; (task id, session id, card id) once the chat header arrived."""
     task = await new_task(world)
     offer = await offer_for(agent)
@@ -496,7 +498,8 @@ def invoke(world: World, name: str | None, value: Any) -> dict[str, Any]:
     return activity
 
 
-async def test_bad_invokes_are_never_server_errors(world: World) -> None:
+async def test_bad_invokes_are_never_server_errors(
+        world: World, card_log: CardLog, request: pytest.FixtureRequest) -> None:
     agent = world.agent(1)
     await agent.install()
     for name in ("composeExtension/query", "task/fetch", "no/such-invoke", None):
@@ -517,12 +520,14 @@ async def test_bad_invokes_are_never_server_errors(world: World) -> None:
         status, body = await world.post(invoke(world, "adaptiveCard/action", {
             "action": {"type": "Action.Execute", "verb": verb, "data": data}}))
         assert status == 200 and body["statusCode"] == 200, (verb, status, body)
-        record(body["value"], f"invoke {verb}")
+        card_log.add(request.node.nodeid, f"invoke {verb}", body["value"])
     status, body = await world.post(invoke(world, "application/search", "not an object"))
     assert status == 200 and body["value"] == {"results": []}
 
 
 # -- every card above passes the official parser and the size budget ------------------------------
 
-def test_every_card_seen_is_valid_and_fits() -> None:
-    check_seen_cards(current_test().split("::")[0])
+@pytest.mark.needs_node("adaptivecards")
+def test_every_card_seen_is_valid_and_fits(card_log: CardLog,
+                                           request: pytest.FixtureRequest) -> None:
+    check_seen_cards(card_log.of(request.node.nodeid.partition("::")[0]))

@@ -14,7 +14,9 @@ from bot.domain.service import Modality
 from bot.services import conversation
 from bot.services.dispatch import create_task
 from tests.builders import catalog
-from tests.teams_world import World, eventually, find_action, running_world
+from tests.support.cards import find_action
+from tests.support.waiting import eventually
+from tests.support.world import World, running_world
 
 
 @pytest.fixture

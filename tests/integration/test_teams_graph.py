@@ -19,7 +19,10 @@ from bot.services.dispatch import create_task
 from tests.builders import catalog
 from tests.scenario import load_task, sessions_of
 from tests.standins.graph import GraphStandin, TokenStandin
-from tests.teams_world import Agent, World, eventually, find_action, running_world
+from tests.support.cards import find_action
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
+from tests.support.world import World, running_world
 
 APP_ID = "11111111-2222-3333-4444-555555555555"
 SECRET = "test-secret"
@@ -46,7 +49,7 @@ async def graph_world(tmp_path: Path) -> AsyncIterator[GraphWorld]:
         yield GraphWorld(world, graph, tokens)
 
 
-async def accept_task(world: World, agent: Agent, name: str) -> tuple[str, str]:
+async def accept_task(world: World, agent: TeamsAgent, name: str) -> tuple[str, str]:
     task = await world.engine.run(create_task, "sales", Modality.IM,
                                   customer=Customer(name=name), content={"text": "Hello"})
     await world.engine.run(conversation.customer_message, task.id, "Hello there")

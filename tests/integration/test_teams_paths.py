@@ -1,32 +1,27 @@
 """Every way an invitation can end, stale clicks, a restart, tag typeahead and after-call work.
 
-Each test drives the real app over HTTP (tests/teams_world.py) and asserts what the agent's
-card says: the latest version the Bot Connector stand-in holds and/or the invoke response.
-Every card seen is collected and, in the last test, checked with the official parser.
+Each test drives the real app over HTTP (the `serve` fixture, tests/support/) and asserts what
+the agent's card says: the latest version the Bot Connector stand-in holds and/or the invoke
+response.
+Every card seen goes to the session's card log and, in the last test, is checked with the
+official parser.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
-from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from bot.app import create_app
 from bot.cards import MAX_CARD_BYTES, card_bytes
-from bot.config import Settings
 from bot.domain.customer import Customer
 from bot.domain.service import Catalog, Modality
 from bot.domain.session import Phase, Session
@@ -39,53 +34,23 @@ from tests.builders import catalog
 from tests.cards.walk import nodes, of_type
 from tests.fakes import FakeClock
 from tests.standins.connector import ConnectorStandin
-from tests.teams_world import Agent, World, eventually, find_action
+from tests.support.cardlog import CardLog
+from tests.support.cards import find_action
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
+from tests.support.world import Serve, World
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR = ROOT / "tests" / "cards" / "validate_cards.js"
-PARSER = ROOT / "node_modules" / "adaptivecards" / "dist" / "adaptivecards.js"
 # The one event the parser may report, once per typeahead (see tests/cards/test_validate_node.py).
 TEAMS_TYPEAHEAD = 'Property "choices.data" is supported in version 1.6'
-CARD_TYPE = "application/vnd.microsoft.card.adaptive"
-# The rate limiter runs with its windows scaled down, so a busy personal chat is not paced
-# in real seconds; the limits themselves are covered by tests/integration/test_outbound_limits.
-TIME_SCALE = 0.02
 
-# -- every card the tests saw, per test file --------------------------------------------------
-
-SEEN: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-
-
-def current_test() -> str:
-    return os.environ.get("PYTEST_CURRENT_TEST", "unknown::unknown").split(" ")[0]
-
-
-def record(card: dict[str, Any], source: str) -> None:
-    test = current_test()
-    SEEN[test.split("::")[0]].append((f"{test.split('::')[-1]} ({source})", card))
-
-
-def record_world(world: World) -> None:
-    """Every card attachment posted, updated or latest in the connector stand-in."""
-    connector = world.connector
-    activities = [a for posted in connector.activities.values() for a in posted]
-    for source, found in (("posted", activities), ("latest", list(connector.latest.values())),
-                          ("updated", [u[2] for u in connector.updates])):
-        for activity in found:
-            for attachment in activity.get("attachments") or []:
-                if attachment.get("contentType") == CARD_TYPE:
-                    record(attachment["content"], source)
-
-
-def check_seen_cards(test_file: str) -> None:
+def check_seen_cards(seen: list[tuple[str, dict[str, Any]]]) -> None:
     """Validate every distinct card of one test file with the npm parser and the size budget."""
-    seen = SEEN.get(test_file)
     if not seen:
         pytest.skip("no cards collected: run the whole test file")
-    if not PARSER.exists():
-        pytest.skip("npm adaptivecards is not installed in node_modules")
     node = shutil.which("node")
-    assert node is not None, "node is not on PATH although node_modules/adaptivecards is"
+    assert node is not None
     unique: dict[str, tuple[str, dict[str, Any]]] = {}
     for label, card in seen:
         unique.setdefault(json.dumps(card, sort_keys=True), (label, card))
@@ -122,66 +87,13 @@ def check_seen_cards(test_file: str) -> None:
 
 # -- a running world ----------------------------------------------------------------------------
 
-@asynccontextmanager
-async def serve(services: Catalog, db_path: Path, *, connector: ConnectorStandin | None = None,
-                clock: FakeClock | None = None) -> AsyncIterator[World]:
-    """Like tests.teams_world.running_world, but the connector and clock can outlive the app
-    (a restart on the same database file), and outbound pacing runs on a scaled clock."""
-    async with AsyncExitStack() as stack:
-        if connector is None:
-            connector = await stack.enter_async_context(ConnectorStandin())
-        app = create_app(Settings(catalog=services, db_path=str(db_path)),
-                         clock=clock or FakeClock(), connector_time_scale=TIME_SCALE)
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        stack.push_async_callback(shut_down, server)
-        client = await stack.enter_async_context(aiohttp.ClientSession())
-        world = World(server, client, connector, app, app_clock(app, clock))
-        try:
-            yield world
-        finally:
-            record_world(world)
-            await quiesce(world)
-
-
-async def quiesce(world: World) -> None:
-    """Wait until the scheduler sleeps with nothing to do before the app is stopped.
-
-    Works around the shutdown hang shown by test_the_scheduler_stops_even_right_after_a_wake:
-    a cancel that meets a just-set wake event is swallowed on Python 3.11.
-    """
-    quiet = 0
-    for _ in range(100):
-        await asyncio.sleep(0.005)
-        quiet = 0 if world.engine.jobs._wake.is_set() else quiet + 1
-        if quiet >= 3:
-            return
-
-
-async def shut_down(server: TestServer) -> None:
-    try:
-        await asyncio.wait_for(server.close(), 10)
-    except TimeoutError:
-        raise AssertionError("the app did not shut down within 10 s") from None
-
-
-def app_clock(app: Any, clock: FakeClock | None) -> FakeClock:
-    if clock is not None:
-        return clock
-    from bot.app import ENGINE
-
-    engine_clock = app[ENGINE].clock
-    assert isinstance(engine_clock, FakeClock)
-    return engine_clock
-
-
 def services_of(*tables: dict[str, Any]) -> Catalog:
     return catalog(*(tables or ({"id": "sales", "name": "Sales"},
                                 {"id": "support", "name": "Support"})))
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(serve: Serve, tmp_path: Path) -> AsyncIterator[World]:
     async with serve(services_of(), tmp_path / "sb.db") as running:
         yield running
 
@@ -243,7 +155,7 @@ class Offer:
     card: dict[str, Any]
 
 
-async def offer_for(agent: Agent, *, skip: int = 0, showing: str = "") -> Offer:
+async def offer_for(agent: TeamsAgent, *, skip: int = 0, showing: str = "") -> Offer:
     """The agent's ringing invitation (the newest card with Accept, after `skip` older ones,
     that shows `showing`)."""
     found = await eventually(lambda: [card for card in agent.buttons("accept")[skip:]
@@ -265,15 +177,13 @@ async def ringing_since_delivery(world: World, session_id: str) -> bool:
     return await world.engine.read(delivered)
 
 
-async def click(agent: Agent, verb: str, data: dict[str, Any],
+async def click(agent: TeamsAgent, verb: str, data: dict[str, Any],
                 reply_to: str | None = None) -> dict[str, Any]:
     """Click a card button; the invoke response card (asserted 200 by the harness)."""
-    card = await agent.click(verb, data, reply_to=reply_to)
-    record(card, f"invoke {verb}")
-    return card
+    return await agent.click(verb, data, reply_to=reply_to)
 
 
-async def reply_card(agent: Agent, text: str, marker: str) -> dict[str, Any]:
+async def reply_card(agent: TeamsAgent, text: str, marker: str) -> dict[str, Any]:
     """Type a command; the reply card that contains `marker`."""
     before = len(agent.activities())
     status, _ = await agent.say(text)
@@ -290,7 +200,7 @@ async def reply_card(agent: Agent, text: str, marker: str) -> dict[str, Any]:
     return card
 
 
-async def reply_text(agent: Agent, text: str) -> str:
+async def reply_text(agent: TeamsAgent, text: str) -> str:
     """Type a command; its text reply."""
     before = len(agent.activities())
     status, _ = await agent.say(text)
@@ -300,12 +210,12 @@ async def reply_text(agent: Agent, text: str) -> str:
     return str(texts[0])
 
 
-async def state_of(agent: Agent) -> str:
+async def state_of(agent: TeamsAgent) -> str:
     card = await reply_card(agent, "status", "Your status")
     return facts_of(card)["State"]
 
 
-async def registered(world: World, *numbers: int) -> list[Agent]:
+async def registered(world: World, *numbers: int) -> list[TeamsAgent]:
     """Install and register agents one second apart (the first is the longest idle)."""
     agents = []
     for n in numbers:
@@ -339,12 +249,10 @@ async def task_of(world: World, task_id: str) -> Task:
 
 async def settle(world: World) -> None:
     """Let due jobs (card syncs) finish; nothing new is scheduled by waiting."""
-    await world.advance(0)
-    await asyncio.sleep(0.05)
-    await world.advance(0)
+    await world.settle()
 
 
-async def wrapped_up(world: World, agent: Agent, *, customer: str, tags: str,
+async def wrapped_up(world: World, agent: TeamsAgent, *, customer: str, tags: str,
                      service: str = "sales") -> Offer:
     """A whole session: offer, Accept, Terminate, Save with tags."""
     await new_task(world, service, customer)
@@ -412,7 +320,7 @@ async def test_decline_shows_the_declined_card_and_offers_the_next_agent(world: 
     assert await state_of(first) == "Available"  # a plain decline sets no RONA
 
 
-async def test_a_persistent_rona_decline_offers_reset_rona(tmp_path: Path) -> None:
+async def test_a_persistent_rona_decline_offers_reset_rona(serve: Serve, tmp_path: Path) -> None:
     services = services_of({"id": "sales", "name": "Sales",
                             "distribution": {"persistent_rona": True}})
     async with serve(services, tmp_path / "sb.db") as world:
@@ -443,7 +351,8 @@ async def test_customer_cancel_before_accept_shows_cancelled_by_customer(world: 
 BROADCAST = {"id": "helpdesk", "name": "Helpdesk", "distribution": {"mode": "broadcast"}}
 
 
-async def test_broadcast_first_accept_wins_and_nobody_gets_rona(tmp_path: Path) -> None:
+async def test_broadcast_first_accept_wins_and_nobody_gets_rona(
+        serve: Serve, tmp_path: Path) -> None:
     async with serve(services_of(BROADCAST), tmp_path / "sb.db") as world:
         agents = await registered(world, 1, 2, 3)
         task = await new_task(world, "helpdesk")
@@ -468,7 +377,7 @@ async def test_broadcast_first_accept_wins_and_nobody_gets_rona(tmp_path: Path) 
             "accepted", "rescinded", "rescinded"]
 
 
-async def test_broadcast_nobody_answers_missed_without_rona(tmp_path: Path) -> None:
+async def test_broadcast_nobody_answers_missed_without_rona(serve: Serve, tmp_path: Path) -> None:
     async with serve(services_of(BROADCAST), tmp_path / "sb.db") as world:
         agents = await registered(world, 1, 2)
         await new_task(world, "helpdesk")
@@ -484,7 +393,8 @@ async def test_broadcast_nobody_answers_missed_without_rona(tmp_path: Path) -> N
         assert {o.card_id for o in again}.isdisjoint({o.card_id for o in offers})
 
 
-async def test_max_queue_time_expires_a_ringing_and_a_queued_task(tmp_path: Path) -> None:
+async def test_max_queue_time_expires_a_ringing_and_a_queued_task(
+        serve: Serve, tmp_path: Path) -> None:
     services = services_of({"id": "sales", "name": "Sales",
                             "distribution": {"ring_timeout": "30s", "max_queue_time": "20s"}})
     async with serve(services, tmp_path / "sb.db") as world:
@@ -547,7 +457,7 @@ async def test_two_accepts_at_once_connect_once(world: World) -> None:
     assert [s.phase for s in await sessions_of(world, task.id)] == [Phase.CONNECTED]
 
 
-async def test_accept_on_an_offer_another_agent_took(tmp_path: Path) -> None:
+async def test_accept_on_an_offer_another_agent_took(serve: Serve, tmp_path: Path) -> None:
     async with serve(services_of(BROADCAST), tmp_path / "sb.db") as world:
         first, second = await registered(world, 1, 2)
         task = await new_task(world, "helpdesk")
@@ -589,7 +499,7 @@ async def test_a_click_on_someone_elses_session_is_refused_and_changes_nothing(
     assert "no longer known" in shown(unknown)
 
 
-async def test_clicks_on_cards_from_before_a_restart(tmp_path: Path) -> None:
+async def test_clicks_on_cards_from_before_a_restart(serve: Serve, tmp_path: Path) -> None:
     db = tmp_path / "sb.db"
     clock = FakeClock()
     async with ConnectorStandin() as connector:
@@ -708,7 +618,8 @@ async def test_a_second_extend_acw_keeps_the_wrapup_form(world: World) -> None:
     assert find_action(again, "save_wrapup") is not None
 
 
-async def test_no_acw_buttons_when_the_service_does_not_allow_them(tmp_path: Path) -> None:
+async def test_no_acw_buttons_when_the_service_does_not_allow_them(
+        serve: Serve, tmp_path: Path) -> None:
     services = services_of(
         {"id": "sales", "name": "Sales",
          "acw": {"duration": "20s", "allow_early_end": False, "max_extension": "0s"}},
@@ -751,5 +662,7 @@ async def test_no_acw_buttons_when_the_service_does_not_allow_them(tmp_path: Pat
 
 # -- every card above passes the official parser and the size budget ------------------------------
 
-def test_every_card_seen_is_valid_and_fits() -> None:
-    check_seen_cards(current_test().split("::")[0])
+@pytest.mark.needs_node("adaptivecards")
+def test_every_card_seen_is_valid_and_fits(card_log: CardLog,
+                                           request: pytest.FixtureRequest) -> None:
+    check_seen_cards(card_log.of(request.node.nodeid.partition("::")[0]))

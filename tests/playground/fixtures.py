@@ -29,7 +29,9 @@ from typing import Any
 
 import pytest
 
-from .harness import Playground, PlaygroundUnavailable, availability_problem
+from tests.support.node import skip_without_node
+
+from .harness import Playground, PlaygroundUnavailable
 
 PlaygroundFactory = Callable[..., Awaitable[Playground]]
 
@@ -39,9 +41,7 @@ __all__ = ["PlaygroundFactory", "playground_factory"]
 @pytest.fixture
 async def playground_factory() -> AsyncIterator[PlaygroundFactory]:
     """``await playground_factory(bot_url, **Playground_kwargs)`` -> a started ``Playground``."""
-    problem = availability_problem()
-    if problem is not None:
-        pytest.skip(f"Microsoft 365 Agents Playground unavailable: {problem}")
+    skip_without_node("@microsoft/m365agentsplayground")
 
     started: list[Playground] = []
 

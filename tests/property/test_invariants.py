@@ -287,18 +287,6 @@ async def open_website_chat(ctx: Ctx, service_id: str, customer: Customer, text:
 
 
 class SwitchboardMachine(RuleBasedStateMachine):
-    # Known bug (see test_queued_to_ringing_is_not_in_the_event_log): offer() moves a task
-    # queued -> ringing without an event that carries task_state. The main machine tolerates
-    # exactly that pattern; StrictReplayMachine does not and is a strict xfail.
-    tolerate_ringing_without_task_event = False
-    # Known bug (see test_accept_leaves_a_multi_session_agent_idle): accept() does not dispatch
-    # the accepting agent's services, so an agent with room for another session is not offered
-    # what waits. The main machine checks "nothing waits" only for agents with no connection.
-    tolerate_no_dispatch_after_accept = False
-    # Known bug (see test_rona_reset_by_timer_is_not_in_the_event_log): when the RONA reset
-    # timer fires, no agent.state_changed records RONA -> available.
-    tolerate_silent_rona_reset = False
-
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
@@ -682,9 +670,6 @@ class SwitchboardMachine(RuleBasedStateMachine):
             for agent in snap.agents.values():
                 if agent.id in held:
                     continue
-                if self.tolerate_no_dispatch_after_accept and any(
-                        e.phase == "connected" for e in agent.engagements):
-                    continue
                 why = self.watch.check(agent, Engagement(
                     session_id="(queued)", task_id=task.id, service_id=task.service_id,
                     modality=task.modality, phase="ringing"))
@@ -727,48 +712,33 @@ class SwitchboardMachine(RuleBasedStateMachine):
     def the_event_log_replays_to_the_stored_state(self) -> None:
         snap = self.snap
         last_task: dict[str, Event] = {}
-        last_offer: dict[str, int] = {}
         last_session: dict[str, Event] = {}
         seqs = [e.seq for e in snap.events]
         assert seqs == sorted(set(seqs)), "event sequence numbers are not strictly increasing"
         for e in snap.events:
             if e.task_id and "task_state" in e.data:
                 last_task[e.task_id] = e
-            if e.task_id and e.name == ev.OFFER_CREATED:
-                last_offer[e.task_id] = e.seq
             if e.session_id and "phase" in e.data:
                 last_session[e.session_id] = e
         for task in snap.tasks.values():
             assert task.id in last_task, f"no event carries the state of task {task.id}"
             last = last_task[task.id]
-            replayed = last.data["task_state"]
-            if (self.tolerate_ringing_without_task_event and replayed == "queued"
-                    and task.state is TaskState.RINGING
-                    and last_offer.get(task.id, 0) > last.seq):
-                replayed = "ringing"  # the known gap: offer.created stands for queued->ringing
-            assert replayed == task.state.value, (
+            assert last.data["task_state"] == task.state.value, (
                 f"task {task.id}: last event {last.name} says {last.data['task_state']}, "
                 f"stored {task.state.value}")
             assert last.data.get("task_result") == (task.result.value if task.result else None)
         for agent in snap.agents.values():
             state = AgentState.UNREGISTERED.value  # installed, never registered: no event yet
-            rona_ends: datetime | None = None  # when the last RONA in the log runs out
             for e in snap.events:
                 if e.agent_id != agent.id:
                     continue
-                if e.data.get("rona") and e.service_id:
-                    rona_ends = e.at + self.catalog.service(e.service_id).distribution.rona_reset
                 if e.name != ev.AGENT_STATE_CHANGED:
                     continue
-                silent_reset = (self.tolerate_silent_rona_reset and state == "rona"
-                                and rona_ends is not None and e.at >= rona_ends)
-                assert e.data["previous"] in (state, None) or silent_reset, (
+                assert e.data["previous"] in (state, None), (
                     f"{agent.id}: {e.data['previous']} follows {state} in the log")
                 state = e.data["state"]
             stored = derive_state(agent, self.catalog, snap.now).value
-            silent_reset = (self.tolerate_silent_rona_reset and state == "rona"
-                            and rona_ends is not None and snap.now >= rona_ends)
-            assert state == stored or silent_reset, (
+            assert state == stored, (
                 f"{agent.id}: the log says {state}, the stored agent is {stored}")
         for session in snap.sessions.values():
             assert session.id in last_session, f"no event carries session {session.id}"

@@ -19,23 +19,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from yarl import URL
 
-from tests import teams_activities as act
 from tests.standins.connector import ConnectorStandin
-from tests.teams_world import eventually, find_action
+from tests.support.cards import find_action
+from tests.support.http import post_json
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 API = "/api/interact/v1"
 STARTUP_TIMEOUT = 30.0
-
-__all__ = ["eventually", "find_action"]
 
 
 def free_port() -> int:
@@ -285,114 +283,6 @@ class Db:
 
 # -- agents and customers over HTTP ----------------------------------------------------------
 
-async def post_json(client: aiohttp.ClientSession, url: str | URL, body: Any = None, *,
-                    headers: dict[str, str] | None = None, data: bytes | None = None,
-                    method: str = "POST", timeout: float = 30.0) -> tuple[int, Any]:
-    """One request; (status, JSON body or text)."""
-    kwargs: dict[str, Any] = {"headers": headers, "timeout": aiohttp.ClientTimeout(total=timeout)}
-    if data is not None:
-        kwargs["data"] = data
-    elif body is not None:
-        kwargs["json"] = body
-    async with client.request(method, url, **kwargs) as response:
-        text = await response.text()
-        if response.content_type == "application/json":
-            try:
-                return response.status, json.loads(text)
-            except ValueError:
-                pass
-        return response.status, text
-
-
-@dataclass
-class Agent:
-    """Agent n in Teams: user 29:agent-n, personal chat a:personal-n, UPN an@example.com."""
-
-    n: int
-    base_url: str
-    connector: ConnectorStandin
-    client: aiohttp.ClientSession
-
-    @property
-    def user_id(self) -> str:
-        return f"29:agent-{self.n}"
-
-    @property
-    def conversation_id(self) -> str:
-        return f"a:personal-{self.n}"
-
-    @property
-    def name(self) -> str:
-        return f"Agent {self.n}"
-
-    @property
-    def aad(self) -> str:
-        return f"00000000-0000-0000-0000-0000000000{self.n:02d}"
-
-    async def post(self, activity: dict[str, Any], *, timeout: float = 60.0) -> tuple[int, Any]:
-        return await post_json(self.client, f"{self.base_url}/api/messages", activity,
-                               timeout=timeout)
-
-    async def say(self, text: str, **options: Any) -> tuple[int, Any]:
-        return await self.post(act.message(self.connector.service_url, self.conversation_id,
-                                           self.user_id, self.name, text, aad=self.aad),
-                               **options)
-
-    async def register(self) -> None:
-        status, _ = await self.post(act.installation(
-            self.connector.service_url, self.conversation_id, self.user_id, self.name,
-            self.aad))
-        assert status == 200, status
-        status, body = await self.say("register")
-        assert status == 200, (status, body)
-        await eventually(lambda: any("You are registered" in (t or "")
-                                     for t in self.connector.texts(self.conversation_id)))
-
-    async def click(self, verb: str, data: dict[str, Any], *, reply_to: str | None = None,
-                    timeout: float = 60.0) -> dict[str, Any]:
-        """Press a card button (Universal Action); the card the invoke answered with."""
-        status, body = await self.post(act.card_action(
-            self.connector.service_url, self.conversation_id, self.user_id, self.name, verb,
-            data, reply_to=reply_to), timeout=timeout)
-        assert status == 200, (status, body)
-        assert body["statusCode"] == 200, body
-        return dict(body["value"])
-
-    def activities(self) -> list[dict[str, Any]]:
-        return list(self.connector.activities.get(self.conversation_id, []))
-
-    def texts(self) -> list[str]:
-        return [str(a.get("text")) for a in self.activities() if a.get("text")]
-
-    def card(self, activity_id: str) -> dict[str, Any] | None:
-        """The latest version of a card this agent received, by activity id."""
-        latest = self.connector.latest.get(activity_id)
-        if latest is None:
-            return None
-        attachments = latest.get("attachments") or []
-        return dict(attachments[0]["content"]) if attachments else None
-
-    def card_versions(self, activity_id: str) -> list[dict[str, Any]]:
-        """Every version of one card in the order the connector received them."""
-        versions = []
-        for activity in self.activities():
-            if activity.get("id") == activity_id and activity.get("attachments"):
-                versions.append(activity["attachments"][0]["content"])
-        for conversation, aid, stored in self.connector.updates:
-            if conversation == self.conversation_id and aid == activity_id:
-                versions.append((stored.get("attachments") or [{}])[0].get("content"))
-        return versions
-
-    def cards_with(self, verb: str) -> list[tuple[str, dict[str, Any]]]:
-        """(activity id, latest card) of this agent's cards offering an Action.Execute verb."""
-        found = []
-        for activity in self.activities():
-            card = self.card(activity["id"])
-            if card is not None and find_action(card, verb) is not None:
-                found.append((activity["id"], card))
-        return found
-
-
 class Customer:
     """A website visitor using the Interact API."""
 
@@ -492,12 +382,11 @@ def db_of(server: ServerProcess) -> Db:
 
 
 def make_agent(n: int, server: ServerProcess | str, connector: ConnectorStandin,
-               client: aiohttp.ClientSession) -> Agent:
+               client: aiohttp.ClientSession) -> TeamsAgent:
+    """Agent n of tests/support/teams.py against this server; `register()` waits for the
+    bot's reply, which comes from a process of its own."""
     base = server if isinstance(server, str) else server.url
-    connector.add_member(f"29:agent-{n}", name=f"Agent {n}",
-                         user_principal_name=f"a{n}@example.com",
-                         aad_object_id=f"00000000-0000-0000-0000-0000000000{n:02d}")
-    return Agent(n, base, connector, client)
+    return TeamsAgent.enrolled(n, connector, client, base, confirm_registration=True)
 
 
 def make_customer(server: ServerProcess | str, client: aiohttp.ClientSession) -> Customer:

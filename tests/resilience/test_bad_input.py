@@ -23,13 +23,11 @@ import pytest_asyncio
 from tests import teams_activities as act
 from tests.resilience.harness import (
     API,
-    Agent,
     Customer,
     Db,
     ServerProcess,
     attach,
     db_of,
-    eventually,
     free_port,
     make_agent,
     make_customer,
@@ -38,6 +36,8 @@ from tests.resilience.harness import (
     services_file,
 )
 from tests.standins.connector import ConnectorStandin
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -51,7 +51,7 @@ class Stage:
     db: Db
     connector: ConnectorStandin
     client: aiohttp.ClientSession
-    agent: Agent
+    agent: TeamsAgent
     jane: Customer
 
     @property

@@ -15,18 +15,18 @@ import aiohttp
 
 from tests.resilience.harness import (
     STAGE_ORDER,
-    Agent,
     Launch,
     card_stage,
     card_text,
     db_of,
-    eventually,
     expected_stage,
     make_agent,
     make_customer,
     quiet,
 )
 from tests.standins.connector import ConnectorStandin
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
 
 OUTAGE = 10.0
 
@@ -45,8 +45,8 @@ async def test_connector_503_for_10s_then_every_card_and_message_arrives_in_orde
     await jane.open("Hi", name="Jane Doe")
     [jane_offer] = await eventually(lambda: [s for s in db.sessions(jane.chat_id)
                                              if s["card_id"]])
-    taker: Agent = next(a for a in agents if a.user_id == jane_offer["agent_id"])
-    misser: Agent = next(a for a in agents if a is not taker)
+    taker: TeamsAgent = next(a for a in agents if a.user_id == jane_offer["agent_id"])
+    misser: TeamsAgent = next(a for a in agents if a is not taker)
     card_id = jane_offer["card_id"]
     accepted = await taker.click("accept", {"session_id": jane_offer["id"]}, reply_to=card_id)
     assert card_stage(accepted) == "accepted"

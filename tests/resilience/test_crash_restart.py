@@ -14,19 +14,19 @@ import aiohttp
 
 from tests.resilience.harness import (
     KEEP_TRANSCRIPT,
-    Agent,
     Launch,
     card_stage,
     card_text,
     db_of,
-    eventually,
     expected_stage,
-    find_action,
     make_agent,
     make_customer,
     quiet,
 )
 from tests.standins.connector import ConnectorStandin
+from tests.support.cards import find_action
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
 
 
 async def test_kill9_while_ringing_and_during_acw_loses_nothing_and_fires_once(
@@ -46,8 +46,8 @@ async def test_kill9_while_ringing_and_during_acw_loses_nothing_and_fires_once(
     first_task = jane.chat_id
     [offer] = await eventually(lambda: [s for s in db.sessions(first_task)
                                         if s["phase"] == "ringing" and s["card_id"]])
-    first: Agent = next(a for a in agents if a.user_id == offer["agent_id"])
-    second: Agent = next(a for a in agents if a is not first)
+    first: TeamsAgent = next(a for a in agents if a.user_id == offer["agent_id"])
+    second: TeamsAgent = next(a for a in agents if a is not first)
     assert card_stage(first.card(offer["card_id"])) == "invitation"
     await jane.say("Still waiting")
     await quiet(db)

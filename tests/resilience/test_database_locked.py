@@ -30,22 +30,22 @@ from tests import teams_activities as act
 from tests.resilience.harness import (
     API,
     KEEP_TRANSCRIPT,
-    Agent,
     Db,
     ServerProcess,
     attach,
     card_stage,
     card_text,
-    eventually,
     free_port,
     make_agent,
     make_customer,
-    post_json,
     quiet,
     server_env,
     services_file,
 )
 from tests.standins.connector import ConnectorStandin
+from tests.support.http import post_json
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
 
 LOCK_SECONDS = 8.0
 READYZ_BUDGET = 4.0
@@ -156,7 +156,7 @@ async def _scenario(run: LockRun) -> None:
         run.card_after = card_stage(agent.card(offer["card_id"]))
 
 
-def _invoke(agent: Agent, verb: str, data: dict[str, Any], reply_to: str) -> dict[str, Any]:
+def _invoke(agent: TeamsAgent, verb: str, data: dict[str, Any], reply_to: str) -> dict[str, Any]:
     return act.card_action(agent.connector.service_url, agent.conversation_id, agent.user_id,
                            agent.name, verb, data, reply_to=reply_to)
 

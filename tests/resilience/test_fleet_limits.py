@@ -9,17 +9,10 @@ from typing import Any
 
 import aiohttp
 
-from tests.resilience.harness import (
-    API,
-    Customer,
-    Launch,
-    db_of,
-    eventually,
-    make_agent,
-    make_customer,
-    post_json,
-)
+from tests.resilience.harness import API, Customer, Launch, db_of, make_agent, make_customer
 from tests.standins.connector import ConnectorStandin
+from tests.support.http import post_json
+from tests.support.waiting import eventually
 
 CHATS = 30
 LINES = 10

@@ -24,12 +24,9 @@ from aiohttp import web
 from bot.app import create_app
 from bot.config import load_settings
 from tests.resilience.harness import (
-    Agent,
     Db,
     card_stage,
     card_text,
-    eventually,
-    find_action,
     free_port,
     make_agent,
     make_customer,
@@ -38,6 +35,9 @@ from tests.resilience.harness import (
 )
 from tests.standins.connector import ConnectorStandin
 from tests.standins.graph import GraphStandin, TokenStandin
+from tests.support.cards import find_action
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
 
 APP_ID = "11111111-2222-3333-4444-555555555555"
 SECRET = "test-secret"
@@ -84,7 +84,7 @@ async def graph_server(tmp_path: Path, connector: ConnectorStandin,
             await runner.cleanup()
 
 
-async def accept_offer(agent: Agent, db: Db, task_id: str) -> str:
+async def accept_offer(agent: TeamsAgent, db: Db, task_id: str) -> str:
     """The agent's ringing offer for the task, accepted from its card; the session id."""
     [offer] = await eventually(lambda: [s for s in db.sessions(task_id)
                                         if s["phase"] == "ringing" and s["card_id"]

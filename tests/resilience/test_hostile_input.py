@@ -27,23 +27,23 @@ from yarl import URL
 from tests import teams_activities as act
 from tests.resilience.harness import (
     API,
-    Agent,
     Customer,
     Db,
     ServerProcess,
     attach,
     card_text,
     db_of,
-    eventually,
     free_port,
     make_agent,
     make_customer,
-    post_json,
     quiet,
     server_env,
     services_file,
 )
 from tests.standins.connector import ConnectorStandin
+from tests.support.http import post_json
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -56,8 +56,8 @@ class Stage:
     db: Db
     connector: ConnectorStandin
     client: aiohttp.ClientSession
-    x: Agent  # in a connected chat with jane
-    y: Agent  # ringing for bob
+    x: TeamsAgent  # in a connected chat with jane
+    y: TeamsAgent  # ringing for bob
     jane: Customer
     bob: Customer
     x_session: str

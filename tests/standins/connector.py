@@ -1,15 +1,22 @@
-"""Bot Connector stand-in: records activities, answers updates, 1:1 creates, members; throttles."""
+"""Bot Connector stand-in: records activities, answers updates, 1:1 creates, members; throttles.
+
+The one stand-in of the tests and of bench/ (which runs it in its driver and, as
+``python -m bench.connector``, in a process of its own).
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict, deque
+from bisect import bisect_right
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.standins.server import StandinServer, error, json_object
 
 # The Teams per-bot limits (operation -> (count, seconds) windows), kept independent of
 # bot.teams.ratelimit on purpose so the stand-in checks the client instead of mirroring it.
@@ -43,47 +50,50 @@ class _Failure:
         return self.path is None or self.path in request.path
 
 
+Listener = Callable[[str, str, dict[str, Any], float], None]
+"""(method, conversation id, activity, arrival time on the stand-in's clock) for every
+accepted post and update."""
+
+
 class _SlidingLog:
-    """Accepted-request timestamps per key, checked against (count, seconds) windows."""
+    """Accepted-request times per key, checked against (count, seconds) windows."""
 
     def __init__(self, limits: tuple[tuple[int, float], ...], time_scale: float) -> None:
         self._limits = tuple((count, seconds * time_scale) for count, seconds in limits)
         self._horizon = max(seconds for _, seconds in self._limits)
-        self._log: dict[str, deque[float]] = defaultdict(deque)
+        self._log: dict[str, list[float]] = defaultdict(list)
 
     def wait(self, key: str, now: float) -> float:
         """0.0 if a request for ``key`` is within limits now, else seconds until it would be."""
-        log = self._log[key]
-        while log and log[0] <= now - self._horizon:
-            log.popleft()
+        log = self._log.get(key)
+        if not log:
+            return 0.0
         wait = 0.0
         for count, seconds in self._limits:
-            inside = [t for t in log if t > now - seconds]
-            if len(inside) >= count:
-                wait = max(wait, inside[len(inside) - count] + seconds - now)
+            inside = len(log) - bisect_right(log, now - seconds)
+            if inside >= count:
+                wait = max(wait, log[len(log) - count] + seconds - now)
         return wait
 
     def add(self, key: str, now: float) -> None:
-        self._log[key].append(now)
+        log = self._log[key]
+        log.append(now)
+        if len(log) > 4096:  # trim what no window can see any more
+            del log[: bisect_right(log, now - self._horizon)]
 
 
-def _error(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    body = {"error": {"code": code, "message": message}}
-    return web.json_response(body, status=status, headers=headers)
-
-
-class ConnectorStandin:
+class ConnectorStandin(StandinServer):
     """A Bot Connector on 127.0.0.1 (ephemeral port); ``service_url`` is its serviceUrl.
 
     Records every posted activity per conversation in arrival order (``activities``), assigns
     activity ids, keeps the latest version of each activity (``latest``; PUT updates), answers
     1:1 ``POST /v3/conversations`` (same user, same conversation id), serves member lookups
-    from ``directory``. Failures can be injected (``fail_for``, ``fail_next``, ``fail_path``,
-    ``block_conversation``). With ``enforce_limits`` it applies the Teams limits (windows
-    multiplied by ``time_scale``) and answers 429 with Retry-After (fractional seconds when
-    scaled below 1); only accepted requests count towards the windows.
+    from ``directory``, and tells ``listeners`` of every accepted post and update. Failures
+    can be injected (``fail_for``, ``fail_next``, ``fail_path``, ``block_conversation``). With
+    ``enforce_limits`` it applies the Teams limits (windows multiplied by ``time_scale``) and
+    answers 429 with Retry-After (whole seconds as Teams sends it, fractional ones when scaled
+    below 1 or with ``fractional_retry_after``); only accepted requests count towards the
+    windows. ``record=False`` keeps counters but no activities (a long load run).
     """
 
     def __init__(
@@ -93,24 +103,23 @@ class ConnectorStandin:
         time_scale: float = 1.0,
         directory: Mapping[str, Mapping[str, Any]] | None = None,
         send_retry_after: bool = True,
+        fractional_retry_after: bool = False,
+        record: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.enforce_limits = enforce_limits
-        self.time_scale = time_scale
+        super().__init__()
         self.send_retry_after = send_retry_after
+        self.fractional_retry_after = fractional_retry_after
+        self.record = record
         self.directory: dict[str, dict[str, Any]] = {
             uid: dict(entry) for uid, entry in (directory or {}).items()
         }
+        self.listeners: list[Listener] = []
         self._clock = clock
-        self._send_log = _SlidingLog(SEND_LIMITS, time_scale)
-        self._create_log = _SlidingLog(CREATE_LIMITS, time_scale)
-        self._member_log = _SlidingLog(MEMBER_LIMITS, time_scale)
-        self._tenant_log = _SlidingLog(TENANT_LIMITS, time_scale)
+        self.set_limits(enforce_limits, time_scale)
         self._failures: list[_Failure] = []
         self._blocked: set[str] = set()
         self._next_id = 0
-        self._runner: web.AppRunner | None = None
-        self._port = 0
         # What happened, for assertions.
         self.activities: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.latest: dict[str, dict[str, Any]] = {}
@@ -119,45 +128,41 @@ class ConnectorStandin:
         self.personal_conversations: dict[str, str] = {}
         self.member_lookups: list[tuple[str, str]] = []
         self.authorizations: list[str | None] = []
-        self.requests = 0
-        self.throttled = 0
-        self.throttled_by: dict[str, int] = defaultdict(int)
-        self.failed = 0
+        self.reset_counts()
 
-    # lifecycle -------------------------------------------------------------------------
-
-    async def start(self, *, port: int = 0) -> Self:
-        """Listen on 127.0.0.1 (an ephemeral port unless ``port`` is given)."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v3/conversations", self._create_conversation)
         app.router.add_post("/v3/conversations/{cid}/activities", self._post_activity)
         app.router.add_post("/v3/conversations/{cid}/activities/{aid}", self._post_activity)
         app.router.add_put("/v3/conversations/{cid}/activities/{aid}", self._update_activity)
         app.router.add_get("/v3/conversations/{cid}/members/{uid}", self._get_member)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     @property
     def service_url(self) -> str:
         """The serviceUrl to give the client (no trailing slash)."""
-        return f"http://127.0.0.1:{self._port}"
+        return self.origin
 
     # knobs -----------------------------------------------------------------------------
+
+    def set_limits(self, enforce: bool, time_scale: float = 1.0) -> None:
+        """Enforce the Teams limits (or not) from now on, with fresh windows."""
+        self.enforce_limits = enforce
+        self.time_scale = time_scale
+        self._send_log = _SlidingLog(SEND_LIMITS, time_scale)
+        self._create_log = _SlidingLog(CREATE_LIMITS, time_scale)
+        self._member_log = _SlidingLog(MEMBER_LIMITS, time_scale)
+        self._tenant_log = _SlidingLog(TENANT_LIMITS, time_scale)
+
+    def reset_counts(self) -> None:
+        """Zero the counters (not the records): a new measurement starts."""
+        self.requests = 0
+        self.throttled = 0
+        self.throttled_by = {"tenant": 0, "conversation": 0}  # which window refused
+        self.failed = 0
+        self.posts = 0
+        self.puts = 0
+        self.arrival_times: list[float] = []  # every request, also those refused
+        self.accepted_times: list[float] = []  # every request let through
 
     def add_member(
         self,
@@ -224,33 +229,36 @@ class ConnectorStandin:
     ) -> web.Response | None:
         """Count the request, apply injected failures and limits; None means go ahead."""
         self.requests += 1
-        self.authorizations.append(request.headers.get("Authorization"))
         now = self._clock()
+        self.arrival_times.append(now)
+        if self.record:
+            self.authorizations.append(request.headers.get("Authorization"))
         for failure in self._failures:
             if failure.matches(request, now):
                 if failure.remaining is not None:
                     failure.remaining -= 1
                 self.failed += 1
                 headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
-                return _error(failure.status, "ServiceError", "injected failure", headers)
+                return error(failure.status, "ServiceError", "injected failure", headers)
         if self.enforce_limits:
             tenant_wait = self._tenant_log.wait("tenant", now)
             key_wait = 0.0 if log is None else log.wait(key, now)
             wait = max(tenant_wait, key_wait)
             if wait > 0:
                 self.throttled += 1
-                self.throttled_by["tenant" if tenant_wait > 0 else "key"] += 1
+                self.throttled_by["tenant" if tenant_wait > 0 else "conversation"] += 1
                 headers = (
                     {"Retry-After": self._retry_after(wait)} if self.send_retry_after else None
                 )
-                return _error(429, "Throttled", "too many requests", headers)
+                return error(429, "Throttled", "too many requests", headers)
             self._tenant_log.add("tenant", now)
             if log is not None:
                 log.add(key, now)
+        self.accepted_times.append(now)
         return None
 
     def _retry_after(self, wait: float) -> str:
-        if self.time_scale >= 1:
+        if self.time_scale >= 1 and not self.fractional_retry_after:
             return str(max(1, math.ceil(wait)))
         return f"{math.ceil(wait * 1000) / 1000:.3f}"
 
@@ -258,56 +266,74 @@ class ConnectorStandin:
         self._next_id += 1
         return f"1:{self._next_id}"
 
-    async def _post_activity(self, request: web.Request) -> web.Response:
+    def _tell(self, method: str, cid: str, activity: dict[str, Any]) -> None:
+        if self.listeners:
+            at = self._clock()
+            for listener in self.listeners:
+                listener(method, cid, activity, at)
+
+    def _store(self, cid: str, activity: dict[str, Any]) -> str:
+        """Record a new activity in a conversation; its id."""
+        activity_id = self._new_activity_id()
+        stored = {**activity, "id": activity_id}
+        if self.record:
+            self.activities[cid].append(stored)
+            self.latest[activity_id] = stored
+        self.posts += 1
+        self._tell("POST", cid, stored)
+        return activity_id
+
+    async def _write(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The activity a post or an update writes, or the answer refusing it."""
         cid = request.match_info["cid"]
         refused = self._admit(request, self._send_log, cid)
         if refused is not None:
             return refused
         if cid in self._blocked:
-            return _error(
+            return error(
                 403, "MessageWritesBlocked", "Bot is not installed in user's personal scope"
             )
-        activity = await _json_object(request)
+        activity = await json_object(request)
         if activity is None:
-            return _error(400, "BadArgument", "body is not a JSON object")
-        activity_id = self._new_activity_id()
-        stored = {**activity, "id": activity_id}
-        self.activities[cid].append(stored)
-        self.latest[activity_id] = stored
-        return web.json_response({"id": activity_id}, status=201)
+            return error(400, "BadArgument", "body is not a JSON object")
+        return activity
+
+    async def _post_activity(self, request: web.Request) -> web.Response:
+        activity = await self._write(request)
+        if isinstance(activity, web.Response):
+            return activity
+        return web.json_response({"id": self._store(request.match_info["cid"], activity)},
+                                 status=201)
 
     async def _update_activity(self, request: web.Request) -> web.Response:
         cid, aid = request.match_info["cid"], request.match_info["aid"]
-        refused = self._admit(request, self._send_log, cid)
-        if refused is not None:
-            return refused
-        if cid in self._blocked:
-            return _error(
-                403, "MessageWritesBlocked", "Bot is not installed in user's personal scope"
-            )
-        activity = await _json_object(request)
-        if activity is None:
-            return _error(400, "BadArgument", "body is not a JSON object")
-        if aid not in self.latest:
-            return _error(404, "ActivityNotFoundInConversation", "unknown activity")
+        activity = await self._write(request)
+        if isinstance(activity, web.Response):
+            return activity
+        if self.record and aid not in self.latest:
+            return error(404, "ActivityNotFoundInConversation", "unknown activity")
         stored = {**activity, "id": aid}
-        self.latest[aid] = stored
-        self.updates.append((cid, aid, stored))
+        if self.record:
+            self.latest[aid] = stored
+            self.updates.append((cid, aid, stored))
+        self.puts += 1
+        self._tell("PUT", cid, stored)
         return web.json_response({"id": aid})
 
     async def _create_conversation(self, request: web.Request) -> web.Response:
         refused = self._admit(request, self._create_log, "bot")
         if refused is not None:
             return refused
-        body = await _json_object(request)
+        body = await json_object(request)
         if body is None:
-            return _error(400, "BadArgument", "body is not a JSON object")
+            return error(400, "BadArgument", "body is not a JSON object")
         if body.get("isGroup"):
-            return _error(400, "BadArgument", "bots cannot create group conversations")
+            return error(400, "BadArgument", "bots cannot create group conversations")
         members = body.get("members")
         if not isinstance(members, list) or len(members) != 1 or "id" not in members[0]:
-            return _error(400, "BadArgument", "exactly one member is required")
-        self.created_conversations.append(body)
+            return error(400, "BadArgument", "exactly one member is required")
+        if self.record:
+            self.created_conversations.append(body)
         user_id = str(members[0]["id"])
         cid = self.personal_conversations.setdefault(
             user_id, f"a:personal-{len(self.personal_conversations) + 1}"
@@ -315,11 +341,7 @@ class ConnectorStandin:
         answer: dict[str, Any] = {"id": cid}
         activity = body.get("activity")
         if isinstance(activity, dict):
-            activity_id = self._new_activity_id()
-            stored = {**activity, "id": activity_id}
-            self.activities[cid].append(stored)
-            self.latest[activity_id] = stored
-            answer["activityId"] = activity_id
+            answer["activityId"] = self._store(cid, activity)
         return web.json_response(answer, status=201)
 
     async def _get_member(self, request: web.Request) -> web.Response:
@@ -327,20 +349,13 @@ class ConnectorStandin:
         refused = self._admit(request, self._member_log, cid)
         if refused is not None:
             return refused
-        self.member_lookups.append((cid, uid))
+        if self.record:
+            self.member_lookups.append((cid, uid))
         member = self.directory.get(uid)
         if member is None:
-            return _error(404, "MemberNotFoundInConversation", "unknown member")
+            return error(404, "MemberNotFoundInConversation", "unknown member")
         return web.json_response(member)
 
 
 def _fmt(seconds: float | None) -> str | None:
     return None if seconds is None else f"{seconds:g}"
-
-
-async def _json_object(request: web.Request) -> dict[str, Any] | None:
-    try:
-        data = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -8,56 +8,17 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.standins.server import StandinServer, error, json_object
 
 _FILTER = re.compile(r"^externalId eq '((?:[^']|'')*)'$")
 MAX_TOPIC = 250
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-class _Server:
-    """An aiohttp application on 127.0.0.1 with an ephemeral port."""
-
-    def __init__(self) -> None:
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    def routes(self, app: web.Application) -> None:
-        raise NotImplementedError
-
-    async def start(self, *, port: int = 0) -> Self:
-        """Listen on 127.0.0.1 (an ephemeral port unless ``port`` is given)."""
-        app = web.Application()
-        self.routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-class GraphStandin(_Server):
+class GraphStandin(StandinServer):
     """Graph ``/v1.0`` chats, installedApps and appCatalogs on 127.0.0.1.
 
     ``base_url`` is what to give ``GraphClient(base_url=...)``. Records every ``POST /chats``
@@ -103,16 +64,16 @@ class GraphStandin(_Server):
         header = request.headers.get("Authorization")
         self.authorizations.append(header)
         if self.expected_token is not None and header != f"Bearer {self.expected_token}":
-            return _error(401, "InvalidAuthenticationToken", "Access token is missing or invalid")
+            return error(401, "InvalidAuthenticationToken", "Access token is missing or invalid")
         return None
 
     async def _create_chat(self, request: web.Request) -> web.Response:
         refused = self._unauthorized(request)
         if refused is not None:
             return refused
-        body = await _json_object(request)
+        body = await json_object(request)
         if body is None:
-            return _error(400, "BadRequest", "body is not a JSON object")
+            return error(400, "BadRequest", "body is not a JSON object")
         self.chat_requests.append(body)
         if self._chat_failures:
             status, times = self._chat_failures[0]
@@ -121,10 +82,10 @@ class GraphStandin(_Server):
                     self._chat_failures.pop(0)
                 else:
                     self._chat_failures[0] = (status, times - 1)
-            return _error(status, "InternalServerError", "injected failure")
+            return error(status, "InternalServerError", "injected failure")
         problem = _chat_problem(body)
         if problem is not None:
-            return _error(400, "BadRequest", problem)
+            return error(400, "BadRequest", problem)
         chat_id = f"19:{uuid.uuid4().hex}@thread.v2"
         chat = {
             "id": chat_id,
@@ -140,14 +101,14 @@ class GraphStandin(_Server):
         if refused is not None:
             return refused
         chat_id = request.match_info["chat_id"]
-        body = await _json_object(request)
+        body = await json_object(request)
         if body is None or not isinstance(body.get("teamsApp@odata.bind"), str):
-            return _error(400, "BadRequest", "teamsApp@odata.bind is required")
+            return error(400, "BadRequest", "teamsApp@odata.bind is required")
         if chat_id not in self.chats:
-            return _error(404, "NotFound", "chat not found")
+            return error(404, "NotFound", "chat not found")
         app_id = body["teamsApp@odata.bind"].rsplit("/", 1)[-1]
         if app_id not in self.catalog.values():
-            return _error(404, "NotFound", "app not found in catalog")
+            return error(404, "NotFound", "app not found in catalog")
         self.installed_apps.append((chat_id, body))
         return web.Response(status=201)
 
@@ -161,7 +122,7 @@ class GraphStandin(_Server):
         if raw is not None:
             match = _FILTER.match(raw)
             if match is None:
-                return _error(400, "BadRequest", "unsupported $filter")
+                return error(400, "BadRequest", "unsupported $filter")
             wanted = match.group(1).replace("''", "'")
         value = [
             {
@@ -197,7 +158,7 @@ def _chat_problem(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-class TokenStandin(_Server):
+class TokenStandin(StandinServer):
     """Entra ID v2 token endpoint and OpenID discovery document for MSAL.
 
     MSAL only accepts https authorities: use ``authority_host`` (``https://login.standin.test``)
@@ -352,11 +313,3 @@ class StandinHttpClient:
             if url.startswith(prefix):
                 return origin + url[len(prefix) :]
         raise ValueError(f"StandinHttpClient has no rewrite for {url}")
-
-
-async def _json_object(request: web.Request) -> dict[str, Any] | None:
-    try:
-        data = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import parse_catalog
 from bot.domain.service import Catalog
-from tests.teams_world import World, running_world
+from tests.support.world import World, running_world
 
 CRM_KEY = "crm-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 OPS_KEY = "ops-key-9876543210-zyxwvutsrqponmlkjihgfedcba"

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.cards import find_action
+from tests.support.waiting import eventually
 from tests.tasks_api.conftest import CRM_KEY, OPS_KEY, Api
-from tests.teams_world import eventually, find_action
 
 
 def texts(card: Any) -> str:

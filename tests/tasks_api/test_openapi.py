@@ -16,8 +16,9 @@ from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV30SpecValidat
 from bot.app import create_app
 from bot.config import Settings
 from bot.interact.openapi import openapi_document
+from tests.support.cards import find_action
+from tests.support.waiting import eventually
 from tests.tasks_api.conftest import OPS_KEY, Api, tasks_catalog
-from tests.teams_world import eventually, find_action
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = openapi_document()

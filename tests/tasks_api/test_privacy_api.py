@@ -15,9 +15,12 @@ from bot.app import SETTINGS
 from bot.config import ConfigError, parse_catalog
 from bot.domain.service import Catalog
 from bot.services.context import Ctx
+from tests.support.cards import find_action
+from tests.support.teams import TeamsAgent
+from tests.support.waiting import eventually
+from tests.support.world import World, running_world
 from tests.tasks_api.conftest import CRM_KEY, Api
 from tests.tasks_api.test_api import texts
-from tests.teams_world import Agent, World, eventually, find_action, running_world
 
 PRIVACY_KEY = "privacy-key-0123456789-abcdefghijklmnopqrstuvwx"
 A_KEY, B_KEY = "a-key-0123456789-abcdefghijklmnopqrstuvwxyz", "b-key-0123456789-abcdefghijklmnopqrs"
@@ -56,7 +59,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         yield Api(world)
 
 
-async def accept(agent: Agent) -> tuple[str, str]:
+async def accept(agent: TeamsAgent) -> tuple[str, str]:
     """Accept the agent's invitation: (session id, card id)."""
     [invitation] = await eventually(lambda: agent.buttons("accept"))
     action = find_action(invitation["card"], "accept")
@@ -174,7 +177,7 @@ async def test_seed_transfer_table_through_the_http_apis(api: Api) -> None:
     assert status == 201
     task_id = created["task_id"]
 
-    def invited() -> Agent | None:  # an invitation still shows Accept; an accepted card not
+    def invited() -> TeamsAgent | None:  # an invitation still shows Accept; an accepted card not
         return next((a for a in agents if a.buttons("accept")), None)
 
     for service, target in [("a", "b"), ("b", "c"), ("c", None)]:

@@ -12,7 +12,7 @@ from bot.app import STORE
 from bot.storage.sqlite import SqliteStore
 from bot.storage.sqlite_durability import WalSync
 from tests.builders import catalog
-from tests.teams_world import running_world
+from tests.support.world import running_world
 
 
 async def test_the_database_and_its_wal_are_created_owner_only(tmp_path: Path) -> None:

@@ -20,7 +20,9 @@ from bot.logs import JsonFormatter
 from tests.builders import catalog
 from tests.fakes import FakeClock
 from tests.standins.connector import ConnectorStandin
-from tests.teams_world import World, eventually, find_action
+from tests.support.cards import find_action
+from tests.support.waiting import eventually
+from tests.support.world import World
 from tests.webhooks.harness import SECRET
 from tests.webhooks.receiver import Receiver
 

@@ -219,13 +219,15 @@ from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 
 from bot.domain.errors import Refused
 from bot.services.ports import ConflictError, StoreUnavailable
-from bot.storage.cosmos_changes import CosmosChangeFeed
-from bot.storage.cosmos_core import (
+from bot.storage.cosmos_base import (
     CONTAINERS,
     MESSAGES,
     PARTITION_KEY_PATH,
-    UnitOfWorkCore,
     unavailable,
+)
+from bot.storage.cosmos_changes import CosmosChangeFeed
+from bot.storage.cosmos_core import (
+    UnitOfWorkCore,
 )
 from bot.storage.cosmos_records import (
     CosmosCounters,

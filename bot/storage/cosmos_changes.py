@@ -10,7 +10,9 @@ from azure.core.exceptions import AzureError
 from azure.cosmos import exceptions as cosmos_errors
 from azure.cosmos.aio import ContainerProxy
 
-from bot.storage.cosmos_core import unavailable
+from bot.storage.cosmos_base import (
+    unavailable,
+)
 
 log = logging.getLogger(__name__)
 

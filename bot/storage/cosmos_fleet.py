@@ -10,7 +10,7 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from bot.services.fleet import SendLog
 from bot.storage.cosmos import CosmosStore
-from bot.storage.cosmos_core import (
+from bot.storage.cosmos_base import (
     META,
     is_conflict,
     params,

@@ -13,14 +13,16 @@ from azure.cosmos import exceptions as cosmos_errors
 from bot.domain.session import Phase
 from bot.domain.task import TaskState
 from bot.services.ports import ConflictError
-from bot.storage.cosmos_core import (
+from bot.storage.cosmos_base import (
     META,
     Doc,
-    UnitOfWorkCore,
     is_conflict,
     read_item,
     sid,
     unavailable,
+)
+from bot.storage.cosmos_core import (
+    UnitOfWorkCore,
 )
 
 WAITING = (TaskState.QUEUED.value, TaskState.RINGING.value)

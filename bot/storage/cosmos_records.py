@@ -18,18 +18,14 @@ from bot.domain.webhooks.model import Delivery
 from bot.services.ports import ConflictError, EventFilter, Scan
 from bot.storage.codec import decode, encode
 from bot.storage.codec import micros as us
-from bot.storage.cosmos_core import (
+from bot.storage.cosmos_base import (
     EVENTS,
-    MAX_BATCH,
     MESSAGES,
     META,
     SESSIONS,
     TASKS,
     TIMERS,
     Doc,
-    DocWrite,
-    MessageWrite,
-    UnitOfWorkCore,
     from_us,
     params,
     query_all,
@@ -37,7 +33,15 @@ from bot.storage.cosmos_core import (
     sid,
     unavailable,
 )
+from bot.storage.cosmos_core import (
+    UnitOfWorkCore,
+)
 from bot.storage.cosmos_repos import EVENT_SEQ, TIMER_PARTITION, Repo, TtlPolicy
+from bot.storage.cosmos_writes import (
+    MAX_BATCH,
+    DocWrite,
+    MessageWrite,
+)
 
 # -- timers ------------------------------------------------------------------------------------
 

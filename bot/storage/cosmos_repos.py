@@ -25,21 +25,21 @@ from bot.services.ports import ConflictError, CustomerQuery, Scan, SessionFilter
 from bot.services.privacy import RETENTION
 from bot.storage.codec import decode, encode
 from bot.storage.codec import micros as us
-from bot.storage.cosmos_core import (
+from bot.storage.cosmos_base import (
     AGENTS,
     MESSAGES,
     META,
     SESSIONS,
     TASKS,
     Doc,
-    DocWrite,
-    Hooks,
-    UnitOfWorkCore,
-    gather_limited,
     iter_query,
     params,
     query_all,
     sid,
+)
+from bot.storage.cosmos_core import (
+    UnitOfWorkCore,
+    gather_limited,
 )
 from bot.storage.cosmos_indexes import (
     FINISHED,
@@ -51,6 +51,10 @@ from bot.storage.cosmos_indexes import (
     is_queued,
     queue_pk,
     waiting_in,
+)
+from bot.storage.cosmos_writes import (
+    DocWrite,
+    Hooks,
 )
 
 E = TypeVar("E", Agent, Task, Session)

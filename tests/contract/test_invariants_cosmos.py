@@ -56,7 +56,7 @@ from bot.services.offers import accept, ring_timeout
 from bot.services.ports import ConflictError
 from bot.storage.codec import decode
 from bot.storage.cosmos import CosmosOptions, CosmosStore, CosmosUnitOfWork
-from bot.storage.cosmos_core import (
+from bot.storage.cosmos_base import (
     AGENTS,
     MESSAGES,
     SESSIONS,

@@ -450,11 +450,9 @@ async def test_a_job_whose_lease_ran_out_before_its_unit_of_work_committed_runs_
         other.finish.set()
 
 
-async def test_idle_returns_once_no_job_runs_and_the_scheduler_rests(
-        engines: tuple[Engine, Engine]) -> None:
-    one, _ = engines
+async def test_idle_returns_once_no_job_runs_and_the_scheduler_rests(pair: Pair) -> None:
     job = Job()
-    one.add_effects({JOB: job})
+    one, _ = await pair(job)
     async with scheduling(one):
         await arm(one)
         await asyncio.wait_for(job.started.wait(), 5)

@@ -11,7 +11,7 @@ from bot.domain.message import ChatMessage, Kind, Sender
 from bot.services.lifecycle import terminate
 from bot.services.ports import CustomerQuery, Store, UnitOfWork
 from bot.storage.cosmos import CosmosStore
-from bot.storage.cosmos_core import (
+from bot.storage.cosmos_base import (
     AGENTS,
     EVENTS,
     MESSAGES,

@@ -161,20 +161,7 @@ async def offer_for(agent: TeamsAgent, *, skip: int = 0, showing: str = "") -> O
     found = await eventually(lambda: [card for card in agent.buttons("accept")[skip:]
                                       if showing in shown(card["card"])])
     newest = found[-1]
-    offer = Offer(newest["id"], session_in(newest["card"], "accept"), newest["card"])
-    # The offer rings from when its card was delivered, recorded just after the connector took
-    # it: a test that moves the clock on must wait for that, or the ring starts after the move.
-    await eventually(lambda: ringing_since_delivery(agent.world, offer.session_id))
-    return offer
-
-
-async def ringing_since_delivery(world: World, session_id: str) -> bool:
-    async def delivered(ctx: Ctx) -> bool:
-        session = await ctx.uow.sessions.get(session_id)
-        return (session is None or not session.awaits_delivery
-                or session.delivered_at is not None)
-
-    return await world.engine.read(delivered)
+    return Offer(newest["id"], session_in(newest["card"], "accept"), newest["card"])
 
 
 async def click(agent: TeamsAgent, verb: str, data: dict[str, Any],

@@ -57,7 +57,10 @@ class World:
                                timeout=60)
 
     async def advance(self, seconds: float) -> None:
-        """Move the fake clock and fire what became due, as the scheduler would."""
+        """Move the fake clock and fire what became due, as the scheduler would. Jobs under
+        way finish first: an offer rings from when its card job recorded the delivery, so a
+        clock moved before that would start the ring after the move."""
+        await self.engine.jobs.idle()
         self.clock.advance(seconds)
         while await self.engine.jobs.fire_due():
             pass

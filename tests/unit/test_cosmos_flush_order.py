@@ -6,7 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.domain.message import ChatMessage, Sender
-from bot.storage.cosmos_core import DocWrite, MessageWrite, flush_groups, flush_order
+from bot.storage.cosmos_writes import (
+    DocWrite,
+    MessageWrite,
+    flush_groups,
+    flush_order,
+)
 
 
 def doc(item_id: str, *, exists: bool = True, first: bool = False, pk: str = "pk",

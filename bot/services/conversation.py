@@ -127,11 +127,8 @@ async def card_posted(ctx: Ctx, session_id: str, card_id: str) -> None:
         return
     changed = session.card_id != card_id
     session.card_id = card_id
-    if (session.awaits_delivery and session.delivered_at is None
-            and session.phase is Phase.RINGING):
-        ring = session.ring_until - session.offered_at
-        session.delivered_at = ctx.now
-        session.ring_until = ctx.now + ring
+    if session.awaits_card:
+        session.card_delivered(ctx.now)
         await ctx.arm(RING_TIMEOUT, session.id, session.ring_until)
         changed = True
     if changed:

@@ -259,7 +259,8 @@ class Session:
         if secondary is not None and secondary not in codes.secondary:
             raise Invalid(f"{secondary!r} is not a secondary code of this service.",
                           field="secondary_code")
+        cleaned = clean_tags(tags)  # before any field changes: a refusal leaves none changed
         self.primary_code = primary
         self.secondary_code = secondary
-        self.tags = clean_tags(tags)
+        self.tags = cleaned
         self.saved_at = now

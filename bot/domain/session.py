@@ -173,6 +173,18 @@ class Session:
         self.delivered_at = now
         self.ring_until = now + ring
 
+    def header_in_chat(self, seq: int) -> None:
+        """The chatroom got its header card with the transcript up to `seq`."""
+        self.header_posted = True
+        self.relayed_seq = max(self.relayed_seq, seq)
+
+    def relayed_through(self, seq: int) -> bool:
+        """Customer messages up to `seq` reached the chat; False when that was known already."""
+        if seq <= self.relayed_seq:
+            return False
+        self.relayed_seq = seq
+        return True
+
     def accept(self, now: datetime) -> None:
         self._expect(Phase.RINGING)
         self.phase = Phase.CONNECTED

@@ -112,8 +112,7 @@ async def header_posted(ctx: Ctx, session_id: str, seq: int) -> None:
     session = await ctx.uow.sessions.get(session_id)
     if session is None or session.header_posted:
         return
-    session.header_posted = True
-    session.relayed_seq = max(session.relayed_seq, seq)
+    session.header_in_chat(seq)
     await ctx.uow.sessions.save(session)
     if await ctx.uow.messages.after(session.task_id, session.relayed_seq, 1):
         await ctx.arm(RELAY, session.id, ctx.now)
@@ -139,8 +138,7 @@ async def relayed(ctx: Ctx, session_id: str, seq: int) -> None:
     """Move the relay cursor; saved without touching the card (nothing on it changed). After
     terminate, the lines a concluded task kept only for the chatroom go once it has them."""
     session = await ctx.uow.sessions.get(session_id)
-    if session is not None and seq > session.relayed_seq:
-        session.relayed_seq = seq
+    if session is not None and session.relayed_through(seq):
         await ctx.uow.sessions.save(session)
         if session.phase is not Phase.CONNECTED:
             await privacy.forget_relayed(ctx, session.task_id)

@@ -260,3 +260,13 @@ def test_a_service_without_codes_saves_tags_alone() -> None:
     session = connected()
     session.save_wrapup(at(300), Codes(), None, None, ["vip"])
     assert session.primary_code is None and session.tags == ["vip"]
+
+
+def test_the_relay_cursor_only_moves_forward() -> None:
+    session = connected()
+    session.header_in_chat(4)
+    assert session.header_posted and session.relayed_seq == 4
+    assert not session.relayed_through(3) and not session.relayed_through(4)
+    assert session.relayed_through(6) and session.relayed_seq == 6
+    session.header_in_chat(2)  # a header posted again never moves the cursor back
+    assert session.relayed_seq == 6

@@ -30,3 +30,8 @@ class Invalid(Refused):
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message, code="invalid")
         self.field = field
+
+
+class InvalidTransition(Exception):
+    """A use case asked an entity for a change its state does not allow: a bug, not a refusal
+    (the use cases check what a person may ask before they ask the entity)."""

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.domain.customer import Customer
+from bot.domain.errors import InvalidTransition, Stale
 from bot.domain.service import Modality
 
 
@@ -61,18 +62,79 @@ class Task:
     ended_at: datetime | None = None
     version: int = 0
 
-    def requeue(self, service_id: str, now: datetime) -> None:
+    # Transitions. Each checks the state it starts from (Stale where a person's click can come
+    # too late, InvalidTransition where the use case should have checked) and leaves the task
+    # consistent: `ringing` lists the open offers of a ringing task and nothing else.
+
+    def _expect(self, *states: TaskState) -> None:
+        if self.state not in states:
+            raise InvalidTransition(f"task {self.id} is {self.state.value}, "
+                                    f"not {'/'.join(s.value for s in states)}")
+
+    def ring(self, session_id: str, agent_id: str) -> None:
+        """One more offer of the queued (or already ringing) task."""
+        self._expect(TaskState.QUEUED, TaskState.RINGING)
+        self.state = TaskState.RINGING
+        self.ringing.append(session_id)
+        if agent_id not in self.tried:
+            self.tried.append(agent_id)
+
+    def connect(self, session_id: str, agent_id: str, now: datetime) -> list[str]:
+        """The offer `session_id` was accepted; returns the other offers, now to rescind.
+        The task row decides: its conditional write is what makes a second accept lose."""
+        if self.state is not TaskState.RINGING or session_id not in self.ringing:
+            raise Stale("This task was already taken or has ended.")
+        others = [sid for sid in self.ringing if sid != session_id]
+        self.ringing = []
+        self.state = TaskState.CONNECTED
+        self.agent_id = agent_id
+        self.session_id = session_id
+        self.connected_at = now
+        return others
+
+    def drop_offer(self, session_id: str) -> None:
+        """An offer of this task ended unaccepted (the task stays ringing until `release`)."""
+        if session_id in self.ringing:
+            self.ringing.remove(session_id)
+
+    def note_decline(self, agent_id: str, now: datetime) -> None:
+        """Others first: see `routing.held_back`."""
+        self.declined[agent_id] = now
+
+    def release(self) -> bool:
+        """Back to the queue when nothing rings any more; True if it went back."""
+        if self.state is TaskState.RINGING and not self.ringing:
+            self.state = TaskState.QUEUED
+            return True
+        return False
+
+    def start_wrapup(self) -> None:
+        self._expect(TaskState.CONNECTED)
+        self.state = TaskState.WRAPUP
+
+    def requeue(self, service_id: str, now: datetime, *, tried: list[str] | None = None) -> None:
+        """A connected task queues again (transfer, failed chat) as if newly enqueued at `now`."""
+        self._expect(TaskState.CONNECTED)
         self.state = TaskState.QUEUED
         self.service_id = service_id
         self.enqueued_at = now
         self.ringing = []
-        self.tried = []
+        self.tried = list(tried or [])
         self.declined = {}
         self.agent_id = None
         self.session_id = None
         self.connected_at = None
 
+    def transfer(self, service_id: str, now: datetime) -> None:
+        """Queue in another service; the call flow keeps every hop."""
+        self.requeue(service_id, now)
+        self.call_flow.append(service_id)
+
     def finish(self, state: TaskState, result: TaskResult, now: datetime) -> None:
+        if not state.finished:
+            raise InvalidTransition(f"{state.value} is not a final state")
+        if self.state.finished:
+            raise InvalidTransition(f"task {self.id} has already finished ({self.state.value})")
         self.state = state
         self.result = result
         self.ringing = []

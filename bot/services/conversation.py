@@ -112,8 +112,7 @@ async def header_posted(ctx: Ctx, session_id: str, seq: int) -> None:
     session = await ctx.uow.sessions.get(session_id)
     if session is None or session.header_posted:
         return
-    session.header_posted = True
-    session.relayed_seq = max(session.relayed_seq, seq)
+    session.header_in_chat(seq)
     await ctx.uow.sessions.save(session)
     if await ctx.uow.messages.after(session.task_id, session.relayed_seq, 1):
         await ctx.arm(RELAY, session.id, ctx.now)
@@ -127,11 +126,8 @@ async def card_posted(ctx: Ctx, session_id: str, card_id: str) -> None:
         return
     changed = session.card_id != card_id
     session.card_id = card_id
-    if (session.awaits_delivery and session.delivered_at is None
-            and session.phase is Phase.RINGING):
-        ring = session.ring_until - session.offered_at
-        session.delivered_at = ctx.now
-        session.ring_until = ctx.now + ring
+    if session.awaits_card:
+        session.card_delivered(ctx.now)
         await ctx.arm(RING_TIMEOUT, session.id, session.ring_until)
         changed = True
     if changed:
@@ -142,8 +138,7 @@ async def relayed(ctx: Ctx, session_id: str, seq: int) -> None:
     """Move the relay cursor; saved without touching the card (nothing on it changed). After
     terminate, the lines a concluded task kept only for the chatroom go once it has them."""
     session = await ctx.uow.sessions.get(session_id)
-    if session is not None and seq > session.relayed_seq:
-        session.relayed_seq = seq
+    if session is not None and session.relayed_through(seq):
         await ctx.uow.sessions.save(session)
         if session.phase is not Phase.CONNECTED:
             await privacy.forget_relayed(ctx, session.task_id)

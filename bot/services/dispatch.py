@@ -149,7 +149,6 @@ async def redispatch(ctx: Ctx, service_ids: Iterable[str]) -> None:
 async def offer(ctx: Ctx, task: Task, agents: list[Agent]) -> None:
     service = ctx.service(task.service_id)
     ring_timeout = service.distribution.ring_timeout
-    task.state = TaskState.RINGING
     for agent in agents:
         session = Session(
             id=new_id(),
@@ -175,9 +174,7 @@ async def offer(ctx: Ctx, task: Task, agents: list[Agent]) -> None:
         # The agent row is the capacity guard: write it first so a lost race aborts early.
         await ctx.save_agent(agent)
         await ctx.add_session(session)
-        task.ringing.append(session.id)
-        if agent.id not in task.tried:
-            task.tried.append(agent.id)
+        task.ring(session.id, agent.id)
         await ctx.arm(RING_TIMEOUT, session.id,
                       ctx.now + DELIVERY_DEADLINE if session.awaits_delivery
                       else session.ring_until)

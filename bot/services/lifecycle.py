@@ -81,21 +81,19 @@ async def terminate(ctx: Ctx, session_id: str, *, by: str = "agent",
 
 
 async def _end_connection(ctx: Ctx, session: Session, task: Task, *, by: str,
-                          transferring: bool = False) -> None:
+                          transferring: str | None = None, note: str = "") -> None:
+    """End the connection; `transferring` names the service the task has just moved to."""
     acw = ctx.service(session.service_id).acw
-    session.terminated_at = ctx.now
     owns_task = task.session_id == session.id and not transferring
+    session.terminate(ctx.now, acw.duration if acw.enabled else None, note=note,
+                      transferred_to=transferring)
     if acw.enabled:
-        session.phase = Phase.ACW
-        session.acw_until = ctx.now + acw.duration
         if owns_task:
-            task.state = TaskState.WRAPUP
+            task.start_wrapup()
+        assert session.acw_until is not None
         await ctx.arm(ACW_END, session.id, session.acw_until)
-    else:
-        session.phase = Phase.ENDED
-        session.acw_ended_at = ctx.now
-        if owns_task:
-            task.finish(TaskState.DONE, TaskResult.HANDLED, ctx.now)
+    elif owns_task:
+        task.finish(TaskState.DONE, TaskResult.HANDLED, ctx.now)
     await ctx.save_session(session)
     await ctx.uow.tasks.save(task)
     agent = await ctx.agent(session.agent_id)
@@ -149,8 +147,7 @@ async def acw_timeout(ctx: Ctx, session_id: str) -> None:
 
 
 async def _finish_acw(ctx: Ctx, session: Session) -> None:
-    session.phase = Phase.ENDED
-    session.acw_ended_at = ctx.now
+    session.end_acw(ctx.now)
     await ctx.save_session(session)
     await ctx.cancel(ACW_END, session.id)
     task = await ctx.task(session.task_id)
@@ -176,11 +173,9 @@ async def extend_acw(ctx: Ctx, session_id: str, *, agent_id: str | None = None) 
     acw = ctx.service(session.service_id).acw
     if not acw.extendable:
         raise Refused("This service does not allow extending after-call work.")
-    if session.acw_extended:
-        raise Refused("After-call work was already extended once.")
-    session.acw_until = max(session.acw_until or ctx.now, ctx.now) + acw.max_extension
-    session.acw_extended = True
+    session.extend_acw(ctx.now, acw.max_extension)  # refused when extended before
     await ctx.save_session(session)
+    assert session.acw_until is not None
     await ctx.arm(ACW_END, session.id, session.acw_until)
     await ctx.emit(ev.ACW_EXTENDED, session=session, seconds=acw.max_extension.total_seconds())
     return session
@@ -196,11 +191,9 @@ async def transfer(ctx: Ctx, session_id: str, target_service_id: str, *,
         raise Refused("The task is already in that service.")
     if task.modality not in target.modalities:
         raise Refused(f"{target.name} does not take {task.modality.value} tasks.")
-    session.transferred_to = target.id
     await privacy.close_hop(ctx, task, task.service_id)
-    task.requeue(target.id, ctx.now)
-    task.call_flow.append(target.id)
-    await _end_connection(ctx, session, task, by="transfer", transferring=True)
+    task.transfer(target.id, ctx.now)
+    await _end_connection(ctx, session, task, by="transfer", transferring=target.id)
     await ctx.emit(ev.TASK_TRANSFERRED, task=task, session=session,
                    source=session.service_id, target=target.id)
     await arm_queue_timeout(ctx, task)
@@ -214,10 +207,7 @@ async def chat_failed(ctx: Ctx, session_id: str, reason: str) -> None:
     if session is None or session.phase is not Phase.CONNECTED or session.chat_id:
         return
     task = await ctx.task(session.task_id)
-    session.phase = Phase.ENDED
-    session.result = SessionResult.FAILED
-    session.note = reason
-    session.terminated_at = ctx.now
+    session.fail_chat(ctx.now, reason)
     await ctx.save_session(session)
     agent = await ctx.agent(session.agent_id)
     if agent is not None:
@@ -225,8 +215,7 @@ async def chat_failed(ctx: Ctx, session_id: str, reason: str) -> None:
         await ctx.save_agent(agent)
     requeued = task.session_id == session.id and task.state is TaskState.CONNECTED
     if requeued:
-        task.requeue(task.service_id, task.enqueued_at)
-        task.tried = [session.agent_id]
+        task.requeue(task.service_id, task.enqueued_at, tried=[session.agent_id])
         await ctx.uow.tasks.save(task)
         await arm_queue_timeout(ctx, task)
         await ctx.tell_customer(task, Kind.QUEUED)
@@ -242,8 +231,7 @@ async def chat_opened(ctx: Ctx, session_id: str, chat_id: str,
     session = await ctx.uow.sessions.get(session_id)
     if session is None or session.phase is not Phase.CONNECTED or session.chat_id:
         return None
-    session.chat_id = chat_id
-    session.chat_url = chat_url
+    session.open_chat(chat_id, chat_url)
     await ctx.save_session(session)
     await ctx.arm(RELAY, session.id, ctx.now)
     return session
@@ -255,8 +243,8 @@ async def stale_sweep(ctx: Ctx) -> int:
     swept = 0
     for session in await ctx.uow.sessions.connected_before(cutoff):
         task = await ctx.task(session.task_id)
-        session.note = "Ended automatically: connected for too long."
-        await _end_connection(ctx, session, task, by="system")
+        await _end_connection(ctx, session, task, by="system",
+                              note="Ended automatically: connected for too long.")
         swept += 1
     await ctx.arm_in(STALE_SWEEP, "all", max(ctx.catalog.stale_sweep_every, timedelta(seconds=10)))
     return swept

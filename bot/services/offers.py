@@ -9,7 +9,7 @@ from bot.domain.ids import new_id
 from bot.domain.message import Kind
 from bot.domain.service import DistributionMode, Modality
 from bot.domain.session import RESULT_LABELS, Phase, Session, SessionResult
-from bot.domain.task import Task, TaskState
+from bot.domain.task import Task
 from bot.domain.timers import OPEN_CHAT, QUEUE_TIMEOUT, RING_TIMEOUT, RONA_RESET
 from bot.services.context import Ctx
 from bot.services.dispatch import arm_decline_hold, redispatch
@@ -40,21 +40,9 @@ async def ringing_session(ctx: Ctx, session_id: str, agent_id: str) -> Session:
 async def accept(ctx: Ctx, session_id: str, agent_id: str) -> Session:
     session = await ringing_session(ctx, session_id, agent_id)
     task = await ctx.task(session.task_id)
-    if task.state is not TaskState.RINGING or session.id not in task.ringing:
-        raise Stale("This task was already taken or has ended.")
-    # The task row decides: its conditional write is what makes a second accept lose.
-    others = [sid for sid in task.ringing if sid != session.id]
-    task.ringing = []
-    task.state = TaskState.CONNECTED
-    task.agent_id = agent_id
-    task.session_id = session.id
-    task.connected_at = ctx.now
+    others = task.connect(session.id, agent_id, ctx.now)  # Stale when taken or ended
     await ctx.uow.tasks.save(task)
-
-    session.phase = Phase.CONNECTED
-    session.result = SessionResult.ACCEPTED
-    session.answered_at = ctx.now
-    session.connected_at = ctx.now
+    session.accept(ctx.now)
     await ctx.save_session(session)
     await ctx.cancel(RING_TIMEOUT, session.id)
     await ctx.cancel(QUEUE_TIMEOUT, task.id)
@@ -90,7 +78,7 @@ async def decline(ctx: Ctx, session_id: str, agent_id: str) -> Session:
                  and service.distribution.mode is DistributionMode.DIRECT)
     freed = await end_offer(ctx, session, SessionResult.DECLINED, task, set_rona=sets_rona)
     if service.distribution.mode is DistributionMode.DIRECT:
-        task.declined[agent_id] = ctx.now  # others first: see `routing.held_back`
+        task.note_decline(agent_id, ctx.now)
     await release_task(ctx, task)
     await redispatch(ctx, [task.service_id, *freed])
     return session
@@ -106,7 +94,7 @@ async def ring_timeout(ctx: Ctx, session_id: str) -> None:
     if session is None or session.phase is not Phase.RINGING:
         return
     task = await ctx.task(session.task_id)
-    if session.awaits_delivery and session.delivered_at is None:
+    if session.awaits_card:
         await card_undeliverable(ctx, session_id)
         return
     broadcast = ctx.service(session.service_id).distribution.mode is DistributionMode.BROADCAST
@@ -120,8 +108,7 @@ async def card_undeliverable(ctx: Ctx, session_id: str) -> None:
     """Teams never showed the offer's card (refused it, or not by the delivery deadline):
     the offer ends as missed without RONA, and the task goes on to another agent."""
     session = await ctx.uow.sessions.get(session_id)
-    if (session is None or session.phase is not Phase.RINGING or not session.awaits_delivery
-            or session.delivered_at is not None):
+    if session is None or not session.awaits_card:
         return
     task = await ctx.task(session.task_id)
     freed = await end_offer(ctx, session, SessionResult.MISSED, task, note=UNDELIVERED_NOTE)
@@ -132,15 +119,10 @@ async def card_undeliverable(ctx: Ctx, session_id: str) -> None:
 async def end_offer(ctx: Ctx, session: Session, result: SessionResult, task: Task, *,
                     set_rona: bool = False, note: str = "") -> list[str]:
     """Close a ringing offer with a result; returns the services whose agent became free."""
-    session.phase = Phase.ENDED
-    session.result = result
-    session.note = note or session.note
-    if result is SessionResult.DECLINED:
-        session.answered_at = ctx.now
+    session.end_offer(ctx.now, result, note)
     await ctx.save_session(session)
     await ctx.cancel(RING_TIMEOUT, session.id)
-    if session.id in task.ringing:
-        task.ringing.remove(session.id)
+    task.drop_offer(session.id)
     freed: list[str] = []
     agent = await ctx.agent(session.agent_id)
     if agent is not None:
@@ -159,8 +141,7 @@ async def end_offer(ctx: Ctx, session: Session, result: SessionResult, task: Tas
 
 async def release_task(ctx: Ctx, task: Task) -> None:
     """After an offer ended without an accept: back to the queue when nothing rings any more."""
-    if task.state is TaskState.RINGING and not task.ringing:
-        task.state = TaskState.QUEUED
+    if task.release():
         await ctx.emit(ev.TASK_QUEUED, task=task)
         await arm_decline_hold(ctx, task)
     await ctx.uow.tasks.save(task)

@@ -90,8 +90,7 @@ async def close_hop(ctx: Ctx, task: Task, service_id: str) -> None:
             kept_through = await ctx.uow.messages.last_seq(task.id) if opted_in else 0
         session.customer = replace(task.customer, params=dict(task.customer.params))
         session.customer_label = task.customer_label
-        session.store_context = opted_in
-        session.kept_through = kept_through
+        session.keep_record(opted_in, kept_through)
         await ctx.uow.sessions.save(session)
 
 

@@ -45,8 +45,7 @@ async def erase_task(ctx: Ctx, task_id: str) -> int:
         await lifecycle.cancel_task(ctx, task.id, by="privacy")
     for session in await ctx.uow.sessions.for_task(task.id):
         if session.store_context is None:
-            session.store_context = False  # the hop's record: nothing to keep
-            session.kept_through = 0
+            session.keep_record(False, 0)  # the hop's record: nothing to keep
             await ctx.uow.sessions.save(session)
         if session.customer is not None or session.customer_label:
             await strip_session(ctx, session.id)

@@ -129,7 +129,8 @@ async def test_no_rona_for_a_card_teams_has_not_shown(tmp_path: Path) -> None:
                                       customer=Customer(name="Jane"), content={"text": "Hi"})
         [offer] = await eventually(lambda: _ringing(world, task.id), timeout=5)
         assert (await session(world, offer)).delivered_at is None
-        await world.advance(45)  # past the 30 s ring timeout: the card was never shown
+        # Past the 30 s ring timeout while the card job still retries: never shown yet.
+        await world.advance(45, jobs_first=False)
         still = await session(world, offer)
         assert (still.phase.value, still.result) == ("ringing", None)
 
@@ -154,9 +155,10 @@ async def test_a_card_never_shown_ends_the_offer_as_missed_without_rona(tmp_path
         task = await world.engine.run(create_task, "sales", Modality.IM,
                                       customer=Customer(name="Jane"), content={"text": "Hi"})
         [offer] = await eventually(lambda: _ringing(world, task.id), timeout=5)
-        await world.advance(DELIVERY_DEADLINE.total_seconds() - 1)
+        # The card job retries against the refusing chat the whole time.
+        await world.advance(DELIVERY_DEADLINE.total_seconds() - 1, jobs_first=False)
         assert (await session(world, offer)).result is None
-        await world.advance(1)
+        await world.advance(1, jobs_first=False)
         ended = await session(world, offer)
         assert ended.result is not None and ended.result.value == "missed"
         assert "could not be shown" in ended.note

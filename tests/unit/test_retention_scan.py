@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from bot.bootstrap import build_engine
 from bot.domain.customer import Customer
@@ -22,6 +25,15 @@ from bot.storage.sqlite import SqliteStore
 from tests.builders import catalog
 from tests.fakes import FakeClock
 from tests.scenario import add_agent, advance, ringing
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
+    """The store, truncating its WAL after each deletion as soon as the next checkpoint
+    comes (in production at most every 30 s): the scans below look at the file's bytes."""
+    opened = await SqliteStore(db_path, scrub_every=0.0).open()
+    yield opened
+    await opened.close()
 
 NAME, EMAIL, PHONE = "Zelda Quixotic", "zelda.quixotic@example.org", "+41 79 555 12 34"
 CUSTOMER_WORDS = ("parrot", "swallowed", "marbles")

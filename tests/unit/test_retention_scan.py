@@ -30,7 +30,7 @@ from tests.scenario import add_agent, advance, ringing
 @pytest.fixture
 async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
     """The store, truncating its WAL after each deletion as soon as the next checkpoint
-    comes (in production at most every 30 s): the scans below look at the file's bytes."""
+    comes (in production at most every 5 minutes): the scans below look at the file's bytes."""
     opened = await SqliteStore(db_path, scrub_every=0.0).open()
     yield opened
     await opened.close()

@@ -157,7 +157,7 @@ async def forget_relayed(ctx: Ctx, task_id: str) -> None:
     """The relay caught up with a concluded task: the lines it still owed go now, as they
     would have at the conclusion (the purge timer stays the backstop)."""
     task = await ctx.uow.tasks.get(task_id)
-    if task is None or task.state.live:
+    if task is None or not task.state.finished:  # in wrap-up: the conclusion decides
         return
     sessions = await ctx.uow.sessions.for_task(task_id)
     await _forget_lines(ctx, task_id, sessions, before=await owed_to_chatroom(

@@ -172,3 +172,18 @@ async def test_a_concluded_email_without_opt_in_leaves_nothing_in_the_file(
 
     assert found_in_tables(db_path) == set()
     assert await bytes_clean(db_path) == set()
+
+
+async def test_a_line_relayed_during_acw_removes_nothing_before_the_conclusion(
+        store: SqliteStore, clock: FakeClock, db_path: Path) -> None:
+    """The relay catching up after Terminate, while the task is still in after-call work,
+    must not take the conversation: what goes is decided at the conclusion, per hop."""
+    engine = build_engine(store, clock, catalog(
+        {"id": "keep", "context": {"store_data": True}, "acw": {"duration": "60s"}}))
+    agent_id = await add_agent(engine, 1)
+    session_id = await chat(engine, "keep", agent_id)
+    await engine.run(terminate, session_id)  # after-call work: the task is in wrap-up
+    await engine.run(conversation.relayed, session_id, 2)
+    assert found_in_tables(db_path) == set(SECRETS)
+    await advance(engine, clock, 60)  # ACW ends: concluded, the opted-in hop keeps it all
+    assert found_in_tables(db_path) == set(SECRETS)

@@ -8,6 +8,7 @@ is at fault) as application/json, the body the OpenAPI document calls `Error`.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import re
@@ -162,3 +163,13 @@ async def read_json_object(request: web.Request, max_bytes: int) -> dict[str, An
     if not isinstance(body, dict):
         raise BadBody(400, "The body must be a JSON object.")
     return body
+
+
+def is_loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: an address no network outside this machine reaches."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import re
 import secrets
@@ -25,6 +24,7 @@ from bot.http import (
     answering,
     bearer_token,
     http_error,
+    is_loopback_host,
     problem,
     read_json_object,
 )
@@ -196,7 +196,7 @@ class InteractApi:
             url = URL(origin)
         except ValueError:
             return False
-        return url.scheme in ("http", "https") and _loopback(url.host or "")
+        return url.scheme in ("http", "https") and is_loopback_host(url.host or "")
 
     def _check_origin(self, request: web.Request, service_id: str) -> None:
         if not self._allowed_origin(request, [service_id]):
@@ -369,14 +369,6 @@ def client_ip(request: web.Request, trusted_proxies: int) -> str:
             return hops[-trusted_proxies]
     return request.remote or "unknown"
 
-
-def _loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _text(value: Any, field: str, *, allow_empty: bool = False) -> str:

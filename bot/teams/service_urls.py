@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from yarl import URL
+
+from bot.http import is_loopback_host
 
 # The Bot Connector of Teams in the public cloud and the US government clouds (serviceUrl of
 # every Teams activity), and Bot Framework's own channels.
@@ -44,7 +45,7 @@ class ServiceUrlPolicy:
             raise UntrustedServiceUrl("the serviceUrl carries credentials")
         listed = any(host == allowed or (allowed.startswith(".") and host.endswith(allowed))
                      for allowed in self.hosts)
-        if _is_loopback(host) and (self.loopback or listed):
+        if is_loopback_host(host) and (self.loopback or listed):
             return service_url
         if listed:
             if url.scheme != "https":
@@ -53,11 +54,3 @@ class ServiceUrlPolicy:
         raise UntrustedServiceUrl("the serviceUrl is not a Bot Connector host this app calls "
                                   "(SWITCHBOARD_SERVICE_URL_HOSTS adds hosts)")
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

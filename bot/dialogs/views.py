@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from bot.cards import views as v
 from bot.domain.agent import Agent, derive_state
 from bot.domain.context_url import context_url
 from bot.domain.customer import Customer
 from bot.domain.message import ChatMessage
-from bot.domain.service import Catalog, Modality
+from bot.domain.service import Catalog, Modality, Service
 from bot.domain.session import Phase, Session, SessionResult
 from bot.domain.task import Task
 
@@ -95,7 +95,6 @@ def wrapup(session: Session, catalog: Catalog, *, suggestions: tuple[str, ...] =
            error: str | None = None) -> v.WrapUpView:
     service = catalog.services.get(session.service_id)
     codes = service.codes if service else None
-    in_acw = session.phase is Phase.ACW
     return v.WrapUpView(
         header=header(session),
         result=v.SessionResult((session.result or SessionResult.ACCEPTED).value),
@@ -109,19 +108,32 @@ def wrapup(session: Session, catalog: Catalog, *, suggestions: tuple[str, ...] =
         tag_suggestions=suggestions,
         tags=tuple(session.tags),
         error=error,
+        **acw_controls(session, service),
+        context_url=session_context_url(session, catalog),
+    )
+
+
+class AcwControls(TypedDict):
+    acw_until: datetime | None
+    can_extend_acw: bool
+    can_end_acw: bool
+
+
+def acw_controls(session: Session, service: Service | None) -> AcwControls:
+    """While after-call work runs: its end, and whether the service lets the agent extend
+    it (once) or end it early."""
+    in_acw = session.phase is Phase.ACW
+    return AcwControls(
         acw_until=session.acw_until if in_acw else None,
         can_extend_acw=bool(in_acw and service and service.acw.extendable
                             and not session.acw_extended),
-        can_end_acw=bool(in_acw and service and service.acw.allow_early_end),
-        context_url=session_context_url(session, catalog),
-    )
+        can_end_acw=bool(in_acw and service and service.acw.allow_early_end))
 
 
 def concluded(session: Session, catalog: Catalog | None = None, *,
               error: str | None = None) -> v.ConcludedView:
     assert session.saved_at is not None
     service = catalog.services.get(session.service_id) if catalog else None
-    in_acw = session.phase is Phase.ACW
     return v.ConcludedView(
         header=header(session),
         result=v.SessionResult((session.result or SessionResult.ACCEPTED).value),
@@ -129,10 +141,7 @@ def concluded(session: Session, catalog: Catalog | None = None, *,
         primary_code=session.primary_code, secondary_code=session.secondary_code,
         tags=tuple(session.tags),
         error=error,
-        acw_until=session.acw_until if in_acw else None,
-        can_extend_acw=bool(in_acw and service and service.acw.extendable
-                            and not session.acw_extended),
-        can_end_acw=bool(in_acw and service and service.acw.allow_early_end),
+        **acw_controls(session, service),
         context_url=session_context_url(session, catalog) if catalog else None)
 
 

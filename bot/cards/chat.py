@@ -1,15 +1,18 @@
-"""The header posted in the chatroom on Accept: topic, customer, context and transcript."""
+"""The chatroom's header card: topic, customer, transcript so far, codes and tags, Terminate."""
 
 from __future__ import annotations
 
 import json
 
 from bot.cards.budget import MAX_CARD_BYTES, Card, card_bytes, fits, shrink
+from bot.cards.common import confirm_terminate, status_line
+from bot.cards.concluded import saved_section
 from bot.cards.dates import clock
-from bot.cards.elements import adaptive_card, container, execute, facts, open_url, text
+from bot.cards.elements import adaptive_card, container, facts, open_url, text
 from bot.cards.text import LINE, NAME, PARAGRAPH, safe_url, shown
-from bot.cards.verbs import Verb
+from bot.cards.verbs import CHATROOM, SURFACE
 from bot.cards.views import ChatHeaderView, TranscriptLine
+from bot.cards.wrapup import codes_and_tags
 
 TOPIC = 249
 
@@ -31,10 +34,16 @@ def _header(view: ChatHeaderView, total: int, latest: list[Card]) -> Card:
     ]
     dropped = total - len(latest)
     context_url = safe_url(view.context_url)
+    ids = {"session_id": view.session_id, SURFACE: CHATROOM}
     return adaptive_card(
         [
             text(shown(view.topic, TOPIC), weight="bolder", size="medium"),
+            text(shown(view.error, LINE), color="attention", weight="bolder")
+            if view.error
+            else None,
+            None if view.live else status_line("Conversation ended"),
             facts((title, shown(value, LINE)) for title, value in customer if value),
+            *saved_section(view.saved),
             text("Transcript so far", weight="bolder", separator=True) if total else None,
             text(f"… {dropped} earlier message{'s' if dropped != 1 else ''} not shown", subtle=True)
             if dropped
@@ -43,13 +52,8 @@ def _header(view: ChatHeaderView, total: int, latest: list[Card]) -> Card:
         ],
         [
             open_url("Open context", context_url) if context_url else None,
-            execute(
-                "Terminate",
-                Verb.TERMINATE,
-                {"session_id": view.session_id},
-                style="destructive",
-                with_inputs=False,
-            ),
+            codes_and_tags(view.wrapup, ids),
+            confirm_terminate(ids, view.customer_name) if view.live else None,
         ],
         fit=False,
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from bot.cards.budget import Card
-from bot.cards.elements import facts, text
+from bot.cards.elements import execute, facts, show_card, text
 from bot.cards.text import LINE, NAME, shown
+from bot.cards.verbs import Verb
 from bot.cards.views import AgentState, Modality, SessionHeader, SessionResult
 
 NOT_AVAILABLE = "Not available"
@@ -94,3 +95,10 @@ def customer_facts(fields: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]
 
 def customer_fact_set(fields: tuple[tuple[str, str], ...]) -> Card | None:
     return facts(customer_facts(fields))
+
+
+def confirm_terminate(data: dict[str, str], customer: str | None) -> Card:
+    """Terminate asks once ("End the conversation with …?") before it ends a live chat."""
+    end = execute("End it", Verb.TERMINATE, data, style="destructive", with_inputs=False)
+    question = f"End the conversation with {customer_label(customer)}?"
+    return show_card("Terminate", [text(question, weight="bolder")], [end])

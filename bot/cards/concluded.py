@@ -27,6 +27,13 @@ def saved_rows(view: ConcludedView) -> list[tuple[str, str]]:
     ]
 
 
+def saved_section(view: ConcludedView | None) -> list[Card | None]:
+    """"Wrap-up saved" and its rows, on the cards of a session saved while it runs."""
+    if view is None:
+        return []
+    return [text("Wrap-up saved", weight="bolder", separator=True), facts(saved_rows(view))]
+
+
 def concluded_card(view: ConcludedView) -> Card:
     """The saved state of a session; while ACW still runs, its end and Extend / End ACW."""
     header = view.header

@@ -152,3 +152,9 @@ def text_input(input_id: str, label: str, *, placeholder: str, max_length: int) 
         "placeholder": placeholder,
         "maxLength": max_length,
     }
+
+
+def show_card(title: str, body: list[Card | None], actions: list[Card | None]) -> Card:
+    """Action.ShowCard: a small card that opens under the button."""
+    return {"type": "Action.ShowCard", "title": title,
+            "card": adaptive_card(body, actions, fit=False)}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.cards.budget import MAX_CARD_BYTES, Card, largest_fitting, shrink
-from bot.cards.common import customer_fact_set, customer_label, session_header, status_line
-from bot.cards.concluded import saved_rows
+from bot.cards.common import confirm_terminate, customer_fact_set, session_header, status_line
+from bot.cards.concluded import saved_section
 from bot.cards.dates import readable
 from bot.cards.elements import (
     action_set,
@@ -19,7 +19,7 @@ from bot.cards.elements import (
 from bot.cards.text import LINE, NAME, PARAGRAPH, plain, safe_url, shown, truncate
 from bot.cards.verbs import InputId, Verb
 from bot.cards.views import AcceptedView, Choice, Modality, OutcomeView
-from bot.cards.wrapup import wrapup_inputs
+from bot.cards.wrapup import codes_and_tags
 
 MAX_TRANSFER_TARGETS = 50
 MAX_ATTACHMENTS = 20
@@ -96,36 +96,13 @@ def _external(view: AcceptedView) -> list[Card | None]:
     ]
 
 
-def show_card(title: str, body: list[Card | None], actions: list[Card | None]) -> Card:
-    """Action.ShowCard: a small card that opens under the button."""
-    return {"type": "Action.ShowCard", "title": title,
-            "card": adaptive_card(body, actions, fit=False)}
-
-
-def _wrapup_form(view: AcceptedView) -> Card | None:
-    """Codes and tags during the session, behind a button; saved once."""
-    if view.wrapup is None:
-        return None
-    ids = {"session_id": view.header.session_id}
-    return show_card("Codes and tags", wrapup_inputs(view.wrapup),
-                     [execute("Save", Verb.SAVE_WRAPUP, ids, style="positive")])
-
-
-def _saved(view: AcceptedView) -> list[Card | None]:
-    if view.saved is None:
-        return []
-    return [text("Wrap-up saved", weight="bolder", separator=True), facts(saved_rows(view.saved))]
-
-
 def _terminate(view: AcceptedView) -> Card:
     """A chat ends only after a confirmation; an external task completes at once."""
     header = view.header
     ids = {"session_id": header.session_id}
     if header.modality is Modality.EXTERNAL:
         return execute("Complete", Verb.TERMINATE, ids, style="destructive", with_inputs=False)
-    end = execute("End it", Verb.TERMINATE, ids, style="destructive", with_inputs=False)
-    question = f"End the conversation with {customer_label(header.customer)}?"
-    return show_card("Terminate", [text(question, weight="bolder")], [end])
+    return confirm_terminate(ids, header.customer)
 
 
 def _accepted(view: AcceptedView, body_chars: int, *, fit: bool) -> Card:
@@ -152,7 +129,7 @@ def _accepted(view: AcceptedView, body_chars: int, *, fit: bool) -> Card:
             customer_fact_set(view.customer_fields),
             *_external(view),
             *_email(view, body_chars),
-            *_saved(view),
+            *saved_section(view.saved),
             *(_reply(view) if replies else []),
             *_transfer(view, required=required),
         ],
@@ -160,7 +137,7 @@ def _accepted(view: AcceptedView, body_chars: int, *, fit: bool) -> Card:
             open_url("Open chat", chat_url) if chat_url and not replies else None,
             open_url("Open link", link) if link else None,
             open_url("Open context", context) if context else None,
-            _wrapup_form(view),
+            codes_and_tags(view.wrapup, {"session_id": header.session_id}),
             finish,
         ],
         fit=fit,

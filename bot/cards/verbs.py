@@ -44,3 +44,9 @@ class InputId(StrEnum):
 
 TAGS_DATASET = "tags"
 """The `Data.Query` dataset of the tags typeahead (invoke `application/search`)."""
+
+
+SURFACE = "surface"
+"""The data key of a button that is not on the agent's own card: its answer redraws that card."""
+CHATROOM = "chatroom"
+"""SURFACE of the buttons on the header card in the `<Service> ¦ <Customer>` chat."""

@@ -322,3 +322,10 @@ class ChatHeaderView:
     customer_phone: str | None = None
     context_url: str | None = None
     transcript: tuple[TranscriptLine, ...] = ()
+    live: bool = True
+    """The conversation still runs: Terminate is offered."""
+    wrapup: WrapUpView | None = None
+    """The codes and tags form (behind a button), None once saved or concluded."""
+    saved: ConcludedView | None = None
+    error: str | None = None
+    """Why the last button did nothing (a second save)."""

@@ -12,6 +12,7 @@ from bot.cards.elements import (
     execute,
     facts,
     open_url,
+    show_card,
     text,
     text_input,
     typeahead,
@@ -85,6 +86,14 @@ def wrapup_inputs(view: WrapUpView) -> list[Card | None]:
         max_length=NEW_TAGS_LENGTH,
     )
     return [primary, secondary, tags, new_tags]
+
+
+def codes_and_tags(view: WrapUpView | None, data: dict[str, str]) -> Card | None:
+    """Codes and tags during the session, behind a button (Save sends `data` too); saved once."""
+    if view is None:
+        return None
+    return show_card("Codes and tags", wrapup_inputs(view),
+                     [execute("Save", Verb.SAVE_WRAPUP, data, style="positive")])
 
 
 def wrapup_card(view: WrapUpView) -> Card:

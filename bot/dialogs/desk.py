@@ -10,7 +10,7 @@ from typing import Any
 from bot import cards
 from bot.cards import views as v
 from bot.cards.budget import Card
-from bot.cards.verbs import InputId, Verb
+from bot.cards.verbs import CHATROOM, SURFACE, InputId, Verb
 from bot.dialogs import views
 from bot.dialogs.caller import Caller, MemberDirectory, Reply
 from bot.dialogs.session_cards import card_suggests, session_card, stale_card
@@ -181,6 +181,8 @@ class Desk:
         handler = ACTIONS.get(verb)
         if handler is None:
             return cards.info_card(v.InfoView("Unknown action", "This button is not known."))
+        if data.get(SURFACE) == CHATROOM and verb in CHATROOM_VERBS:
+            return await self.chatroom_action(caller, handler, data)
         try:
             return await handler(self, caller, data)
         except Invalid as invalid:
@@ -202,6 +204,25 @@ class Desk:
                     # A refusal on the agent's own live session keeps its card and says why.
                     return await self.card_for(session_id, error=refused.message)
             return stale_card(None, refused.message)
+
+    async def chatroom_action(self, caller: Caller, handler: Action,
+                              data: dict[str, Any]) -> Card:
+        """A button on the chatroom's header: the same use case as on the agent's own card (which
+        follows by itself), answered with the header as it is now."""
+        error = None
+        try:
+            await handler(self, caller, data)
+        except Refused as failed:
+            error = failed.message
+        return await self.chatroom_card(_session_id(data), error=error)
+
+    async def chatroom_card(self, session_id: str, *, error: str | None = None) -> Card:
+        found = await self.engine.read(queries.chatroom, session_id)
+        if found.session is None:
+            return stale_card(None, "This session is no longer known.")
+        return cards.chat_header_card(views.chat_header(
+            found.session, self.catalog, found.transcript, suggestions=found.suggestions,
+            error=error))
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -479,3 +500,6 @@ ACTIONS: dict[str, Action] = {
     Verb.OPEN_SESSION: act_open_session,
     Verb.SERVICE_DUTY: act_service_duty,
 }
+
+CHATROOM_VERBS = frozenset({Verb.SAVE_WRAPUP, Verb.TERMINATE})
+"""The buttons the chatroom's header card carries."""

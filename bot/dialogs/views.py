@@ -7,6 +7,7 @@ from typing import Any, TypedDict
 
 from bot.cards import views as v
 from bot.domain.agent import Agent, derive_state
+from bot.domain.chatroom import session_topic
 from bot.domain.context_url import context_url
 from bot.domain.customer import Customer
 from bot.domain.message import ChatMessage
@@ -245,17 +246,25 @@ def nar(agent: Agent, catalog: Catalog, now: datetime, error: str | None = None)
     )
 
 
-def chat_header(session: Session, topic: str, catalog: Catalog,
-                messages: list[ChatMessage]) -> v.ChatHeaderView:
+def chat_header(session: Session, catalog: Catalog, messages: list[ChatMessage], *,
+                suggestions: tuple[str, ...] = (), error: str | None = None) -> v.ChatHeaderView:
+    """The chatroom's header: the transcript it was posted with, and the session's codes and
+    tags (a form until saved) and Terminate while they apply."""
     service = catalog.services.get(session.service_id)
     customer = session.customer
+    open_ = session.phase in (Phase.CONNECTED, Phase.ACW)
     return v.ChatHeaderView(
         session_id=session.id,
-        topic=topic,
+        topic=session_topic(session),
         customer_name=(customer.name or None) if customer else None,
         customer_email=(customer.email or None) if customer else None,
         customer_phone=(customer.phone or None) if customer else None,
         context_url=context_url(service.context.url, customer) if service else None,
         transcript=tuple(v.TranscriptLine(sender=m.sender.value, text=m.text, at=m.at)
                          for m in messages),
+        live=session.phase is Phase.CONNECTED,
+        wrapup=wrapup(session, catalog, suggestions=suggestions)
+        if open_ and session.saved_at is None else None,
+        saved=concluded(session) if session.saved_at is not None else None,
+        error=error,
     )

@@ -29,6 +29,7 @@ SESSION_SAVED = "session.saved"
 AGENT_STATE_CHANGED = "agent.state_changed"
 AGENT_REGISTERED = "agent.registered"
 AGENT_UNREGISTERED = "agent.unregistered"
+AGENT_SERVICE_SWITCHED = "agent.service_switched"  # responsibility for one service off or on
 NAR_FILLED = "nar.filled"
 WEBHOOK_DELIVERED = "webhook.delivered"  # a web-request template's request got a 2xx
 WEBHOOK_FAILED = "webhook.failed"  # ...or was given up on (attempts used up, or refused)

@@ -107,6 +107,7 @@ class Session:
     delivered_at: datetime | None = None
     relayed_seq: int = 0  # customer messages up to this sequence number reached the chat
     header_posted: bool = False  # the chatroom got its header card with the transcript
+    header_seq: int = 0  # ...up to this sequence number (what a redraw of the header shows)
     # Decided when the hop ends, from the service's setting then: no retroactive effect.
     store_context: bool | None = None
     # Set with store_context: the task's conversation up to this sequence number is this hop's
@@ -176,6 +177,7 @@ class Session:
     def header_in_chat(self, seq: int) -> None:
         """The chatroom got its header card with the transcript up to `seq`."""
         self.header_posted = True
+        self.header_seq = seq
         self.relayed_seq = max(self.relayed_seq, seq)
 
     def relayed_through(self, seq: int) -> bool:

@@ -171,6 +171,7 @@ async def set_service_duty(ctx: Ctx, agent_id: str, service_id: str, on: bool) -
         return agent
     agent.paused_services = paused
     await ctx.save_agent(agent)
+    await ctx.emit(ev.AGENT_SERVICE_SWITCHED, agent_id=agent.id, service_id=service_id, on=on)
     # On: the agent may take the service's tasks; off: decliners held back for them may.
     await redispatch(ctx, [service_id])
     return agent

@@ -150,7 +150,7 @@ class Ctx:
 
     async def emit(self, name: str, *, task: Task | None = None,
                    session: Session | None = None, agent_id: str | None = None,
-                   **data: Any) -> None:
+                   service_id: str | None = None, **data: Any) -> None:
         if task is not None:
             data.setdefault("task_state", task.state.value)
             if task.result is not None:
@@ -166,7 +166,7 @@ class Ctx:
             session_id=session.id if session else None,
             agent_id=agent_id or (session.agent_id if session else None),
             service_id=(task.service_id if task else None)
-            or (session.service_id if session else None),
+            or (session.service_id if session else None) or service_id,
             data=data,
         )
         await self.uow.events.append(event)

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.agent import Agent
+from bot.domain.message import ChatMessage
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task
 from bot.services.context import Ctx
+from bot.services.conversation import RELAY_BATCH
 from bot.services.ports import SessionSearch
 
 SUGGESTIONS = 15  # tags offered with nothing typed (Teams shows at most 15)
@@ -40,6 +42,32 @@ async def load_bundle(ctx: Ctx, session_id: str, *,
     if suggest is not None and suggest(session, task):
         suggestions = tuple(await ctx.uow.tags.suggest(session.service_id, "", SUGGESTIONS))
     return SessionBundle(session, task, agent, suggestions)
+
+
+def header_due(session: Session, task: Task | None) -> bool:
+    """The chatroom's header (with its codes and tags form) is still to be posted."""
+    return not session.header_posted
+
+
+@dataclass(frozen=True)
+class ChatroomBundle:
+    session: Session | None
+    transcript: list[ChatMessage]
+    """The lines the header card was posted with."""
+    suggestions: tuple[str, ...] = ()
+
+
+async def chatroom(ctx: Ctx, session_id: str) -> ChatroomBundle:
+    """What the chatroom's header card is drawn from."""
+    session = await ctx.uow.sessions.get(session_id)
+    if session is None or not session.header_posted:
+        return ChatroomBundle(session, [])
+    lines = await ctx.uow.messages.after(session.task_id, 0, RELAY_BATCH)
+    suggestions: tuple[str, ...] = ()
+    if session.saved_at is None:
+        suggestions = tuple(await ctx.uow.tags.suggest(session.service_id, "", SUGGESTIONS))
+    return ChatroomBundle(session, [m for m in lines if m.seq <= session.header_seq],
+                          suggestions)
 
 
 async def acted(ctx: Ctx, use_case: Callable[..., Awaitable[Session]], /, *args: Any,

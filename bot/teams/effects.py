@@ -10,15 +10,16 @@ from urllib.parse import quote
 from bot import cards
 from bot.dialogs import views
 from bot.dialogs.session_cards import card_suggests, session_card
+from bot.domain.chatroom import session_topic
 from bot.domain.message import ChatMessage
 from bot.domain.session import Phase, Session
 from bot.domain.timers import Timer
 from bot.services import conversation, lifecycle, offers
 from bot.services.context import Ctx
 from bot.services.engine import Engine
-from bot.services.queries import SessionBundle, load_bundle
+from bot.services.queries import SessionBundle, header_due, load_bundle
 from bot.teams.connector import ConnectorClient
-from bot.teams.graph import GraphClient, GraphProtocolError, chat_topic
+from bot.teams.graph import GraphClient, GraphProtocolError
 from bot.teams.outbound import OutboundError, OutboundHTTPError
 from bot.teams.ratelimit import Priority
 from bot.teams.replies import CARD_CONTENT_TYPE
@@ -108,8 +109,7 @@ class TeamsEffects:
                                      str((agent.conversation or {}).get("conversation_id", "")),
                                      None)
             return
-        topic = chat_topic(session.service_name or session.service_id,
-                           session.customer_label or "Visitor")
+        topic = session_topic(session)
         try:
             chat_id = await self.graph.create_group_chat(topic, [agent.object_id])
             app_id = await self._catalog_app()
@@ -132,11 +132,12 @@ class TeamsEffects:
     async def relay(self, timer: Timer) -> None:
         """Bring the chatroom up to date by the relay rules (conversation.relay_step)."""
         async def load(ctx: Ctx) -> tuple[SessionBundle, list[ChatMessage]]:
-            bundle = await load_bundle(ctx, timer.ref)
+            bundle = await load_bundle(ctx, timer.ref, suggest=header_due)
             if bundle.session is None or not bundle.session.chat_id:
                 return bundle, []
             after = conversation.relay_from(bundle.session)
-            return bundle, await ctx.uow.messages.after(bundle.session.task_id, after, 200)
+            return bundle, await ctx.uow.messages.after(bundle.session.task_id, after,
+                                                        conversation.RELAY_BATCH)
 
         bundle, messages = await self.engine.read(load)
         session, agent = bundle.session, bundle.agent
@@ -147,10 +148,8 @@ class TeamsEffects:
             return
         service_url = agent.conversation["service_url"]
         if step.header:
-            topic = chat_topic(session.service_name or session.service_id,
-                               session.customer_label or "Visitor")
-            header = cards.chat_header_card(views.chat_header(session, topic,
-                                                              self.engine.catalog, step.messages))
+            header = cards.chat_header_card(views.chat_header(
+                session, self.engine.catalog, step.messages, suggestions=bundle.suggestions))
             await self.connector.send_to_conversation(service_url, session.chat_id,
                                                       card_activity(header))
             await self.engine.finish(timer, conversation.header_posted, session.id, step.through)

@@ -8,22 +8,11 @@ from urllib.parse import quote
 
 import aiohttp
 
+from bot.domain.chatroom import cut_topic
 from bot.teams.outbound import OutboundResponse, OutboundSender, json_request
 from bot.teams.tokens import TokenProvider
 
 GRAPH_V1_BASE = "https://graph.microsoft.com/v1.0"
-TOPIC_SEPARATOR = " ¦ "
-MAX_TOPIC_LENGTH = 249
-
-
-def chat_topic(service_name: str, customer_label: str) -> str:
-    """``<Service> ¦ <Customer>`` cut to 249 characters (Graph rejects longer topics)."""
-    return cut_topic(f"{service_name}{TOPIC_SEPARATOR}{customer_label}")
-
-
-def cut_topic(topic: str) -> str:
-    """A chat topic no longer than :data:`MAX_TOPIC_LENGTH` characters."""
-    return topic[:MAX_TOPIC_LENGTH]
 
 
 class GraphProtocolError(Exception):

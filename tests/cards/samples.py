@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -438,6 +439,9 @@ def _chat(m: Maker) -> dict[str, Card]:
     return {
         "chat_header_full": chat_header_card(full),
         "chat_header_minimal": chat_header_card(ChatHeaderView("s-1", m.s("Sales ¦ Visitor 3"))),
+        "chat_header_wrapup": chat_header_card(replace(full, wrapup=_full_wrapup(m))),
+        "chat_header_saved_ended": chat_header_card(
+            replace(full, live=False, saved=_saved(m), error=m.s("Already saved."))),
     }
 
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bot.cards import chat_header_card
 from bot.cards.budget import MAX_CARD_BYTES, card_bytes
-from bot.cards.views import ChatHeaderView, TranscriptLine
+from bot.cards.views import (
+    ChatHeaderView,
+    Choice,
+    ConcludedView,
+    Modality,
+    SessionHeader,
+    SessionResult,
+    TranscriptLine,
+    WrapUpView,
+)
 
-from .walk import all_text, by_verb, of_type, open_urls, verbs
+from .walk import all_text, by_verb, inputs, of_type, open_urls, verbs
 
 T0 = datetime(2025, 11, 21, 14, 5, 9, tzinfo=UTC)
 HOSTILE = "**bold** [x](http://evil) <script>"
@@ -37,8 +47,9 @@ def test_header_shows_topic_customer_context_and_transcript() -> None:
     assert "jane@example.com" in text and "+41 44 123 45 67" in text
     assert "**Ada** · 14:05:09 UTC" in text and "Message 2" in text
     assert open_urls(card) == {"Open context": "https://crm.example.com/c?id=1"}
-    (terminate,) = by_verb(card, "terminate")
-    assert terminate["data"] == {"session_id": "s-1"}
+    (terminate,) = by_verb(card, "terminate")  # behind "End the conversation with Jane Doe?"
+    assert terminate["data"] == {"session_id": "s-1", "surface": "chatroom"}
+    assert "End the conversation with Jane Doe?" in text
 
 
 def test_minimal_header() -> None:
@@ -77,3 +88,37 @@ def test_transcript_is_escaped() -> None:
     view = ChatHeaderView("s-1", HOSTILE, HOSTILE, HOSTILE, HOSTILE, None, lines(2, HOSTILE))
     text = all_text(chat_header_card(view))
     assert "**bold**" not in text and "<script>" not in text
+
+
+def wrapup_view(**changes: object) -> WrapUpView:
+    header = SessionHeader("s-1", "Sales", "Jane Doe", Modality.IM)
+    view = WrapUpView(header, SessionResult.ACCEPTED, T0, primary_codes=(Choice("sale", "Sale"),),
+                      tag_suggestions=("vip",))
+    return replace(view, **changes)  # type: ignore[arg-type]
+
+
+def test_codes_and_tags_form_saves_from_the_chatroom() -> None:
+    card = chat_header_card(ChatHeaderView("s-1", "Sales ¦ Jane Doe", wrapup=wrapup_view()))
+    (save,) = by_verb(card, "save_wrapup")
+    assert save["data"] == {"session_id": "s-1", "surface": "chatroom"}
+    assert {"primary_code", "tags", "new_tags"} <= set(inputs(card))
+    assert "Wrap-up saved" not in all_text(card)
+
+
+def test_saved_wrapup_shows_and_the_form_goes() -> None:
+    header = SessionHeader("s-1", "Sales", "Jane Doe", Modality.IM)
+    saved = ConcludedView(header, SessionResult.ACCEPTED, T0, T0, primary_code="Sale",
+                          tags=("vip",))
+    card = chat_header_card(ChatHeaderView("s-1", "Sales ¦ Jane Doe", saved=saved,
+                                           error="The wrap-up is saved already."))
+    text = all_text(card)
+    assert "Wrap-up saved" in text and "Sale" in text and "vip" in text
+    assert "The wrap-up is saved already." in text
+    assert "save_wrapup" not in verbs(card) and "terminate" in verbs(card)
+
+
+def test_an_ended_conversation_offers_no_terminate() -> None:
+    card = chat_header_card(ChatHeaderView("s-1", "Sales ¦ Jane Doe", live=False,
+                                           wrapup=wrapup_view()))
+    assert verbs(card) == {"save_wrapup"}
+    assert "Conversation ended" in all_text(card)

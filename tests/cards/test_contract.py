@@ -94,6 +94,9 @@ def test_universal_actions_with_submit_fallback(mode: Mode, name: str) -> None:
         assert fallback.get("associatedInputs") == action.get("associatedInputs")
         if verb == "duty" and not data:
             assert "profile" in fields  # the pick list supplies the profile
+        elif name.startswith("chat_header"):  # the chatroom's buttons say where they are
+            assert data.pop("surface") == "chatroom" and verb in {"terminate", "save_wrapup"}
+            assert set(data) == DATA_KEYS[verb], verb
         else:
             assert set(data) == DATA_KEYS[verb], verb
         assert all(isinstance(v, str) for k, v in data.items() if k != "page")

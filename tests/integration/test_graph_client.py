@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 
 from bot.teams.clock import MonotonicClock
-from bot.teams.graph import GraphClient, chat_topic
+from bot.domain.chatroom import chat_topic
+from bot.teams.graph import GraphClient
 from bot.teams.outbound import OutboundHTTPError, OutboundSender, RetryPolicy
 from bot.teams.ratelimit import RateLimiter
 from bot.teams.tokens import GRAPH_SCOPE, TokenError, graph_tokens

@@ -131,6 +131,10 @@ async def test_one_service_off_holds_its_invitations_only(world: World) -> None:
     assert facts_of(on)["State"] == "Ringing"  # responsible again: the waiting task rings
     assert find_action(on, "service_duty")["data"] == {"service_id": "sales", "on": "0"}
     await eventually(lambda: agent.buttons("accept"))
+    switched = [(e.agent_id, e.service_id, e.data["on"])
+                for e in await world.engine.read(lambda ctx: ctx.uow.events.after(0, 1_000))
+                if e.name == "agent.service_switched"]
+    assert switched == [(agent.user_id, "sales", False), (agent.user_id, "sales", True)]
 
 
 async def test_duty_off_duty_holds_invitations_until_back_on_duty(world: World) -> None:

@@ -37,7 +37,7 @@ class GraphWorld:
 
 @pytest.fixture
 async def graph_world(tmp_path: Path) -> AsyncIterator[GraphWorld]:
-    services = catalog({"id": "sales", "name": "Sales"})
+    services = catalog({"id": "sales", "name": "Sales", "codes": {"primary": ["Sale", "No sale"]}})
     async with TokenStandin(clients={APP_ID: SECRET}) as tokens, \
             GraphStandin(catalog={APP_ID: "catalog-app-1"}) as graph, running_world(
         services, tmp_path, app_id=APP_ID, app_password=SECRET, tenant_id="tenant-1",
@@ -126,3 +126,39 @@ async def test_failed_chat_creation_requeues_and_tells_the_agent(
     # Nobody is stuck: the task rings the next agent.
     await eventually(lambda: second.buttons("accept"))
     assert (await load_task(world.engine, task_id)).state is TaskState.RINGING
+
+
+async def test_codes_and_tags_from_the_chatroom_header(graph_world: GraphWorld) -> None:
+    """Seed 004: codes and tags during the session; the chatroom's header offers them too."""
+    world = graph_world.world
+    agent = world.agent(1)
+    await agent.register()
+    task_id, session_id = await accept_task(world, agent, "Jane Doe")
+    chat_id = await eventually(lambda: next(iter(graph_world.graph.chats), None))
+    [posted] = await eventually(lambda: world.connector.activities.get(chat_id))
+    header = posted["attachments"][0]["content"]
+
+    saved = await agent.press(header, "save_wrapup", {"primary_code": "Sale", "new_tags": "vip"},
+                              reply_to=posted["id"], in_chat=chat_id)
+    text = json.dumps(saved, ensure_ascii=False)
+    assert "Sales ¦ Jane Doe" in text and "Hello there" in text  # still the header
+    assert "Wrap-up saved" in text and "Sale" in text and "vip" in text
+    assert find_action(saved, "save_wrapup") is None
+    [session] = [s for s in await sessions_of(world.engine, task_id) if s.id == session_id]
+    assert (session.primary_code, session.tags) == ("Sale", ["vip"])
+    # The agent's own card follows: the accepted card shows the saved wrap-up.
+    await eventually(lambda: any("Wrap-up saved" in json.dumps(c["card"]) and
+                                 find_action(c["card"], "save_wrapup") is None
+                                 for c in agent.buttons("terminate")))
+
+    # A second save (from a header drawn before the first) is refused with a message.
+    again = await agent.press(header, "save_wrapup", {"primary_code": "No sale"},
+                              reply_to=posted["id"], in_chat=chat_id)
+    assert "already" in json.dumps(again).lower()
+    [session] = [s for s in await sessions_of(world.engine, task_id) if s.id == session_id]
+    assert session.primary_code == "Sale"
+
+    # Terminate from the header asks first, then ends the chat; the header says so.
+    ended = await agent.press(saved, "terminate", reply_to=posted["id"], in_chat=chat_id)
+    assert "Conversation ended" in json.dumps(ended) and find_action(ended, "terminate") is None
+    assert not (await load_task(world.engine, task_id)).state.live

@@ -116,13 +116,16 @@ class TeamsAgent:
                                          for t in self.connector.texts(self.conversation_id)))
 
     async def click(self, verb: str, data: dict[str, Any], *, reply_to: str | None = None,
-                    action_id: str | None = None) -> dict[str, Any]:
-        """Press a card button (a Universal Action); the card the invoke answered with."""
+                    action_id: str | None = None,
+                    in_chat: str | None = None) -> dict[str, Any]:
+        """Press a card button (a Universal Action) on a card in the personal chat, or in the
+        group chat `in_chat`; the card the invoke answered with."""
         action: dict[str, Any] = {"type": "Action.Execute", "verb": verb, "data": data}
         if action_id is not None:
             action["id"] = action_id
-        status, body = await self.post(self.activity("invoke", **act.invoke_fields(
-            "adaptiveCard/action", {"action": action, "trigger": "manual"}, reply_to)))
+        status, body = await self.post(self.activity(
+            "invoke", conversation_id=in_chat, group=in_chat is not None, **act.invoke_fields(
+                "adaptiveCard/action", {"action": action, "trigger": "manual"}, reply_to)))
         if status != 200 or not isinstance(body, dict) or body.get("statusCode") != 200 \
                 or not str(body.get("type", "")).endswith("card.adaptive"):
             raise TeamsError(f"agent {self.n}: {verb} answered {status}: {str(body)[:200]}",
@@ -132,13 +135,14 @@ class TeamsAgent:
         return card
 
     async def press(self, card: dict[str, Any], verb: str, inputs: dict[str, Any] | None = None,
-                    *, reply_to: str | None = None) -> dict[str, Any]:
+                    *, reply_to: str | None = None,
+                    in_chat: str | None = None) -> dict[str, Any]:
         """Press the card's own button for `verb` with what the agent filled in."""
         action = find_action(card, verb)
         if action is None:
             raise TeamsError(f"agent {self.n}: no {verb!r} button on the card")
         return await self.click(verb, {**action.get("data", {}), **(inputs or {})},
-                                reply_to=reply_to, action_id=action.get("id"))
+                                reply_to=reply_to, action_id=action.get("id"), in_chat=in_chat)
 
     # -- what the agent sees ----------------------------------------------------------------
 

@@ -74,6 +74,13 @@ icons: $(STAMP)  ## redraw manifest/color.png and manifest/outline.png
 lint-docker: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile
 
+# The Teams JavaScript client the tabs load, copied from npm (committed; no CDN at run time).
+.PHONY: tabs-assets
+tabs-assets: $(NODE_STAMP)  ## refresh bot/tabs/static/vendor/MicrosoftTeams.min.js from node_modules
+	sed 's|//# sourceMappingURL=MicrosoftTeams.min.js.map||' \
+	  node_modules/@microsoft/teams-js/dist/umd/MicrosoftTeams.min.js \
+	  > bot/tabs/static/vendor/MicrosoftTeams.min.js
+
 bench: $(BENCH_STAMP)  ## load driver + micro-benchmarks -> bench/results/latest.{json,md}, latency.png
 	$(BENCH_VENV)/bin/python -m bench
 

@@ -52,6 +52,7 @@ async function load() {
     (data.truncated ? " (the newest 500 that match)" : "");
   $("#previous").disabled = !data.has_previous;
   $("#next").disabled = !data.has_next;
+  document.body.dataset.loads = String(Number(document.body.dataset.loads || 0) + 1);
   for (const th of document.querySelectorAll("th[data-sort]")) {
     if (th.dataset.sort === state.sort) {
       th.setAttribute("aria-sort", state.dir === "asc" ? "ascending" : "descending");
@@ -72,6 +73,7 @@ function renderDetails(data) {
     tr.setAttribute("aria-selected", String(tr.dataset.id === selected));
   }
   $("#details").hidden = false;
+  $("#details").dataset.id = entry.id;
   $("#details-title").textContent = entry.service;
   const pill = $("#details-state");
   pill.textContent = entry.state_label;
@@ -109,6 +111,7 @@ async function showDetails(id) {
   try {
     renderDetails(await api(`/tabs/api/sessions/${encodeURIComponent(id)}`));
     $("#details-title").focus();
+    document.body.dataset.opened = id;
   } catch (error) {
     fail(error);
   }

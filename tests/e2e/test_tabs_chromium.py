@@ -40,7 +40,9 @@ def js(value: Any) -> str:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with running_world(SERVICES, tmp_path) as running:
+    # Outbound pacing on a scaled clock: the agent's personal chat is busy, not the subject.
+    async with running_world(SERVICES, tmp_path,
+                             app_options={"connector_time_scale": 0.01}) as running:
         yield running
 
 
@@ -237,3 +239,45 @@ async def test_my_sessions_after_a_scripted_day(world: World, browser: Browser) 
 
     for opened_page in (page, other):
         assert opened_page.dialogs == [] and opened_page.errors == [], opened_page.errors
+
+
+async def background(page: Page) -> str:
+    return str(await page.evaluate("getComputedStyle(document.body).backgroundColor"))
+
+
+async def test_teams_themes_and_the_browsers_dark_mode_keep_contrast(
+        world: World, browser: Browser) -> None:
+    _, jane, _ = await scripted_day(world)
+    page = await opened(browser)
+    await sign_in(page, world)
+    await open_details(page, jane)
+    # Teams' themes, as the page applies them from teams-js (context and theme changes).
+    seen = set()
+    for theme in ("default", "dark", "contrast"):
+        await page.evaluate(f"document.documentElement.dataset.theme = {js(theme)}")
+        seen.add(await background(page))
+        violations = await axe_violations(page)
+        assert violations == [], (theme, violations)
+    assert len(seen) == 3
+    # Outside Teams the browser's preference holds.
+    await page.evaluate("document.documentElement.dataset.theme = 'auto'")
+    light = await background(page)
+    await page.send("Emulation.setEmulatedMedia", {
+        "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    assert await background(page) != light
+    assert await axe_violations(page) == []
+    assert page.errors == []
+
+
+async def test_outside_teams_with_an_app_id_the_page_says_where_to_open_it(
+        tmp_path: Path, browser: Browser) -> None:
+    async with running_world(SERVICES, tmp_path, app_id="3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+                             public_host="switchboard.contoso.example") as world:
+        page = await opened(browser)
+        await page.goto(f"{world.base_url}/tabs/sessions")
+        notice = await page.wait_for("!document.querySelector('#notice').hidden && "
+                                     "document.querySelector('#notice').textContent", timeout=10)
+        assert notice == "Open this page in Microsoft Teams: Teams signs you in."
+        assert await page.evaluate("document.querySelector('#main').hidden") is True
+        assert await page.evaluate("document.querySelector('#dev-signin').hidden") is True
+        assert await page.evaluate("document.querySelector('.banner')") is None

@@ -149,7 +149,7 @@ async def test_nobody_saves_someone_elses_session(world: World, day: dict[str, s
     await add_agent(world.engine, 2)
     status, body = await call(world, "POST", f"/tabs/api/sessions/{day['cid']}/wrapup",
                               {"primary_code": "Sale"}, authorization="Local a2@example.com")
-    assert status == 404 and "Jane" not in str(body)
+    assert status == 404 and "Cid" not in str(body)
     async with world.client.post(world.server.make_url(
             f"/tabs/api/sessions/{day['cid']}/wrapup"), data=b"{not json",
             headers={"Authorization": AGENT}) as reply:

@@ -143,7 +143,13 @@ async def pane_facts(page: Page, selector: str) -> list[list[str]]:
     }})()"""))
 
 
+async def front(page: Page) -> None:
+    """Make the tab the one shown: Chromium holds back a background tab's work for seconds."""
+    await page.send("Page.bringToFront")
+
+
 async def open_details(page: Page, session_id: str) -> None:
+    await front(page)
     await page.click(f"#rows tr[data-id={js(session_id)}] button.open")
     await page.wait_for(f"document.body.dataset.opened === {js(session_id)}")
     assert await page.evaluate("document.querySelector('#details').hidden") is False
@@ -214,7 +220,6 @@ async def test_my_sessions_after_a_scripted_day(world: World, browser: Browser) 
     await open_details(page, sam)
     assert await page.evaluate("[...document.querySelector('#primary-code').options]"
                                ".map(o => o.value)") == ["", "Solved", "Callback"]
-    await page.send("Page.bringToFront")  # a background tab takes no screenshot
     violations = await axe_violations(page)
     assert violations == [], violations
     await page.screenshot(ARTIFACTS / "tabs-my-sessions-wrapup.png")
@@ -230,6 +235,7 @@ async def test_my_sessions_after_a_scripted_day(world: World, browser: Browser) 
                                ".textContent") == "Call back, tomorrow"
 
     # The second tab still shows the form: its save is refused, with the card's sentence.
+    await front(other)
     await other.evaluate("document.querySelector('#primary-code').value = 'Solved'")
     await other.click("#wrapup button[type=submit]")
     message = await other.wait_for("document.querySelector('#wrapup-message').textContent")

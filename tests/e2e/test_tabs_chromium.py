@@ -256,6 +256,17 @@ async def test_teams_themes_and_the_browsers_dark_mode_keep_contrast(
     _, jane, _ = await scripted_day(world)
     page = await opened(browser)
     await sign_in(page, world)
+    # By keyboard: Enter on an entry opens its details (focus on their heading); Close gives
+    # the focus back to the table.
+    await page.evaluate(f"document.querySelector('#rows tr[data-id={js(jane)}] button').focus()")
+    await page.press("Enter")
+    await page.wait_for(f"document.body.dataset.opened === {js(jane)}")
+    assert await page.evaluate("document.activeElement.id") == "details-title"
+    await page.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "close-details"
+    await page.press("Enter")
+    await page.wait_for("document.querySelector('#details').hidden")
+    assert await page.evaluate("document.activeElement.id") == "sessions-table"
     await open_details(page, jane)
     # Teams' themes, as the page applies them from teams-js (context and theme changes).
     seen = set()

@@ -142,3 +142,18 @@ async def test_the_pages_may_be_framed_by_teams_only(local: World) -> None:
         policy = reply.headers["Content-Security-Policy"]
     assert "frame-ancestors 'self' https://teams.microsoft.com" in policy
     assert "script-src 'self';" in policy
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/tabs/static/tabs.js", 200), ("/tabs/static/tabs.css", 200),
+    ("/tabs/static/vendor/MicrosoftTeams.min.js", 200),
+    ("/tabs/static/sessions.html", 404),  # pages go through /tabs/<page>, with their mode
+    ("/tabs/static/..%2Fsite.py", 404), ("/tabs/static/vendor/..%2F..%2Fsite.py", 404),
+    ("/tabs/static/nothing.js", 404),
+])
+async def test_static_files_are_the_tabs_own_only(local: World, path: str, status: int) -> None:
+    async with local.client.get(str(local.server.make_url("")).rstrip("/") + path) as reply:
+        assert reply.status == status
+        if status == 200:
+            assert reply.headers["X-Content-Type-Options"] == "nosniff"
+            assert reply.content_type in ("application/javascript", "text/css")

@@ -180,6 +180,7 @@ async function start() {
   $("#close-details").addEventListener("click", () => {
     $("#details").hidden = true;
     selected = null;
+    document.body.dataset.opened = "";
     $("#sessions-table").focus();
   });
   $("#wrapup").addEventListener("submit", save);

@@ -35,6 +35,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 run: $(STAMP) $(NODE_STAMP)
 	@echo "Customer side: http://localhost:$(PORT)  —  agent side (Agents Playground): http://localhost:$(PLAYGROUND_PORT)"
+	@echo "My Sessions page (local-mode sign-in): http://localhost:$(PORT)/tabs/sessions"
 	@TEAMSAPPTESTER_BROWSER=none node node_modules/@microsoft/m365agentsplayground/cli.js \
 	    -e http://127.0.0.1:$(PORT)/api/messages -c msteams -p $(PLAYGROUND_PORT) \
 	    >/dev/null 2>&1 & playground=$$!; \

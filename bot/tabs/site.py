@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.http import ANSWERED, HttpError, http_error, problem
 from bot.services.engine import Engine
+from bot.tabs import sessions
 from bot.tabs.auth import TabAuth, TabUser, local_members
 from bot.tabs.entra import SigningKeys, SsoTokenValidator, metadata_url
 
@@ -96,8 +97,6 @@ class TabsSite:
         return web.json_response({"members": local_members(self.settings)})
 
     def routes(self) -> list[web.RouteDef]:
-        from bot.tabs import sessions  # the My Sessions endpoints
-
         return [
             *(web.get(path, self.page) for path in PAGES),
             web.get("/tabs/static/{name:[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?}", self.static),

@@ -27,7 +27,8 @@ BUSY = "Switchboard is busy; try again in a moment."
 # Teams (and Microsoft 365 / Outlook) show a tab in a frame: these may frame the pages.
 FRAME_ANCESTORS = ("'self' https://teams.microsoft.com https://*.teams.microsoft.com "
                    "https://*.teams.microsoft.us https://*.cloud.microsoft "
-                   "https://*.office.com https://*.microsoft365.com https://*.skype.com "
+                   "https://*.office.com https://*.office365.com https://*.microsoft365.com "
+                   "https://*.skype.com "
                    "https://outlook.office.com https://outlook.office365.com")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "

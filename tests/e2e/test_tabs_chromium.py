@@ -96,6 +96,8 @@ async def sign_in(page: Page, world: World) -> None:
     await page.evaluate("document.querySelector('#dev-member').value = 'a1@example.com'")
     await page.click("#dev-signin button[type=submit]")
     await page.wait_for("document.body.dataset.ready === 'true'")
+    # Local mode never loads the Teams client (nor its call to Microsoft's CDN).
+    assert await page.evaluate("typeof window.microsoftTeams") == "undefined"
 
 
 async def table(page: Page) -> list[dict[str, str]]:
@@ -298,3 +300,4 @@ async def test_outside_teams_with_an_app_id_the_page_says_where_to_open_it(
         assert await page.evaluate("document.querySelector('#main').hidden") is True
         assert await page.evaluate("document.querySelector('#dev-signin').hidden") is True
         assert await page.evaluate("document.querySelector('.banner')") is None
+        assert page.errors == []

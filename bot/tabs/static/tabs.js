@@ -2,6 +2,7 @@
 // the JSON API with refusals shown as a sentence, and Teams' theme.
 const TEAMS_TIMEOUT_MS = 5000;
 const DEV_USER = "switchboard.dev-user";
+const TEAMS_JS = "/tabs/static/vendor/MicrosoftTeams.min.js";
 
 export const mode = document.body.dataset.mode; // "teams" | "local"
 let localUser = null;
@@ -42,10 +43,22 @@ function withTimeout(promise, ms) {
     setTimeout(() => reject(new Error("timeout")), ms))]);
 }
 
+function loadTeamsJs() {
+  // Loaded only in Teams mode: the client asks Microsoft's CDN for its list of host origins
+  // as it loads (the page's Content-Security-Policy keeps it on its built-in list).
+  return new Promise((resolve, reject) => {
+    const script = el("script", null, {src: TEAMS_JS});
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", reject);
+    document.head.append(script);
+  });
+}
+
 async function teamsSignIn() {
-  const teams = window.microsoftTeams;
+  let teams;
   try {
-    if (!teams) throw new Error("no teams-js");
+    await loadTeamsJs();
+    teams = window.microsoftTeams;
     await withTimeout(teams.app.initialize(), TEAMS_TIMEOUT_MS);
   } catch {
     throw new ApiError(401, "Open this page in Microsoft Teams: Teams signs you in.");

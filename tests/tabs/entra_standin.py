@@ -4,6 +4,7 @@ bad one)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -34,6 +35,7 @@ class EntraKeys(StandinServer):
         self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "entra-key-1"
         self.metadata_fetches = 0
+        self.stall = 0.0  # seconds the OpenID configuration takes to answer
 
     @property
     def authority(self) -> str:
@@ -49,6 +51,7 @@ class EntraKeys(StandinServer):
 
     async def metadata(self, request: web.Request) -> web.Response:
         self.metadata_fetches += 1
+        await asyncio.sleep(self.stall)
         tenant = request.match_info["tenant"]
         return web.json_response({"issuer": f"{self.origin}/{tenant}/v2.0",
                                   "jwks_uri": f"{self.origin}/discovery/v2.0/keys"})

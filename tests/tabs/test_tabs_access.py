@@ -5,6 +5,7 @@ sign-in stands in, behind a visible banner; Bearer tokens mean nothing there."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from bot.services.lifecycle import terminate
 from bot.services.offers import accept
 from tests.builders import catalog
+from tests.responsiveness import healthz_delays
 from tests.scenario import add_agent, new_task, ringing
 from tests.support.world import World, running_world
 from tests.tabs.entra_standin import APP_ID, HOST, TENANT, EntraKeys, unsigned
@@ -157,3 +159,18 @@ async def test_static_files_are_the_tabs_own_only(local: World, path: str, statu
         if status == 200:
             assert reply.headers["X-Content-Type-Options"] == "nosniff"
             assert reply.content_type in ("application/javascript", "text/css")
+
+
+async def test_a_slow_key_endpoint_holds_up_nothing_else(teams: World, entra: EntraKeys) -> None:
+    """Signing keys are fetched with aiohttp (a timeout, no thread): while the fetch stalls,
+    every other request is answered, and the waiting token requests share one fetch."""
+    await scene(teams)
+    entra.stall = 1.0
+    waiting = [asyncio.create_task(get(teams, "/tabs/api/sessions", f"Bearer {entra.token()}"))
+               for _ in range(3)]
+    await asyncio.sleep(0.2)
+    async with healthz_delays(teams.client, teams.server.make_url("/healthz")) as delays:
+        await asyncio.sleep(0.5)
+    assert delays and max(delays) < 0.1, f"/healthz took {max(delays) * 1000:.0f} ms"
+    assert [status for status, _, _ in await asyncio.gather(*waiting)] == [200, 200, 200]
+    assert entra.metadata_fetches == 1

@@ -41,23 +41,25 @@ MAX_BODY = 16 * 1024
 MAX_TAGS = 50
 
 
-def _label(session: Session) -> str:
-    return (session.customer_label or "").lower()
+def _state(session: Session) -> str:
+    entry = views.session_entry(session)
+    return state_label(entry.phase, entry.result)
 
 
-def _seconds(value: float | None) -> float:
-    return -1.0 if value is None else value
+def _talked(session: Session) -> float:
+    seconds = views.timings(session).connected_seconds
+    return -1.0 if seconds is None else seconds  # never connected: before the shortest talk
 
 
+# The table's sortable columns: the key each sorts by.
 SORTS: dict[str, Callable[[Session], Any]] = {
     "time": lambda s: s.offered_at,
-    "customer": _label,
+    "customer": lambda s: (s.customer_label or "").lower(),
     "service": lambda s: (s.service_name or s.service_id).lower(),
     "modality": lambda s: s.modality.value,
-    "state": lambda s: state_label(views.session_entry(s).phase,
-                                   views.session_entry(s).result),
+    "state": _state,
     "waited": lambda s: s.queue_time().total_seconds(),
-    "talked": lambda s: _seconds(views.timings(s).connected_seconds),
+    "talked": _talked,
 }
 
 
@@ -76,7 +78,8 @@ def _number(request: web.Request, name: str, default: int, top: int) -> int:
     return int(raw)
 
 
-def filters(request: web.Request, user: TabUser, engine: Engine) -> tuple[v.SessionFilters, str]:
+def filters(request: web.Request, engine: Engine) -> tuple[v.SessionFilters, str]:
+    """The card's filters (`SessionFilters`) from the query string, and the service."""
     query = request.query.get("q", "").strip()
     if len(query) > MAX_QUERY:
         raise HttpError(422, f"The search is longer than {MAX_QUERY} characters.", field="q")
@@ -125,7 +128,7 @@ def entry_json(session: Session) -> dict[str, Any]:
 
 
 async def list_sessions(request: web.Request, user: TabUser, engine: Engine) -> web.Response:
-    chosen, service = filters(request, user, engine)
+    chosen, service = filters(request, engine)
     sort = _choice(request, "sort", set(SORTS)) or "time"
     descending = _choice(request, "dir", {"asc", "desc"}) != "asc"
     size = _number(request, "size", PAGE_SIZE, MAX_PAGE_SIZE) or PAGE_SIZE

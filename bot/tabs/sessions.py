@@ -149,10 +149,9 @@ async def list_sessions(request: web.Request, user: TabUser, engine: Engine) -> 
 
 
 async def choices(request: web.Request, user: TabUser, engine: Engine) -> web.Response:
-    """Who is signed in, and the filters' choices (the card's, plus the agent's services)."""
+    """The filters' choices: the card's, and the agent's services."""
     catalog = engine.catalog
     return web.json_response({
-        "agent": {"name": user.agent.name or user.signed.name, "upn": user.agent.upn},
         "services": [{"value": s, "title": catalog.services[s].name}
                      for s in user.agent.services if s in catalog.services],
         "results": [{"value": c.value, "title": c.title} for c in RESULT_FILTERS],
@@ -229,7 +228,7 @@ async def save(request: web.Request, user: TabUser, engine: Engine) -> web.Respo
 
 def routes(site: TabsSite) -> list[web.RouteDef]:
     return [
-        web.get("/tabs/api/me", site.api(choices)),
+        web.get("/tabs/api/sessions/filters", site.api(choices)),
         web.get("/tabs/api/sessions", site.api(list_sessions)),
         web.get("/tabs/api/sessions/{session_id}", site.api(one_session)),
         web.post("/tabs/api/sessions/{session_id}/wrapup", site.api(save)),

@@ -3,7 +3,8 @@ every tab JSON endpoint goes through (who is asking, refusals as JSON or a clear
 
 `mount_tabs(app, settings, engine_key)` is all the composition root calls. A page is an HTML
 shell from static/ with no data in it; its script signs in (Teams SSO, or the local-mode dev
-sign-in) and calls the JSON endpoints under /tabs/api/, each behind `TabsSite.api`.
+sign-in) and calls the JSON endpoints under /tabs/api/, each behind `TabsSite.api` (a
+registered agent) or `TabsSite.signed_api` (anyone signed in).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.http import ANSWERED, HttpError, http_error, problem
+from bot.services import queries
 from bot.services.engine import Engine
 from bot.tabs import sessions
-from bot.tabs.auth import TabAuth, TabUser, local_members
+from bot.tabs.auth import Signed, TabAuth, TabUser, local_members
 from bot.tabs.entra import SigningKeys, SsoTokenValidator, metadata_url
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -39,7 +41,9 @@ STATIC_TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/cs
 # The pages: path -> (template in static/, title).
 PAGES = {"/tabs/sessions": ("sessions.html", "My Sessions")}
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TabHandler = Callable[[web.Request, TabUser, Engine], Awaitable[web.StreamResponse]]
+SignedHandler = Callable[[web.Request, Signed, Engine], Awaitable[web.StreamResponse]]
 
 
 class TabsSite:
@@ -64,18 +68,47 @@ class TabsSite:
                 tenant_id=self.settings.tenant_id, authority=self.settings.authority, keys=keys)
             yield
 
-    def api(self, handler: TabHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        """`handler` for the signed-in agent only; every refusal answered (see `refusal`)."""
+    def api(self, handler: TabHandler) -> Handler:
+        """`handler` for a signed-in registered agent only (401 / 403 for anyone else)."""
+
+        async def for_agent(request: web.Request) -> web.StreamResponse:
+            engine = self.engine(request)
+            user = await self.auth.user(request.headers.get("Authorization", ""), engine)
+            return await handler(request, user, engine)
+
+        return self.answering(for_agent)
+
+    def signed_api(self, handler: SignedHandler) -> Handler:
+        """`handler` for anyone signed in (401 otherwise), agent or not: it decides itself
+        (a supervisor need not be an agent)."""
+
+        async def for_signed(request: web.Request) -> web.StreamResponse:
+            signed = await self.auth.signed(request.headers.get("Authorization", ""))
+            return await handler(request, signed, self.engine(request))
+
+        return self.answering(for_signed)
+
+    @staticmethod
+    def answering(handler: Handler) -> Handler:
+        """Every refusal answered (see `refusal`); anything else is a bug (500)."""
 
         async def answered(request: web.Request) -> web.StreamResponse:
             try:
-                engine = self.engine(request)
-                user = await self.auth.user(request.headers.get("Authorization", ""), engine)
-                return await handler(request, user, engine)
+                return await handler(request)
             except ANSWERED as exc:
                 return refusal(request, http_error(exc, BUSY))
 
         return answered
+
+    async def me(self, request: web.Request, signed: Signed,
+                 engine: Engine) -> web.StreamResponse:
+        """Who is signed in, and the agent they are (null for none)."""
+        agent = await engine.read(queries.agent_by_identity, signed.upn, signed.object_id)
+        return web.json_response({
+            "name": (agent.name if agent else "") or signed.name, "upn": signed.upn,
+            "local_mode": self.settings.local_mode,
+            "agent": {"name": agent.name, "services": list(agent.services)} if agent else None,
+        })
 
     async def page(self, request: web.Request) -> web.Response:
         template, title = PAGES[request.path]
@@ -102,6 +135,7 @@ class TabsSite:
             *(web.get(path, self.page) for path in PAGES),
             web.get("/tabs/static/{name:[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?}", self.static),
             web.get("/tabs/api/local/members", self.members),
+            web.get("/tabs/api/me", self.signed_api(self.me)),
             *sessions.routes(self),
         ]
 
@@ -127,12 +161,15 @@ LOCAL_BANNER = ('<div class="banner" role="note">Local mode: no Teams sign-in, a
 
 
 def render_page(settings: Settings, template: str, title: str) -> str:
-    """A page shell: the template with its mode (local or teams), the local-mode banner and
-    the title filled in."""
+    """A page shell: the template with its mode (local or teams), the local-mode banner, the
+    sign-in parts every page shares (static/signin.html: the notice for refusals, the dev
+    sign-in form that static/tabs.js drives) and the title filled in."""
     mode = "local" if settings.local_mode else "teams"
     html = (STATIC / template).read_text(encoding="utf-8")
+    signin = (STATIC / "signin.html").read_text(encoding="utf-8")
     return (html.replace("{{mode}}", mode).replace("{{title}}", escape(title))
-            .replace("{{banner}}", LOCAL_BANNER if settings.local_mode else ""))
+            .replace("{{banner}}", LOCAL_BANNER if settings.local_mode else "")
+            .replace("{{signin}}", signin))
 
 
 def mount_tabs(app: web.Application, settings: Settings,

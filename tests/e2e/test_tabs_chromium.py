@@ -14,8 +14,8 @@ import pytest
 
 from tests.builders import catalog
 from tests.e2e.cdp import CHROMIUM, Browser, Page, launch
+from tests.e2e.tabs_page import axe_violations, front, sign_in
 from tests.support.cards import find_action
-from tests.support.node import NODE_MODULES
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
 from tests.support.world import World, running_world
@@ -88,18 +88,6 @@ async def scripted_day(world: World) -> tuple[TeamsAgent, str, str]:
     return agent, jane, sam
 
 
-async def sign_in(page: Page, world: World) -> None:
-    await page.goto(f"{world.base_url}/tabs/sessions")
-    await page.wait_for("!document.querySelector('#dev-signin').hidden")
-    assert await page.evaluate("document.querySelector('.banner').textContent"
-                               ".startsWith('Local mode')")
-    await page.evaluate("document.querySelector('#dev-member').value = 'a1@example.com'")
-    await page.click("#dev-signin button[type=submit]")
-    await page.wait_for("document.body.dataset.ready === 'true'")
-    # Local mode never loads the Teams client (nor its call to Microsoft's CDN).
-    assert await page.evaluate("typeof window.microsoftTeams") == "undefined"
-
-
 async def table(page: Page) -> list[dict[str, str]]:
     return list(await page.evaluate("""[...document.querySelectorAll('#rows tr')].map(r => {
         const c = [...r.cells].map(td => td.textContent);
@@ -145,11 +133,6 @@ async def pane_facts(page: Page, selector: str) -> list[list[str]]:
     }})()"""))
 
 
-async def front(page: Page) -> None:
-    """Make the tab the one shown: Chromium holds back a background tab's work for seconds."""
-    await page.send("Page.bringToFront")
-
-
 async def open_details(page: Page, session_id: str) -> None:
     await front(page)
     await page.click(f"#rows tr[data-id={js(session_id)}] button.open")
@@ -158,19 +141,10 @@ async def open_details(page: Page, session_id: str) -> None:
     assert await page.evaluate("document.activeElement.id") == "details-title"
 
 
-async def axe_violations(page: Page) -> list[dict[str, Any]]:
-    source = (NODE_MODULES / "axe-core" / "axe.min.js").read_text(encoding="utf-8")
-    await page.evaluate(source)
-    result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})"
-                                 ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact,"
-                                 " nodes: v.nodes.map(n => n.target.join(' '))})))")
-    return [v for v in result if v["impact"] in ("serious", "critical")]
-
-
 async def test_my_sessions_after_a_scripted_day(world: World, browser: Browser) -> None:
     agent, jane, sam = await scripted_day(world)
     page = await opened(browser)
-    await sign_in(page, world)
+    await sign_in(page, world.base_url)
 
     rows = await table(page)
     assert [(r["id"], r["customer"], r["service"]) for r in rows] == [
@@ -217,7 +191,7 @@ async def test_my_sessions_after_a_scripted_day(world: World, browser: Browser) 
 
     # Sam's entry is open: the wrap-up form, here and in a second tab opened meanwhile.
     other = await opened(browser)
-    await sign_in(other, world)
+    await sign_in(other, world.base_url)
     await open_details(other, sam)
     await open_details(page, sam)
     assert await page.evaluate("[...document.querySelector('#primary-code').options]"
@@ -257,7 +231,7 @@ async def test_teams_themes_and_the_browsers_dark_mode_keep_contrast(
         world: World, browser: Browser) -> None:
     _, jane, _ = await scripted_day(world)
     page = await opened(browser)
-    await sign_in(page, world)
+    await sign_in(page, world.base_url)
     # By keyboard: Enter on an entry opens its details (focus on their heading); Close gives
     # the focus back to the table.
     await page.evaluate(f"document.querySelector('#rows tr[data-id={js(jane)}] button').focus()")
@@ -301,3 +275,18 @@ async def test_outside_teams_with_an_app_id_the_page_says_where_to_open_it(
         assert await page.evaluate("document.querySelector('#dev-signin').hidden") is True
         assert await page.evaluate("document.querySelector('.banner')") is None
         assert page.errors == []
+
+
+async def test_a_member_who_is_no_agent_is_told_to_register(world: World,
+                                                            browser: Browser) -> None:
+    page = await opened(browser)
+    await page.goto(f"{world.base_url}/tabs/sessions")
+    await page.wait_for("!document.querySelector('#dev-signin').hidden")
+    await page.evaluate("document.querySelector('#dev-member').value = 'a3@example.com'")
+    await page.click("#dev-signin button[type=submit]")
+    notice = await page.wait_for("!document.querySelector('#notice').hidden && "
+                                 "document.querySelector('#notice').textContent")
+    assert "not as a registered agent" in notice
+    assert await page.evaluate("document.querySelector('#main').hidden") is True
+    assert await page.evaluate("document.querySelector('#who').textContent") == \
+        "Signed in as a3@example.com"

@@ -100,7 +100,7 @@ async def test_without_a_valid_token_nothing_is_shown(teams: World, entra: Entra
         "alg none": f"Bearer {unsigned(entra.claims(), entra.kid)}",
         "local sign-in": "Local a1@example.com",
     }[kind]
-    for path in ("/tabs/api/sessions", "/tabs/api/me"):
+    for path in ("/tabs/api/sessions", "/tabs/api/me", "/tabs/api/sessions/filters"):
         status, text, body = await get(teams, path, authorization)
         assert status == 401
         assert set(body) == {"error"} and "Jane" not in text
@@ -114,9 +114,17 @@ async def test_without_a_valid_token_nothing_is_shown(teams: World, entra: Entra
 async def test_a_signed_in_user_who_is_no_agent_gets_403(teams: World,
                                                          entra: EntraKeys) -> None:
     await scene(teams)
-    stranger = entra.token(upn="someone@example.com", oid="00000000-0000-0000-0000-0000000000ff")
-    status, text, body = await get(teams, "/tabs/api/sessions", f"Bearer {stranger}")
-    assert status == 403 and "register" in body["error"] and "Jane" not in text
+    stranger = entra.token(upn="someone@example.com", oid="00000000-0000-0000-0000-0000000000ff",
+                           name="Some One")
+    for path in ("/tabs/api/sessions", "/tabs/api/sessions/filters"):
+        status, text, body = await get(teams, path, f"Bearer {stranger}")
+        assert status == 403 and "register" in body["error"] and "Jane" not in text
+    # Who they are is theirs to see (a page that is not only for agents starts from it).
+    status, _, body = await get(teams, "/tabs/api/me", f"Bearer {stranger}")
+    assert (status, body) == (200, {"name": "Some One", "upn": "someone@example.com",
+                                    "local_mode": False, "agent": None})
+    status, _, body = await get(teams, "/tabs/api/me", f"Bearer {entra.token()}")
+    assert body["agent"] == {"name": "Agent 1", "services": ["sales"]}
 
 
 async def test_with_an_app_id_there_is_no_dev_sign_in(teams: World) -> None:

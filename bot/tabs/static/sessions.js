@@ -148,11 +148,12 @@ function fail(error) {
 async function start() {
   await signIn();
   const me = await api("/tabs/api/me");
-  $("#who").textContent = `Signed in as ${me.agent.name || me.agent.upn}`;
-  fill($("#result"), me.results);
-  fill($("#modality"), me.modalities);
-  fill($("#service"), me.services);
-  fill($("#period"), me.periods);
+  $("#who").textContent = `Signed in as ${me.name || me.upn}`;
+  const choices = await api("/tabs/api/sessions/filters"); // 403 for someone who is no agent
+  fill($("#result"), choices.results);
+  fill($("#modality"), choices.modalities);
+  fill($("#service"), choices.services);
+  fill($("#period"), choices.periods);
   $("#main").hidden = false;
   $("#filters").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -35,6 +35,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 run: $(STAMP) $(NODE_STAMP)
 	@echo "Customer side: http://localhost:$(PORT)  —  agent side (Agents Playground): http://localhost:$(PLAYGROUND_PORT)"
+	@echo "My Sessions page (local-mode sign-in): http://localhost:$(PORT)/tabs/sessions"
 	@TEAMSAPPTESTER_BROWSER=none node node_modules/@microsoft/m365agentsplayground/cli.js \
 	    -e http://127.0.0.1:$(PORT)/api/messages -c msteams -p $(PLAYGROUND_PORT) \
 	    >/dev/null 2>&1 & playground=$$!; \
@@ -73,6 +74,13 @@ icons: $(STAMP)  ## redraw manifest/color.png and manifest/outline.png
 
 lint-docker: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile
+
+# The Teams JavaScript client the tabs load, copied from npm (committed; no CDN at run time).
+.PHONY: tabs-assets
+tabs-assets: $(NODE_STAMP)  ## refresh bot/tabs/static/vendor/MicrosoftTeams.min.js from node_modules
+	sed 's|//# sourceMappingURL=MicrosoftTeams.min.js.map||' \
+	  node_modules/@microsoft/teams-js/dist/umd/MicrosoftTeams.min.js \
+	  > bot/tabs/static/vendor/MicrosoftTeams.min.js
 
 bench: $(BENCH_STAMP)  ## load driver + micro-benchmarks -> bench/results/latest.{json,md}, latency.png
 	$(BENCH_VENV)/bin/python -m bench

@@ -28,6 +28,7 @@ from bot.services.ports import Clock, Store, StoreUnavailable
 from bot.services.system_clock import SystemClock
 from bot.storage.fleet import fleet_store
 from bot.storage.sqlite import SqliteStore
+from bot.tabs.site import mount_tabs
 from bot.tasks_api.api import TasksApi
 from bot.teams.gateway import TeamsGateway
 
@@ -140,6 +141,7 @@ def create_app(settings: Settings, *, storage: Store | None = None,
     app.router.add_routes([openapi_route()])
     app.router.add_routes(reporting_routes(ENGINE))
     app.router.add_routes(site_routes(settings))
+    mount_tabs(app, settings, ENGINE)  # the Teams tabs: /tabs/... (bot/tabs/site.py)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     for path in LEGAL_PAGES:

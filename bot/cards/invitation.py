@@ -7,7 +7,7 @@ from bot.cards.common import customer_fact_set, session_header
 from bot.cards.dates import readable
 from bot.cards.durations import in_words
 from bot.cards.elements import adaptive_card, execute, facts, open_url, text
-from bot.cards.text import ELLIPSIS, LINE, NAME, PARAGRAPH, safe_url, shown
+from bot.cards.text import ELLIPSIS, LINE, NAME, PARAGRAPH, Show, safe_url, shown
 from bot.cards.verbs import Verb
 from bot.cards.views import (
     EmailDetails,
@@ -21,9 +21,9 @@ MAX_FLOW = 10
 MAX_ATTACHMENTS = 20
 
 
-def call_flow(services: tuple[str, ...]) -> str:
+def call_flow(services: tuple[str, ...], show: Show = shown) -> str:
     """The services as "Sales → Support", keeping the latest ones when the flow is long."""
-    names = [shown(name, NAME) for name in services[-MAX_FLOW:]]
+    names = [show(name, NAME) for name in services[-MAX_FLOW:]]
     if len(services) > MAX_FLOW:
         names.insert(0, ELLIPSIS)
     return " → ".join(names)

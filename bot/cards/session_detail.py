@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from bot.cards.budget import Card
-from bot.cards.common import MODALITY_LABELS, customer_facts, customer_label, status_line
+from bot.cards.common import MODALITY_LABELS, NOT_AVAILABLE, customer_facts, status_line
 from bot.cards.dates import readable
 from bot.cards.elements import adaptive_card, execute, facts, open_url, text
 from bot.cards.invitation import call_flow
 from bot.cards.sessions import NO_FILTERS, entry_style, state_label
-from bot.cards.text import LINE, NAME, safe_url, shown
+from bot.cards.text import LINE, NAME, Show, safe_url, shown
 from bot.cards.verbs import Verb
 from bot.cards.views import SessionDetailView
 from bot.cards.wrapup import timing_rows
@@ -16,25 +16,31 @@ from bot.cards.wrapup import timing_rows
 MAX_TAGS = 50
 
 
-def session_detail_card(view: SessionDetailView) -> Card:
-    """Read-only; an open entry offers Complete, a service with a context URL Open context."""
+def detail_rows(view: SessionDetailView, show: Show = shown) -> list[tuple[str, str]]:
+    """The facts of an opened entry, as the card and the My Sessions tab both show them."""
     entry = view.entry
-    tags = [shown(tag, NAME) for tag in view.tags[:MAX_TAGS]]
+    tags = [show(tag, NAME) for tag in view.tags[:MAX_TAGS]]
     if len(view.tags) > MAX_TAGS:
         tags.append(f"and {len(view.tags) - MAX_TAGS} more")
     rows = [
-        ("Customer", customer_label(entry.customer)),
-        ("Service", shown(entry.service, NAME)),
+        ("Customer", show(entry.customer, NAME) if entry.customer else NOT_AVAILABLE),
+        ("Service", show(entry.service, NAME)),
         ("Type", MODALITY_LABELS[entry.modality]),
-        ("Call flow", call_flow(view.call_flow)) if view.call_flow else None,
-        ("Subject", shown(view.email_subject, LINE)) if view.email_subject else None,
+        ("Call flow", call_flow(view.call_flow, show)) if view.call_flow else None,
+        ("Subject", show(view.email_subject, LINE)) if view.email_subject else None,
         ("Started", readable(entry.started_at)),
         *timing_rows(entry.timings),
-        ("Primary code", shown(view.primary_code, NAME) if view.primary_code else "None"),
-        ("Secondary code", shown(view.secondary_code, NAME) if view.secondary_code else "None"),
+        ("Primary code", show(view.primary_code, NAME) if view.primary_code else "None"),
+        ("Secondary code", show(view.secondary_code, NAME) if view.secondary_code else "None"),
         ("Tags", ", ".join(tags) if tags else "None"),
         ("Saved", readable(view.saved_at)) if view.saved_at else None,
     ]
+    return [row for row in rows if row is not None]
+
+
+def session_detail_card(view: SessionDetailView) -> Card:
+    """Read-only; an open entry offers Complete, a service with a context URL Open context."""
+    entry = view.entry
     details = customer_facts(view.customer_fields)
     context = safe_url(view.context_url)
     ids = {"session_id": entry.session_id}
@@ -44,7 +50,7 @@ def session_detail_card(view: SessionDetailView) -> Card:
                 text(shown(entry.service, NAME), weight="bolder", size="medium"),
                 status_line(state_label(entry.phase, entry.result)),
             ]},
-            facts(row for row in rows if row is not None),
+            facts(detail_rows(view)),
             text("Session details", weight="bolder", separator=True) if details else None,
             facts(details),
         ],

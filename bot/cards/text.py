@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 ELLIPSIS = "…"
@@ -55,6 +56,15 @@ def truncate(text: str, limit: int) -> str:
 def shown(text: str, limit: int) -> str:
     """Untrusted text as a TextBlock shows it: truncated to `limit`, then escaped."""
     return plain(truncate(text, limit))
+
+
+Show = Callable[[str, int], str]
+"""How a row builder shows untrusted text: `shown` on a card, `as_is` on a web page."""
+
+
+def as_is(text: str, limit: int) -> str:
+    """Untrusted text for a web page, which sets it as text (never as markup) itself."""
+    return text
 
 
 def cut_escaped(text: str, limit: int) -> str:

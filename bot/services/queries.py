@@ -120,3 +120,14 @@ async def tag_suggestions(ctx: Ctx, agent_id: str, card_id: str | None, text: st
     for service_id in service_ids:
         tags += await ctx.uow.tags.suggest(service_id, text.strip(), limit)
     return list(dict.fromkeys(tags))[:limit]
+
+
+async def agent_by_identity(ctx: Ctx, upn: str | None, object_id: str | None) -> Agent | None:
+    """The registered agent a signed-in user is (by UPN or Entra object id, as the services
+    file lists members), looked for among the members of the services that list them."""
+    wanted = {value.lower() for value in (upn, object_id) if value}
+    for service_id in ctx.catalog.memberships(upn, object_id):
+        for member in await ctx.uow.agents.members(service_id):
+            if wanted & {value.lower() for value in (member.upn, member.object_id) if value}:
+                return member
+    return None

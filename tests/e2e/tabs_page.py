@@ -1,0 +1,41 @@
+"""What every tab page's end-to-end test does: sign in (local mode's dev sign-in), bring a tab
+to the front, and ask axe-core for serious or critical accessibility violations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.e2e.cdp import Page
+from tests.support.node import NODE_MODULES
+
+AXE = NODE_MODULES / "axe-core" / "axe.min.js"  # needs_node("axe-core") on the test
+
+
+async def sign_in(page: Page, base_url: str, member: str = "a1@example.com",
+                  path: str = "/tabs/sessions") -> None:
+    """Open the page and sign in as `member` (a member of the services file) with the dev
+    sign-in under its "Local mode" banner; returns once the page says it is ready."""
+    await page.goto(f"{base_url}{path}")
+    await page.wait_for("!document.querySelector('#dev-signin').hidden")
+    assert await page.evaluate("document.querySelector('.banner').textContent"
+                               ".startsWith('Local mode')")
+    await page.evaluate(f"document.querySelector('#dev-member').value = {json.dumps(member)}")
+    await page.click("#dev-signin button[type=submit]")
+    await page.wait_for("document.body.dataset.ready === 'true'")
+    # Local mode never loads the Teams client (nor its call to Microsoft's CDN).
+    assert await page.evaluate("typeof window.microsoftTeams") == "undefined"
+
+
+async def front(page: Page) -> None:
+    """Make the tab the one shown: Chromium holds back a background tab's work for seconds."""
+    await page.send("Page.bringToFront")
+
+
+async def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    await page.evaluate(AXE.read_text(encoding="utf-8"))
+    found = await page.evaluate("axe.run(document, {resultTypes: ['violations']})"
+                                ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact,"
+                                " nodes: v.nodes.map(n => n.target.join(' '))})))")
+    return [v for v in found if v["impact"] in ("serious", "critical")]

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from tests.builders import catalog
-from tests.support.cards import find_action
 from tests.support.logs import CapturedLogs
 from tests.support.waiting import eventually
 from tests.support.world import running_world
@@ -29,9 +28,7 @@ async def test_full_scenario_logs_no_customer_data(tmp_path: Path, captured: Cap
             chat = await response.json()
         auth = {"Authorization": f"Bearer {chat['token']}"}
         [invitation] = await eventually(lambda: first.buttons("accept"))
-        accept = find_action(invitation["card"], "accept")
-        assert accept is not None
-        await first.click("accept", accept["data"], reply_to=invitation["id"])
+        await first.accept(invitation)
         await eventually(lambda: any(" ¦ " in json.dumps(c["card"], ensure_ascii=False)
                                      for c in first.cards()))
         async with world.client.post(world.server.make_url(
@@ -44,10 +41,7 @@ async def test_full_scenario_logs_no_customer_data(tmp_path: Path, captured: Cap
         await second.register()
         await first.say("transfer Support")
         [second_invitation] = await eventually(lambda: second.buttons("accept"))
-        accept = find_action(second_invitation["card"], "accept")
-        assert accept is not None
-        await second.click("accept", accept["data"], reply_to=second_invitation["id"])
-        session_id = accept["data"]["session_id"]
+        session_id, _ = await second.accept(second_invitation)
         await second.click("terminate", {"session_id": session_id})
         await second.click("save_wrapup", {"session_id": session_id, "tags": "vip"})
         await world.advance(60)

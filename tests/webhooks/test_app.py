@@ -16,7 +16,6 @@ from bot.domain.service import Catalog
 from tests.builders import catalog
 from tests.fakes import FakeClock
 from tests.standins.connector import ConnectorStandin
-from tests.support.cards import find_action
 from tests.support.logs import CapturedLogs
 from tests.support.waiting import eventually
 from tests.support.world import World
@@ -66,10 +65,7 @@ async def handle_one_task(world: World) -> None:
             "customer": {"name": NAME, "email": EMAIL, "phone": PHONE}}) as response:
         assert response.status in (200, 201), await response.text()
     [invitation] = await eventually(lambda: agent.buttons("accept"))
-    accept = find_action(invitation["card"], "accept")
-    assert accept is not None
-    await agent.click("accept", accept["data"], reply_to=invitation["id"])
-    session_id = accept["data"]["session_id"]
+    session_id, _ = await agent.accept(invitation)
     await agent.click("terminate", {"session_id": session_id})
     await agent.click("save_wrapup", {"session_id": session_id, "tags": "vip"})
 

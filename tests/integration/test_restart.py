@@ -23,6 +23,7 @@ from tests.fakes import FakeClock
 from tests.scenario import (
     add_agent,
     agent_state,
+    first_of_two_rings,
     load_agent,
     load_task,
     new_task,
@@ -57,12 +58,7 @@ async def count(engine: Engine, name: str, where: Callable[[Event], bool] = bool
 async def test_ring_timeout_due_while_down_fires_once_after_restart(
         db_path: Path, clock: FakeClock) -> None:
     async with running(db_path, clock) as engine:
-        first = await add_agent(engine, 1)
-        clock.advance(1)
-        second = await add_agent(engine, 2)
-        task = await new_task(engine)
-        [offer] = await ringing(engine, task.id)
-        assert offer.agent_id == first
+        first, second, task, offer = await first_of_two_rings(engine, clock)
     # The app is down while the ring timeout (30 s) passes.
     clock.advance(45)
     async with running(db_path, clock) as engine:

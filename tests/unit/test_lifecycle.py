@@ -32,6 +32,7 @@ from tests.scenario import (
     new_task,
     ringing,
     sessions_of,
+    task_of_session,
 )
 
 
@@ -52,17 +53,6 @@ def coded(store: SqliteStore, clock: FakeClock) -> Engine:
             {"id": "support"},
         ),
     )
-
-
-async def sessions_of_agent_task(engine: Engine, session_id: str) -> str:
-    from bot.services.context import Ctx
-
-    async def get(ctx: Ctx) -> str:
-        session = await ctx.uow.sessions.get(session_id)
-        assert session is not None
-        return session.task_id
-
-    return await engine.run(get)
 
 
 async def test_customer_cancel_before_accept(engine: Engine) -> None:
@@ -192,7 +182,7 @@ async def test_stale_sessions_are_swept(engine: Engine, clock: FakeClock) -> Non
 
     agent = await add_agent(engine, 1)
     session_id = await connected(engine, agent)
-    task_id = await sessions_of_agent_task(engine, session_id)
+    task_id = await task_of_session(engine, session_id)
     await engine.run(stale_sweep)  # arms the hourly sweep
     await advance(engine, clock, 23 * 3600)
     assert await agent_state(engine, agent) is AgentState.BUSY

@@ -84,6 +84,15 @@ def server_env(*, db: Path, services: Path, port: int, **extra: str) -> dict[str
     return env
 
 
+def new_server(workdir: Path, *, name: str = "switchboard", env: dict[str, str] | None = None,
+               **services: Any) -> ServerProcess:
+    """A server (not started) on a new database in `workdir` and a free port, serving the
+    services file `services_file(workdir, **services)` writes."""
+    return ServerProcess(workdir, server_env(
+        db=workdir / "switchboard.db", services=services_file(workdir, **services),
+        port=free_port(), **(env or {})), name=name)
+
+
 class ServerProcess:
     """`python -m bot` in its own process group, its output appended to one log file.
 
@@ -243,6 +252,11 @@ class Db:
                           "data": data})
         return found
 
+    def shown(self, task_id: str) -> list[dict[str, Any]]:
+        """The task's sessions whose card Teams took (their card id is known); a website
+        chat's id is its task's."""
+        return [s for s in self.sessions(task_id) if s["card_id"]]
+
     def session(self, session_id: str) -> dict[str, Any]:
         [found] = [s for s in self.sessions() if s["id"] == session_id]
         return found
@@ -389,5 +403,24 @@ def make_agent(n: int, server: ServerProcess | str, connector: ConnectorStandin,
     return TeamsAgent.enrolled(n, connector, client, base, confirm_registration=True)
 
 
+async def registered(server: ServerProcess | str, connector: ConnectorStandin,
+                     client: aiohttp.ClientSession, count: int = 1) -> list[TeamsAgent]:
+    """Agents 1..count (`make_agent`), registered one after the other."""
+    agents = [make_agent(n, server, connector, client) for n in range(1, count + 1)]
+    for agent in agents:
+        await agent.register()
+    return agents
+
+
 def make_customer(server: ServerProcess | str, client: aiohttp.ClientSession) -> Customer:
     return Customer(client, server if isinstance(server, str) else server.url)
+
+
+async def accept_into_chat(agent: TeamsAgent, offer: dict[str, Any],
+                           topic: str = "Sales ¦ Jane Doe") -> dict[str, Any]:
+    """The agent accepts a shown offer (a `Db.sessions` row) and sees the chat's header card;
+    the card Accept answered with."""
+    accepted = await agent.click("accept", {"session_id": offer["id"]},
+                                 reply_to=offer["card_id"])
+    await eventually(lambda: [a for a in agent.activities() if topic in card_text(a)])
+    return accepted

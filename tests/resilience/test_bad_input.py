@@ -28,12 +28,10 @@ from tests.resilience.harness import (
     ServerProcess,
     attach,
     db_of,
-    free_port,
-    make_agent,
     make_customer,
+    new_server,
     quiet,
-    server_env,
-    services_file,
+    registered,
 )
 from tests.standins.connector import ConnectorStandin
 from tests.support.teams import TeamsAgent
@@ -64,21 +62,16 @@ async def stage(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stage
     workdir: Path = tmp_path_factory.mktemp("bad-input")
     digest = hashlib.sha256(KEY.encode()).hexdigest()
     extra = f'[[api_key]]\nname = "crm"\nsha256 = "{digest}"\nservices = ["sales"]\n'
-    server = ServerProcess(workdir, server_env(
-        db=workdir / "switchboard.db",
-        services=services_file(workdir, ring_timeout="10m", members=1, extra=extra),
-        port=free_port()))
+    server = new_server(workdir, ring_timeout="10m", members=1, extra=extra)
     server.start()
     try:
         await server.ready()
         async with ConnectorStandin() as connector, aiohttp.ClientSession() as client:
             db = db_of(server)
-            agent = make_agent(1, server, connector, client)
-            await agent.register()
+            [agent] = await registered(server, connector, client)
             jane = make_customer(server, client)
             await jane.open("Hi", name="Jane Doe")
-            [offer] = await eventually(lambda: [s for s in db.sessions(jane.chat_id)
-                                                if s["card_id"]])
+            [offer] = await eventually(lambda: db.shown(jane.chat_id))
             await agent.click("accept", {"session_id": offer["id"]}, reply_to=offer["card_id"])
             await quiet(db)
             yield Stage(server, db, connector, client, agent, jane)

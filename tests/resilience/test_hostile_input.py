@@ -30,15 +30,14 @@ from tests.resilience.harness import (
     Customer,
     Db,
     ServerProcess,
+    accept_into_chat,
     attach,
     card_text,
     db_of,
-    free_port,
-    make_agent,
     make_customer,
+    new_server,
     quiet,
-    server_env,
-    services_file,
+    registered,
 )
 from tests.standins.connector import ConnectorStandin
 from tests.support.http import post_json
@@ -89,31 +88,21 @@ class Stage:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stage(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stage]:
     workdir: Path = tmp_path_factory.mktemp("hostile")
-    server = ServerProcess(workdir, server_env(
-        db=workdir / "switchboard.db",
-        services=services_file(workdir, ring_timeout="10m", acw="2s", members=2),
-        port=free_port()))
+    server = new_server(workdir, ring_timeout="10m", acw="2s", members=2)
     server.start()
     try:
         await server.ready()
         async with ConnectorStandin() as connector, aiohttp.ClientSession() as client:
             db = db_of(server)
-            agents = [make_agent(n, server, connector, client) for n in (1, 2)]
-            for agent in agents:
-                await agent.register()
+            agents = await registered(server, connector, client, 2)
             jane, bob = make_customer(server, client), make_customer(server, client)
             await jane.open("Hi", name="Jane Doe")
-            [jane_offer] = await eventually(lambda: [s for s in db.sessions(jane.chat_id)
-                                                     if s["card_id"]])
+            [jane_offer] = await eventually(lambda: db.shown(jane.chat_id))
             x = next(a for a in agents if a.user_id == jane_offer["agent_id"])
             y = next(a for a in agents if a is not x)
-            await x.click("accept", {"session_id": jane_offer["id"]},
-                          reply_to=jane_offer["card_id"])
-            await eventually(lambda: [a for a in x.activities()
-                                      if "Sales ¦ Jane Doe" in card_text(a)])
+            await accept_into_chat(x, jane_offer)
             await bob.open("Hello", name="Bob Roe")
-            [bob_offer] = await eventually(lambda: [s for s in db.sessions(bob.chat_id)
-                                                    if s["card_id"]])
+            [bob_offer] = await eventually(lambda: db.shown(bob.chat_id))
             assert bob_offer["agent_id"] == y.user_id
             await quiet(db)
             yield Stage(server, db, connector, client, x, y, jane, bob, jane_offer["id"],

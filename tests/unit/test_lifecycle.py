@@ -43,6 +43,14 @@ async def connected(engine: Engine, agent: str, name: str = "Jane Doe") -> str:
     return offer.id
 
 
+async def in_acw(engine: Engine) -> tuple[str, str]:
+    """Agent 1 ends a chat it took: (the agent, the session in after-call work)."""
+    agent = await add_agent(engine, 1)
+    session_id = await connected(engine, agent)
+    await engine.run(terminate, session_id, agent_id=agent)
+    return agent, session_id
+
+
 @pytest.fixture
 def coded(store: SqliteStore, clock: FakeClock) -> Engine:
     return build_engine(
@@ -92,9 +100,7 @@ async def test_terminate_starts_acw_then_the_agent_is_available(
 async def test_acw_extension_adds_to_the_time_left(store: SqliteStore, clock: FakeClock) -> None:
     engine = build_engine(store, clock, catalog({"id": "sales",
                                            "acw": {"duration": "10m", "max_extension": "1m"}}))
-    agent = await add_agent(engine, 1)
-    session_id = await connected(engine, agent)
-    await engine.run(terminate, session_id, agent_id=agent)
+    agent, session_id = await in_acw(engine)
     await advance(engine, clock, 5 * 60)  # 5 min of the 10 min left
     extended = await engine.run(extend_acw, session_id, agent_id=agent)
     assert extended.acw_until is not None
@@ -108,18 +114,14 @@ async def test_acw_extension_adds_to_the_time_left(store: SqliteStore, clock: Fa
 
 
 async def test_acw_extends_only_once(engine: Engine) -> None:
-    agent = await add_agent(engine, 1)
-    session_id = await connected(engine, agent)
-    await engine.run(terminate, session_id, agent_id=agent)
+    agent, session_id = await in_acw(engine)
     await engine.run(extend_acw, session_id, agent_id=agent)
     with pytest.raises(Refused, match="already extended"):
         await engine.run(extend_acw, session_id, agent_id=agent)
 
 
 async def test_acw_can_end_early_and_only_once(engine: Engine) -> None:
-    agent = await add_agent(engine, 1)
-    session_id = await connected(engine, agent)
-    await engine.run(terminate, session_id, agent_id=agent)
+    agent, session_id = await in_acw(engine)
     await engine.run(end_acw, session_id, agent_id=agent)
     assert await agent_state(engine, agent) is AgentState.AVAILABLE
     with pytest.raises(Stale):

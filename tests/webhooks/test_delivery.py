@@ -80,6 +80,15 @@ async def answer(engine: Engine, task: Task) -> tuple[str, str]:
     return offer.id, offer.agent_id
 
 
+async def one_answered(engine: Engine) -> Task:
+    """Agent 1 accepts a new task, and every request that sends goes out once (`drain`)."""
+    await add_agent(engine, 1)
+    task = await new_task(engine)
+    await answer(engine, task)
+    await drain(engine)
+    return task
+
+
 def per_task(receiver: Receiver) -> dict[str, list[str]]:
     """Accepted deliveries per task id (the last path segment), as their moments, in order."""
     found: dict[str, list[str]] = {}
@@ -215,10 +224,7 @@ async def test_after_five_attempts_a_request_is_recorded_failed_and_the_next_one
     async with receiver_for(clock) as receiver:
         receiver.answer = lambda hit: 503 if hit.event == "ringing" else 200
         async with running(db_path, clock, services(receiver.base)) as engine:
-            await add_agent(engine, 1)
-            task = await new_task(engine)
-            await answer(engine, task)
-            await drain(engine)
+            task = await one_answered(engine)
             for wait in (10, 40, 160):
                 await later(engine, clock, wait)
             assert [h.event for h in receiver.hits] == ["ringing"] * 4  # the rest wait
@@ -244,10 +250,7 @@ async def test_a_refusal_that_retrying_cannot_change_fails_at_once(
     async with receiver_for(clock) as receiver:
         receiver.answer = lambda hit: 404 if hit.event == "ringing" else 200
         async with running(db_path, clock, services(receiver.base)) as engine:
-            await add_agent(engine, 1)
-            task = await new_task(engine)
-            await answer(engine, task)
-            await drain(engine)
+            await one_answered(engine)
             log = await events(engine, ev.WEBHOOK_FAILED)
     assert [h.event for h in receiver.hits] == ["ringing", "accepted", "accepted"]
     assert [(e.data["status"], e.data["attempts"]) for e in log] == [(404, 1)]
@@ -260,10 +263,7 @@ async def test_a_lost_answer_sends_the_request_again_with_the_same_key(
         receiver.delay = 1.5  # processed, but the answer comes after the sender gave up
         async with running(db_path, clock, catalog(
                 {"id": "sales", "web_request": [base]})) as engine:
-            await add_agent(engine, 1)
-            task = await new_task(engine)
-            await answer(engine, task)
-            await drain(engine)
+            task = await one_answered(engine)
             assert len(receiver.hits) == 1 and len(await pending(engine, task.id)) == 1
             receiver.delay = 0
             await later(engine, clock, 10)
@@ -321,10 +321,7 @@ async def test_a_signed_request_whose_template_lost_its_secret_is_never_sent_uns
         signed = templates(receiver.base)[1]
         async with running(db_path, clock, catalog({"id": "sales", "web_request": [
                 signed]})) as engine:
-            await add_agent(engine, 1)
-            task = await new_task(engine)
-            await answer(engine, task)
-            await drain(engine)
+            task = await one_answered(engine)
         receiver.answer = None
         unsigned = {k: v for k, v in signed.items() if k != "secret"}
         async with running(db_path, clock, catalog({"id": "sales", "web_request": [

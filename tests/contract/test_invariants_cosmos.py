@@ -103,12 +103,8 @@ class WatchedCosmosAgents(CosmosAgents):
     async def save(self, entity: Agent) -> None:
         view = await self._view(entity.id)
         before = decode(Agent, view["data"]) if view is not None else None
-        old = {e.session_id for e in (before.engagements if before else [])
-               if e.phase == "ringing"}
         await super().save(entity)
-        for engagement in entity.engagements:
-            if engagement.phase == "ringing" and engagement.session_id not in old:
-                self.watched.pending.append(self.watch.check(before, engagement))
+        self.watched.pending += self.watch.offers(before, entity)
 
 
 class WatchedCosmosUnitOfWork(CosmosUnitOfWork):
@@ -120,10 +116,7 @@ class WatchedCosmosUnitOfWork(CosmosUnitOfWork):
 
     async def commit(self) -> None:
         await super().commit()
-        # Only what was committed counts: a unit of work that lost its race offered nothing.
-        for why in self.pending:
-            self.watch.seen += 1
-            self.watch.violations += why
+        self.watch.committed(self.pending)
         self.pending = []
 
 

@@ -18,7 +18,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -401,6 +402,34 @@ def make_agent(n: int, server: ServerProcess | str, connector: ConnectorStandin,
     bot's reply, which comes from a process of its own."""
     base = server if isinstance(server, str) else server.url
     return TeamsAgent.enrolled(n, connector, client, base, confirm_registration=True)
+
+
+@dataclass
+class ServerStage:
+    """A server a whole test module shares, with a Bot Connector stand-in and an HTTP client."""
+
+    server: ServerProcess
+    db: Db
+    connector: ConnectorStandin
+    client: aiohttp.ClientSession
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@contextlib.asynccontextmanager
+async def staged(workdir: Path, **services: Any) -> AsyncIterator[ServerStage]:
+    """A ready `new_server(workdir, **services)`, a connector stand-in and a client; the
+    server is stopped at the end."""
+    server = new_server(workdir, **services)
+    server.start()
+    try:
+        await server.ready()
+        async with ConnectorStandin() as connector, aiohttp.ClientSession() as client:
+            yield ServerStage(server, db_of(server), connector, client)
+    finally:
+        server.stop()
 
 
 async def registered(server: ServerProcess | str, connector: ConnectorStandin,

@@ -28,18 +28,15 @@ from tests import teams_activities as act
 from tests.resilience.harness import (
     API,
     Customer,
-    Db,
-    ServerProcess,
+    ServerStage,
     accept_into_chat,
     attach,
     card_text,
-    db_of,
     make_customer,
-    new_server,
     quiet,
     registered,
+    staged,
 )
-from tests.standins.connector import ConnectorStandin
 from tests.support.http import post_json
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
@@ -50,11 +47,7 @@ MALLORY = "29:mallory"
 
 
 @dataclass
-class Stage:
-    server: ServerProcess
-    db: Db
-    connector: ConnectorStandin
-    client: aiohttp.ClientSession
+class Stage(ServerStage):
     x: TeamsAgent  # in a connected chat with jane
     y: TeamsAgent  # ringing for bob
     jane: Customer
@@ -63,10 +56,6 @@ class Stage:
     x_card: str
     y_session: str
     y_card: str
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     def activity(self, kind: str = "message", *, user: str = MALLORY,
                  conversation: str = "a:personal-mallory", **fields: Any) -> dict[str, Any]:
@@ -88,27 +77,22 @@ class Stage:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stage(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stage]:
     workdir: Path = tmp_path_factory.mktemp("hostile")
-    server = new_server(workdir, ring_timeout="10m", acw="2s", members=2)
-    server.start()
-    try:
-        await server.ready()
-        async with ConnectorStandin() as connector, aiohttp.ClientSession() as client:
-            db = db_of(server)
-            agents = await registered(server, connector, client, 2)
-            jane, bob = make_customer(server, client), make_customer(server, client)
-            await jane.open("Hi", name="Jane Doe")
-            [jane_offer] = await eventually(lambda: db.shown(jane.chat_id))
-            x = next(a for a in agents if a.user_id == jane_offer["agent_id"])
-            y = next(a for a in agents if a is not x)
-            await accept_into_chat(x, jane_offer)
-            await bob.open("Hello", name="Bob Roe")
-            [bob_offer] = await eventually(lambda: db.shown(bob.chat_id))
-            assert bob_offer["agent_id"] == y.user_id
-            await quiet(db)
-            yield Stage(server, db, connector, client, x, y, jane, bob, jane_offer["id"],
-                        jane_offer["card_id"], bob_offer["id"], bob_offer["card_id"])
-    finally:
-        server.stop()
+    async with staged(workdir, ring_timeout="10m", acw="2s", members=2) as base:
+        agents = await registered(base.server, base.connector, base.client, 2)
+        jane = make_customer(base.server, base.client)
+        bob = make_customer(base.server, base.client)
+        await jane.open("Hi", name="Jane Doe")
+        [jane_offer] = await eventually(lambda: base.db.shown(jane.chat_id))
+        x = next(a for a in agents if a.user_id == jane_offer["agent_id"])
+        y = next(a for a in agents if a is not x)
+        await accept_into_chat(x, jane_offer)
+        await bob.open("Hello", name="Bob Roe")
+        [bob_offer] = await eventually(lambda: base.db.shown(bob.chat_id))
+        assert bob_offer["agent_id"] == y.user_id
+        await quiet(base.db)
+        yield Stage(**vars(base), x=x, y=y, jane=jane, bob=bob, x_session=jane_offer["id"],
+                    x_card=jane_offer["card_id"], y_session=bob_offer["id"],
+                    y_card=bob_offer["card_id"])
 
 
 @pytest.fixture(autouse=True)

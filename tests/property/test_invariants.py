@@ -412,22 +412,25 @@ class SwitchboardMachine(RuleBasedStateMachine):
     @rule(seconds=st.one_of(st.integers(1, 20), st.integers(1, 20),
                             st.sampled_from([30, 60, 100, 200])))
     def advance(self, seconds: int) -> None:
+        """Time passes; the scheduler fires what is due (`fire_until_quiet`)."""
         self.step = ("advance", None)
-        note(f"advance {seconds}s")
+        note(f"advance {seconds}s{self.fires}")
         self.clock.advance(seconds)
-
-        async def fire_until_quiet() -> int:
-            total = 0
-            for _ in range(500):
-                fired = await self.engine.jobs.fire_due()
-                if not fired:
-                    return total
-                total += fired
-            raise AssertionError("timers keep firing at one instant")
-
-        fired = self.loop.run_until_complete(fire_until_quiet())
+        fired = sum(self.loop.run_until_complete(self.fire_until_quiet()))
         event(f"advance: fired {min(fired, 5)}{'+' if fired >= 5 else ''}")
         self._after()
+
+    fires = ""  # how the note of an `advance` says who fires
+
+    async def fire_until_quiet(self) -> list[int]:
+        """Fire what is due until nothing is; how many timers each instance fired."""
+        total = 0
+        for _ in range(500):
+            fired = await self.engine.jobs.fire_due()
+            if not fired:
+                return [total]
+            total += fired
+        raise AssertionError("timers keep firing at one instant")
 
     @precondition(lambda self: self.snap.tasks)
     @rule(data=st.data())

@@ -29,7 +29,6 @@ Phases, in order:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
 import os
@@ -49,7 +48,7 @@ from bench.connector import bench_connector, tenant_share
 from bench.customers import Customers, customer_sessions
 from bench.flood import FloodResult, flood
 from bench.procs import Proc, Procs
-from bench.scene import Chat, Scene, now
+from bench.scene import Chat, Scene, cancel_all, now, wait_all
 from bench.services import PATH as SERVICES_PATH
 from bench.services import current as services_current
 from bench.stats import summary_ms
@@ -487,17 +486,6 @@ def flow_accounting(scene: Scene, quiet: bool) -> dict[str, Any]:
     return {"chats": len(scene.chats), "completed": completed, "abandoned": abandoned,
             "messages": messages, "lost": lost, "duplicated": duplicated,
             "undelivered_backlog_at_end": backlog, "censored": dict(scene.censored)}
-
-
-async def wait_all(events: list[asyncio.Event], timeout: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout)
-
-
-async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def run_sync() -> dict[str, Any]:

@@ -51,7 +51,7 @@ from bench.agents import AgentSim
 from bench.connector import bench_connector, peak_per_window
 from bench.customers import API, customer_sessions
 from bench.procs import Proc, Procs
-from bench.scene import Chat, Scene, now
+from bench.scene import Chat, Scene, cancel_all, now, wait_all
 from bench.services import PATH as SERVICES_PATH
 from bench.services import SERVICE
 from bench.stats import Samples, summary_ms
@@ -462,17 +462,6 @@ class Fleet:
 def undelivered(chats: list[Chat]) -> int:
     return sum(not chat.delivered[t] for chat in chats for t in chat.customer_sent) + sum(
         not chat.widget_got[t] for chat in chats for t in chat.agent_sent)
-
-
-async def wait_all(events: list[asyncio.Event], timeout: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout)
-
-
-async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def bounded(step: Awaitable[Any], limit: float = 5.0) -> None:

@@ -16,18 +16,14 @@ import sys
 from aiohttp import web
 
 from bot import heap
+from bot.__main__ import configured
 from bot.app import create_app
-from bot.config import ConfigError, load_settings
-from bot.logs import configure
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"switchboard: configuration error: {exc}", file=sys.stderr)
+    settings = configured()
+    if settings is None:
         return 2
-    configure(settings.log_level)
     scale = float(os.environ.get("BENCH_CONNECTOR_TIME_SCALE", "1"))
     app = create_app(settings, connector_time_scale=scale)
     heap.settle()  # as python -m bot does

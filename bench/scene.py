@@ -7,6 +7,7 @@ arrival times of invitations and relayed messages are taken there, before any ag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -124,3 +125,16 @@ class Scene:
                             self.record(f"relay@{self.relay_tag}", at - sent)
                         chat.delivered[match.group(2)] += 1
                     agent.inbox.put_nowait(("relayed", match.group(2), chat))
+
+
+async def wait_all(events: list[asyncio.Event], timeout: float) -> None:
+    """Until every event is set, or `timeout` seconds have passed."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout)
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait until each has ended."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -9,17 +9,26 @@ from aiohttp import web
 
 from bot import heap
 from bot.app import create_app
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure
 
 
-def main() -> int:
+def configured() -> Settings | None:
+    """The settings from the environment, with logging set up as they say; None (and why, on
+    stderr) when they are not valid. Also the start of bench/sbserver.py."""
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return None
     configure(settings.log_level)
+    return settings
+
+
+def main() -> int:
+    settings = configured()
+    if settings is None:
+        return 2
     if settings.local_mode:
         logging.getLogger("bot").warning(
             "LOCAL MODE: MicrosoftAppId is not set, so inbound requests are NOT authenticated "

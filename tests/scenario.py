@@ -56,8 +56,29 @@ async def sessions_of(engine: Engine, task_id: str) -> list[Session]:
     return await engine.run(get)
 
 
+async def task_of_session(engine: Engine, session_id: str) -> str:
+    async def get(ctx: Ctx) -> str:
+        session = await ctx.uow.sessions.get(session_id)
+        assert session is not None
+        return session.task_id
+    return await engine.run(get)
+
+
 async def ringing(engine: Engine, task_id: str) -> list[Session]:
     return [s for s in await sessions_of(engine, task_id) if s.phase.value == "ringing"]
+
+
+async def first_of_two_rings(engine: Engine, clock: FakeClock, *,
+                             name: str = "Jane Doe") -> tuple[str, str, Task, Session]:
+    """Agents 1 and 2 (agent 1 idle longer) and a new task, which rings agent 1: (agent 1,
+    agent 2, the task, its offer)."""
+    one = await add_agent(engine, 1)
+    clock.advance(1)
+    two = await add_agent(engine, 2)
+    task = await new_task(engine, name=name)
+    [offer] = await ringing(engine, task.id)
+    assert offer.agent_id == one
+    return one, two, task, offer
 
 
 async def advance(engine: Engine, clock: FakeClock, seconds: float) -> int:

@@ -6,25 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-# The enums repeat the string values of the domain's enums so that
-# `views.Modality(domain_value)` converts without bot/cards importing the domain.
-
-
-class Modality(StrEnum):
-    IM = "im"
-    EMAIL = "email"
-    EXTERNAL = "external"
-
-
-class AgentState(StrEnum):
-    UNREGISTERED = "unregistered"
-    OFF_DUTY = "off_duty"
-    NOT_AVAILABLE = "not_available"
-    RONA = "rona"
-    RINGING = "ringing"
-    BUSY = "busy"
-    ACW = "acw"
-    AVAILABLE = "available"
+# The cards name the domain's own enums (the domain is plain data with no I/O).
+from bot.domain.agent import AgentState as AgentState
+from bot.domain.service import Modality as Modality
 
 
 class SessionResult(StrEnum):

@@ -32,8 +32,8 @@ from bot.interact import identity
 from bot.interact.limits import WindowLimiter
 from bot.services import chats, conversation, lifecycle
 from bot.services.context import Ctx
-from bot.services.engine import Engine
 from bot.services.ports import ConflictError, StoreUnavailable
+from bot.services.slot import EngineSlot
 
 PREFIX = "/api/interact/v1"
 MAX_TEXT_BYTES = 4096
@@ -129,12 +129,13 @@ def event_json(row: ChatMessage) -> dict[str, Any]:
     return base
 
 
-class InteractApi:
-    """Routes exist from the start; the engine is attached once the store is open."""
+class InteractApi(EngineSlot):
+    """Routes exist from the start; the engine is attached once the store is open (its commits
+    wake the chats through self.hub: bot/bootstrap.py)."""
 
     def __init__(self, *, public_origin: str = "", trusted_proxies: int = 0,
                  chats_per_ip_minute: int = 120, messages_per_chat_10s: int = 20) -> None:
-        self._engine: Engine | None = None
+        super().__init__("the chat service is starting")
         self.hub = ChatHub()
         self.public_origin = public_origin
         self.trusted_proxies = trusted_proxies
@@ -145,15 +146,6 @@ class InteractApi:
     async def close_streams(self) -> None:
         for ws in list(self._sockets):
             await ws.close(code=1001, message=b"server shutting down")
-
-    def attach(self, engine: Engine) -> None:
-        self._engine = engine  # its commits wake the chats through self.hub (bot/bootstrap.py)
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            raise StoreUnavailable("the chat service is starting")
-        return self._engine
 
     def routes(self) -> list[web.RouteDef]:
         return [

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,20 @@ def unavailable(exc: BaseException) -> StoreUnavailable:
 def is_conflict(exc: cosmos_errors.CosmosHttpResponseError) -> bool:
     """412 (ETag changed), 409 (id taken), 404 (deleted meanwhile) on a conditional write."""
     return exc.status_code in (*_CONFLICT_STATUS, 404)
+
+
+@contextmanager
+def conflict_retried() -> Iterator[None]:
+    """One try of a conditional write inside a retry loop: a conflict (another writer came
+    first) ends the try quietly so that the loop reads again; any other failure is
+    `StoreUnavailable`."""
+    try:
+        yield
+    except cosmos_errors.CosmosHttpResponseError as exc:
+        if not is_conflict(exc):
+            raise unavailable(exc) from exc
+    except AzureError as exc:
+        raise unavailable(exc) from exc
 
 
 def translate(exc: BaseException, what: str) -> Exception:

@@ -16,7 +16,7 @@ from bot.services.ports import ConflictError
 from bot.storage.cosmos_base import (
     META,
     Doc,
-    is_conflict,
+    conflict_retried,
     read_item,
     sid,
     unavailable,
@@ -110,7 +110,7 @@ class QueueIndex:
                       "task_id": task_id, "v": task["version"], "priority": task["priority"],
                       "enq": task["enq"], "q": True}
         for _ in range(uow.options_write_retries):
-            try:
+            with conflict_retried():
                 try:
                     uow.index_items[(entry["pk"], entry["id"])] = await meta.create_item(entry)
                     return
@@ -125,11 +125,6 @@ class QueueIndex:
                     entry["id"], entry, etag=found["_etag"],
                     match_condition=MatchConditions.IfNotModified)
                 return
-            except cosmos_errors.CosmosHttpResponseError as exc:
-                if not is_conflict(exc):
-                    raise unavailable(exc) from exc
-            except AzureError as exc:
-                raise unavailable(exc) from exc
         raise ConflictError(f"queue entry of task {task_id} kept changing")
 
     @staticmethod
@@ -140,18 +135,12 @@ class QueueIndex:
             found = await read_item(meta, queue_pk(service_id), sid(task_id))
             if found is None or int(found["v"]) > version:
                 return
-            try:
-                await meta.delete_item(found["id"], partition_key=found["pk"],
-                                       etag=found["_etag"],
-                                       match_condition=MatchConditions.IfNotModified)
+            with conflict_retried():
+                with contextlib.suppress(cosmos_errors.CosmosResourceNotFoundError):
+                    await meta.delete_item(found["id"], partition_key=found["pk"],
+                                           etag=found["_etag"],
+                                           match_condition=MatchConditions.IfNotModified)
                 return
-            except cosmos_errors.CosmosResourceNotFoundError:
-                return
-            except cosmos_errors.CosmosHttpResponseError as exc:
-                if not is_conflict(exc):
-                    raise unavailable(exc) from exc
-            except AzureError as exc:
-                raise unavailable(exc) from exc
 
 
 class ChatIndex:

@@ -169,6 +169,14 @@ class _Entities(Repo, Generic[E]):
         found = await query_all(self.uow.container(self.container), sql, params(**values), pk=pk)
         return self.uow.overlay(self.container, found, keep)
 
+    async def _matching(self, who: CustomerQuery, limit: int) -> list[E]:
+        """The entities whose customer matches `who` (an erasure or access request)."""
+        sql, values = _about(who)
+        docs = [d for d in await self._select(
+            sql, values, lambda d: customer_matches(who, d["data"].get("customer")))
+            if customer_matches(who, d["data"].get("customer"))]
+        return [self.load(d) for d in docs[:limit]]
+
 
 def customer_matches(who: CustomerQuery, customer: Any) -> bool:
     """`who` against an encoded customer ({"name", "email", "phone", ...}), as the ports say."""
@@ -371,11 +379,7 @@ class CosmosTasks(_Entities[Task]):
         return [self.load(d) for d in docs]
 
     async def about(self, who: CustomerQuery, limit: int) -> list[Task]:
-        sql, values = _about(who)
-        docs = [d for d in await self._select(
-            sql, values, lambda d: customer_matches(who, d["data"].get("customer")))
-            if customer_matches(who, d["data"].get("customer"))]
-        return [self.load(d) for d in docs[:limit]]
+        return await self._matching(who, limit)
 
 
 class CosmosSessions(_Entities[Session]):
@@ -533,11 +537,7 @@ class CosmosSessions(_Entities[Session]):
         return self.load(max(docs, key=_latest)) if docs else None
 
     async def about(self, who: CustomerQuery, limit: int) -> list[Session]:
-        sql, values = _about(who)
-        docs = [d for d in await self._select(
-            sql, values, lambda d: customer_matches(who, d["data"].get("customer")))
-            if customer_matches(who, d["data"].get("customer"))]
-        return [self.load(d) for d in docs[:limit]]
+        return await self._matching(who, limit)
 
 
 def _latest(doc: Doc) -> tuple[int, str]:

@@ -3,6 +3,7 @@ the webhook outbox."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -16,7 +17,7 @@ from bot.domain.webhooks.model import Delivery
 from bot.services.ports import EventFilter, Scan
 from bot.storage.codec import decode, encode
 from bot.storage.sqlite_driver import Statements, from_ts, ts
-from bot.storage.sqlite_repos import back, dump, escape_like, match
+from bot.storage.sqlite_repos import back, dump, escape_like, match, within
 
 
 class SqliteEvents:
@@ -61,12 +62,7 @@ class SqliteEvents:
         match(clauses, values, (("service_id", where.service_id),
                                  ("agent_id", where.agent_id), ("name", where.name)),
                where.services)
-        if where.since is not None:
-            clauses.append("at >= ?")
-            values.append(ts(where.since))
-        if where.until is not None:
-            clauses.append("at < ?")
-            values.append(ts(where.until))
+        within(clauses, values, "at", where.since, where.until)
         rows = await self.uow.fetch(
             "SELECT * FROM (SELECT seq, at, name, task_id, session_id, agent_id, service_id,"
             f" data FROM events WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?)"
@@ -165,22 +161,24 @@ class SqliteTimers:
         return from_ts(value) if value is not None else None
 
 
+def _set_seq(item: ChatMessage | Delivery, rows: list[sqlite3.Row]) -> None:
+    """Number an appended row with the `seq` its INSERT ... RETURNING seq gave back."""
+    item.seq = int(rows[0][0])
+
+
 class SqliteMessages:
     def __init__(self, uow: Statements) -> None:
         self.uow: Statements = back(uow)
 
     async def append(self, message: ChatMessage) -> None:
         """Held back: `message.seq` is set once it ran (by the next read or the commit)."""
-        def numbered(rows: list[sqlite3.Row]) -> None:
-            message.seq = int(rows[0][0])
-
         self.uow.write(
             "INSERT INTO messages (task_id, seq, sender, agent_id, at, text, kind, data)"
             " VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE task_id = ?),"
             " ?, ?, ?, ?, ?, ?) RETURNING seq",
             (message.task_id, message.task_id, message.sender.value, message.agent_id,
              ts(message.at), message.text, message.kind.value, json.dumps(message.data)),
-            returning=True, done=numbered)
+            returning=True, done=functools.partial(_set_seq, message))
 
     async def after(self, task_id: str, seq: int, limit: int) -> list[ChatMessage]:
         rows = await self.uow.fetch(
@@ -250,15 +248,12 @@ class SqliteOutbox:
 
     async def append(self, delivery: Delivery) -> None:
         """Held back: `delivery.seq` is set once it ran (by the next read or the commit)."""
-        def numbered(rows: list[sqlite3.Row]) -> None:
-            delivery.seq = int(rows[0][0])
-
         self.uow.versioned(delivery, 1)
         self.uow.write(
             "INSERT INTO outbox (task_id, seq, version, data) VALUES"
             " (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE task_id = ?), 1, ?)"
             " RETURNING seq", (delivery.task_id, delivery.task_id, dump(delivery)),
-            returning=True, done=numbered)
+            returning=True, done=functools.partial(_set_seq, delivery))
 
     async def pending(self, task_id: str, limit: int) -> list[Delivery]:
         rows = await self.uow.fetch(

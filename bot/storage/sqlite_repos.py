@@ -303,12 +303,7 @@ class SqliteSessions(_Entities[Session]):
         if after is not None:
             window.append("(offered_at, id) > (?, ?)")
             values += [ts(after[0]), after[1]]
-        if where.since is not None:
-            window.append("offered_at >= ?")
-            values.append(ts(where.since))
-        if where.until is not None:
-            window.append("offered_at < ?")
-            values.append(ts(where.until))
+        within(window, values, "offered_at", where.since, where.until)
         values.append(scan)
         clauses: list[str] = []
         match(clauses, values, (("service_id", where.service_id),
@@ -349,6 +344,17 @@ def match(clauses: list[str], values: list[Any], equal: Iterable[tuple[str, str 
         chosen = sorted(services)
         clauses.append(f"service_id IN ({', '.join('?' * len(chosen))})")
         values += chosen
+
+
+def within(clauses: list[str], values: list[Any], column: str, since: datetime | None,
+           until: datetime | None) -> None:
+    """Add an export's time window (`since` <= column < `until`, each None: open) to a query."""
+    if since is not None:
+        clauses.append(f"{column} >= ?")
+        values.append(ts(since))
+    if until is not None:
+        clauses.append(f"{column} < ?")
+        values.append(ts(until))
 
 
 def _phone_sql(expr: str) -> str:

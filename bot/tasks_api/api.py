@@ -12,8 +12,7 @@ from bot.domain.service import ApiKey
 from bot.http import Handler, HttpError, answering, api_key, read_json_object
 from bot.services import external_tasks as cases
 from bot.services import privacy, privacy_requests
-from bot.services.engine import Engine
-from bot.services.ports import StoreUnavailable
+from bot.services.slot import EngineSlot
 from bot.tasks_api.request import parse_create, parse_patch, parse_privacy
 
 PREFIX = "/api/v1/tasks"
@@ -42,20 +41,11 @@ def status_json(status: cases.ExternalStatus) -> dict[str, Any]:
     }
 
 
-class TasksApi:
+class TasksApi(EngineSlot):
     """Routes exist from the start; the engine is attached once the store is open."""
 
     def __init__(self) -> None:
-        self._engine: Engine | None = None
-
-    def attach(self, engine: Engine) -> None:
-        self._engine = engine
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            raise StoreUnavailable("the task API is starting")
-        return self._engine
+        super().__init__("the task API is starting")
 
     def routes(self) -> list[web.RouteDef]:
         return [

@@ -155,16 +155,7 @@ def _link(value: Any) -> str:
 
 
 def _customer(value: Any, context: Any) -> Customer:
-    fields = {key: "" for key in CUSTOMER_FIELDS}
-    if value is not None:
-        if not isinstance(value, dict):
-            raise Invalid("Must be an object with name, email and phone.", field="customer")
-        for key in value:
-            if key not in CUSTOMER_FIELDS:
-                raise Invalid("Unknown field; a customer has name, email and phone.",
-                              field=f"customer.{str(key)[:64] or '(empty name)'}")
-        for key in CUSTOMER_FIELDS:
-            fields[key] = _text(value, key, MAX_CUSTOMER_FIELD, label=f"customer.{key}")
+    fields = {key: given or "" for key, given in _customer_fields(value).items()}
     return Customer(name=fields["name"], email=fields["email"], phone=fields["phone"],
                     params=_params(context))
 

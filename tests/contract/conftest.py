@@ -95,6 +95,16 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 
 @pytest.fixture
+async def cosmos(cosmos_server: CosmosServer) -> AsyncIterator[CosmosBackend]:
+    """A Cosmos DB backend alone (a fresh database on the emulator), for Cosmos-only tests."""
+    backend = CosmosBackend(cosmos_server)
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest.fixture
 async def store(backend: Backend) -> AsyncIterator[Store]:
     """Overrides the SQLite-only `store` of tests/conftest.py (and so its `engine`)."""
     try:

@@ -142,15 +142,6 @@ class WatchingProxy(ThrottlingProxy):
         return reply
 
 
-@pytest.fixture
-async def cosmos(cosmos_server: CosmosServer) -> AsyncIterator[CosmosBackend]:
-    backend = CosmosBackend(cosmos_server)
-    try:
-        yield backend
-    finally:
-        await backend.close()
-
-
 async def test_a_commit_that_loses_its_race_shows_no_partial_write_to_another_instance(
         cosmos: CosmosBackend, cosmos_server: CosmosServer) -> None:
     """One unit of work saves two agents (one partition: the roster); the second save loses

@@ -16,31 +16,17 @@ from azure.cosmos.aio import CosmosClient
 from tests.builders import catalog
 from tests.contract.conftest import CosmosBackend
 from tests.cosmos_server import CosmosServer
+from tests.support.logs import CapturedLogs, capturing_logs
 from tests.support.world import running_world
 
 
-class Captured(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
-def at_info() -> Iterator[Captured]:
-    handler = Captured()
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(previous)
+def at_info() -> Iterator[CapturedLogs]:
+    with capturing_logs(logging.INFO) as handler:
+        yield handler
 
 
-async def test_cosmos_requests_are_not_logged_at_info(tmp_path: Path, at_info: Captured,
+async def test_cosmos_requests_are_not_logged_at_info(tmp_path: Path, at_info: CapturedLogs,
                                                       cosmos_server: CosmosServer) -> None:
     backend = CosmosBackend(cosmos_server)
     try:

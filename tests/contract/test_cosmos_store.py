@@ -51,15 +51,6 @@ from tests.fakes import FakeClock
 from tests.scenario import add_agent, advance, ringing
 
 
-@pytest.fixture
-async def cosmos(cosmos_server: CosmosServer) -> AsyncIterator[CosmosBackend]:
-    backend = CosmosBackend(cosmos_server)
-    try:
-        yield backend
-    finally:
-        await backend.close()
-
-
 async def items(store: CosmosStore, container: str) -> list[dict[str, Any]]:
     proxy: ContainerProxy = store.container(container)
     return [doc async for doc in proxy.query_items("SELECT * FROM c")]

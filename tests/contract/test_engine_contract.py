@@ -30,18 +30,21 @@ from bot.services.ports import ConflictError, Store
 from tests.builders import catalog
 from tests.contract.conftest import Backend
 from tests.fakes import FakeClock
-from tests.scenario import add_agent, agent_state, load_agent, load_task, new_task, ringing
+from tests.scenario import (
+    add_agent,
+    agent_state,
+    first_of_two_rings,
+    load_agent,
+    load_task,
+    new_task,
+    ringing,
+    sessions_of,
+)
 
 
 async def event_names(engine: Engine, task_id: str) -> list[str]:
     async def load(ctx: Ctx) -> list[str]:
         return [e.name for e in await ctx.uow.events.for_task(task_id)]
-    return await engine.run(load)
-
-
-async def all_sessions(engine: Engine, task_id: str) -> list[Session]:
-    async def load(ctx: Ctx) -> list[Session]:
-        return await ctx.uow.sessions.for_task(task_id)
     return await engine.run(load)
 
 
@@ -112,7 +115,7 @@ async def test_a_task_that_lists_an_offer_not_stored_yet_expires_only_once_it_is
     await engine.run(expire_task, task.id)
     expired = await load_task(engine, task.id)
     assert (expired.state, expired.ringing) == (TaskState.EXPIRED, [])
-    [offer] = await all_sessions(engine, task.id)
+    [offer] = await sessions_of(engine, task.id)
     assert (offer.phase, offer.result) == (Phase.ENDED, SessionResult.EXPIRED)
 
 
@@ -127,7 +130,7 @@ async def test_create_offer_accept(engine: Engine, clock: FakeClock) -> None:
     loaded = await load_task(engine, task.id)
     assert (loaded.state, loaded.agent_id, loaded.session_id) == (
         TaskState.CONNECTED, agent, offer.id)
-    [session] = await all_sessions(engine, task.id)
+    [session] = await sessions_of(engine, task.id)
     assert (session.phase, session.result) == (Phase.CONNECTED, SessionResult.ACCEPTED)
     assert await agent_state(engine, agent) is AgentState.BUSY
     names = await event_names(engine, task.id)
@@ -149,7 +152,7 @@ async def test_two_instances_accepting_one_offer_connect_it_once(
     results = await asyncio.gather(first.run(accept, offer.id, agent),
                                    second.run(accept, offer.id, agent), return_exceptions=True)
     assert sorted(type(r).__name__ for r in results) == ["Session", "Stale"]
-    [session] = await all_sessions(first, task.id)
+    [session] = await sessions_of(first, task.id)
     assert (session.phase, session.result) == (Phase.CONNECTED, SessionResult.ACCEPTED)
     loaded = await load_agent(second, agent)
     assert [(e.session_id, e.phase) for e in loaded.engagements] == [(offer.id, "connected")]
@@ -173,7 +176,7 @@ async def test_two_agents_racing_for_a_broadcast_offer_one_wins(
     winner = winners[0].agent_id
     loaded = await load_task(second, task.id)
     assert (loaded.state, loaded.agent_id) == (TaskState.CONNECTED, winner)
-    results_by_agent = {s.agent_id: s.result for s in await all_sessions(first, task.id)}
+    results_by_agent = {s.agent_id: s.result for s in await sessions_of(first, task.id)}
     loser = next(a for a in agents if a != winner)
     assert results_by_agent == {winner: SessionResult.ACCEPTED, loser: SessionResult.RESCINDED}
     assert await agent_state(first, loser) is AgentState.AVAILABLE
@@ -183,16 +186,11 @@ async def test_two_agents_racing_for_a_broadcast_offer_one_wins(
 async def test_a_ring_timeout_fired_by_two_instances_fires_once(
         backend: Backend, store: Store, clock: FakeClock, services: Catalog) -> None:
     first, second = await two_engines(backend, store, clock, services)
-    one = await add_agent(first, 1)
-    clock.advance(1)
-    two = await add_agent(first, 2)
-    task = await new_task(first)
-    [offer] = await ringing(first, task.id)
-    assert offer.agent_id == one
+    one, two, task, _ = await first_of_two_rings(first, clock)
     clock.advance(30)
     fired = await asyncio.gather(first.jobs.fire_due(), second.jobs.fire_due())
     assert sum(fired) == 1
-    results = [s.result for s in await all_sessions(second, task.id)]
+    results = [s.result for s in await sessions_of(second, task.id)]
     assert results.count(SessionResult.RONA) == 1
     assert [s.agent_id for s in await ringing(second, task.id)] == [two]
     assert Counter(await event_names(first, task.id))[ev.OFFER_TIMED_OUT] == 1
@@ -223,7 +221,7 @@ async def test_many_accepts_and_declines_keep_every_invariant(
     connected: list[str] = []
     for task in tasks:
         loaded = await load_task(engines[0], task.id)
-        sessions = await all_sessions(engines[-1], task.id)
+        sessions = await sessions_of(engines[-1], task.id)
         accepted = [s for s in sessions if s.result is SessionResult.ACCEPTED]
         assert len(accepted) == (1 if loaded.state is TaskState.CONNECTED else 0)
         if accepted:

@@ -37,7 +37,6 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
-    rule,
     run_state_machine_as_test,
 )
 
@@ -103,12 +102,8 @@ class WatchedCosmosAgents(CosmosAgents):
     async def save(self, entity: Agent) -> None:
         view = await self._view(entity.id)
         before = decode(Agent, view["data"]) if view is not None else None
-        old = {e.session_id for e in (before.engagements if before else [])
-               if e.phase == "ringing"}
         await super().save(entity)
-        for engagement in entity.engagements:
-            if engagement.phase == "ringing" and engagement.session_id not in old:
-                self.watched.pending.append(self.watch.check(before, engagement))
+        self.watched.pending += self.watch.offers(before, entity)
 
 
 class WatchedCosmosUnitOfWork(CosmosUnitOfWork):
@@ -120,10 +115,7 @@ class WatchedCosmosUnitOfWork(CosmosUnitOfWork):
 
     async def commit(self) -> None:
         await super().commit()
-        # Only what was committed counts: a unit of work that lost its race offered nothing.
-        for why in self.pending:
-            self.watch.seen += 1
-            self.watch.violations += why
+        self.watch.committed(self.pending)
         self.pending = []
 
 
@@ -267,31 +259,22 @@ class TwoInstancesMachine(SwitchboardMachine):
         finally:
             self.engine = self.engines[0]
 
-    # -- rules -----------------------------------------------------------------------------
+    # -- the `advance` rule fires on both instances --------------------------------------
 
-    @rule(seconds=st.one_of(st.integers(1, 20), st.integers(1, 20),
-                            st.sampled_from([30, 60, 100, 200])))
-    def advance(self, seconds: int) -> None:
-        """Time passes; both instances' schedulers fire what is due, at the same time."""
-        self.step = ("advance", None)
-        note(f"advance {seconds}s (both instances fire)")
-        self.clock.advance(seconds)
+    fires = " (both instances fire)"
 
-        async def fire_on_both_until_quiet() -> list[int]:
-            fired = [0] * INSTANCES
-            for _ in range(500):
-                counts = await asyncio.gather(*(e.jobs.fire_due() for e in self.engines))
-                fired = [a + b for a, b in zip(fired, counts, strict=True)]
-                # A timer whose firing lost every retry on both instances is still due: go on.
-                if not any(counts) and not await due_handler_timers(self.engines[0]):
-                    return fired
-            raise AssertionError("timers keep firing at one instant")
-
-        fired = self.loop.run_until_complete(fire_on_both_until_quiet())
-        event(f"advance: fired {min(sum(fired), 5)}{'+' if sum(fired) >= 5 else ''}")
-        if all(fired):
-            event("advance: both instances fired timers")
-        self._after()
+    async def fire_until_quiet(self) -> list[int]:
+        """Both instances' schedulers fire what is due, at the same time (`advance`)."""
+        fired = [0] * INSTANCES
+        for _ in range(500):
+            counts = await asyncio.gather(*(e.jobs.fire_due() for e in self.engines))
+            fired = [a + b for a, b in zip(fired, counts, strict=True)]
+            # A timer whose firing lost every retry on both instances is still due: go on.
+            if not any(counts) and not await due_handler_timers(self.engines[0]):
+                if all(fired):
+                    event("advance: both instances fired timers")
+                return fired
+        raise AssertionError("timers keep firing at one instant")
 
     # -- invariants on top of SwitchboardMachine's ------------------------------------------
 

@@ -331,6 +331,17 @@ async def test_a_job_that_finishes_is_gone_with_its_last_unit_of_work(
     assert (job.runs, await one.jobs.fire_due(), await stored(one)) == (1, 0, None)
 
 
+async def runs_twice_then_goes(job: Finishing, one: Engine) -> None:
+    """`job`, armed again while its first run goes on, fired on `one` without waiting: it runs
+    again where it ran, and that run removes it."""
+    job.end.set()
+    job.engine = one
+    await arm(one)
+    assert await one.jobs.fire_due(background=True) == 1
+    assert await gone(one)
+    assert (job.runs, await counted(one)) == (2, 2)
+
+
 async def test_a_job_armed_again_before_it_finishes_stays_and_runs_again(
         pair: Pair) -> None:
     async def rearm_elsewhere(run: int) -> None:
@@ -338,13 +349,8 @@ async def test_a_job_armed_again_before_it_finishes_stays_and_runs_again(
             await arm(two)  # another instance shows a newer change meanwhile
 
     job = Finishing(before=rearm_elsewhere)
-    job.end.set()
     one, two = await pair(job)
-    job.engine = one
-    await arm(one)
-    assert await one.jobs.fire_due(background=True) == 1
-    assert await gone(one)  # it ran again where it ran, and that run removed it
-    assert (job.runs, await counted(one)) == (2, 2)
+    await runs_twice_then_goes(job, one)
 
 
 async def test_a_job_its_last_unit_of_work_arms_again_stays_and_runs_again(
@@ -358,13 +364,8 @@ async def test_a_job_its_last_unit_of_work_arms_again_stays_and_runs_again(
             await ctx.arm(JOB, "s1", ctx.now)
 
     job = Finishing(then=next_one)
-    job.end.set()
     one, _ = await pair(job)
-    job.engine = one
-    await arm(one)
-    assert await one.jobs.fire_due(background=True) == 1
-    assert await gone(one)
-    assert (job.runs, await counted(one)) == (2, 2)
+    await runs_twice_then_goes(job, one)
 
 
 class Watching:

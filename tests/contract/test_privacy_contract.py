@@ -11,16 +11,7 @@ from bot.domain.message import ChatMessage, Kind, Sender
 from bot.services.lifecycle import terminate
 from bot.services.ports import CustomerQuery, Store, UnitOfWork
 from bot.storage.cosmos import CosmosStore
-from bot.storage.cosmos_base import (
-    AGENTS,
-    EVENTS,
-    MESSAGES,
-    META,
-    SESSIONS,
-    TASKS,
-    TIMERS,
-    query_all,
-)
+from bot.storage.cosmos_base import CONTAINERS, query_all
 from tests.contract.conftest import CosmosBackend
 from tests.contract.test_storage_contract import (
     add_all,
@@ -117,7 +108,7 @@ async def test_a_concluded_chat_without_opt_in_leaves_nothing_in_any_container(
 
 async def _found_in_containers(store: CosmosStore) -> set[str]:
     text = []
-    for name in (AGENTS, TASKS, SESSIONS, EVENTS, TIMERS, MESSAGES, META):
+    for name in CONTAINERS:  # every container, also one added later
         docs = await query_all(store.container(name), "SELECT * FROM c", [])
         text.append(json.dumps(docs, ensure_ascii=False))
     joined = "\n".join(text).lower()

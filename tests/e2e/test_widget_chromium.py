@@ -18,7 +18,6 @@ from aiohttp.test_utils import TestServer
 from tests.builders import catalog
 from tests.e2e.cdp import CHROMIUM, Browser, Page, launch
 from tests.e2e.relay import Relay
-from tests.support.cards import find_action
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
 from tests.support.world import World, running_world
@@ -93,9 +92,7 @@ async def focused(page: Page) -> str:
 
 async def accept(agent: TeamsAgent) -> None:
     [invitation] = await eventually(lambda: agent.buttons("accept"))
-    action = find_action(invitation["card"], "accept")
-    assert action is not None
-    await agent.click("accept", action["data"], reply_to=invitation["id"])
+    await agent.accept(invitation)
 
 
 async def start_chat(page: Page, relay: Relay, name: str, first: str) -> None:

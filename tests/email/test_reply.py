@@ -23,10 +23,19 @@ from tests.support.world import World, running_world
 async def accepted(world: MailWorld, agent: TeamsAgent) -> tuple[str, str, dict[str, Any]]:
     """Accept the latest invitation: (session id, card id, accepted card)."""
     invitation = await world.invitation(agent)
-    accept = find_action(invitation["card"], "accept")
-    assert accept is not None
-    card = await agent.click("accept", accept["data"], reply_to=invitation["id"])
-    return accept["data"]["session_id"], invitation["id"], card
+    session_id, card = await agent.accept(invitation)
+    return session_id, invitation["id"], card
+
+
+async def mailed_and_accepted(world: World, port: int) -> tuple[TeamsAgent, str, str]:
+    """Agent 1 registers, a mail arrives on `port`, the agent accepts its invitation: (agent,
+    session id, card id)."""
+    agent = world.agent(1)
+    await agent.register()
+    await send(port, mail())
+    invitation = (await eventually(lambda: agent.buttons("accept")))[-1]
+    session_id, _ = await agent.accept(invitation)
+    return agent, session_id, invitation["id"]
 
 
 async def test_reply_reaches_the_sender_threaded(mail_world: MailWorld) -> None:
@@ -121,16 +130,9 @@ async def test_an_empty_reply_keeps_the_card_and_says_why(mail_world: MailWorld)
 async def test_without_a_relay_reply_is_refused_on_the_card(tmp_path: Path) -> None:
     port = free_port()
     async with running_world(mail_catalog(), tmp_path, smtp_port=port) as world:
-        agent = world.agent(1)
-        await agent.register()
-        await send(port, mail())
-        invitation = (await eventually(lambda: agent.buttons("accept")))[-1]
-        accept = find_action(invitation["card"], "accept")
-        assert accept is not None
-        session_id = accept["data"]["session_id"]
-        await agent.click("accept", accept["data"], reply_to=invitation["id"])
+        agent, session_id, card_id = await mailed_and_accepted(world, port)
         card = await agent.click("reply", {"session_id": session_id, "reply_text": "Hi"},
-                                 reply_to=invitation["id"])
+                                 reply_to=card_id)
         assert "Replies are off here" in texts(card)
         assert find_action(card, "mark_handled") is not None
 
@@ -141,16 +143,9 @@ async def test_a_reply_waits_for_the_relay_and_is_sent_once_it_answers(
     relay_port, port = free_port(), free_port()  # nothing listens on the relay's port yet
     async with running_world(mail_catalog(), tmp_path, smtp_port=port,
                              smtp_relay=f"127.0.0.1:{relay_port}") as world:
-        agent = world.agent(1)
-        await agent.register()
-        await send(port, mail())
-        invitation = (await eventually(lambda: agent.buttons("accept")))[-1]
-        accept = find_action(invitation["card"], "accept")
-        assert accept is not None
-        session_id = accept["data"]["session_id"]
-        await agent.click("accept", accept["data"], reply_to=invitation["id"])
+        agent, session_id, card_id = await mailed_and_accepted(world, port)
         await agent.click("reply", {"session_id": session_id, "reply_text": "Hi Jane"},
-                          reply_to=invitation["id"])
+                          reply_to=card_id)
         await eventually(lambda: _attempted(world))  # refused, put off with backoff
         async with smtp_sink(relay_port) as relay:
             await world.advance(600)  # past the backoff

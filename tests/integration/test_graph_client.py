@@ -14,7 +14,7 @@ from bot.domain.chatroom import chat_topic
 from bot.teams.graph import GraphClient
 from bot.teams.outbound import OutboundHTTPError, OutboundSender, RetryPolicy
 from bot.teams.ratelimit import RateLimiter
-from bot.teams.tokens import GRAPH_SCOPE, TokenError, graph_tokens
+from bot.teams.tokens import GRAPH_SCOPE, MsalTokenProvider, TokenError, graph_tokens
 from tests.standins.graph import GraphStandin, TokenStandin
 
 CHAT_ID = re.compile(r"^19:[0-9a-f]{32}@thread\.v2$")
@@ -146,17 +146,22 @@ async def test_an_empty_member_list_is_refused(rig: Rig) -> None:
         await rig.graph.create_group_chat("Sales ¦ nobody", [])
 
 
-async def test_msal_token_from_the_token_standin(
-    token_standin: TokenStandin, http_session: aiohttp.ClientSession
-) -> None:
-    tokens = graph_tokens(
+def standin_tokens(token_standin: TokenStandin, secret: str) -> MsalTokenProvider:
+    """MSAL for app "app-id" of tenant contoso-tenant, asking the token stand-in."""
+    return graph_tokens(
         "app-id",
-        "app-secret",
+        secret,
         tenant_id="contoso-tenant",
         authority_host=token_standin.authority_host,
         http_client=token_standin.http_client(),
         instance_discovery=False,
     )
+
+
+async def test_msal_token_from_the_token_standin(
+    token_standin: TokenStandin, http_session: aiohttp.ClientSession
+) -> None:
+    tokens = standin_tokens(token_standin, "app-secret")
     async with GraphStandin(
         catalog={"switchboard": "catalog-app-1"}, expected_token="standin-token-1"
     ) as standin:
@@ -177,14 +182,7 @@ async def test_msal_token_from_the_token_standin(
 
 
 async def test_msal_error_surfaces_as_token_error(token_standin: TokenStandin) -> None:
-    tokens = graph_tokens(
-        "app-id",
-        "wrong-secret",
-        tenant_id="contoso-tenant",
-        authority_host=token_standin.authority_host,
-        http_client=token_standin.http_client(),
-        instance_discovery=False,
-    )
+    tokens = standin_tokens(token_standin, "wrong-secret")
     with pytest.raises(TokenError) as caught:
         await tokens.get_token()
     assert caught.value.error == "invalid_client"

@@ -14,7 +14,6 @@ import pytest
 from bot.app import INTERACT
 from bot.services.context import Ctx
 from tests.builders import catalog
-from tests.support.cards import find_action
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
 from tests.support.world import World, running_world
@@ -51,12 +50,10 @@ async def open_chat(world: World, body: dict[str, Any] | None = None,
 async def accept_for(agent: TeamsAgent) -> str:
     """Accept the invitation and wait for the chatroom header (local mode: personal chat)."""
     [invitation] = await eventually(lambda: agent.buttons("accept"), timeout=30)
-    action = find_action(invitation["card"], "accept")
-    assert action is not None
-    await agent.click("accept", action["data"], reply_to=invitation["id"])
+    session_id, _ = await agent.accept(invitation)
     await eventually(lambda: [c for c in agent.cards() if " ¦ " in json.dumps(
         c["card"], ensure_ascii=False)], timeout=30)
-    return str(action["data"]["session_id"])
+    return session_id
 
 
 async def read_events(ws: aiohttp.ClientWebSocketResponse, until: str,

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
-import pytest
-
-from bot.logs import JsonFormatter
 from tests.builders import catalog
-from tests.support.cards import find_action
+from tests.support.logs import CapturedLogs
 from tests.support.waiting import eventually
 from tests.support.world import running_world
 
@@ -19,31 +15,7 @@ SECRETS = ["Zelda Quixote", "zelda.q@example.org", "+41 79 555 01 23",
            "my account number is 4711", "please call me back", "Sure thing, Zelda"]
 
 
-class Captured(logging.Handler):
-    """Formats every record the way production does (JSON lines) and keeps the text."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def captured() -> Captured:
-    handler = Captured()
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield handler  # type: ignore[misc]
-    root.removeHandler(handler)
-    root.setLevel(previous)
-
-
-async def test_full_scenario_logs_no_customer_data(tmp_path: Path, captured: Captured) -> None:
+async def test_full_scenario_logs_no_customer_data(tmp_path: Path, captured: CapturedLogs) -> None:
     services = catalog({"id": "sales", "name": "Sales", "context": {"store_data": True}},
                        {"id": "support", "name": "Support"})
     async with running_world(services, tmp_path) as world:
@@ -56,9 +28,7 @@ async def test_full_scenario_logs_no_customer_data(tmp_path: Path, captured: Cap
             chat = await response.json()
         auth = {"Authorization": f"Bearer {chat['token']}"}
         [invitation] = await eventually(lambda: first.buttons("accept"))
-        accept = find_action(invitation["card"], "accept")
-        assert accept is not None
-        await first.click("accept", accept["data"], reply_to=invitation["id"])
+        await first.accept(invitation)
         await eventually(lambda: any(" ¦ " in json.dumps(c["card"], ensure_ascii=False)
                                      for c in first.cards()))
         async with world.client.post(world.server.make_url(
@@ -71,10 +41,7 @@ async def test_full_scenario_logs_no_customer_data(tmp_path: Path, captured: Cap
         await second.register()
         await first.say("transfer Support")
         [second_invitation] = await eventually(lambda: second.buttons("accept"))
-        accept = find_action(second_invitation["card"], "accept")
-        assert accept is not None
-        await second.click("accept", accept["data"], reply_to=second_invitation["id"])
-        session_id = accept["data"]["session_id"]
+        session_id, _ = await second.accept(second_invitation)
         await second.click("terminate", {"session_id": session_id})
         await second.click("save_wrapup", {"session_id": session_id, "tags": "vip"})
         await world.advance(60)

@@ -26,7 +26,6 @@ from bot.interact.openapi import (
     openapi_route,
 )
 from tests.builders import catalog
-from tests.support.cards import find_action
 from tests.support.waiting import eventually
 from tests.support.world import World, running_world
 
@@ -143,9 +142,7 @@ async def test_a_real_chat_matches_the_document(world: World) -> None:
         agent = world.agent(1)
         await agent.register()
         [invitation] = await eventually(lambda: agent.buttons("accept"))
-        action = find_action(invitation["card"], "accept")
-        assert action is not None
-        await agent.click("accept", action["data"], reply_to=invitation["id"])
+        await agent.accept(invitation)
         await until("accepted")
         status, body = await call(world, "POST", f"{chat_path}/messages", headers=auth,
                                   json={"text": "Can I get a quote?"})

@@ -45,6 +45,12 @@ async def rig(http_session: aiohttp.ClientSession) -> AsyncIterator[Rig]:
         yield Rig(standin, sender, ConnectorClient(http_session, sender, policy=LOOPBACK))
 
 
+def plain_sender(retry: RetryPolicy | None = None) -> OutboundSender:
+    """An outbound sender at Teams' own limits on the monotonic clock."""
+    clock = MonotonicClock()
+    return OutboundSender(RateLimiter(clock), clock, retry=retry)
+
+
 async def send_all(rig: Rig, plan: list[tuple[str, str]]) -> list[str]:
     """Send (conversation, text) pairs, all submitted at once in list order."""
     url = rig.standin.service_url
@@ -133,10 +139,8 @@ async def test_blocked_bot_gets_403_message_writes_blocked(rig: Rig) -> None:
 async def test_gives_up_with_a_clear_error(http_session: aiohttp.ClientSession) -> None:
     async with ConnectorStandin() as standin:
         standin.fail_for(60.0, status=502)
-        clock = MonotonicClock()
         retry = RetryPolicy(max_attempts=3, backoff_base=0.001, backoff_cap=0.002)
-        sender = OutboundSender(RateLimiter(clock), clock, retry=retry)
-        client = ConnectorClient(http_session, sender, policy=LOOPBACK)
+        client = ConnectorClient(http_session, plain_sender(retry), policy=LOOPBACK)
         with pytest.raises(OutboundGaveUp, match=r"after 3 attempts \(last status 502\)"):
             await client.send_to_conversation(standin.service_url, "a:c", {"text": "x"})
         assert standin.failed == 3
@@ -149,8 +153,7 @@ async def test_connection_refused_is_retried_until_the_server_is_back(
     await standin.start()
     url = standin.service_url
     await standin.close()
-    clock = MonotonicClock()
-    sender = OutboundSender(RateLimiter(clock), clock, retry=SCALED_RETRY)
+    sender = plain_sender(SCALED_RETRY)
     client = ConnectorClient(http_session, sender, policy=LOOPBACK)
     sending = asyncio.create_task(client.send_to_conversation(url, "a:c", {"text": "late"}))
     await asyncio.sleep(0.1)
@@ -171,9 +174,7 @@ async def test_connection_refused_is_retried_until_the_server_is_back(
 async def test_update_create_and_member_lookup(
     connector_standin: ConnectorStandin, http_session: aiohttp.ClientSession
 ) -> None:
-    clock = MonotonicClock()
-    client = ConnectorClient(http_session, OutboundSender(RateLimiter(clock), clock),
-                             policy=LOOPBACK)
+    client = ConnectorClient(http_session, plain_sender(), policy=LOOPBACK)
     url = connector_standin.service_url
     connector_standin.add_member(
         "29:agent",
@@ -218,9 +219,7 @@ async def test_update_create_and_member_lookup(
 async def test_ids_with_reserved_characters_round_trip(
     connector_standin: ConnectorStandin, http_session: aiohttp.ClientSession
 ) -> None:
-    clock = MonotonicClock()
-    client = ConnectorClient(http_session, OutboundSender(RateLimiter(clock), clock),
-                             policy=LOOPBACK)
+    client = ConnectorClient(http_session, plain_sender(), policy=LOOPBACK)
     cid = "19:abc@thread.v2;messageid=1700000000000"
     url = connector_standin.service_url + "/"
     activity_id = await client.send_to_conversation(url, cid, {"text": "hi"})
@@ -232,9 +231,7 @@ async def test_ids_with_reserved_characters_round_trip(
 async def test_static_token_is_sent(
     connector_standin: ConnectorStandin, http_session: aiohttp.ClientSession
 ) -> None:
-    clock = MonotonicClock()
-    sender = OutboundSender(RateLimiter(clock), clock)
-    client = ConnectorClient(http_session, sender, tokens=StaticTokenProvider("t0k"),
+    client = ConnectorClient(http_session, plain_sender(), tokens=StaticTokenProvider("t0k"),
                              policy=LOOPBACK)
     await client.send_to_conversation(connector_standin.service_url, "a:c", {"text": "x"})
     assert connector_standin.authorizations == ["Bearer t0k"]
@@ -252,9 +249,7 @@ async def test_bot_framework_token_from_msal(
         http_client=token_standin.http_client(),
         instance_discovery=False,
     )
-    clock = MonotonicClock()
-    client = ConnectorClient(http_session, OutboundSender(RateLimiter(clock), clock), tokens=tokens,
-                             policy=LOOPBACK)
+    client = ConnectorClient(http_session, plain_sender(), tokens=tokens, policy=LOOPBACK)
     for n in range(3):
         await client.send_to_conversation(connector_standin.service_url, "a:c", {"text": f"{n}"})
     assert connector_standin.authorizations == ["Bearer standin-token-1"] * 3

@@ -23,6 +23,7 @@ from tests.fakes import FakeClock
 from tests.scenario import (
     add_agent,
     agent_state,
+    first_of_two_rings,
     load_agent,
     load_task,
     new_task,
@@ -54,15 +55,17 @@ async def count(engine: Engine, name: str, where: Callable[[Event], bool] = bool
     return sum(1 for e in await all_events(engine) if e.name == name and where(e))
 
 
+async def fires_nothing_more(engine: Engine) -> None:
+    """Firing again does nothing more: nothing is due, no event is written."""
+    before = await all_events(engine)
+    assert await engine.jobs.fire_due() == 0
+    assert await all_events(engine) == before
+
+
 async def test_ring_timeout_due_while_down_fires_once_after_restart(
         db_path: Path, clock: FakeClock) -> None:
     async with running(db_path, clock) as engine:
-        first = await add_agent(engine, 1)
-        clock.advance(1)
-        second = await add_agent(engine, 2)
-        task = await new_task(engine)
-        [offer] = await ringing(engine, task.id)
-        assert offer.agent_id == first
+        first, second, task, offer = await first_of_two_rings(engine, clock)
     # The app is down while the ring timeout (30 s) passes.
     clock.advance(45)
     async with running(db_path, clock) as engine:
@@ -75,10 +78,7 @@ async def test_ring_timeout_due_while_down_fires_once_after_restart(
         [again] = await ringing(engine, task.id)
         assert again.agent_id == second
         assert (await load_task(engine, task.id)).state is TaskState.RINGING
-        before = await all_events(engine)
-        # Firing again does nothing more: the timer row is gone.
-        assert await engine.jobs.fire_due() == 0
-        assert await all_events(engine) == before
+        await fires_nothing_more(engine)  # the timer row is gone
     # Nor does a further restart at the same instant.
     async with running(db_path, clock) as engine:
         assert await engine.jobs.fire_due() == 0
@@ -111,9 +111,7 @@ async def test_after_call_work_ends_once_after_restart(db_path: Path, clock: Fak
         assert (done.state, done.result) == (TaskState.DONE, TaskResult.HANDLED)
         # The agent left ACW, so the waiting task rings them.
         assert [s.agent_id for s in await ringing(engine, waiting.id)] == [agent]
-        before = await all_events(engine)
-        assert await engine.jobs.fire_due() == 0
-        assert await all_events(engine) == before
+        await fires_nothing_more(engine)
     async with running(db_path, clock) as engine:
         assert await engine.jobs.fire_due() == 0
         assert await count(engine, ev.ACW_ENDED) == 1

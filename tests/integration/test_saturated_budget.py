@@ -56,9 +56,7 @@ async def session(world: World, session_id: str) -> Session:
 async def offer(world: World, agents: list[TeamsAgent],
                 name: str) -> tuple[TeamsAgent, str, str, str]:
     """A new chat task; returns (agent offered, task id, session id, card id) once shown."""
-    task = await world.engine.run(create_task, "sales", Modality.IM,
-                                  customer=Customer(name=name), content={"text": "Hi"})
-    [session_id] = await eventually(lambda: _ringing(world, task.id), timeout=5)
+    task_id, session_id = await new_chat(world, name)
     offered = await session(world, session_id)
     [agent] = [a for a in agents if a.user_id == offered.agent_id]
 
@@ -68,7 +66,25 @@ async def offer(world: World, agents: list[TeamsAgent],
                 .get("session_id") == session_id]
 
     [card_id] = await eventually(card, timeout=10)
-    return agent, task.id, session_id, card_id
+    return agent, task_id, session_id, card_id
+
+
+async def new_chat(world: World, name: str) -> tuple[str, str]:
+    """A new chat task from `name`: (task id, the session it rings)."""
+    task = await world.engine.run(create_task, "sales", Modality.IM,
+                                  customer=Customer(name=name), content={"text": "Hi"})
+    [session_id] = await eventually(lambda: _ringing(world, task.id), timeout=5)
+    return task.id, session_id
+
+
+async def offered_while_refused(world: World, seconds: float) -> tuple[TeamsAgent, str]:
+    """Agent 1 registers, Teams refuses its chat for `seconds`, and a new chat from Jane rings
+    it: (the agent, the offer's session id)."""
+    agent = world.agent(1)
+    await agent.register()
+    world.connector.fail_for(seconds, 503, path=agent.conversation_id)
+    _, offer_id = await new_chat(world, "Jane")
+    return agent, offer_id
 
 
 async def test_an_invitation_overtakes_queued_relay_lines(tmp_path: Path) -> None:
@@ -121,13 +137,8 @@ async def test_an_invitation_overtakes_queued_relay_lines(tmp_path: Path) -> Non
 
 async def test_no_rona_for_a_card_teams_has_not_shown(tmp_path: Path) -> None:
     async with limited_world(tmp_path) as world:
-        agent = world.agent(1)
-        await agent.register()
         # Teams refuses the agent's chat for a while: the invitation waits to be shown.
-        world.connector.fail_for(1.5, 503, path=agent.conversation_id)
-        task = await world.engine.run(create_task, "sales", Modality.IM,
-                                      customer=Customer(name="Jane"), content={"text": "Hi"})
-        [offer] = await eventually(lambda: _ringing(world, task.id), timeout=5)
+        agent, offer = await offered_while_refused(world, 1.5)
         assert (await session(world, offer)).delivered_at is None
         # Past the 30 s ring timeout while the card job still retries: never shown yet.
         await world.advance(45, jobs_first=False)
@@ -149,12 +160,7 @@ async def test_no_rona_for_a_card_teams_has_not_shown(tmp_path: Path) -> None:
 
 async def test_a_card_never_shown_ends_the_offer_as_missed_without_rona(tmp_path: Path) -> None:
     async with limited_world(tmp_path) as world:
-        agent = world.agent(1)
-        await agent.register()
-        world.connector.fail_for(60, 503, path=agent.conversation_id)
-        task = await world.engine.run(create_task, "sales", Modality.IM,
-                                      customer=Customer(name="Jane"), content={"text": "Hi"})
-        [offer] = await eventually(lambda: _ringing(world, task.id), timeout=5)
+        agent, offer = await offered_while_refused(world, 60)
         # The card job retries against the refusing chat the whole time.
         await world.advance(DELIVERY_DEADLINE.total_seconds() - 1, jobs_first=False)
         assert (await session(world, offer)).result is None

@@ -115,16 +115,21 @@ async def test_status_shows_duty_profile_and_rona_with_reset(world: World) -> No
     assert "RONA" not in facts_of(cleared) and find_action(cleared, "reset_rona") is None
 
 
-async def test_one_service_off_holds_its_invitations_only(world: World) -> None:
-    [agent] = await registered(world, 1)
-    off = await reply_card(agent, "service Sales off", "Your status")
-    assert facts_of(off)["Sales"] == "Off" and facts_of(off)["Support"] == "Taking tasks"
-    assert facts_of(off)["State"] == "Available"
+async def stays_queued(world: World, agent: TeamsAgent) -> None:
+    """A new task is not offered to the agent: a minute later it still waits in the queue."""
     task = await new_task(world)
     await world.advance(60)
     await settle(world)
     assert agent.buttons("accept") == []
     assert (await task_of(world, task.id)).state is TaskState.QUEUED
+
+
+async def test_one_service_off_holds_its_invitations_only(world: World) -> None:
+    [agent] = await registered(world, 1)
+    off = await reply_card(agent, "service Sales off", "Your status")
+    assert facts_of(off)["Sales"] == "Off" and facts_of(off)["Support"] == "Taking tasks"
+    assert facts_of(off)["State"] == "Available"
+    await stays_queued(world, agent)
     switch = find_action(off, "service_duty")
     assert switch is not None and switch["data"] == {"service_id": "sales", "on": "1"}
     on = await click(agent, "service_duty", switch["data"])
@@ -142,11 +147,7 @@ async def test_duty_off_duty_holds_invitations_until_back_on_duty(world: World) 
     off = await reply_card(agent, "duty Off Duty", "Your status")
     assert facts_of(off)["State"] == "Off duty"
     assert facts_of(off)["Duty profile"] == "Off Duty"
-    task = await new_task(world)
-    await world.advance(60)
-    await settle(world)
-    assert agent.buttons("accept") == []
-    assert (await task_of(world, task.id)).state is TaskState.QUEUED
+    await stays_queued(world, agent)
     refused = await reply_text(agent, "duty Holiday")
     assert refused == "There is no profile 'Holiday'. Profiles: Duty, Off Duty."
     on = await reply_card(agent, "duty Duty", "Your status")

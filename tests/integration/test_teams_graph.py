@@ -19,7 +19,6 @@ from bot.services.dispatch import create_task
 from tests.builders import catalog
 from tests.scenario import load_task, sessions_of
 from tests.standins.graph import GraphStandin, TokenStandin
-from tests.support.cards import find_action
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
 from tests.support.world import World, running_world
@@ -54,10 +53,8 @@ async def accept_task(world: World, agent: TeamsAgent, name: str) -> tuple[str, 
                                   customer=Customer(name=name), content={"text": "Hello"})
     await world.engine.run(conversation.customer_message, task.id, "Hello there")
     [invitation] = await eventually(lambda: agent.buttons("accept"))
-    action = find_action(invitation["card"], "accept")
-    assert action is not None
-    await agent.click("accept", action["data"], reply_to=invitation["id"])
-    return task.id, action["data"]["session_id"]
+    session_id, _ = await agent.accept(invitation)
+    return task.id, session_id
 
 
 async def test_accept_creates_the_chatroom_and_relays(graph_world: GraphWorld) -> None:

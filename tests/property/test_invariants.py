@@ -133,6 +133,20 @@ class OfferWatch:
     violations: list[str] = field(default_factory=list)
     seen: int = 0  # offers observed: one per session, or the watch is not watching
 
+    def offers(self, before: Agent | None, after: Agent) -> list[list[str]]:
+        """`check` of each offer a write adds: engagements ringing in `after`, not in `before`."""
+        old = {e.session_id for e in (before.engagements if before else [])
+               if e.phase == "ringing"}
+        return [self.check(before, e) for e in after.engagements
+                if e.phase == "ringing" and e.session_id not in old]
+
+    def committed(self, pending: list[list[str]]) -> None:
+        """Count the offers of a unit of work that committed: only what was committed counts
+        (a rolled-back unit of work, or one that lost its race, offered nothing)."""
+        for why in pending:
+            self.seen += 1
+            self.violations += why
+
     def check(self, before: Agent | None, engagement: Engagement) -> list[str]:
         """Why the agent could not take this offer (empty when it could), from first rules."""
         if before is None:
@@ -175,12 +189,8 @@ class WatchedAgents(SqliteAgents):
     async def save(self, entity: Agent) -> None:
         rows = await self.uow.fetch("SELECT data FROM agents WHERE id = ?", (entity.id,))
         before = decode(Agent, json.loads(rows[0][0])) if rows else None
-        engagements = before.engagements if before else []
-        old = {e.session_id for e in engagements if e.phase == "ringing"}
         await super().save(entity)
-        for engagement in entity.engagements:
-            if engagement.phase == "ringing" and engagement.session_id not in old:
-                self.watched.pending.append(self.watched.watch.check(before, engagement))
+        self.watched.pending += self.watched.watch.offers(before, entity)
 
 
 class WatchedUnitOfWork(SqliteUnitOfWork):
@@ -192,10 +202,7 @@ class WatchedUnitOfWork(SqliteUnitOfWork):
 
     async def commit(self) -> None:
         await super().commit()
-        # Only what was committed counts: a rolled-back unit of work offered nothing.
-        for why in self.pending:
-            self.watch.seen += 1
-            self.watch.violations += why
+        self.watch.committed(self.pending)
         self.pending = []
 
 
@@ -405,22 +412,25 @@ class SwitchboardMachine(RuleBasedStateMachine):
     @rule(seconds=st.one_of(st.integers(1, 20), st.integers(1, 20),
                             st.sampled_from([30, 60, 100, 200])))
     def advance(self, seconds: int) -> None:
+        """Time passes; the scheduler fires what is due (`fire_until_quiet`)."""
         self.step = ("advance", None)
-        note(f"advance {seconds}s")
+        note(f"advance {seconds}s{self.fires}")
         self.clock.advance(seconds)
-
-        async def fire_until_quiet() -> int:
-            total = 0
-            for _ in range(500):
-                fired = await self.engine.jobs.fire_due()
-                if not fired:
-                    return total
-                total += fired
-            raise AssertionError("timers keep firing at one instant")
-
-        fired = self.loop.run_until_complete(fire_until_quiet())
+        fired = sum(self.loop.run_until_complete(self.fire_until_quiet()))
         event(f"advance: fired {min(fired, 5)}{'+' if fired >= 5 else ''}")
         self._after()
+
+    fires = ""  # how the note of an `advance` says who fires
+
+    async def fire_until_quiet(self) -> list[int]:
+        """Fire what is due until nothing is; how many timers each instance fired."""
+        total = 0
+        for _ in range(500):
+            fired = await self.engine.jobs.fire_due()
+            if not fired:
+                return [total]
+            total += fired
+        raise AssertionError("timers keep firing at one instant")
 
     @precondition(lambda self: self.snap.tasks)
     @rule(data=st.data())

@@ -18,9 +18,7 @@ from tests.resilience.harness import (
     Launch,
     ServerProcess,
     attach,
-    free_port,
-    server_env,
-    services_file,
+    new_server,
 )
 from tests.standins.connector import ConnectorStandin
 
@@ -45,9 +43,7 @@ def launch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
               **services: Any) -> ServerProcess:
         workdir = tmp_path / name
         workdir.mkdir()
-        server = ServerProcess(workdir, server_env(
-            db=workdir / "switchboard.db", services=services_file(workdir, **services),
-            port=free_port(), **(env or {})), name=name)
+        server = new_server(workdir, name=name, env=env, **services)
         attach(request.node, server)
         started.append(server)
         server.start()

@@ -18,7 +18,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,15 @@ def server_env(*, db: Path, services: Path, port: int, **extra: str) -> dict[str
                SWITCHBOARD_LOG_LEVEL="INFO", SWITCHBOARD_SMTP_PORT="0", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
+
+
+def new_server(workdir: Path, *, name: str = "switchboard", env: dict[str, str] | None = None,
+               **services: Any) -> ServerProcess:
+    """A server (not started) on a new database in `workdir` and a free port, serving the
+    services file `services_file(workdir, **services)` writes."""
+    return ServerProcess(workdir, server_env(
+        db=workdir / "switchboard.db", services=services_file(workdir, **services),
+        port=free_port(), **(env or {})), name=name)
 
 
 class ServerProcess:
@@ -243,6 +253,11 @@ class Db:
                           "data": data})
         return found
 
+    def shown(self, task_id: str) -> list[dict[str, Any]]:
+        """The task's sessions whose card Teams took (their card id is known); a website
+        chat's id is its task's."""
+        return [s for s in self.sessions(task_id) if s["card_id"]]
+
     def session(self, session_id: str) -> dict[str, Any]:
         [found] = [s for s in self.sessions() if s["id"] == session_id]
         return found
@@ -389,5 +404,52 @@ def make_agent(n: int, server: ServerProcess | str, connector: ConnectorStandin,
     return TeamsAgent.enrolled(n, connector, client, base, confirm_registration=True)
 
 
+@dataclass
+class ServerStage:
+    """A server a whole test module shares, with a Bot Connector stand-in and an HTTP client."""
+
+    server: ServerProcess
+    db: Db
+    connector: ConnectorStandin
+    client: aiohttp.ClientSession
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@contextlib.asynccontextmanager
+async def staged(workdir: Path, **services: Any) -> AsyncIterator[ServerStage]:
+    """A ready `new_server(workdir, **services)`, a connector stand-in and a client; the
+    server is stopped at the end."""
+    server = new_server(workdir, **services)
+    server.start()
+    try:
+        await server.ready()
+        async with ConnectorStandin() as connector, aiohttp.ClientSession() as client:
+            yield ServerStage(server, db_of(server), connector, client)
+    finally:
+        server.stop()
+
+
+async def registered(server: ServerProcess | str, connector: ConnectorStandin,
+                     client: aiohttp.ClientSession, count: int = 1) -> list[TeamsAgent]:
+    """Agents 1..count (`make_agent`), registered one after the other."""
+    agents = [make_agent(n, server, connector, client) for n in range(1, count + 1)]
+    for agent in agents:
+        await agent.register()
+    return agents
+
+
 def make_customer(server: ServerProcess | str, client: aiohttp.ClientSession) -> Customer:
     return Customer(client, server if isinstance(server, str) else server.url)
+
+
+async def accept_into_chat(agent: TeamsAgent, offer: dict[str, Any],
+                           topic: str = "Sales ¦ Jane Doe") -> dict[str, Any]:
+    """The agent accepts a shown offer (a `Db.sessions` row) and sees the chat's header card;
+    the card Accept answered with."""
+    accepted = await agent.click("accept", {"session_id": offer["id"]},
+                                 reply_to=offer["card_id"])
+    await eventually(lambda: [a for a in agent.activities() if topic in card_text(a)])
+    return accepted

@@ -24,18 +24,13 @@ from tests import teams_activities as act
 from tests.resilience.harness import (
     API,
     Customer,
-    Db,
-    ServerProcess,
+    ServerStage,
     attach,
-    db_of,
-    free_port,
-    make_agent,
     make_customer,
     quiet,
-    server_env,
-    services_file,
+    registered,
+    staged,
 )
-from tests.standins.connector import ConnectorStandin
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
 
@@ -46,17 +41,9 @@ SURROGATE = "\\ud800"  # a lone surrogate, as JSON spells it: no UTF-8 can carry
 
 
 @dataclass
-class Stage:
-    server: ServerProcess
-    db: Db
-    connector: ConnectorStandin
-    client: aiohttp.ClientSession
+class Stage(ServerStage):
     agent: TeamsAgent
     jane: Customer
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -64,26 +51,14 @@ async def stage(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stage
     workdir: Path = tmp_path_factory.mktemp("bad-input")
     digest = hashlib.sha256(KEY.encode()).hexdigest()
     extra = f'[[api_key]]\nname = "crm"\nsha256 = "{digest}"\nservices = ["sales"]\n'
-    server = ServerProcess(workdir, server_env(
-        db=workdir / "switchboard.db",
-        services=services_file(workdir, ring_timeout="10m", members=1, extra=extra),
-        port=free_port()))
-    server.start()
-    try:
-        await server.ready()
-        async with ConnectorStandin() as connector, aiohttp.ClientSession() as client:
-            db = db_of(server)
-            agent = make_agent(1, server, connector, client)
-            await agent.register()
-            jane = make_customer(server, client)
-            await jane.open("Hi", name="Jane Doe")
-            [offer] = await eventually(lambda: [s for s in db.sessions(jane.chat_id)
-                                                if s["card_id"]])
-            await agent.click("accept", {"session_id": offer["id"]}, reply_to=offer["card_id"])
-            await quiet(db)
-            yield Stage(server, db, connector, client, agent, jane)
-    finally:
-        server.stop()
+    async with staged(workdir, ring_timeout="10m", members=1, extra=extra) as base:
+        [agent] = await registered(base.server, base.connector, base.client)
+        jane = make_customer(base.server, base.client)
+        await jane.open("Hi", name="Jane Doe")
+        [offer] = await eventually(lambda: base.db.shown(jane.chat_id))
+        await agent.click("accept", {"session_id": offer["id"]}, reply_to=offer["card_id"])
+        await quiet(base.db)
+        yield Stage(**vars(base), agent=agent, jane=jane)
 
 
 @pytest.fixture(autouse=True)

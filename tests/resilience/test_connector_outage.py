@@ -16,13 +16,14 @@ import aiohttp
 from tests.resilience.harness import (
     STAGE_ORDER,
     Launch,
+    accept_into_chat,
     card_stage,
     card_text,
     db_of,
     expected_stage,
-    make_agent,
     make_customer,
     quiet,
+    registered,
 )
 from tests.standins.connector import ConnectorStandin
 from tests.support.teams import TeamsAgent
@@ -36,21 +37,17 @@ async def test_connector_503_for_10s_then_every_card_and_message_arrives_in_orde
     server = launch(ring_timeout="5s", acw="2s", rona_reset="10s", members=2)
     db = db_of(server)
     await server.ready()
-    agents = [make_agent(n, server, connector, client) for n in (1, 2)]
-    for agent in agents:
-        await agent.register()
+    agents = await registered(server, connector, client, 2)
 
     # Before the outage: a customer's chat is live with one agent (header posted).
     jane, bob = make_customer(server, client), make_customer(server, client)
     await jane.open("Hi", name="Jane Doe")
-    [jane_offer] = await eventually(lambda: [s for s in db.sessions(jane.chat_id)
-                                             if s["card_id"]])
+    [jane_offer] = await eventually(lambda: db.shown(jane.chat_id))
     taker: TeamsAgent = next(a for a in agents if a.user_id == jane_offer["agent_id"])
     misser: TeamsAgent = next(a for a in agents if a is not taker)
     card_id = jane_offer["card_id"]
-    accepted = await taker.click("accept", {"session_id": jane_offer["id"]}, reply_to=card_id)
+    accepted = await accept_into_chat(taker, jane_offer)
     assert card_stage(accepted) == "accepted"
-    await eventually(lambda: [a for a in taker.activities() if "Sales ¦ Jane Doe" in card_text(a)])
     await quiet(db)
 
     connector.fail_for(OUTAGE, 503)
@@ -131,8 +128,7 @@ async def test_an_invitation_rings_from_when_the_connector_shows_it(
     server = launch(ring_timeout="5s", acw="2s", rona_reset="10s", members=1)
     db = db_of(server)
     await server.ready()
-    agent = make_agent(1, server, connector, client)
-    await agent.register()
+    await registered(server, connector, client)
 
     connector.fail_for(OUTAGE, 503)
     outage_ends = time.monotonic() + OUTAGE
@@ -147,8 +143,7 @@ async def test_an_invitation_rings_from_when_the_connector_shows_it(
     waiting = db.session(offer["id"])
     assert (waiting["phase"], waiting["result"]) == ("ringing", None), waiting["result"]
     # Teams is back: the card arrives and rings its 5 s from then, then RONA.
-    shown = await eventually(lambda: [s for s in db.sessions(jane.chat_id) if s["card_id"]],
-                             timeout=OUTAGE + 40)
+    shown = await eventually(lambda: db.shown(jane.chat_id), timeout=OUTAGE + 40)
     delivered = datetime.fromisoformat(shown[0]["data"]["delivered_at"]).timestamp()
     assert delivered >= offer["offered_at"] + OUTAGE - 1
     await eventually(lambda: db.session(offer["id"])["result"], timeout=15)
@@ -161,13 +156,11 @@ async def test_messages_written_while_connected_reach_the_chat_even_after_termin
     server = launch(ring_timeout="5s", acw="2s", members=1)
     db = db_of(server)
     await server.ready()
-    agent = make_agent(1, server, connector, client)
-    await agent.register()
+    [agent] = await registered(server, connector, client)
     jane = make_customer(server, client)
     await jane.open("Hi", name="Jane Doe")
-    [offer] = await eventually(lambda: [s for s in db.sessions(jane.chat_id) if s["card_id"]])
-    await agent.click("accept", {"session_id": offer["id"]}, reply_to=offer["card_id"])
-    await eventually(lambda: [a for a in agent.activities() if "Sales ¦ Jane Doe" in card_text(a)])
+    [offer] = await eventually(lambda: db.shown(jane.chat_id))
+    await accept_into_chat(agent, offer)
     await quiet(db)
 
     # The agent's conversation is briefly unavailable (503, Retry-After 0.5 s) while the

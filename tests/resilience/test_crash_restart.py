@@ -19,9 +19,9 @@ from tests.resilience.harness import (
     card_text,
     db_of,
     expected_stage,
-    make_agent,
     make_customer,
     quiet,
+    registered,
 )
 from tests.standins.connector import ConnectorStandin
 from tests.support.cards import find_action
@@ -36,9 +36,7 @@ async def test_kill9_while_ringing_and_during_acw_loses_nothing_and_fires_once(
                     extra=KEEP_TRANSCRIPT)
     db = db_of(server)
     await server.ready()
-    agents = [make_agent(n, server, connector, client) for n in (1, 2)]
-    for agent in agents:
-        await agent.register()
+    agents = await registered(server, connector, client, 2)
 
     # A website chat rings one agent; the customer writes again while it rings.
     jane = make_customer(server, client)
@@ -152,8 +150,7 @@ async def test_a_card_being_sent_at_the_crash_goes_out_promptly_after_the_restar
     server = launch(ring_timeout="10m", members=1)
     db = db_of(server)
     await server.ready()
-    agent = make_agent(1, server, connector, client)
-    await agent.register()
+    [agent] = await registered(server, connector, client)
 
     # The connector stalls, so the invitation job is running (leased) when the process dies.
     connector.fail_for(60, 503)

@@ -32,15 +32,13 @@ from tests.resilience.harness import (
     KEEP_TRANSCRIPT,
     Db,
     ServerProcess,
+    accept_into_chat,
     attach,
     card_stage,
-    card_text,
-    free_port,
-    make_agent,
     make_customer,
+    new_server,
     quiet,
-    server_env,
-    services_file,
+    registered,
 )
 from tests.standins.connector import ConnectorStandin
 from tests.support.http import post_json
@@ -93,17 +91,13 @@ async def _scenario(run: LockRun) -> None:
     server, db = run.server, run.db
     await server.ready()
     async with ConnectorStandin() as connector, aiohttp.ClientSession() as client:
-        agent = make_agent(1, server, connector, client)
-        await agent.register()
+        [agent] = await registered(server, connector, client)
         jane = make_customer(server, client)
         await jane.open("Hi", name="Jane Doe")
         run.chat_id = jane.chat_id
-        [offer] = await eventually(lambda: [s for s in db.sessions(jane.chat_id)
-                                            if s["card_id"]])
+        [offer] = await eventually(lambda: db.shown(jane.chat_id))
         run.session_id = offer["id"]
-        await agent.click("accept", {"session_id": offer["id"]}, reply_to=offer["card_id"])
-        await eventually(lambda: [a for a in agent.activities()
-                                  if "Sales ¦ Jane Doe" in card_text(a)])
+        await accept_into_chat(agent, offer)
         await quiet(db)
         run.before.append(await _observe("readyz", post_json(
             client, f"{server.url}/readyz", method="GET"), READYZ_BUDGET))
@@ -164,11 +158,7 @@ def _invoke(agent: TeamsAgent, verb: str, data: dict[str, Any], reply_to: str) -
 @pytest.fixture(scope="module")
 def locked_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     workdir: Path = tmp_path_factory.mktemp("locked")
-    server = ServerProcess(workdir, server_env(
-        db=workdir / "switchboard.db",
-        services=services_file(workdir, ring_timeout="5s", acw="2s", members=1,
-                               extra=KEEP_TRANSCRIPT),
-        port=free_port()))
+    server = new_server(workdir, ring_timeout="5s", acw="2s", members=1, extra=KEEP_TRANSCRIPT)
     server.start()
     yield server
     server.stop()

@@ -6,7 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.resilience.harness import REPO, ServerProcess, free_port, server_env, services_file
+from tests.resilience.harness import (
+    REPO,
+    free_port,
+    new_server,
+    server_env,
+    services_file,
+)
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -27,9 +33,7 @@ def listening_addresses(port: int) -> set[str]:
 
 async def test_local_mode_listens_on_loopback_only_and_says_auth_is_off(
         tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path, server_env(db=tmp_path / "sb.db",
-                                                services=services_file(tmp_path),
-                                                port=free_port()))
+    server = new_server(tmp_path)
     server.start()
     try:
         await server.ready()

@@ -28,9 +28,9 @@ from tests.resilience.harness import (
     card_stage,
     card_text,
     free_port,
-    make_agent,
     make_customer,
     quiet,
+    registered,
     services_file,
 )
 from tests.standins.connector import ConnectorStandin
@@ -101,9 +101,7 @@ async def test_graph_500_on_chat_creation_requeues_tells_the_agent_and_the_next_
         graph_server: GraphServer, connector: ConnectorStandin,
         client: aiohttp.ClientSession) -> None:
     server, db, graph = graph_server.url, graph_server.db, graph_server.graph
-    agents = [make_agent(n, server, connector, client) for n in (1, 2)]
-    for agent in agents:
-        await agent.register()
+    agents = await registered(server, connector, client, 2)
     graph.fail_chat_creation(500)
 
     jane = make_customer(server, client)

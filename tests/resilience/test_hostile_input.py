@@ -28,19 +28,15 @@ from tests import teams_activities as act
 from tests.resilience.harness import (
     API,
     Customer,
-    Db,
-    ServerProcess,
+    ServerStage,
+    accept_into_chat,
     attach,
     card_text,
-    db_of,
-    free_port,
-    make_agent,
     make_customer,
     quiet,
-    server_env,
-    services_file,
+    registered,
+    staged,
 )
-from tests.standins.connector import ConnectorStandin
 from tests.support.http import post_json
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
@@ -51,11 +47,7 @@ MALLORY = "29:mallory"
 
 
 @dataclass
-class Stage:
-    server: ServerProcess
-    db: Db
-    connector: ConnectorStandin
-    client: aiohttp.ClientSession
+class Stage(ServerStage):
     x: TeamsAgent  # in a connected chat with jane
     y: TeamsAgent  # ringing for bob
     jane: Customer
@@ -64,10 +56,6 @@ class Stage:
     x_card: str
     y_session: str
     y_card: str
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     def activity(self, kind: str = "message", *, user: str = MALLORY,
                  conversation: str = "a:personal-mallory", **fields: Any) -> dict[str, Any]:
@@ -89,37 +77,22 @@ class Stage:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stage(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stage]:
     workdir: Path = tmp_path_factory.mktemp("hostile")
-    server = ServerProcess(workdir, server_env(
-        db=workdir / "switchboard.db",
-        services=services_file(workdir, ring_timeout="10m", acw="2s", members=2),
-        port=free_port()))
-    server.start()
-    try:
-        await server.ready()
-        async with ConnectorStandin() as connector, aiohttp.ClientSession() as client:
-            db = db_of(server)
-            agents = [make_agent(n, server, connector, client) for n in (1, 2)]
-            for agent in agents:
-                await agent.register()
-            jane, bob = make_customer(server, client), make_customer(server, client)
-            await jane.open("Hi", name="Jane Doe")
-            [jane_offer] = await eventually(lambda: [s for s in db.sessions(jane.chat_id)
-                                                     if s["card_id"]])
-            x = next(a for a in agents if a.user_id == jane_offer["agent_id"])
-            y = next(a for a in agents if a is not x)
-            await x.click("accept", {"session_id": jane_offer["id"]},
-                          reply_to=jane_offer["card_id"])
-            await eventually(lambda: [a for a in x.activities()
-                                      if "Sales ¦ Jane Doe" in card_text(a)])
-            await bob.open("Hello", name="Bob Roe")
-            [bob_offer] = await eventually(lambda: [s for s in db.sessions(bob.chat_id)
-                                                    if s["card_id"]])
-            assert bob_offer["agent_id"] == y.user_id
-            await quiet(db)
-            yield Stage(server, db, connector, client, x, y, jane, bob, jane_offer["id"],
-                        jane_offer["card_id"], bob_offer["id"], bob_offer["card_id"])
-    finally:
-        server.stop()
+    async with staged(workdir, ring_timeout="10m", acw="2s", members=2) as base:
+        agents = await registered(base.server, base.connector, base.client, 2)
+        jane = make_customer(base.server, base.client)
+        bob = make_customer(base.server, base.client)
+        await jane.open("Hi", name="Jane Doe")
+        [jane_offer] = await eventually(lambda: base.db.shown(jane.chat_id))
+        x = next(a for a in agents if a.user_id == jane_offer["agent_id"])
+        y = next(a for a in agents if a is not x)
+        await accept_into_chat(x, jane_offer)
+        await bob.open("Hello", name="Bob Roe")
+        [bob_offer] = await eventually(lambda: base.db.shown(bob.chat_id))
+        assert bob_offer["agent_id"] == y.user_id
+        await quiet(base.db)
+        yield Stage(**vars(base), x=x, y=y, jane=jane, bob=bob, x_session=jane_offer["id"],
+                    x_card=jane_offer["card_id"], y_session=bob_offer["id"],
+                    y_card=bob_offer["card_id"])
 
 
 @pytest.fixture(autouse=True)

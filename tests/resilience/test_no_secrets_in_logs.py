@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from bot.logs import JsonFormatter, redact
-from tests.resilience.harness import ServerProcess, free_port, server_env, services_file
+from tests.resilience.harness import new_server
 
 HOSTILE = [
     # A control character in the Authorization header: aiohttp refuses the request.
@@ -23,9 +23,7 @@ HOSTILE = [
 
 
 async def test_hostile_requests_leave_no_key_in_the_log_at_debug(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path, server_env(
-        db=tmp_path / "sb.db", services=services_file(tmp_path), port=free_port(),
-        SWITCHBOARD_LOG_LEVEL="DEBUG"))
+    server = new_server(tmp_path, env={"SWITCHBOARD_LOG_LEVEL": "DEBUG"})
     server.start()
     try:
         await server.ready()

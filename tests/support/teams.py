@@ -144,6 +144,15 @@ class TeamsAgent:
         return await self.click(verb, {**action.get("data", {}), **(inputs or {})},
                                 reply_to=reply_to, action_id=action.get("id"), in_chat=in_chat)
 
+    async def accept(self, invitation: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Press Accept on an invitation (an entry of `buttons("accept")`): the session id and
+        the card the invoke answered with."""
+        action = find_action(invitation["card"], "accept")
+        if action is None:
+            raise TeamsError(f"agent {self.n}: no Accept button on the invitation")
+        card = await self.click("accept", action["data"], reply_to=invitation["id"])
+        return str(action["data"]["session_id"]), card
+
     # -- what the agent sees ----------------------------------------------------------------
 
     def activities(self) -> list[dict[str, Any]]:

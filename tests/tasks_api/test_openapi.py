@@ -16,7 +16,6 @@ from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV30SpecValidat
 from bot.app import create_app
 from bot.config import Settings
 from bot.interact.openapi import openapi_document
-from tests.support.cards import find_action
 from tests.support.waiting import eventually
 from tests.tasks_api.conftest import OPS_KEY, Api, tasks_catalog
 
@@ -98,13 +97,11 @@ async def test_real_answers_match_the_document(api: Api) -> None:
     status, answer = await api.get(task_id, key=OPS_KEY)
     check("get", item, status, answer)
     [invitation] = await eventually(lambda: agent.buttons("accept"))
-    accept = find_action(invitation["card"], "accept")
-    assert accept is not None
-    await agent.click("accept", accept["data"], reply_to=invitation["id"])
+    session_id, _ = await agent.accept(invitation)
     status, answer, _ = await api.call("DELETE", f"{PREFIX}/{task_id}")
     assert status == 409
     check("delete", item, status, answer)
-    await agent.click("terminate", accept["data"], reply_to=invitation["id"])
+    await agent.click("terminate", {"session_id": session_id}, reply_to=invitation["id"])
     await api.world.advance(30)
     status, answer = await api.get(task_id)
     assert answer["state"] == "done"

@@ -12,7 +12,7 @@ from bot.services.offers import accept, decline
 from bot.storage.sqlite import SqliteStore
 from tests.builders import catalog
 from tests.fakes import FakeClock
-from tests.scenario import add_agent, advance, new_task, ringing, sessions_of
+from tests.scenario import advance, first_of_two_rings, new_task, ringing, sessions_of
 
 
 @pytest.fixture
@@ -23,11 +23,7 @@ def held(store: SqliteStore, clock: FakeClock) -> Engine:
 
 async def test_a_decline_waits_for_the_busy_agent_not_for_the_decliner(
         held: Engine, clock: FakeClock) -> None:
-    busy = await add_agent(held, 1)
-    clock.advance(1)
-    free = await add_agent(held, 2)
-    first = await new_task(held, name="First")
-    [offer] = await ringing(held, first.id)
+    busy, free, first, offer = await first_of_two_rings(held, clock, name="First")
     await held.run(accept, offer.id, busy)  # agent 1 is busy with the first chat
 
     task = await new_task(held, name="Second")
@@ -49,11 +45,7 @@ def accepted_of(sessions: list[Session]) -> str:
 
 async def test_the_decliner_gets_it_again_after_redecline_after(
         held: Engine, clock: FakeClock) -> None:
-    busy = await add_agent(held, 1)
-    clock.advance(1)
-    free = await add_agent(held, 2)
-    first = await new_task(held, name="First")
-    [offer] = await ringing(held, first.id)
+    busy, free, _, offer = await first_of_two_rings(held, clock, name="First")
     await held.run(accept, offer.id, busy)
     task = await new_task(held, name="Second")
     [offer] = await ringing(held, task.id)
@@ -67,12 +59,7 @@ async def test_the_decliner_gets_it_again_after_redecline_after(
 
 async def test_the_decliner_gets_it_again_once_everyone_else_declined(
         held: Engine, clock: FakeClock) -> None:
-    one = await add_agent(held, 1)
-    clock.advance(1)
-    two = await add_agent(held, 2)
-    task = await new_task(held)
-    [offer] = await ringing(held, task.id)
-    assert offer.agent_id == one
+    one, two, task, offer = await first_of_two_rings(held, clock)
     await held.run(decline, offer.id, one)
     [offer] = await ringing(held, task.id)
     assert offer.agent_id == two

@@ -32,6 +32,7 @@ from tests.scenario import (
     new_task,
     ringing,
     sessions_of,
+    task_of_session,
 )
 
 
@@ -40,6 +41,14 @@ async def connected(engine: Engine, agent: str, name: str = "Jane Doe") -> str:
     [offer] = await ringing(engine, task.id)
     await engine.run(accept, offer.id, agent)
     return offer.id
+
+
+async def in_acw(engine: Engine) -> tuple[str, str]:
+    """Agent 1 ends a chat it took: (the agent, the session in after-call work)."""
+    agent = await add_agent(engine, 1)
+    session_id = await connected(engine, agent)
+    await engine.run(terminate, session_id, agent_id=agent)
+    return agent, session_id
 
 
 @pytest.fixture
@@ -52,17 +61,6 @@ def coded(store: SqliteStore, clock: FakeClock) -> Engine:
             {"id": "support"},
         ),
     )
-
-
-async def sessions_of_agent_task(engine: Engine, session_id: str) -> str:
-    from bot.services.context import Ctx
-
-    async def get(ctx: Ctx) -> str:
-        session = await ctx.uow.sessions.get(session_id)
-        assert session is not None
-        return session.task_id
-
-    return await engine.run(get)
 
 
 async def test_customer_cancel_before_accept(engine: Engine) -> None:
@@ -102,9 +100,7 @@ async def test_terminate_starts_acw_then_the_agent_is_available(
 async def test_acw_extension_adds_to_the_time_left(store: SqliteStore, clock: FakeClock) -> None:
     engine = build_engine(store, clock, catalog({"id": "sales",
                                            "acw": {"duration": "10m", "max_extension": "1m"}}))
-    agent = await add_agent(engine, 1)
-    session_id = await connected(engine, agent)
-    await engine.run(terminate, session_id, agent_id=agent)
+    agent, session_id = await in_acw(engine)
     await advance(engine, clock, 5 * 60)  # 5 min of the 10 min left
     extended = await engine.run(extend_acw, session_id, agent_id=agent)
     assert extended.acw_until is not None
@@ -118,18 +114,14 @@ async def test_acw_extension_adds_to_the_time_left(store: SqliteStore, clock: Fa
 
 
 async def test_acw_extends_only_once(engine: Engine) -> None:
-    agent = await add_agent(engine, 1)
-    session_id = await connected(engine, agent)
-    await engine.run(terminate, session_id, agent_id=agent)
+    agent, session_id = await in_acw(engine)
     await engine.run(extend_acw, session_id, agent_id=agent)
     with pytest.raises(Refused, match="already extended"):
         await engine.run(extend_acw, session_id, agent_id=agent)
 
 
 async def test_acw_can_end_early_and_only_once(engine: Engine) -> None:
-    agent = await add_agent(engine, 1)
-    session_id = await connected(engine, agent)
-    await engine.run(terminate, session_id, agent_id=agent)
+    agent, session_id = await in_acw(engine)
     await engine.run(end_acw, session_id, agent_id=agent)
     assert await agent_state(engine, agent) is AgentState.AVAILABLE
     with pytest.raises(Stale):
@@ -192,7 +184,7 @@ async def test_stale_sessions_are_swept(engine: Engine, clock: FakeClock) -> Non
 
     agent = await add_agent(engine, 1)
     session_id = await connected(engine, agent)
-    task_id = await sessions_of_agent_task(engine, session_id)
+    task_id = await task_of_session(engine, session_id)
     await engine.run(stale_sweep)  # arms the hourly sweep
     await advance(engine, clock, 23 * 3600)
     assert await agent_state(engine, agent) is AgentState.BUSY

@@ -47,6 +47,18 @@ async def grants(
     return await clock.run(run())
 
 
+@pytest.fixture
+def clock() -> FakeMonotonicClock:
+    """Here the clock is the monotonic one the rate limiter reads (not tests/conftest.py's)."""
+    return FakeMonotonicClock(START)
+
+
+@pytest.fixture
+def limiter(clock: FakeMonotonicClock) -> RateLimiter:
+    """A limiter with Teams' limits."""
+    return RateLimiter(clock)
+
+
 def test_window_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         Window(0, 1.0)
@@ -76,34 +88,27 @@ def test_sliding_windows_delay_is_time_until_oldest_leaves() -> None:
     assert windows.delay("other", 10.0) == 0.0
 
 
-async def test_first_seven_go_at_once_then_eight_per_two_seconds() -> None:
-    clock = FakeMonotonicClock(START)
-    limiter = RateLimiter(clock)
+async def test_first_seven_go_at_once_then_eight_per_two_seconds(
+        clock: FakeMonotonicClock, limiter: RateLimiter) -> None:
     times = await grants(limiter, clock, ["c"] * 16)
     assert times == [0.0] * 7 + [1.0] + [2.0] * 7 + [3.0]
 
 
-async def test_sixty_per_thirty_seconds() -> None:
-    clock = FakeMonotonicClock(START)
-    limiter = RateLimiter(clock)
+async def test_sixty_per_thirty_seconds(clock: FakeMonotonicClock, limiter: RateLimiter) -> None:
     times = await grants(limiter, clock, ["c"] * 61)
     assert max(times[:60]) < 30.0
     assert times[60] == pytest.approx(30.0)
     assert_within(times, TEAMS_CONVERSATION_WINDOWS)
 
 
-async def test_eighteen_hundred_per_hour() -> None:
-    clock = FakeMonotonicClock(START)
-    limiter = RateLimiter(clock)
+async def test_eighteen_hundred_per_hour(clock: FakeMonotonicClock, limiter: RateLimiter) -> None:
     times = await grants(limiter, clock, ["c"] * 1801)
     assert times[1799] < 3600.0
     assert times[1800] == pytest.approx(3600.0)
     assert_within(times, TEAMS_CONVERSATION_WINDOWS)
 
 
-async def test_keys_are_isolated() -> None:
-    clock = FakeMonotonicClock(START)
-    limiter = RateLimiter(clock)
+async def test_keys_are_isolated(clock: FakeMonotonicClock, limiter: RateLimiter) -> None:
     first = await grants(limiter, clock, ["a"] * 7)
     assert limiter.delay("a") == pytest.approx(1.0)
     assert limiter.delay("b") == 0.0
@@ -111,9 +116,8 @@ async def test_keys_are_isolated() -> None:
     assert first == second == [0.0] * 7
 
 
-async def test_tenant_bucket_is_shared_by_all_keys() -> None:
-    clock = FakeMonotonicClock(START)
-    limiter = RateLimiter(clock)
+async def test_tenant_bucket_is_shared_by_all_keys(
+        clock: FakeMonotonicClock, limiter: RateLimiter) -> None:
     granted: dict[str, float] = {}
 
     async def one(key: str) -> None:
@@ -138,17 +142,15 @@ async def test_tenant_waiters_are_served_in_arrival_order() -> None:
     assert order == list(range(9))
 
 
-async def test_none_key_takes_only_a_tenant_slot() -> None:
-    clock = FakeMonotonicClock(START)
-    limiter = RateLimiter(clock)
+async def test_none_key_takes_only_a_tenant_slot(
+        clock: FakeMonotonicClock, limiter: RateLimiter) -> None:
     times = await grants(limiter, clock, [None] * 51)
     assert times == [0.0] * 50 + [1.0]
     assert limiter.delay("fresh") == 0.0
 
 
-async def test_throttled_key_does_not_hold_up_other_keys() -> None:
-    clock = FakeMonotonicClock(START)
-    limiter = RateLimiter(clock)
+async def test_throttled_key_does_not_hold_up_other_keys(
+        clock: FakeMonotonicClock, limiter: RateLimiter) -> None:
     await grants(limiter, clock, ["busy"] * 7)
     done: list[str] = []
 
@@ -160,9 +162,7 @@ async def test_throttled_key_does_not_hold_up_other_keys() -> None:
     assert done == ["idle@0", "busy@1"]
 
 
-async def test_try_acquire() -> None:
-    clock = FakeMonotonicClock(START)
-    limiter = RateLimiter(clock)
+async def test_try_acquire(clock: FakeMonotonicClock, limiter: RateLimiter) -> None:
     assert all(limiter.try_acquire("c") for _ in range(7))
     assert not limiter.try_acquire("c")
     await clock.advance(1.0)

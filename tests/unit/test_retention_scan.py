@@ -17,14 +17,13 @@ from bot.bootstrap import build_engine
 from bot.domain.customer import Customer
 from bot.domain.mail import InboundMail
 from bot.services import chats, conversation, mail
-from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.lifecycle import terminate, transfer
 from bot.services.offers import accept
 from bot.storage.sqlite import SqliteStore
 from tests.builders import catalog
 from tests.fakes import FakeClock
-from tests.scenario import add_agent, advance, ringing
+from tests.scenario import add_agent, advance, ringing, task_of_session
 
 
 @pytest.fixture
@@ -127,7 +126,7 @@ async def test_lines_of_a_hop_that_did_not_opt_in_go_when_no_later_hop_kept_them
     first = await add_agent(engine, 1)
     await add_agent(engine, 2)
     in_keep = await chat(engine, "keep", first)
-    task_id = (await _task_of(engine, in_keep))
+    task_id = (await task_of_session(engine, in_keep))
     await engine.run(transfer, in_keep, "drop")
     [offer] = await ringing(engine, task_id)
     await engine.run(accept, offer.id, offer.agent_id)
@@ -142,14 +141,6 @@ async def test_lines_of_a_hop_that_did_not_opt_in_go_when_no_later_hop_kept_them
     finally:
         conn.close()
     assert texts == ["Hello, my parrot", "it swallowed marbles", "see a veterinarian immediately"]
-
-
-async def _task_of(engine: Engine, session_id: str) -> str:
-    async def get(ctx: Ctx) -> str:
-        session = await ctx.uow.sessions.get(session_id)
-        assert session is not None
-        return session.task_id
-    return await engine.run(get)
 
 
 async def test_a_concluded_email_without_opt_in_leaves_nothing_in_the_file(

@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -119,38 +120,55 @@ async def test_sequence_numbers_are_set_once_the_writes_ran(store: SqliteStore) 
     assert event.seq >= 1
 
 
-async def test_a_stale_held_back_write_conflicts_and_nothing_sticks(db_path: Path) -> None:
+@pytest.fixture
+async def two_stores(db_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
+    """Two stores on one database file, as two app instances."""
     one = await SqliteStore(db_path).open()
     two = await SqliteStore(db_path).open()
     try:
-        await add_task(one, "t1")
-        async with one.unit_of_work() as uow:
-            stale = await uow.tasks.get("t1")
-        assert stale is not None and stale.version == 1
-        async with two.unit_of_work() as uow:
-            theirs = await uow.tasks.get("t1")
-            assert theirs is not None
-            theirs.state = TaskState.CANCELLED
-            await uow.tasks.save(theirs)
-            await uow.commit()
-
-        with pytest.raises(ConflictError):
-            async with one.unit_of_work() as uow:
-                await uow.tasks.add(make_task("t2"))
-                stale.state = TaskState.RINGING
-                await uow.tasks.save(stale)  # held back: no error yet
-                assert stale.version == 2
-                await uow.timers.arm(Timer("ring_timeout", "s1", T0))
-                await uow.commit()
-        assert stale.version == 1, "a version bumped in a failed unit of work goes back"
-        async with one.read_only() as uow:
-            assert await uow.tasks.get("t2") is None
-            assert await uow.timers.get("ring_timeout:s1") is None
-            current = await uow.tasks.get("t1")
-            assert current is not None and current.state is TaskState.CANCELLED
+        yield one, two
     finally:
         await one.close()
         await two.close()
+
+
+async def made_stale(one: SqliteStore, two: SqliteStore, state: TaskState | None = None) -> Task:
+    """Task t1 added and read on `one`, then saved again on `two` (in `state`, if given): the
+    copy `one` read is one version behind."""
+    await add_task(one, "t1")
+    async with one.unit_of_work() as uow:
+        stale = await uow.tasks.get("t1")
+    assert stale is not None
+    async with two.unit_of_work() as uow:
+        theirs = await uow.tasks.get("t1")
+        assert theirs is not None
+        if state is not None:
+            theirs.state = state
+        await uow.tasks.save(theirs)
+        await uow.commit()
+    return stale
+
+
+async def test_a_stale_held_back_write_conflicts_and_nothing_sticks(
+        two_stores: tuple[SqliteStore, SqliteStore]) -> None:
+    one, two = two_stores
+    stale = await made_stale(one, two, TaskState.CANCELLED)
+    assert stale.version == 1
+
+    with pytest.raises(ConflictError):
+        async with one.unit_of_work() as uow:
+            await uow.tasks.add(make_task("t2"))
+            stale.state = TaskState.RINGING
+            await uow.tasks.save(stale)  # held back: no error yet
+            assert stale.version == 2
+            await uow.timers.arm(Timer("ring_timeout", "s1", T0))
+            await uow.commit()
+    assert stale.version == 1, "a version bumped in a failed unit of work goes back"
+    async with one.read_only() as uow:
+        assert await uow.tasks.get("t2") is None
+        assert await uow.timers.get("ring_timeout:s1") is None
+        current = await uow.tasks.get("t1")
+        assert current is not None and current.state is TaskState.CANCELLED
 
 
 async def test_a_stale_write_surfaces_as_a_conflict_at_the_next_read(store: SqliteStore) -> None:
@@ -343,45 +361,32 @@ async def test_a_session_comes_with_its_task_and_agent_in_one_hop(store: SqliteS
 
 
 async def test_the_lock_goes_at_the_commit_and_a_failed_commit_leaves_nothing_behind(
-        db_path: Path) -> None:
+        two_stores: tuple[SqliteStore, SqliteStore]) -> None:
     """The next unit of work gets the lock once the COMMIT is queued; if that COMMIT's batch
     fails (here: a stale version, after an INSERT that went through), the next one's BEGIN
     first rolls back what is left, so it never sees the failed writes."""
-    one = await SqliteStore(db_path).open()
-    two = await SqliteStore(db_path).open()
-    try:
-        await add_task(one, "t1")
+    one, two = two_stores
+    stale = await made_stale(one, two)
+
+    async def failing() -> None:
         async with one.unit_of_work() as uow:
-            stale = await uow.tasks.get("t1")
-        assert stale is not None
-        async with two.unit_of_work() as uow:
-            theirs = await uow.tasks.get("t1")
-            assert theirs is not None
-            await uow.tasks.save(theirs)
+            await uow.tasks.add(make_task("t2"))
+            await uow.tasks.save(stale)
             await uow.commit()
 
-        async def failing() -> None:
-            async with one.unit_of_work() as uow:
-                await uow.tasks.add(make_task("t2"))
-                await uow.tasks.save(stale)
-                await uow.commit()
-
-        async def following() -> Task | None:
-            async with one.unit_of_work() as uow:
-                return await uow.tasks.get("t2")
-
-        results = await asyncio.gather(failing(), following(), return_exceptions=True)
-        assert isinstance(results[0], ConflictError)
-        assert results[1] is None
+    async def following() -> Task | None:
         async with one.unit_of_work() as uow:
-            await uow.tasks.add(make_task("t3"))
-            await uow.commit()
-        async with two.read_only() as uow:
-            assert await uow.tasks.get("t2") is None
-            assert await uow.tasks.get("t3") is not None
-    finally:
-        await one.close()
-        await two.close()
+            return await uow.tasks.get("t2")
+
+    results = await asyncio.gather(failing(), following(), return_exceptions=True)
+    assert isinstance(results[0], ConflictError)
+    assert results[1] is None
+    async with one.unit_of_work() as uow:
+        await uow.tasks.add(make_task("t3"))
+        await uow.commit()
+    async with two.read_only() as uow:
+        assert await uow.tasks.get("t2") is None
+        assert await uow.tasks.get("t3") is not None
 
 
 async def test_hops_run_on_the_event_loop_thread_while_the_connection_threads_are_idle(

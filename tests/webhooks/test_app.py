@@ -3,24 +3,20 @@ survive an app restart with the receiver down, and the logs carry no customer da
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import create_app
 from bot.config import Settings
 from bot.domain.service import Catalog
-from bot.logs import JsonFormatter
 from tests.builders import catalog
 from tests.fakes import FakeClock
 from tests.standins.connector import ConnectorStandin
-from tests.support.cards import find_action
+from tests.support.logs import CapturedLogs
 from tests.support.waiting import eventually
 from tests.support.world import World
 from tests.webhooks.harness import SECRET
@@ -30,32 +26,6 @@ API = "/api/interact/v1"
 NAME, EMAIL, PHONE = "Zelda Quixote", "zelda.q@example.org", "+41 79 555 01 23"
 SECRETS = [NAME, EMAIL, PHONE, "Zelda%20Quixote", "Zelda+Quixote", "zelda.q%40example.org",
            "Quixote"]
-
-
-class Captured(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-    def records(self, message: str) -> list[dict[str, object]]:
-        found = [json.loads(line) for line in self.lines]
-        return [entry for entry in found if entry["msg"] == message]
-
-
-@pytest.fixture
-def captured() -> Iterator[Captured]:
-    handler = Captured()
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(previous)
 
 
 @asynccontextmanager
@@ -95,16 +65,13 @@ async def handle_one_task(world: World) -> None:
             "customer": {"name": NAME, "email": EMAIL, "phone": PHONE}}) as response:
         assert response.status in (200, 201), await response.text()
     [invitation] = await eventually(lambda: agent.buttons("accept"))
-    accept = find_action(invitation["card"], "accept")
-    assert accept is not None
-    await agent.click("accept", accept["data"], reply_to=invitation["id"])
-    session_id = accept["data"]["session_id"]
+    session_id, _ = await agent.accept(invitation)
     await agent.click("terminate", {"session_id": session_id})
     await agent.click("save_wrapup", {"session_id": session_id, "tags": "vip"})
 
 
 async def test_requests_survive_an_app_restart_and_logs_hold_no_customer_data(
-        tmp_path: Path, captured: Captured) -> None:
+        tmp_path: Path, captured: CapturedLogs) -> None:
     receiver = Receiver(secrets={"/signed/": SECRET})
     await receiver.start()
     await receiver.stop()  # known port, nobody listening: connections are refused
@@ -116,7 +83,7 @@ async def test_requests_survive_an_app_restart_and_logs_hold_no_customer_data(
                 receiver.now = lambda: world.clock.now().timestamp()
                 await handle_one_task(world)
                 # The scheduler tried the first request; the rest wait behind it.
-                await eventually(lambda: captured.records("web request got no answer"))
+                await eventually(lambda: captured.entries("web request got no answer"))
             await receiver.start()  # the app stopped; the receiver comes back on its port
             async with app_life(catalog_, db, connector) as world:  # the app starts again
                 receiver.now = lambda: world.clock.now().timestamp()
@@ -132,7 +99,7 @@ async def test_requests_survive_an_app_restart_and_logs_hold_no_customer_data(
     assert receiver.accepted[0].query == {"name": [NAME], "email": [EMAIL]}
     assert receiver.accepted[1].headers["X-Phone"] == PHONE
     # Logs: status and timing, the target's origin, never a URL's path or query, headers or body.
-    sent = captured.records("web request sent")
+    sent = captured.entries("web request sent")
     assert len(sent) == 4
     assert {(entry["status"], entry["target"]) for entry in sent} == {(200, receiver.base)}
     assert all(isinstance(entry["ms"], int) for entry in sent)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -64,8 +65,12 @@ def services(base: str, **extra: Any) -> Catalog:
                     "web_request": templates(base), **extra})
 
 
-def receiver_for(clock: FakeClock) -> Receiver:
-    return Receiver(secrets={"/signed/": SECRET}, now=lambda: clock.now().timestamp())
+@pytest.fixture
+async def receiver(clock: FakeClock) -> AsyncIterator[Receiver]:
+    """The web request receiver, up, stamping arrivals with the fake clock."""
+    async with Receiver(secrets={"/signed/": SECRET},
+                        now=lambda: clock.now().timestamp()) as started:
+        yield started
 
 
 async def new_task(engine: Engine, name: str = NAME) -> Task:
@@ -78,6 +83,15 @@ async def answer(engine: Engine, task: Task) -> tuple[str, str]:
     [offer] = await ringing(engine, task.id)
     await engine.run(accept, offer.id, offer.agent_id)
     return offer.id, offer.agent_id
+
+
+async def one_answered(engine: Engine) -> Task:
+    """Agent 1 accepts a new task, and every request that sends goes out once (`drain`)."""
+    await add_agent(engine, 1)
+    task = await new_task(engine)
+    await answer(engine, task)
+    await drain(engine)
+    return task
 
 
 def per_task(receiver: Receiver) -> dict[str, list[str]]:
@@ -101,27 +115,26 @@ FULL = ["ringing", "accepted", "accepted", "terminated", "concluded"]
 
 
 async def test_a_task_from_ringing_to_concluded_sends_exactly_its_templates(
-        backend: Backend, clock: FakeClock) -> None:
-    async with receiver_for(clock) as receiver:
-        store = await backend.open()
-        try:
-            async with running(store, clock, services(receiver.base)) as engine:
-                agent = await add_agent(engine, 1)
-                task = await new_task(engine)
-                await drain(engine)
-                assert [h.event for h in receiver.accepted] == ["ringing"]
-                session, _ = await answer(engine, task)
-                await drain(engine)
-                await engine.run(terminate, session, agent_id=agent)
-                await drain(engine)
-                await engine.run(save_wrapup, session, agent, primary="Sale", secondary=None,
-                                 tags=["vip", "callback"])
-                await drain(engine)
-                await later(engine, clock, 20)  # ACW ends: no template on that
-                assert await pending(engine, task.id) == []
-                log = await events(engine)
-        finally:
-            await backend.close()
+        backend: Backend, clock: FakeClock, receiver: Receiver) -> None:
+    store = await backend.open()
+    try:
+        async with running(store, clock, services(receiver.base)) as engine:
+            agent = await add_agent(engine, 1)
+            task = await new_task(engine)
+            await drain(engine)
+            assert [h.event for h in receiver.accepted] == ["ringing"]
+            session, _ = await answer(engine, task)
+            await drain(engine)
+            await engine.run(terminate, session, agent_id=agent)
+            await drain(engine)
+            await engine.run(save_wrapup, session, agent, primary="Sale", secondary=None,
+                             tags=["vip", "callback"])
+            await drain(engine)
+            await later(engine, clock, 20)  # ACW ends: no template on that
+            assert await pending(engine, task.id) == []
+            log = await events(engine)
+    finally:
+        await backend.close()
 
     assert per_task(receiver) == {task.id: FULL}
     assert len(receiver.hits) == 5 and set(receiver.answered.values()) == {1}
@@ -155,48 +168,47 @@ async def test_a_task_from_ringing_to_concluded_sends_exactly_its_templates(
 
 
 async def test_receiver_down_and_app_restarted_every_request_arrives_once_in_order(
-        backend: Backend, clock: FakeClock) -> None:
-    async with receiver_for(clock) as receiver:
-        receiver.answer = lambda hit: 503
-        catalog_ = services(receiver.base, acw={"duration": "0s"},
-                            distribution={"ring_timeout": "10m"})  # no RONA meanwhile
-        store = await backend.open()
-        try:
-            async with running(store, clock, catalog_) as engine:
-                await add_agent(engine, 1)
-                await add_agent(engine, 2)
-                one, two = await new_task(engine, "One"), await new_task(engine, "Two")
-                await drain(engine)  # attempt 1 of each ringing request: 503
-                in_one, first = await answer(engine, one)
-                await drain(engine)
-                # The accepted requests of task one wait behind its ringing one.
-                assert {h.event for h in receiver.hits} == {"ringing"}
-                assert len(receiver.hits) == 2
-                await later(engine, clock, 10)  # attempt 2: 503
-                assert len(receiver.hits) == 4
-                await receiver.stop()  # now connections are refused
-                await later(engine, clock, 40)  # attempt 3: no answer
-                assert len(receiver.hits) == 4
-            if backend.name == "sqlite":  # the app stops (Cosmos: the fixture closes it)...
-                await store.close()
-            store = await backend.open()  # ...and starts again on the same data
-            async with running(store, clock, catalog_) as engine:
-                await drain(engine)  # nothing is due yet: the backoff survived the restart
-                await engine.run(terminate, in_one, agent_id=first)
-                in_two, second = await answer(engine, two)
-                await engine.run(terminate, in_two, agent_id=second)
-                for session, agent in ((in_one, first), (in_two, second)):
-                    await engine.run(save_wrapup, session, agent, primary="Sale",
-                                     secondary=None, tags=[])
-                await drain(engine)
-                assert len(receiver.hits) == 4
-                receiver.answer = None
-                await receiver.start()  # back, on the same port
-                await later(engine, clock, 160)  # attempt 4 goes through, and all behind it
-                assert await pending(engine, one.id) == await pending(engine, two.id) == []
-                log = await events(engine)
-        finally:
-            await backend.close()
+        backend: Backend, clock: FakeClock, receiver: Receiver) -> None:
+    receiver.answer = lambda hit: 503
+    catalog_ = services(receiver.base, acw={"duration": "0s"},
+                        distribution={"ring_timeout": "10m"})  # no RONA meanwhile
+    store = await backend.open()
+    try:
+        async with running(store, clock, catalog_) as engine:
+            await add_agent(engine, 1)
+            await add_agent(engine, 2)
+            one, two = await new_task(engine, "One"), await new_task(engine, "Two")
+            await drain(engine)  # attempt 1 of each ringing request: 503
+            in_one, first = await answer(engine, one)
+            await drain(engine)
+            # The accepted requests of task one wait behind its ringing one.
+            assert {h.event for h in receiver.hits} == {"ringing"}
+            assert len(receiver.hits) == 2
+            await later(engine, clock, 10)  # attempt 2: 503
+            assert len(receiver.hits) == 4
+            await receiver.stop()  # now connections are refused
+            await later(engine, clock, 40)  # attempt 3: no answer
+            assert len(receiver.hits) == 4
+        if backend.name == "sqlite":  # the app stops (Cosmos: the fixture closes it)...
+            await store.close()
+        store = await backend.open()  # ...and starts again on the same data
+        async with running(store, clock, catalog_) as engine:
+            await drain(engine)  # nothing is due yet: the backoff survived the restart
+            await engine.run(terminate, in_one, agent_id=first)
+            in_two, second = await answer(engine, two)
+            await engine.run(terminate, in_two, agent_id=second)
+            for session, agent in ((in_one, first), (in_two, second)):
+                await engine.run(save_wrapup, session, agent, primary="Sale",
+                                 secondary=None, tags=[])
+            await drain(engine)
+            assert len(receiver.hits) == 4
+            receiver.answer = None
+            await receiver.start()  # back, on the same port
+            await later(engine, clock, 160)  # attempt 4 goes through, and all behind it
+            assert await pending(engine, one.id) == await pending(engine, two.id) == []
+            log = await events(engine)
+    finally:
+        await backend.close()
 
     assert per_task(receiver) == {one.id: FULL, two.id: FULL}
     # Exactly once by key: every key answered once, no key processed twice.
@@ -211,22 +223,18 @@ async def test_receiver_down_and_app_restarted_every_request_arrives_once_in_ord
 
 
 async def test_after_five_attempts_a_request_is_recorded_failed_and_the_next_one_goes(
-        db_path: Path, clock: FakeClock) -> None:
-    async with receiver_for(clock) as receiver:
-        receiver.answer = lambda hit: 503 if hit.event == "ringing" else 200
-        async with running(db_path, clock, services(receiver.base)) as engine:
-            await add_agent(engine, 1)
-            task = await new_task(engine)
-            await answer(engine, task)
-            await drain(engine)
-            for wait in (10, 40, 160):
-                await later(engine, clock, wait)
-            assert [h.event for h in receiver.hits] == ["ringing"] * 4  # the rest wait
-            [head, *_] = await pending(engine, task.id)
-            assert (head.attempts, head.last_status) == (4, 503)
-            await later(engine, clock, 640)  # the fifth attempt fails too: give up, move on
-            assert await pending(engine, task.id) == []
-            log = await events(engine)
+        db_path: Path, clock: FakeClock, receiver: Receiver) -> None:
+    receiver.answer = lambda hit: 503 if hit.event == "ringing" else 200
+    async with running(db_path, clock, services(receiver.base)) as engine:
+        task = await one_answered(engine)
+        for wait in (10, 40, 160):
+            await later(engine, clock, wait)
+        assert [h.event for h in receiver.hits] == ["ringing"] * 4  # the rest wait
+        [head, *_] = await pending(engine, task.id)
+        assert (head.attempts, head.last_status) == (4, 503)
+        await later(engine, clock, 640)  # the fifth attempt fails too: give up, move on
+        assert await pending(engine, task.id) == []
+        log = await events(engine)
 
     assert [h.event for h in receiver.hits] == ["ringing"] * 5 + ["accepted"] * 2
     assert len({h.key for h in receiver.hits[:5]}) == 1  # one delivery, retried
@@ -240,35 +248,27 @@ async def test_after_five_attempts_a_request_is_recorded_failed_and_the_next_one
 
 
 async def test_a_refusal_that_retrying_cannot_change_fails_at_once(
-        db_path: Path, clock: FakeClock) -> None:
-    async with receiver_for(clock) as receiver:
-        receiver.answer = lambda hit: 404 if hit.event == "ringing" else 200
-        async with running(db_path, clock, services(receiver.base)) as engine:
-            await add_agent(engine, 1)
-            task = await new_task(engine)
-            await answer(engine, task)
-            await drain(engine)
-            log = await events(engine, ev.WEBHOOK_FAILED)
+        db_path: Path, clock: FakeClock, receiver: Receiver) -> None:
+    receiver.answer = lambda hit: 404 if hit.event == "ringing" else 200
+    async with running(db_path, clock, services(receiver.base)) as engine:
+        await one_answered(engine)
+        log = await events(engine, ev.WEBHOOK_FAILED)
     assert [h.event for h in receiver.hits] == ["ringing", "accepted", "accepted"]
     assert [(e.data["status"], e.data["attempts"]) for e in log] == [(404, 1)]
 
 
 async def test_a_lost_answer_sends_the_request_again_with_the_same_key(
-        db_path: Path, clock: FakeClock) -> None:
-    async with receiver_for(clock) as receiver:
-        base = templates(receiver.base)[1] | {"timeout": "1s"}
-        receiver.delay = 1.5  # processed, but the answer comes after the sender gave up
-        async with running(db_path, clock, catalog(
-                {"id": "sales", "web_request": [base]})) as engine:
-            await add_agent(engine, 1)
-            task = await new_task(engine)
-            await answer(engine, task)
-            await drain(engine)
-            assert len(receiver.hits) == 1 and len(await pending(engine, task.id)) == 1
-            receiver.delay = 0
-            await later(engine, clock, 10)
-            assert await pending(engine, task.id) == []
-            [delivered] = await events(engine, ev.WEBHOOK_DELIVERED)
+        db_path: Path, clock: FakeClock, receiver: Receiver) -> None:
+    base = templates(receiver.base)[1] | {"timeout": "1s"}
+    receiver.delay = 1.5  # processed, but the answer comes after the sender gave up
+    async with running(db_path, clock, catalog(
+            {"id": "sales", "web_request": [base]})) as engine:
+        task = await one_answered(engine)
+        assert len(receiver.hits) == 1 and len(await pending(engine, task.id)) == 1
+        receiver.delay = 0
+        await later(engine, clock, 10)
+        assert await pending(engine, task.id) == []
+        [delivered] = await events(engine, ev.WEBHOOK_DELIVERED)
     first, again = receiver.hits
     assert first.key == again.key and first.text == again.text
     assert first.headers["X-Switchboard-Timestamp"] != again.headers["X-Switchboard-Timestamp"]
@@ -278,21 +278,20 @@ async def test_a_lost_answer_sends_the_request_again_with_the_same_key(
 
 
 async def test_requests_keep_what_they_were_rendered_with_after_context_is_removed(
-        db_path: Path, clock: FakeClock) -> None:
-    async with receiver_for(clock) as receiver:
-        receiver.answer = lambda hit: 503
-        async with running(db_path, clock, services(receiver.base)) as engine:
-            agent = await add_agent(engine, 1)
-            task = await new_task(engine)
-            session, _ = await answer(engine, task)
-            await engine.run(terminate, session, agent_id=agent)
-            await later(engine, clock, 20)  # ACW ends: the task concludes, context removed
-            await engine.run(save_wrapup, session, agent, primary="Sale", secondary=None,
-                             tags=[])
-            await drain(engine)
-            receiver.answer = None
-            await later(engine, clock, 10)
-            assert await pending(engine, task.id) == []
+        db_path: Path, clock: FakeClock, receiver: Receiver) -> None:
+    receiver.answer = lambda hit: 503
+    async with running(db_path, clock, services(receiver.base)) as engine:
+        agent = await add_agent(engine, 1)
+        task = await new_task(engine)
+        session, _ = await answer(engine, task)
+        await engine.run(terminate, session, agent_id=agent)
+        await later(engine, clock, 20)  # ACW ends: the task concludes, context removed
+        await engine.run(save_wrapup, session, agent, primary="Sale", secondary=None,
+                         tags=[])
+        await drain(engine)
+        receiver.answer = None
+        await later(engine, clock, 10)
+        assert await pending(engine, task.id) == []
     by_path = {h.path.split("/")[2]: h for h in receiver.accepted if h.signed_ok}
     assert json.loads(by_path["accepted"].text)["name"] == NAME  # rendered while live
     # Saved after the task concluded; the service did not opt in to keep context.
@@ -300,8 +299,8 @@ async def test_requests_keep_what_they_were_rendered_with_after_context_is_remov
 
 
 async def test_a_service_that_keeps_context_sends_it_on_concluded(
-        db_path: Path, clock: FakeClock) -> None:
-    async with receiver_for(clock) as receiver, running(db_path, clock, services(
+        db_path: Path, clock: FakeClock, receiver: Receiver) -> None:
+    async with running(db_path, clock, services(
             receiver.base, context={"store_data": True})) as engine:
         agent = await add_agent(engine, 1)
         task = await new_task(engine)
@@ -315,43 +314,39 @@ async def test_a_service_that_keeps_context_sends_it_on_concluded(
 
 
 async def test_a_signed_request_whose_template_lost_its_secret_is_never_sent_unsigned(
-        db_path: Path, clock: FakeClock) -> None:
-    async with receiver_for(clock) as receiver:
-        receiver.answer = lambda hit: 503
-        signed = templates(receiver.base)[1]
-        async with running(db_path, clock, catalog({"id": "sales", "web_request": [
-                signed]})) as engine:
-            await add_agent(engine, 1)
-            task = await new_task(engine)
-            await answer(engine, task)
-            await drain(engine)
-        receiver.answer = None
-        unsigned = {k: v for k, v in signed.items() if k != "secret"}
-        async with running(db_path, clock, catalog({"id": "sales", "web_request": [
-                unsigned]})) as engine:
-            await later(engine, clock, 10)
-            [failed] = await events(engine, ev.WEBHOOK_FAILED)
-            assert await pending(engine, task.id) == []
+        db_path: Path, clock: FakeClock, receiver: Receiver) -> None:
+    receiver.answer = lambda hit: 503
+    signed = templates(receiver.base)[1]
+    async with running(db_path, clock, catalog({"id": "sales", "web_request": [
+            signed]})) as engine:
+        task = await one_answered(engine)
+    receiver.answer = None
+    unsigned = {k: v for k, v in signed.items() if k != "secret"}
+    async with running(db_path, clock, catalog({"id": "sales", "web_request": [
+            unsigned]})) as engine:
+        await later(engine, clock, 10)
+        [failed] = await events(engine, ev.WEBHOOK_FAILED)
+        assert await pending(engine, task.id) == []
     assert len(receiver.hits) == 1  # only the first attempt, signed, before the change
     assert failed.data["error"] == "TemplateChanged"
 
 
 async def test_headers_from_the_environment_are_sent_and_never_stored(
-        db_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+        db_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+        receiver: Receiver) -> None:
     monkeypatch.setenv("SB_TEST_CRM_TOKEN", "tok-0123456789")
     monkeypatch.setenv("SB_TEST_CRM_SIGNING", SECRET)  # the receiver's key for /signed/
-    async with receiver_for(clock) as receiver:
-        receiver.answer = lambda hit: 503  # the delivery stays in the outbox: look at it
-        template = {"on": "ringing", "url": receiver.base + "/signed/ring/{task.id}",
-                    "secret": "{env.SB_TEST_CRM_SIGNING}",
-                    "headers": {"Authorization": "Bearer {env.SB_TEST_CRM_TOKEN}",
-                                "X-Task": "{task.id}"}}
-        async with running(db_path, clock, catalog({"id": "sales", "web_request": [
-                template]})) as engine:
-            await add_agent(engine, 1)
-            task = await new_task(engine)
-            await drain(engine)
-            [stored] = await pending(engine, task.id)
+    receiver.answer = lambda hit: 503  # the delivery stays in the outbox: look at it
+    template = {"on": "ringing", "url": receiver.base + "/signed/ring/{task.id}",
+                "secret": "{env.SB_TEST_CRM_SIGNING}",
+                "headers": {"Authorization": "Bearer {env.SB_TEST_CRM_TOKEN}",
+                            "X-Task": "{task.id}"}}
+    async with running(db_path, clock, catalog({"id": "sales", "web_request": [
+            template]})) as engine:
+        await add_agent(engine, 1)
+        task = await new_task(engine)
+        await drain(engine)
+        [stored] = await pending(engine, task.id)
     [hit] = receiver.hits
     assert hit.headers["Authorization"] == "Bearer tok-0123456789"
     assert hit.headers["X-Task"] == task.id

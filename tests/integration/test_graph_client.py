@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from bot.teams.clock import MonotonicClock
 from bot.domain.chatroom import chat_topic
+from bot.teams.clock import MonotonicClock
 from bot.teams.graph import GraphClient
 from bot.teams.outbound import OutboundHTTPError, OutboundSender, RetryPolicy
 from bot.teams.ratelimit import RateLimiter

@@ -19,6 +19,7 @@ from bot.services.dispatch import create_task
 from tests.builders import catalog
 from tests.scenario import load_task, sessions_of
 from tests.standins.graph import GraphStandin, TokenStandin
+from tests.support.cards import find_action
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
 from tests.support.world import World, running_world

@@ -34,12 +34,6 @@ class Ticks:
 
 
 @pytest.fixture
-async def entra() -> AsyncIterator[EntraKeys]:
-    async with EntraKeys() as keys:
-        yield keys
-
-
-@pytest.fixture
 def ticks() -> Ticks:
     return Ticks()
 

@@ -37,12 +37,6 @@ async def scene(world: World) -> str:
 
 
 @pytest.fixture
-async def entra() -> AsyncIterator[EntraKeys]:
-    async with EntraKeys() as keys:
-        yield keys
-
-
-@pytest.fixture
 async def teams(tmp_path: Path, entra: EntraKeys) -> AsyncIterator[World]:
     async with running_world(SERVICES, tmp_path, app_id=APP_ID, public_host=HOST,
                              tenant_id=TENANT, authority=entra.authority) as world:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.builders import catalog
+from tests.cards.walk import of_type
 from tests.e2e.cdp import CHROMIUM, Browser, Page, launch
 from tests.e2e.tabs_page import axe_violations, front, sign_in
 from tests.support.cards import find_action
@@ -107,20 +108,8 @@ async def customers_after(page: Page, change: str) -> list[str]:
 
 def card_facts(card: dict[str, Any]) -> list[list[list[str]]]:
     """The (title, value) rows of each FactSet of a card, in order."""
-    found: list[list[list[str]]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "FactSet":
-                found.append([[f["title"], f["value"]] for f in node["facts"]])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(card)
-    return found
+    return [[[f["title"], f["value"]] for f in facts["facts"]]
+            for facts in of_type(card, "FactSet")]
 
 
 async def pane_facts(page: Page, selector: str) -> list[list[str]]:

@@ -21,6 +21,7 @@ from bot.domain.mail import EMAIL_FAILED
 from bot.services.context import Ctx
 from bot.storage.sqlite import SqliteStore
 from tests.app_process import app_process
+from tests.cards.walk import nodes
 from tests.email.conftest import MailWorld, mail_catalog
 from tests.email.mailer import free_port, mail, send, smtp_sink
 from tests.support.cards import find_action
@@ -40,20 +41,11 @@ HOSTILE_HTML = (
 
 def texts(card: dict[str, Any]) -> str:
     found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "TextBlock":
-                found.append(node["text"])
-            if node.get("type") == "FactSet":
-                found.extend(f"{f['title']}: {f['value']}" for f in node["facts"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card)
+    for node in nodes(card):
+        if node.get("type") == "TextBlock":
+            found.append(node["text"])
+        if node.get("type") == "FactSet":
+            found.extend(f"{f['title']}: {f['value']}" for f in node["facts"])
     return "\n".join(found)
 
 

@@ -41,6 +41,6 @@ def test_service_level_threshold_defaults_to_20_seconds() -> None:
     ({"service_level": "soon"}, "service 'sales'.service_level:"),
 ])
 def test_bad_values_name_the_key(value: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError, match="svc.toml: ") as caught:
+    with pytest.raises(ConfigError, match=r"svc\.toml: ") as caught:
         catalog(**value)
     assert message in str(caught.value)

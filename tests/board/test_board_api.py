@@ -231,19 +231,19 @@ async def test_a_queued_task_reaches_a_board_on_another_instance_within_a_second
     db, clock = tmp_path / "shared.db", FakeClock()
     async with ConnectorStandin() as connector, \
             serving(services(), db, connector=connector, clock=clock) as a, \
-            serving(services(), db, connector=connector, clock=clock) as b:
-        async with b.client.get(f"{b.base_url}{BOARD}/stream", headers=BOSS) as on_b, \
-                a.client.get(f"{a.base_url}{BOARD}/stream", headers=BOSS) as on_a:
-            assert on_b.status == 200
-            assert on_b.headers["Content-Type"] == "text/event-stream"
-            stream_b, stream_a = EventStream(on_b), EventStream(on_a)
-            assert queued(await stream_b.next(5)) == []
-            assert queued(await stream_a.next(5)) == []
-            started = time.monotonic()
-            await a.engine.run(create_task, "sales", Modality.IM,
-                               customer=Customer(name="Jane Doe"), content={"text": "Hi"})
-            seen = await stream_b.next(1.0)  # committed on A, shown on B
-            assert time.monotonic() - started < 1.0
-            assert queued(seen) == ["Jane Doe"]
-            assert seen["services"][0]["picture"]["queue_length"] == 1
-            assert queued(await stream_a.next(1.0)) == ["Jane Doe"]  # and on A itself
+            serving(services(), db, connector=connector, clock=clock) as b, \
+            b.client.get(f"{b.base_url}{BOARD}/stream", headers=BOSS) as on_b, \
+            a.client.get(f"{a.base_url}{BOARD}/stream", headers=BOSS) as on_a:
+        assert on_b.status == 200
+        assert on_b.headers["Content-Type"] == "text/event-stream"
+        stream_b, stream_a = EventStream(on_b), EventStream(on_a)
+        assert queued(await stream_b.next(5)) == []
+        assert queued(await stream_a.next(5)) == []
+        started = time.monotonic()
+        await a.engine.run(create_task, "sales", Modality.IM,
+                           customer=Customer(name="Jane Doe"), content={"text": "Hi"})
+        seen = await stream_b.next(1.0)  # committed on A, shown on B
+        assert time.monotonic() - started < 1.0
+        assert queued(seen) == ["Jane Doe"]
+        assert seen["services"][0]["picture"]["queue_length"] == 1
+        assert queued(await stream_a.next(1.0)) == ["Jane Doe"]  # and on A itself

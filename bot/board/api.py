@@ -31,7 +31,7 @@ from bot.domain.agent import Agent, derive_state
 from bot.domain.task import Task
 from bot.http import Handler, HttpError, answering, read_json_object
 from bot.services import board, supervision
-from bot.services.board import ServiceBoard, Supervisor
+from bot.services.board import DayFigures, ServiceBoard, Supervisor
 from bot.services.engine import Engine
 from bot.services.ports import ConflictError, StoreUnavailable
 
@@ -73,14 +73,17 @@ def _seconds(delta: timedelta | None) -> float | None:
     return round(delta.total_seconds(), 3) if delta is not None else None
 
 
-def board_json(found: list[ServiceBoard], now: datetime, day_start: datetime) -> dict[str, Any]:
-    """The board as the page reads it (see the module docstring of bot/board/api.py)."""
+def board_json(found: list[ServiceBoard], now: datetime, day_start: datetime,
+               figures: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The board as the page reads it (see the module docstring of bot/board/api.py); a
+    service read without figures shows `figures[service]` (figures read earlier)."""
     return {"now": now.isoformat(), "day_start": day_start.isoformat(),
-            "services": [_service_json(b, now) for b in found]}
+            "services": [_service_json(b, (figures or {}).get(b.picture.service_id))
+                         for b in found]}
 
 
-def _service_json(found: ServiceBoard, now: datetime) -> dict[str, Any]:
-    p, f = found.picture, found.figures
+def _service_json(found: ServiceBoard, earlier: dict[str, Any] | None) -> dict[str, Any]:
+    p = found.picture
     return {
         "id": p.service_id, "name": p.name,
         "picture": {"queue_length": p.queue_length,
@@ -98,14 +101,17 @@ def _service_json(found: ServiceBoard, now: datetime) -> dict[str, Any]:
         "sessions": [{"id": s.session_id, "task_id": s.task_id, "agent_id": s.agent_id,
                       "agent": s.agent, "customer": s.customer, "modality": s.modality,
                       "phase": s.phase, "since": _moment(s.since)} for s in found.sessions],
-        "figures": {
-            "threshold_seconds": _seconds(f.threshold), "service_level": f.service_level,
+        "figures": figures_json(found.figures) if found.figures is not None else earlier,
+    }
+
+
+def figures_json(f: DayFigures) -> dict[str, Any]:
+    return {"threshold_seconds": _seconds(f.threshold), "service_level": f.service_level,
             "answered_within": f.answered_within, "results": f.results,
             "hours": [{"start": h.start.isoformat(), **h.results} for h in f.hours],
             "waits": [{"up_to_seconds": w.up_to, "answered": w.answered,
                        "unanswered": w.unanswered} for w in f.waits],
-            "partial": f.partial},
-    }
+            "partial": f.partial}
 
 
 _CLOCK_KEYS = frozenset({"now", "waiting_seconds", "in_state_seconds", "oldest_wait_seconds"})
@@ -118,6 +124,47 @@ def _without_clock(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_clock(v) for v in value]
     return value
+
+
+class _LiveBoard:
+    """One open stream's reads: what is live at every read, the day's figures (which read the
+    day's sessions) at most every `figures_every` seconds."""
+
+    def __init__(self, engine: Engine, who: Supervisor, day_start: datetime,
+                 service: str | None, figures_every: float) -> None:
+        self.engine, self.who, self.day_start, self.service = engine, who, day_start, service
+        self.figures_every = figures_every
+        self.figures: dict[str, dict[str, Any]] = {}
+        self.figures_at = float("-inf")
+        self.read_at = float("-inf")
+        self.shown: Any = None
+        self.sent = 0
+
+    async def read(self) -> dict[str, Any]:
+        now = asyncio.get_running_loop().time()
+        self.read_at = now
+        fresh_figures = now - self.figures_at >= self.figures_every
+        found = await self.engine.read(board.boards, self.who, self.day_start, self.service,
+                                       figures_for=None if fresh_figures else ())
+        if fresh_figures:
+            self.figures_at = now
+            self.figures = {b.picture.service_id: figures_json(b.figures) for b in found
+                            if b.figures is not None}
+        return board_json(found, self.engine.clock.now(), self.day_start, self.figures)
+
+    async def refresh(self) -> dict[str, Any] | None:
+        """`read`; None when the store is busy now (the next wake-up tries again)."""
+        try:
+            return await self.read()
+        except (StoreUnavailable, ConflictError) as exc:
+            log.warning("board not refreshed", extra={"error": type(exc).__name__})
+            return None
+
+    async def send(self, response: web.StreamResponse, payload: dict[str, Any]) -> None:
+        self.sent += 1
+        data = json.dumps(payload, separators=(",", ":"))
+        await response.write(f"id: {self.sent}\nevent: board\ndata: {data}\n\n".encode())
+        self.shown = _without_clock(payload)
 
 
 def _task_json(task: Task) -> dict[str, Any]:
@@ -141,6 +188,8 @@ class BoardApi:
 
     KEEPALIVE = 15.0  # seconds between comments on an idle stream (each also re-reads)
     COALESCE = 0.05  # seconds a woken stream waits for the rest of a burst of commits
+    MIN_GAP = 0.5  # seconds at least between two reads of one stream
+    FIGURES_EVERY = 10.0  # seconds a stream shows the same day's figures before reading again
 
     def __init__(self, identify: Identify) -> None:
         self.identify = identify
@@ -212,33 +261,35 @@ class BoardApi:
                                  headers={"Cache-Control": "no-store"})
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        """The board now, then again whenever a service it shows changes on any instance
+        """The board now, then again whenever a service it shows changed on any instance
         (`event: board`), and a comment every KEEPALIVE seconds; refusals come before the
         stream starts, as JSON."""
         who = await self.identify(request)
         engine = self._engine(request)
         day_start, service = self._query(request, engine)
-        current = await self._read(engine, who, day_start, service)  # 401/403/404 here
+        live = _LiveBoard(engine, who, day_start, service, self.FIGURES_EVERY)
+        # Listening before the first read: a change committed meanwhile rings at once.
+        bell = self.hub.subscribe([service] if service else board.supervised(engine.catalog,
+                                                                            who))
+        loop = asyncio.get_running_loop()
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-store",
             "X-Accel-Buffering": "no"})
-        await response.prepare(request)
-        bell = self.hub.subscribe(s["id"] for s in current["services"])
-        sent = 0
         try:
+            current = await live.read()  # 401/403/404 here, before the stream starts
+            await response.prepare(request)
             await response.write(b"retry: 2000\n\n")
-            sent = await self._send(response, current, sent)
-            shown = _without_clock(current)
+            await live.send(response, current)
             while not bell.closed:
                 rung = await bell.wait(self.KEEPALIVE)
                 if bell.closed:
                     break
-                if rung:
-                    await asyncio.sleep(self.COALESCE)
-                fresh = await self._refresh(engine, who, day_start, service)
-                if fresh is not None and _without_clock(fresh) != shown:
-                    sent = await self._send(response, fresh, sent)
-                    shown = _without_clock(fresh)
+                # A burst of commits is one update; one board reads at most every MIN_GAP.
+                await asyncio.sleep(max(self.COALESCE if rung else 0,
+                                        live.read_at + self.MIN_GAP - loop.time()))
+                fresh = await live.refresh()
+                if fresh is not None and _without_clock(fresh) != live.shown:
+                    await live.send(response, fresh)
                 elif not rung:
                     await response.write(b": keepalive\n\n")
         except ConnectionResetError:
@@ -248,21 +299,6 @@ class BoardApi:
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response
-
-    async def _refresh(self, engine: Engine, who: Supervisor, day_start: datetime,
-                       service: str | None) -> dict[str, Any] | None:
-        """The board again; None when the store is busy now (the next wake-up tries again)."""
-        try:
-            return await self._read(engine, who, day_start, service)
-        except (StoreUnavailable, ConflictError) as exc:
-            log.warning("board not refreshed", extra={"error": type(exc).__name__})
-            return None
-
-    @staticmethod
-    async def _send(response: web.StreamResponse, payload: dict[str, Any], sent: int) -> int:
-        data = json.dumps(payload, separators=(",", ":"))
-        await response.write(f"id: {sent + 1}\nevent: board\ndata: {data}\n\n".encode())
-        return sent + 1
 
     # -- actions ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ shows a customer only by the label the agents' cards show.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -135,7 +135,7 @@ class ServiceBoard:
     queue: list[QueueEntry]
     agents: list[AgentEntry]
     sessions: list[LiveSession]
-    figures: DayFigures
+    figures: DayFigures | None  # None: not asked for (see `boards`)
 
 
 @dataclass
@@ -148,9 +148,12 @@ class _Live:
 
 
 async def boards(ctx: Ctx, who: Supervisor, day_start: datetime,
-                 service_id: str | None = None) -> list[ServiceBoard]:
+                 service_id: str | None = None, *,
+                 figures_for: Container[str] | None = None) -> list[ServiceBoard]:
     """The boards of every service `who` supervises (or of `service_id` only), with figures
-    since `day_start`; a 403 refusal for someone who supervises none."""
+    since `day_start` (only for the services in `figures_for`, when given: the figures read
+    the day's sessions, the rest only what is live); a 403 refusal for someone who supervises
+    none."""
     if service_id is not None:
         service_ids: Sequence[str] = [require_supervisor(ctx, who, service_id).id]
     else:
@@ -166,7 +169,8 @@ async def boards(ctx: Ctx, who: Supervisor, day_start: datetime,
             queue=[_queue_entry(t, live, ctx.now) for t in _waiting(live.tasks)],
             agents=[_agent_entry(a, sid, ctx.catalog, ctx.now) for a in _roster(live)],
             sessions=[_live_session(s, live.agents) for s in live.sessions],
-            figures=await day_figures(ctx, service, day_start, live.tasks)))
+            figures=await day_figures(ctx, service, day_start, live.tasks)
+            if figures_for is None or sid in figures_for else None))
     return found
 
 

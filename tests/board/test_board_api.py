@@ -247,3 +247,47 @@ async def test_a_queued_task_reaches_a_board_on_another_instance_within_a_second
         assert queued(seen) == ["Jane Doe"]
         assert seen["services"][0]["picture"]["queue_length"] == 1
         assert queued(await stream_a.next(1.0)) == ["Jane Doe"]  # and on A itself
+
+
+async def test_the_board_json_the_page_reads(world: World) -> None:
+    one = world.agent(1)
+    await one.register()
+    await new_task(world, "Ann")
+    [(card_id, card)] = await eventually(lambda: one.cards_with("accept"))
+    await one.press(card, "accept", reply_to=card_id)
+    await world.advance(3)
+    task_id = await new_task(world, "Bob")
+    await world.advance(2)
+    status, body = await call(world, "GET", BOARD + "?day_start=2026-11-02T01:00:00%2B01:00",
+                              headers=BOSS)
+    assert status == 200
+    assert body["now"] == "2026-11-02T09:00:05+00:00"
+    assert body["day_start"] == "2026-11-02T01:00:00+01:00"
+    [sales] = body["services"]
+    assert sales["picture"] == {"queue_length": 1, "oldest_wait_seconds": 2.0,
+                                "agents_by_state": {"busy": 1}, "sessions_live": 1,
+                                "sessions_in_acw": 0}
+    assert sales["queue"] == [{"task_id": task_id, "customer": "Bob", "modality": "im",
+                               "state": "queued", "priority": 0,
+                               "queued_at": "2026-11-02T09:00:03+00:00", "waiting_seconds": 2.0,
+                               "call_flow": ["sales"], "ringing": []}]
+    [agent] = sales["agents"]
+    assert agent == {"id": agent["id"], "name": "Agent 1", "state": "busy",
+                     "since": "2026-11-02T09:00:00+00:00", "in_state_seconds": 5.0,
+                     "paused": False, "rona_until": None, "sessions": 1}
+    [live] = sales["sessions"]
+    assert live == {"id": live["id"], "task_id": live["task_id"], "agent_id": agent["id"],
+                    "agent": "Agent 1", "customer": "Ann", "modality": "im",
+                    "phase": "connected", "since": "2026-11-02T09:00:00+00:00"}
+    figures = sales["figures"]
+    assert figures["threshold_seconds"] == 20.0
+    assert (figures["service_level"], figures["answered_within"]) == (1.0, 1)
+    assert figures["results"] == {"answered": 1, "cancelled": 0, "expired": 0, "waiting": 0}
+    # Hours in the zone of `day_start`: the page's own midnight to now.
+    assert [h["start"] for h in figures["hours"]] == [
+        f"2026-11-02T{h:02d}:00:00+01:00" for h in range(1, 11)]
+    assert figures["hours"][-1] == {"start": "2026-11-02T10:00:00+01:00", "answered": 1,
+                                    "cancelled": 0, "expired": 0, "waiting": 0}
+    assert figures["waits"][0] == {"up_to_seconds": 10, "answered": 1, "unanswered": 0}
+    assert figures["waits"][-1]["up_to_seconds"] is None
+    assert figures["partial"] is False

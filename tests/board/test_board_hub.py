@@ -1,0 +1,30 @@
+"""The board hub: which open boards a change-feed topic wakes."""
+
+from __future__ import annotations
+
+from bot.board.live import BoardHub
+from bot.services.context import board_topic
+
+
+async def test_topics_wake_the_boards_of_their_service_only() -> None:
+    hub = BoardHub()
+    sales, both = hub.subscribe(["sales"]), hub.subscribe(["sales", "billing"])
+    assert hub.open_boards == 2
+    hub.notify({board_topic("billing"), "task-1"})  # a chat's topic wakes no board
+    assert not await sales.wait(0.01)
+    assert await both.wait(0.01)
+    assert not await both.wait(0.01)  # one ring, one wake-up
+    hub.notify(None)  # the feed lost track: every board reads again
+    assert await sales.wait(0.01) and await both.wait(0.01)
+    hub.unsubscribe(sales)
+    hub.notify({board_topic("sales")})
+    assert not await sales.wait(0.01)
+    assert hub.open_boards == 1
+
+
+async def test_closing_ends_every_stream_and_later_ones() -> None:
+    hub = BoardHub()
+    bell = hub.subscribe(["sales"])
+    hub.close()
+    assert bell.closed and await bell.wait(0.01)
+    assert hub.subscribe(["sales"]).closed

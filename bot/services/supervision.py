@@ -3,6 +3,7 @@ RONA, set an agent off duty. Each checks that the caller supervises the service 
 
 from __future__ import annotations
 
+from bot.domain import events as ev
 from bot.domain.agent import Agent, AgentState, can_take, derive_state
 from bot.domain.errors import Invalid, NotFound, Refused, Stale
 from bot.domain.service import Service
@@ -42,6 +43,7 @@ async def withdraw(ctx: Ctx, who: Supervisor, task_id: str) -> Task:
     cancelled and their cards say a supervisor withdrew it. Withdrawn twice: nothing more."""
     task, _service = await _supervised_task(ctx, who, task_id)
     if task.state in (TaskState.QUEUED, TaskState.RINGING):
+        await _acted(ctx, who, "withdraw", task=task)
         return await lifecycle.cancel_task(ctx, task.id, by=SUPERVISOR)
     if task.state is TaskState.CANCELLED:
         return task
@@ -65,6 +67,7 @@ async def offer_to(ctx: Ctx, who: Supervisor, task_id: str, agent_id: str) -> Ta
                and service.id in agent.paused_services else f"they are {STATE_WORDS[state]}")
         raise Refused(f"{agent.name or agent.id} cannot take this task now: {why}.",
                       code="unavailable")
+    await _acted(ctx, who, "offer", task=task, agent_id=agent.id)
     await offer(ctx, task, [agent])
     return task
 
@@ -75,6 +78,7 @@ async def reset_rona(ctx: Ctx, who: Supervisor, service_id: str, agent_id: str) 
     agent = await _member(ctx, service, agent_id)
     if not agent.is_rona(ctx.now):
         raise Stale(f"{agent.name or agent.id} is not in RONA.")
+    await _acted(ctx, who, "reset_rona", agent_id=agent.id, service_id=service.id)
     return await agent_cases.reset_rona(ctx, agent.id)
 
 
@@ -86,7 +90,16 @@ async def set_off_duty(ctx: Ctx, who: Supervisor, service_id: str, agent_id: str
     profile = off_duty_profile(ctx)
     if agent.profile.lower() == profile.lower():
         return agent
+    await _acted(ctx, who, "off_duty", agent_id=agent.id, service_id=service.id)
     return await agent_cases.set_duty(ctx, agent.id, profile)
+
+
+async def _acted(ctx: Ctx, who: Supervisor, action: str, *, task: Task | None = None,
+                 agent_id: str | None = None, service_id: str | None = None) -> None:
+    """The record of who did what from the board (the supervisor as the services file names
+    them), in the unit of work that does it."""
+    await ctx.emit(ev.SUPERVISOR_ACTED, task=task, agent_id=agent_id, service_id=service_id,
+                   action=action, supervisor=who.upn or who.object_id)
 
 
 def off_duty_profile(ctx: Ctx) -> str:

@@ -7,13 +7,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.bootstrap import build_engine
+from bot.domain import events as ev
 from bot.domain.agent import AgentState
 from bot.domain.errors import NotFound, Refused, Stale
+from bot.domain.events import Event
 from bot.domain.service import Catalog
 from bot.domain.session import Phase, SessionResult
 from bot.domain.task import TaskState
 from bot.services import agents as agent_cases
 from bot.services import board, supervision
+from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.lifecycle import cancel_task, terminate
 from bot.services.offers import accept, decline
@@ -33,6 +36,10 @@ from tests.scenario import (
 
 BOSS = board.Supervisor(upn="Boss@example.com")
 DAY = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+async def events_of(ctx: Ctx, task_id: str) -> list[Event]:
+    return await ctx.uow.events.for_task(task_id)
 
 
 def figures_of(found: board.ServiceBoard) -> board.DayFigures:
@@ -213,6 +220,9 @@ async def test_withdraw_cancels_a_queued_task_with_a_supervisor_note(
     assert (offer.agent_id, offer.result, offer.note) == (
         one, SessionResult.CANCELLED, "The task was withdrawn by a supervisor.")
     await engine.run(supervision.withdraw, BOSS, task.id)  # twice: nothing more
+    acted = [e for e in await engine.read(events_of, task.id) if e.name == ev.SUPERVISOR_ACTED]
+    assert [(e.data["action"], e.data["supervisor"], e.service_id) for e in acted] == [
+        ("withdraw", "Boss@example.com", "sales")]
     with pytest.raises(NotFound):
         await engine.run(supervision.withdraw, BOSS, "no-such-task")
 

@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable
 
-from bot.services.context import BOARD_TOPIC
+from bot.services.context import ALL_BOARDS, BOARD_TOPIC
 
 
 class Bell:
@@ -40,7 +40,7 @@ class BoardHub:
     def notify(self, topics: set[str] | None) -> None:
         """Wake the boards of the services in `topics`; None: every board (the feed lost
         track of what changed)."""
-        if topics is None:
+        if topics is None or ALL_BOARDS in topics:
             services: Iterable[str] = list(self._bells)
         else:
             services = [t.removeprefix(BOARD_TOPIC) for t in topics

@@ -19,6 +19,7 @@ from bot.domain.timers import RONA_RESET, SYNC_CARD, Timer, timer_id
 from bot.services.ports import Clock, UnitOfWork
 
 BOARD_TOPIC = "board:"
+ALL_BOARDS = BOARD_TOPIC + "*"  # wakes every board (a change that does not name its services)
 
 
 def board_topic(service_id: str) -> str:

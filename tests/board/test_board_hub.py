@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.board.live import BoardHub
-from bot.services.context import board_topic
+from bot.services.context import ALL_BOARDS, board_topic
 
 
 async def test_topics_wake_the_boards_of_their_service_only() -> None:
@@ -15,6 +15,8 @@ async def test_topics_wake_the_boards_of_their_service_only() -> None:
     assert await both.wait(0.01)
     assert not await both.wait(0.01)  # one ring, one wake-up
     hub.notify(None)  # the feed lost track: every board reads again
+    assert await sales.wait(0.01) and await both.wait(0.01)
+    hub.notify({ALL_BOARDS})  # a change that does not say which service (Cosmos DB)
     assert await sales.wait(0.01) and await both.wait(0.01)
     hub.unsubscribe(sales)
     hub.notify({board_topic("sales")})

@@ -126,16 +126,33 @@ def _without_clock(value: Any) -> Any:
     return value
 
 
+class FiguresCache:
+    """The day's figures the open streams of this instance showed last, by service and day
+    start: the streams of several supervisors of one service read them once per `every`."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._found: dict[tuple[str, datetime], tuple[float, dict[str, Any]]] = {}
+
+    def fresh(self, service_id: str, day_start: datetime, now: float) -> dict[str, Any] | None:
+        found = self._found.get((service_id, day_start))
+        return found[1] if found is not None and now - found[0] < self.every else None
+
+    def keep(self, service_id: str, day_start: datetime, now: float,
+             figures: dict[str, Any]) -> None:
+        self._found = {key: (at, kept) for key, (at, kept) in self._found.items()
+                       if now - at < self.every}
+        self._found[(service_id, day_start)] = (now, figures)
+
+
 class _LiveBoard:
-    """One open stream's reads: what is live at every read, the day's figures (which read the
-    day's sessions) at most every `figures_every` seconds."""
+    """One open stream's reads: what is live at every read; the day's figures (which read the
+    day's sessions) when the instance's cache has none fresh enough."""
 
     def __init__(self, engine: Engine, who: Supervisor, day_start: datetime,
-                 service: str | None, figures_every: float) -> None:
+                 service: str | None, cache: FiguresCache) -> None:
         self.engine, self.who, self.day_start, self.service = engine, who, day_start, service
-        self.figures_every = figures_every
-        self.figures: dict[str, dict[str, Any]] = {}
-        self.figures_at = float("-inf")
+        self.cache = cache
         self.read_at = float("-inf")
         self.shown: Any = None
         self.sent = 0
@@ -143,14 +160,19 @@ class _LiveBoard:
     async def read(self) -> dict[str, Any]:
         now = asyncio.get_running_loop().time()
         self.read_at = now
-        fresh_figures = now - self.figures_at >= self.figures_every
+        services = ([self.service] if self.service
+                    else board.supervised(self.engine.catalog, self.who))
+        cached = {sid: self.cache.fresh(sid, self.day_start, now) for sid in services}
+        stale = {sid for sid, figures in cached.items() if figures is None}
         found = await self.engine.read(board.boards, self.who, self.day_start, self.service,
-                                       figures_for=None if fresh_figures else ())
-        if fresh_figures:
-            self.figures_at = now
-            self.figures = {b.picture.service_id: figures_json(b.figures) for b in found
-                            if b.figures is not None}
-        return board_json(found, self.engine.clock.now(), self.day_start, self.figures)
+                                       figures_for=stale)
+        figures = {sid: f for sid, f in cached.items() if f is not None}
+        for b in found:
+            if b.figures is not None:
+                figures[b.picture.service_id] = figures_json(b.figures)
+                self.cache.keep(b.picture.service_id, self.day_start, now,
+                                figures[b.picture.service_id])
+        return board_json(found, self.engine.clock.now(), self.day_start, figures)
 
     async def refresh(self) -> dict[str, Any] | None:
         """`read`; None when the store is busy now (the next wake-up tries again)."""
@@ -189,11 +211,12 @@ class BoardApi:
     KEEPALIVE = 15.0  # seconds between comments on an idle stream (each also re-reads)
     COALESCE = 0.05  # seconds a woken stream waits for the rest of a burst of commits
     MIN_GAP = 0.5  # seconds at least between two reads of one stream
-    FIGURES_EVERY = 10.0  # seconds a stream shows the same day's figures before reading again
+    FIGURES_EVERY = 10.0  # seconds the streams show the same day's figures before reading again
 
     def __init__(self, identify: Identify) -> None:
         self.identify = identify
         self.hub = BoardHub()
+        self.figures = FiguresCache(self.FIGURES_EVERY)
         self._engine_key: web.AppKey[Engine] | None = None
 
     def notify(self, topics: set[str] | None) -> None:
@@ -267,7 +290,7 @@ class BoardApi:
         who = await self.identify(request)
         engine = self._engine(request)
         day_start, service = self._query(request, engine)
-        live = _LiveBoard(engine, who, day_start, service, self.FIGURES_EVERY)
+        live = _LiveBoard(engine, who, day_start, service, self.figures)
         # Listening before the first read: a change committed meanwhile rings at once.
         bell = self.hub.subscribe([service] if service else board.supervised(engine.catalog,
                                                                             who))

@@ -246,6 +246,7 @@ async def test_a_queued_task_reaches_a_board_on_another_instance_within_a_second
         assert time.monotonic() - started < 1.0
         assert queued(seen) == ["Jane Doe"]
         assert seen["services"][0]["picture"]["queue_length"] == 1
+        assert seen["services"][0]["figures"]["results"]["answered"] == 0  # kept from before
         assert queued(await stream_a.next(1.0)) == ["Jane Doe"]  # and on A itself
 
 

@@ -92,11 +92,17 @@ async def test_bad_queries_are_400(world: World, query: str, message: str) -> No
 async def test_bad_actions_are_4xx_with_a_message(world: World) -> None:
     task_id = await new_task(world, "Jane Doe")  # nobody registered: it waits
     for body, status in ((b"{", 400), (b"[]", 400), (b"{}", 400), (b'{"agent_id": 5}', 400),
+                         (b'{"agent_id": "\\ud800"}', 400), (b"\xff", 400),
+                         (b'{"agent_id": "' + b"x" * 5000 + b'"}', 413),
+                         (b'{"agent_id": "' + b"x" * 300 + b'"}', 400),
                          (b'{"agent_id": "nobody"}', 404)):
         got, answer = await call(world, "POST", f"{BOARD}/tasks/{task_id}/offer", headers={
             **BOSS, "Content-Type": "application/json"}, data=body)
         assert got == status, (body, answer)
         assert answer["error"]
+    status, answer = await call(world, "POST", f"{BOARD}/tasks/{'x' * 300}/withdraw",
+                                headers=BOSS)
+    assert (status, answer) == (400, {"error": "`task` is not a valid id."})
     status, answer = await call(world, "POST", f"{BOARD}/tasks/nope/withdraw", headers=BOSS)
     assert (status, answer) == (404, {"error": "There is no such task."})
     status, answer = await call(world, "POST", f"{BOARD}/tasks/{task_id}/withdraw",

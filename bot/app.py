@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from bot.board.api import BoardApi, local_sign_in
 from bot.bootstrap import Outside, build_engine
 from bot.config import Settings, parse_relay
 from bot.domain.timers import STALE_SWEEP
@@ -77,6 +78,13 @@ def create_app(settings: Settings, *, storage: Store | None = None,
                            trusted_proxies=settings.trusted_proxies)
     app[INTERACT] = interact
     tasks_api = TasksApi()
+    # The supervisor board; who asks: the local-mode sign-in until the tabs' SSO is plugged in.
+    board = BoardApi(identify=local_sign_in(settings))
+
+    def notify(topics: set[str] | None) -> None:
+        """Wake this instance's live chats and boards: own commits, and the change feed."""
+        interact.hub.notify(topics)
+        board.notify(topics)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = storage or await open_store(settings)
@@ -99,7 +107,7 @@ def create_app(settings: Settings, *, storage: Store | None = None,
             relay = parse_relay(settings.smtp_relay) if settings.smtp_relay else None
             engine = build_engine(app[STORE], clock or SystemClock(), settings.catalog,
                                   Outside(teams=gateway, smtp_relay=relay,
-                                          webhooks=webhooks_http, chats=interact.hub.notify))
+                                          webhooks=webhooks_http, chats=notify))
             app[ENGINE], app[GATEWAY] = engine, gateway
             await engine.run(_startup)
             interact.attach(engine)
@@ -121,7 +129,7 @@ def create_app(settings: Settings, *, storage: Store | None = None,
     async def chats_ctx(app: web.Application) -> AsyncIterator[None]:
         """Chats wake on rows committed by any instance: the store's change feed."""
         feed = await app[STORE].changes()
-        follower = asyncio.create_task(follow_changes(feed, interact.hub.notify))
+        follower = asyncio.create_task(follow_changes(feed, notify))
         yield
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -142,6 +150,7 @@ def create_app(settings: Settings, *, storage: Store | None = None,
     app.router.add_routes(reporting_routes(ENGINE))
     app.router.add_routes(site_routes(settings))
     mount_tabs(app, settings, ENGINE)  # the Teams tabs: /tabs/... (bot/tabs/site.py)
+    board.mount(app, ENGINE)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     for path in LEGAL_PAGES:

@@ -447,6 +447,10 @@ def _parse_service(r: _Reader) -> Service:
                                 idle_timeout=it.duration("idle_timeout", timedelta(minutes=10)),
                                 identity_secret=identity_secret)
     external = ExternalSettings(max_open=r.table("external").number("max_open", 100, minimum=0))
+    supervisors = r.strings("supervisors")
+    for supervisor in supervisors:
+        if not supervisor.strip() or any(ch.isspace() for ch in supervisor):
+            raise r.fail("supervisors", f"{supervisor!r} is not a UPN or an Entra object id")
     email = r.text("email", "")
     if email and "@" not in email:
         raise r.fail("email", f"{email!r} is not an email address")
@@ -465,4 +469,7 @@ def _parse_service(r: _Reader) -> Service:
         external=external,
         offline_message=r.text("offline_message", Service.offline_message),
         web_requests=parse_web_requests(r),
+        supervisors=supervisors,
+        service_level=r.duration("service_level", timedelta(seconds=20),
+                                 minimum=timedelta(seconds=1)),
     )

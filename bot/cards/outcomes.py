@@ -196,6 +196,7 @@ def missed_card(view: OutcomeView) -> Card:
 CANCEL_REASONS = {
     "customer": ("Cancelled by customer", "The customer left before the task was accepted."),
     "requester": ("Withdrawn", "The task was withdrawn through the API before it was accepted."),
+    "supervisor": ("Withdrawn", "A supervisor withdrew the task before it was accepted."),
     "system": ("Ended: chat idle", "The customer's chat was idle too long and ended."),
     "expired": ("Not handled in time", "The task waited too long in the queue and ended."),
 }

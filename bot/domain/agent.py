@@ -58,6 +58,7 @@ class Agent:
     rona_until: datetime | None = None
     rona_session: str | None = None  # the session whose card offers Reset RONA
     idle_since: datetime | None = None
+    state_since: datetime | None = None  # when the derived state last changed (the board shows it)
     engagements: list[Engagement] = field(default_factory=list)
     nar_requests: list[NarRequest] = field(default_factory=list)
     # Opaque to the domain: what the Teams layer needs to reach the agent proactively.

@@ -35,6 +35,7 @@ WEBHOOK_DELIVERED = "webhook.delivered"  # a web-request template's request got 
 WEBHOOK_FAILED = "webhook.failed"  # ...or was given up on (attempts used up, or refused)
 TASK_CONTEXT_CHANGED = "task.context_changed"  # customer fields or parameters set while live
 PRIVACY_ERASED = "privacy.erased"  # a customer's data was erased on request (counts only)
+SUPERVISOR_ACTED = "supervisor.acted"  # withdraw, offer, reset_rona, off_duty from the board
 
 
 @dataclass

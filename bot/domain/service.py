@@ -121,13 +121,24 @@ class Service:
     external: ExternalSettings = field(default_factory=ExternalSettings)
     offline_message: str = "Sorry, no one could take your request in time. Please try again later."
     web_requests: tuple[WebRequest, ...] = ()  # [[service.web_request]] templates
+    supervisors: tuple[str, ...] = ()  # UPNs or Entra object ids who see its board and act on it
+    # The service level counts a task answered when an agent accepted it within this long.
+    service_level: timedelta = timedelta(seconds=20)
 
     def capacity_for(self, modality: Modality) -> int:
         return self.capacity.get(modality, 1)
 
     def has_member(self, upn: str | None, object_id: str | None) -> bool:
-        keys = {m.lower() for m in self.members}
-        return bool((upn and upn.lower() in keys) or (object_id and object_id.lower() in keys))
+        return _named(self.members, upn, object_id)
+
+    def supervised_by(self, upn: str | None, object_id: str | None) -> bool:
+        return _named(self.supervisors, upn, object_id)
+
+
+def _named(names: tuple[str, ...], upn: str | None, object_id: str | None) -> bool:
+    """Whether `names` (UPNs or object ids, any case) names this person."""
+    keys = {n.lower() for n in names}
+    return bool((upn and upn.lower() in keys) or (object_id and object_id.lower() in keys))
 
 
 DEFAULT_PROFILES: tuple[tuple[str, bool], ...] = (("Duty", True), ("Off Duty", False))
@@ -150,6 +161,10 @@ class Catalog:
 
     def memberships(self, upn: str | None, object_id: str | None) -> tuple[str, ...]:
         return tuple(s.id for s in self.services.values() if s.has_member(upn, object_id))
+
+    def supervised(self, upn: str | None, object_id: str | None) -> tuple[str, ...]:
+        """The services this person supervises, in file order."""
+        return tuple(s.id for s in self.services.values() if s.supervised_by(upn, object_id))
 
     def api_key(self, digest: str) -> ApiKey | None:
         """The key with this SHA-256 hex digest; every key is compared, in constant time."""

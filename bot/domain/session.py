@@ -46,6 +46,7 @@ RESULT_LABELS: dict[SessionResult, str] = {
 CANCEL_NOTES: dict[str, str] = {
     "customer": "The customer left.",
     "requester": "The task was withdrawn through the API.",
+    "supervisor": "The task was withdrawn by a supervisor.",
     "system": "The chat was idle too long.",
 }
 

@@ -18,6 +18,15 @@ from bot.domain.task import Task
 from bot.domain.timers import RONA_RESET, SYNC_CARD, Timer, timer_id
 from bot.services.ports import Clock, UnitOfWork
 
+BOARD_TOPIC = "board:"
+ALL_BOARDS = BOARD_TOPIC + "*"  # wakes every board (a change that does not name its services)
+
+
+def board_topic(service_id: str) -> str:
+    """The change-feed topic that wakes the supervisor boards of a service."""
+    return BOARD_TOPIC + service_id
+
+
 EventHook = Callable[["Ctx", Event, Task | None, Session | None], Awaitable[None]]
 """Runs in the unit of work of every emitted event (e.g. queue its web requests)."""
 
@@ -39,7 +48,8 @@ class Ctx:
     now: datetime = field(init=False)
     _agent_states: dict[str, AgentState] = field(default_factory=dict, init=False)
     _agents: dict[str, Agent] = field(default_factory=dict, init=False)
-    # Conversations that got new rows: live customer connections are told after commit.
+    # Topics of the change feed that got new rows, told to live connections after commit:
+    # conversations (task ids) and supervisor boards (`board_topic`).
     touched: set[str] = field(default_factory=set, init=False)
     # Offers ring from the delivery of their card (a Teams side sends cards), else at once.
     cards_delivered: bool = False
@@ -95,12 +105,15 @@ class Ctx:
     async def save_agent(self, agent: Agent) -> None:
         if agent.rona_until is not None and agent.rona_until <= self.now:
             await self._rona_over(agent)
-        await self.uow.agents.save(agent)
-        # The availability index (what dispatch reads) depends on the catalog: kept here.
-        await self.uow.agents.set_availability(agent, availability(agent, self.catalog))
         before = self._agent_states.get(agent.id)
         after = derive_state(agent, self.catalog, self.now)
         if before is not after:
+            agent.state_since = self.now
+        await self.uow.agents.save(agent)
+        # The availability index (what dispatch reads) depends on the catalog: kept here.
+        await self.uow.agents.set_availability(agent, availability(agent, self.catalog))
+        if before is not after:
+            self.touched.update(board_topic(s) for s in agent.services)
             self._agent_states[agent.id] = after
             await self.emit(ev.AGENT_STATE_CHANGED, agent_id=agent.id,
                             state=after.value, previous=before.value if before else None)
@@ -170,5 +183,7 @@ class Ctx:
             data=data,
         )
         await self.uow.events.append(event)
+        if event.service_id:
+            self.touched.add(board_topic(event.service_id))
         for hook in self.hooks:
             await hook(self, event, task, session)

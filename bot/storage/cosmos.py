@@ -221,11 +221,12 @@ from bot.domain.errors import Refused
 from bot.services.ports import ConflictError, StoreUnavailable
 from bot.storage.cosmos_base import (
     CONTAINERS,
+    EVENTS,
     MESSAGES,
     PARTITION_KEY_PATH,
     unavailable,
 )
-from bot.storage.cosmos_changes import CosmosChangeFeed
+from bot.storage.cosmos_changes import CosmosChangeFeed, CosmosFeeds, board_of
 from bot.storage.cosmos_core import (
     UnitOfWorkCore,
 )
@@ -359,8 +360,9 @@ class CosmosStore:
     async def sync(self) -> None:
         """Nothing to wait for: Cosmos DB acknowledges a write once it is durable."""
 
-    async def changes(self) -> CosmosChangeFeed:
-        return await CosmosChangeFeed.start(self.container(MESSAGES))
+    async def changes(self) -> CosmosFeeds:
+        return CosmosFeeds(await CosmosChangeFeed.start(self.container(MESSAGES)),
+                           await CosmosChangeFeed.start(self.container(EVENTS), board_of))
 
     async def ping(self) -> None:
         if self._database is None:

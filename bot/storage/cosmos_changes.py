@@ -1,15 +1,17 @@
-"""The Cosmos DB change feed of chat rows: which conversations other instances wrote to."""
+"""The Cosmos DB change feeds: which conversations other instances wrote to (chat rows), and
+which services' supervisor boards their events concern."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 from azure.core.exceptions import AzureError
 from azure.cosmos import exceptions as cosmos_errors
 from azure.cosmos.aio import ContainerProxy
 
+from bot.services.context import ALL_BOARDS, board_topic
 from bot.storage.cosmos_base import (
     unavailable,
 )
@@ -18,6 +20,26 @@ log = logging.getLogger(__name__)
 
 PAGE = 500  # items per change-feed page
 POLL_EVERY = 0.1  # seconds: ten change-feed reads a second per instance (a 304 is ~1 RU)
+BOARD_POLLS = 5  # the events feed is read every 5th poll (0.5 s): boards may lag, chats not
+
+Topics = Callable[[Mapping[str, Any]], str | None]
+"""The topic a changed document wakes (None: none)."""
+
+
+def conversation_of(doc: Mapping[str, Any]) -> str | None:
+    """A chat row wakes its conversation."""
+    task_id = doc.get("task_id")
+    return task_id if isinstance(task_id, str) else None
+
+
+def board_of(doc: Mapping[str, Any]) -> str | None:
+    """An event wakes the boards of its service; an agent's own (state changes) every board,
+    as it does not name the services."""
+    service_id = doc.get("service_id")
+    if isinstance(service_id, str) and service_id:
+        return board_topic(service_id)
+    return ALL_BOARDS if doc.get("agent_id") else None
+
 
 
 class CosmosChangeFeed:
@@ -30,13 +52,15 @@ class CosmosChangeFeed:
 
     every = POLL_EVERY
 
-    def __init__(self, container: ContainerProxy) -> None:
+    def __init__(self, container: ContainerProxy, topic_of: Topics = conversation_of) -> None:
         self.container = container
+        self.topic_of = topic_of
         self.continuation: str | None = None
 
     @classmethod
-    async def start(cls, container: ContainerProxy) -> Self:
-        feed = cls(container)
+    async def start(cls, container: ContainerProxy,
+                    topic_of: Topics = conversation_of) -> Self:
+        feed = cls(container, topic_of)
         await feed.poll()
         return feed
 
@@ -53,9 +77,9 @@ class CosmosChangeFeed:
                 **where).by_page()
             async for page in pager:
                 async for doc in page:
-                    task_id = doc.get("task_id")
-                    if isinstance(task_id, str):
-                        topics.add(task_id)
+                    topic = self.topic_of(doc)
+                    if topic is not None:
+                        topics.add(topic)
         except cosmos_errors.CosmosHttpResponseError as exc:
             if exc.status_code in (400, 410):  # the token is no longer valid: from now on
                 log.warning("change feed restarted", extra={"status": exc.status_code})
@@ -68,3 +92,25 @@ class CosmosChangeFeed:
         if isinstance(token, str) and token:
             self.continuation = token
         return topics
+
+
+class CosmosFeeds:
+    """The chat rows' feed at every poll and the events' feed at every BOARD_POLLS-th: one
+    change feed for the instance, as the store's port has it."""
+
+    every = POLL_EVERY
+
+    def __init__(self, chats: CosmosChangeFeed, boards: CosmosChangeFeed) -> None:
+        self.chats = chats
+        self.boards = boards
+        self.polls = 0
+
+    async def poll(self) -> set[str] | None:
+        topics = await self.chats.poll()
+        self.polls += 1
+        if self.polls % BOARD_POLLS:
+            return topics
+        boards = await self.boards.poll()
+        if topics is None or boards is None:
+            return None
+        return topics | boards

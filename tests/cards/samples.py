@@ -300,6 +300,7 @@ def _outcomes(m: Maker) -> dict[str, Card]:
         "missed_no_rona": (missed_card, plain),
         "cancelled": (cancelled_card, plain),
         "cancelled_withdrawn": (cancelled_card, OutcomeView(_header(m), reason="requester")),
+        "cancelled_by_supervisor": (cancelled_card, OutcomeView(_header(m), reason="supervisor")),
         "cancelled_idle": (cancelled_card, OutcomeView(_header(m), reason="system")),
         "taken": (taken_card, plain),
         "expired": (expired_card, OutcomeView(_header(m, Modality.EMAIL, None))),

@@ -16,6 +16,7 @@ from bot.domain.service import Catalog, Modality, Service
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task
 from bot.domain.timers import RONA_RESET, SYNC_CARD, Timer, timer_id
+from bot.services.observe import Emitted, explain
 from bot.services.ports import Clock, UnitOfWork
 
 EventHook = Callable[["Ctx", Event, Task | None, Session | None], Awaitable[None]]
@@ -41,6 +42,9 @@ class Ctx:
     _agents: dict[str, Agent] = field(default_factory=dict, init=False)
     # Conversations that got new rows: live customer connections are told after commit.
     touched: set[str] = field(default_factory=set, init=False)
+    # The events of this unit of work with their numbers: the engine's observer gets them
+    # once it committed (one log line each, the metrics).
+    emitted: list[Emitted] = field(default_factory=list, init=False)
     # Offers ring from the delivery of their card (a Teams side sends cards), else at once.
     cards_delivered: bool = False
     arming: Arming | None = None  # None: timers go straight to the unit of work
@@ -170,5 +174,7 @@ class Ctx:
             data=data,
         )
         await self.uow.events.append(event)
+        agent = self._agents.get(event.agent_id) if event.agent_id else None
+        self.emitted.append(explain(event, task, session, agent, self.now))
         for hook in self.hooks:
             await hook(self, event, task, session)

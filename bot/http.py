@@ -32,7 +32,7 @@ REFUSAL_STATUS = {"not_found": 404, "unauthorized": 401, "forbidden": 403, "inva
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-CALLER = "switchboard.caller"
+CALLER = web.RequestKey("caller", str)
 """The request's key for who called, when a check knew (an API key's name): access lines."""
 
 

@@ -43,7 +43,9 @@ class Engine:
 
     async def run(self, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
                   *args: P.args, **kwargs: P.kwargs) -> R:
-        with self.observer.unit_of_work(use_case) as watch:
+        # A use case that runs another (queries.acted) is watched under the one it runs.
+        named = args[0] if args and callable(args[0]) else use_case
+        with self.observer.unit_of_work(named) as watch:
             return await self._retrying(
                 functools.partial(self.run_once, use_case, *args, **kwargs), watch)
 

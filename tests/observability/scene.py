@@ -63,14 +63,17 @@ class Chat:
     accepted_by: TeamsAgent
 
 
-async def whole_chat(world: World, client: aiohttp.ClientSession) -> Chat:
+async def whole_chat(world: World, client: aiohttp.ClientSession,
+                     open_headers: dict[str, str] | None = None) -> Chat:
     """Three agents; the offer goes to one who declines, one who lets it ring (RONA), and
-    the last, who accepts; then lines both ways, terminate, wrap-up."""
+    the last, who accepts; then lines both ways, terminate, wrap-up. `open_headers` go with
+    the request that opens the chat."""
     agents = [TeamsAgent.enrolled(n, world.connector, client, world.base_url) for n in (1, 2, 3)]
     for agent in agents:
         await agent.register()
     async with client.post(world.server.make_url(f"{API}/chats"), json={
-            "service": "sales", "text": WORDS[0], "customer": CUSTOMER}) as response:
+            "service": "sales", "text": WORDS[0], "customer": CUSTOMER},
+            headers=open_headers) as response:
         assert response.status == 201, await response.text()
         chat = await response.json()
     used: list[TeamsAgent] = []

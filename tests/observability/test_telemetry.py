@@ -52,6 +52,7 @@ async def test_a_chat_exports_one_trace_and_its_metrics(
     # The Accept's trace went on to the web request, which carried its context.
     [hit] = [h for h in hooks.hits if h.path == f"/accepted/{chat.task_id}"]
     version, trace_id, parent, _flags = hit.headers["traceparent"].split("-")
+    assert version == "00"
     accept_trace = otlp.traces()[trace_id]
     assert any(s.name == "offers.accept" for s in accept_trace), [s.name for s in accept_trace]
     assert {s.name for s in accept_trace if s.kind == SERVER} == {"POST /api/messages"}

@@ -171,10 +171,6 @@ var telemetryEnv = hasAppInsights ? [
     name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
     secretRef: 'appinsights-connection-string'
   }
-  {
-    name: 'OTEL_SERVICE_NAME'
-    value: 'switchboard'
-  }
 ] : []
 
 // Optional settings: set only when given, otherwise the app's defaults apply.

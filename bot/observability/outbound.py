@@ -53,8 +53,8 @@ def record(telemetry: Telemetry, target: str, operation: str, started: float,
             log.debug("outbound call", extra=fields)
     instruments: Instruments | None = telemetry.instruments
     if instruments is not None:
-        attributes = {"target": target, "status": str(status) if status is not None
-                      else "error"}
+        outcome = str(status) if status is not None else "error" if error else "ok"
+        attributes = {"target": target, "status": outcome}
         instruments.outbound_calls.add(1, attributes)
         instruments.outbound_duration.record(seconds, {"target": target})
         if status == 429:

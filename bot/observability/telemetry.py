@@ -89,6 +89,16 @@ class Instruments:
                                           description=description)
 
 
+def _otlp(env: Mapping[str, str], signal: str) -> str | None:
+    """The OTLP/HTTP URL of a signal, as OpenTelemetry's variables say (None: the
+    exporter's own default)."""
+    specific = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+    if specific:
+        return specific
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return f"{base.rstrip('/')}/v1/{signal}" if base else None
+
+
 class Telemetry:
     """Tracing and metrics for one app; both None when nothing exports (no cost then)."""
 
@@ -130,8 +140,8 @@ class Telemetry:
                 OTLPMetricExporter,
             )
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            span_exporters.append(OTLPSpanExporter())
-            metric_exporters.append(OTLPMetricExporter())
+            span_exporters.append(OTLPSpanExporter(endpoint=_otlp(env, "traces")))
+            metric_exporters.append(OTLPMetricExporter(endpoint=_otlp(env, "metrics")))
             names.append("otlp")
         connection = env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "")
         if connection:

@@ -79,3 +79,21 @@ async def test_a_chat_exports_one_trace_and_its_metrics(
 def test_no_exporter_configured_means_telemetry_off() -> None:
     off = Telemetry.from_env({})
     assert not off.enabled and off.tracer is None and off.instruments is None
+
+
+def test_exporters_follow_the_environment() -> None:
+    azure = ("InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+             "IngestionEndpoint=http://127.0.0.1:9/")
+    both = Telemetry.from_env({"APPLICATIONINSIGHTS_CONNECTION_STRING": azure,
+                               "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    try:
+        assert both.exporters == ("otlp", "azure_monitor")
+        assert both.tracer is not None and both.instruments is not None
+    finally:
+        both.shutdown()
+    console = Telemetry.from_env({"OTEL_TRACES_EXPORTER": "console"})
+    try:
+        assert console.exporters == ("console",)
+        assert console.tracer is not None and console.instruments is None
+    finally:
+        console.shutdown()

@@ -127,5 +127,5 @@ class Engine:
             async with self.store.read_only() as uow:
                 return await use_case(Ctx(uow, self.clock, self.catalog), *args, **kwargs)
 
-        with self.observer.unit_of_work(use_case) as watch:
-            return await self._retrying(attempt, watch)
+        # Not watched: a read commits nothing, and its time shows in the span of what asked.
+        return await self._retrying(attempt)

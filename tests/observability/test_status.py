@@ -6,8 +6,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
 from bot.config import parse_catalog
 from bot.domain.service import Catalog
+from bot.interact.openapi import openapi_document
 from tests.support.cards import find_action
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
@@ -87,6 +90,7 @@ async def test_status_reports_a_scripted_scene_exactly(tmp_path: Path) -> None:
 
         code, body = await status(world)  # local mode: no key needed
         assert code == 200
+        assert documented(body, "StatusAnswer") == []
         by_id = {s["id"]: s for s in body["services"]}
         assert by_id["sales"] == {
             "id": "sales",
@@ -118,3 +122,13 @@ async def test_status_wants_a_reporting_key_outside_local_mode(tmp_path: Path) -
         assert code == 403
         code, body = await status(world, REPORTING_KEY)
         assert code == 200 and [s["id"] for s in body["services"]] == ["sales"]
+
+
+def documented(body: Any, schema: str) -> list[str]:
+    """What the OpenAPI document's schema finds wrong with `body`."""
+    doc = openapi_document()
+    validator = OAS30Validator({"$ref": f"#/components/schemas/{schema}",
+                                "components": doc["components"]},
+                               format_checker=oas30_format_checker)
+    assert "/api/v1/status" in doc["paths"]
+    return [error.message for error in validator.iter_errors(body)]

@@ -14,6 +14,7 @@ from bot.domain import events as ev
 from bot.observability.outbound import OutboundWatch
 from bot.observability.telemetry import Instruments, Telemetry
 from bot.services.observe import Emitted, SilentObserver, Watch
+from bot.services.ports import ConflictError
 
 log = logging.getLogger("bot.events")
 
@@ -74,19 +75,21 @@ class _Watch:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        # Each conflict was retried, but the last one when the engine gave up on it.
+        retries = self.conflicts - isinstance(exc, ConflictError)
+        if self.conflicts and self._instruments is not None and retries:
+            self._instruments.retries.add(retries, {"use_case": self._name})
         if self._span_cm is not None:
             if self.conflicts:
                 span = trace.get_current_span()
                 span.set_attribute("switchboard.conflicts", self.conflicts)
-                span.set_attribute("switchboard.retries", self.conflicts - (exc is not None))
+                span.set_attribute("switchboard.retries", retries)
             self._span_cm.__exit__(kind, exc, tb)
 
     def conflict(self) -> None:
         self.conflicts += 1
         if self._instruments is not None:
-            attributes = {"use_case": self._name}
-            self._instruments.conflicts.add(1, attributes)
-            self._instruments.retries.add(1, attributes)
+            self._instruments.conflicts.add(1, {"use_case": self._name})
 
 
 class EngineObserver:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +105,7 @@ async def keep_gauges(engine: Engine, telemetry: Telemetry,
 
 
 @contextlib.asynccontextmanager
-async def gauges_kept(engine: Engine, telemetry: Telemetry) -> Any:
+async def gauges_kept(engine: Engine, telemetry: Telemetry) -> AsyncIterator[None]:
     """keep_gauges while inside; a last refresh on the way out (the final export has it)."""
     if telemetry.instruments is None:
         yield

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from bot.bootstrap import build_engine
 from bot.domain.timers import RING_TIMEOUT
 from bot.observability.observer import EngineObserver
@@ -52,6 +54,25 @@ async def test_units_of_work_are_spans_and_lost_races_are_counted(store: SqliteS
     use_case = "test_engine_watch.loses_twice"
     assert recorded.value("switchboard.store.conflicts", use_case=use_case) == 2
     assert recorded.value("switchboard.store.retries", use_case=use_case) == 2
+    assert spans[0].attributes["switchboard.retries"] == 2
+
+
+async def test_a_use_case_that_always_loses_counts_one_retry_less(store: SqliteStore) -> None:
+    recorded = Recorded()
+    engine = build_engine(store, FakeClock(), catalog({"id": "sales"}),
+                          observer=EngineObserver(recorded.telemetry))
+    engine.retries = 3
+
+    async def always_loses(ctx: Ctx) -> None:
+        raise ConflictError("lost again")
+
+    with pytest.raises(ConflictError):
+        await engine.run(always_loses)
+    use_case = "test_engine_watch.always_loses"
+    assert recorded.value("switchboard.store.conflicts", use_case=use_case) == 3
+    assert recorded.value("switchboard.store.retries", use_case=use_case) == 2
+    [span] = recorded.spans()
+    assert span.attributes is not None and span.attributes["switchboard.retries"] == 2
 
 
 async def test_a_timer_runs_under_its_handlers_name(store: SqliteStore) -> None:

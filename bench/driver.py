@@ -143,8 +143,16 @@ async def main() -> dict[str, Any]:
 
 async def servers_phases(run: Run) -> None:
     tmp = run.tmp
+    telemetry: dict[str, str] = {}
+    if os.environ.get("BENCH_OTLP"):  # opt in: the measured server exports traces and metrics
+        otlp = run.procs.start("otlp", "bench.otlp_sink", args=["--port", "{port}"])
+        await asyncio.to_thread(otlp.wait_ready, "/_bench/stats")
+        telemetry = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+                     "OTEL_METRIC_EXPORT_INTERVAL": "10000"}
+    run.results["telemetry"] = "otlp" if telemetry else "off"
     sb = run.procs.start("sb", "bench.sbserver", env={
-        **switchboard_env(tmp, "sb"), "BENCH_CONNECTOR_TIME_SCALE": CAPACITY_SCALE})
+        **switchboard_env(tmp, "sb"), "BENCH_CONNECTOR_TIME_SCALE": CAPACITY_SCALE,
+        **telemetry})
     teams = run.procs.start("sb-teams", "bot", env=switchboard_env(tmp, "sb-teams"))
     echo = run.procs.start("echo", "bench.baselines", args=["echo", "--port", "{port}"])
     raw = run.procs.start("raw", "bench.baselines", args=["raw", "--port", "{port}"])

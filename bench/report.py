@@ -154,7 +154,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"average {results.get('load_average_before', 0):.1f} before, "
         f"{results.get('load_average_after', 0):.1f} after; the driver's own event loop lagged "
         f"p99 {lag.get('p99_ms', math.nan)} ms. Speeds are ratios against baselines measured "
-        "in the same run; latencies include this machine's other load.",
+        "in the same run; latencies include this machine's other load. Traces and metrics "
+        f"exported: {results.get('telemetry', 'off')} (`BENCH_OTLP=1 make bench`: on).",
         "",
         "| Figure | Measured | Target | Met |",
         "| --- | --- | --- | --- |",

@@ -36,8 +36,11 @@ def main() -> int:
             f"{settings.host} only. Set MicrosoftAppId for production.")
     app = create_app(settings)
     heap.settle()
+    # aiohttp's "Running on" banner becomes one JSON line; bot/observability/access.py
+    # writes the access lines.
     web.run_app(app, host=settings.host, port=settings.port, access_log=None,
-                print=lambda text: print(text, file=sys.stderr))
+                print=lambda _text: logging.getLogger("bot").info(
+                    "listening", extra={"host": settings.host, "port": settings.port}))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -19,6 +20,12 @@ from bot.interact.api import InteractApi
 from bot.interact.openapi import openapi_route
 from bot.interact.site import site_routes
 from bot.logs import keep_payloads_out
+from bot.observability.access import access_middleware
+from bot.observability.observer import EngineObserver
+from bot.observability.outbound import outbound_tracing, teams_target
+from bot.observability.startup import log_startup, version
+from bot.observability.status import Instance, gauges_kept, status_route
+from bot.observability.telemetry import Telemetry
 from bot.reporting.api import routes as reporting_routes
 from bot.services import agents as agent_cases
 from bot.services import dispatch as dispatch_cases
@@ -40,6 +47,8 @@ STORE = web.AppKey("store", Store)
 ENGINE = web.AppKey("engine", Engine)
 GATEWAY = web.AppKey("gateway", TeamsGateway)
 INTERACT = web.AppKey("interact", InteractApi)
+TELEMETRY = web.AppKey("telemetry", Telemetry)
+INSTANCE = web.AppKey("instance", Instance)
 SHUTDOWN_GRACE = 3.0  # seconds outbound calls get to finish when the app stops
 
 
@@ -68,12 +77,17 @@ def create_app(settings: Settings, *, storage: Store | None = None,
                clock: Clock | None = None, connector_time_scale: float = 1.0,
                authenticate_inbound: bool = True,
                msal_http_client: object | None = None,
-               bot_openid_metadata: str | None = None) -> web.Application:
+               bot_openid_metadata: str | None = None,
+               telemetry: Telemetry | None = None) -> web.Application:
     """Build the app. The keywords after `clock` exist for tests that put stand-ins in place
-    of Teams and Entra ID; production (python -m bot) passes only settings."""
+    of Teams and Entra ID; production (python -m bot) passes only settings (telemetry comes
+    from the OTEL_* and APPLICATIONINSIGHTS_* environment variables)."""
     keep_payloads_out()
-    app = web.Application(client_max_size=256 * 1024)
+    telemetry = telemetry or Telemetry.from_env(version=version())
+    app = web.Application(client_max_size=256 * 1024,
+                          middlewares=[access_middleware(telemetry.tracer)])
     app[SETTINGS] = settings
+    app[TELEMETRY] = telemetry
     interact = InteractApi(public_origin=public_origin(settings.public_host),
                            trusted_proxies=settings.trusted_proxies)
     app[INTERACT] = interact
@@ -96,8 +110,11 @@ def create_app(settings: Settings, *, storage: Store | None = None,
     async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         """The engine with every job (bot/bootstrap.py) and the Teams side its jobs talk to.
         Web requests are wired before any channel can take a task, and outlive the scheduler."""
-        async with aiohttp.ClientSession() as teams_http, \
-                aiohttp.ClientSession() as webhooks_http:
+        teams_traced = outbound_tracing(telemetry, teams_target)
+        webhooks_traced = outbound_tracing(telemetry, lambda _url: "webhook", propagate=True,
+                                           lines=False)  # bot/webhooks/sender.py logs them
+        async with aiohttp.ClientSession(trace_configs=[teams_traced]) as teams_http, \
+                aiohttp.ClientSession(trace_configs=[webhooks_traced]) as webhooks_http:
             gateway = TeamsGateway(settings, teams_http,
                                    time_scale=connector_time_scale,
                                    authenticate_inbound=authenticate_inbound,
@@ -107,13 +124,17 @@ def create_app(settings: Settings, *, storage: Store | None = None,
             relay = parse_relay(settings.smtp_relay) if settings.smtp_relay else None
             engine = build_engine(app[STORE], clock or SystemClock(), settings.catalog,
                                   Outside(teams=gateway, smtp_relay=relay,
-                                          webhooks=webhooks_http, chats=notify))
+                                          webhooks=webhooks_http, chats=notify),
+                                  observer=EngineObserver(telemetry))
             app[ENGINE], app[GATEWAY] = engine, gateway
+            app[INSTANCE] = Instance(version(), time.monotonic(), lambda: gateway.sender.pending)
             await engine.run(_startup)
             interact.attach(engine)
             gateway.attach(engine)
             await gateway.start()
-            yield
+            log_startup(settings, telemetry)
+            async with gauges_kept(engine, telemetry):
+                yield
             await gateway.sender.close(grace=SHUTDOWN_GRACE)
             await gateway.stop()
 
@@ -142,12 +163,21 @@ def create_app(settings: Settings, *, storage: Store | None = None,
         async with email_channel(settings, app[ENGINE]):
             yield
 
-    app.cleanup_ctx.extend([store_ctx, engine_ctx, channels_ctx, scheduler_ctx, chats_ctx])
+    async def telemetry_ctx(app: web.Application) -> AsyncIterator[None]:
+        """Export what is left when the app stops (off the loop: the exporters block)."""
+        yield
+        await asyncio.to_thread(telemetry.shutdown)
+
+    app.cleanup_ctx.extend([telemetry_ctx, store_ctx, engine_ctx, channels_ctx, scheduler_ctx,
+                            chats_ctx])
     app.router.add_post("/api/messages", messages)
     app.router.add_routes(interact.routes())
     app.router.add_routes(tasks_api.routes())
     app.router.add_routes([openapi_route()])
     app.router.add_routes(reporting_routes(ENGINE))
+    app.router.add_routes([status_route(lambda request: request.app[ENGINE],
+                                        lambda request: request.app[INSTANCE],
+                                        settings.local_mode)])
     app.router.add_routes(site_routes(settings))
     mount_tabs(app, settings, ENGINE)  # the Teams tabs: /tabs/... (bot/tabs/site.py)
     board.mount(app, ENGINE)

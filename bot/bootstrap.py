@@ -15,6 +15,7 @@ from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.jobs import Effect, Listener, TimerHandler, Wiring
 from bot.services.mail import SEND_REPLY
+from bot.services.observe import Observer
 from bot.services.ports import Clock, Store
 from bot.teams.effects import TeamsEffects
 from bot.teams.gateway import TeamsGateway
@@ -76,8 +77,8 @@ def wiring(engine: Engine, outside: Outside) -> Wiring:
 
 
 def build_engine(store: Store, clock: Clock, catalog: Catalog,
-                 outside: Outside | None = None) -> Engine:
+                 outside: Outside | None = None, observer: Observer | None = None) -> Engine:
     """An engine with every timer and the jobs of the parts `outside` has (none: timers only,
-    as tests and tools want)."""
+    as tests and tools want); `observer` logs, traces and counts what it runs."""
     return Engine(store, clock, catalog,
-                  lambda engine: wiring(engine, outside or Outside()))
+                  lambda engine: wiring(engine, outside or Outside()), observer=observer)

@@ -65,6 +65,9 @@ ENV: dict[str, tuple[str, str]] = {
     "SWITCHBOARD_SERVICE_URL_HOSTS": ("", "Bot Connector hosts to call besides Teams' own, "
                                       "comma-separated (a leading dot: a domain and its "
                                       "subdomains)"),
+    # Read by bot/observability/telemetry.py (the OTEL_* variables there are OpenTelemetry's).
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": ("", "Application Insights connection string: "
+                                              "traces and metrics go there; empty = not"),
 }
 ENV_NAMES: tuple[str, ...] = tuple(ENV)
 

@@ -32,6 +32,9 @@ REFUSAL_STATUS = {"not_found": 404, "unauthorized": 401, "forbidden": 403, "inva
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+CALLER = web.RequestKey("caller", str)
+"""The request's key for who called, when a check knew (an API key's name): access lines."""
+
 
 class HttpError(Exception):
     """A refusal: its status, a sentence for the person, the field at fault, extra headers."""
@@ -110,6 +113,7 @@ def api_key(request: web.Request, catalog: Catalog, scope: str) -> ApiKey:
     if key is None:
         raise HttpError(401, "The API key is not valid.",
                         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    request[CALLER] = key.name  # the access line names the key
     if not key.may(scope):
         raise HttpError(403, f"This API key may not use this API (its scopes leave out "
                              f"{scope!r}).")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -21,6 +24,10 @@ _SECRET_QUERY = re.compile(
     r"(?i)([?&;](?:token|access_token|id_token|key|sig|signature|code|secret|password)=)"
     r"[^&\s'\"]*")
 REDACTED = "[redacted]"
+
+# The request a line belongs to (bot/observability/access.py sets it); jobs a request started
+# inherit it, so an operator can follow one chat from its request to its Teams calls.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def redact(text: str) -> str:
@@ -44,6 +51,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": redact(record.getMessage()),
         }
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = (value if isinstance(value, int | float | bool)

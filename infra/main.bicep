@@ -48,6 +48,9 @@ param customHost string = ''
 ])
 param logLevel string = 'INFO'
 
+@description('Send traces and metrics to an Application Insights resource on the workspace (APPLICATIONINSIGHTS_CONNECTION_STRING).')
+param applicationInsights bool = true
+
 @description('SWITCHBOARD_SERVICES of the app: path of the services file (TOML) inside the container, e.g. /app/services.toml in an image derived from the Switchboard image. Empty: the demo services shipped with the app.')
 param services string = ''
 
@@ -142,6 +145,17 @@ module cosmos 'modules/cosmos.bicep' = {
   }
 }
 
+module appInsights 'modules/appinsights.bicep' = if (applicationInsights) {
+  name: 'switchboard-appinsights'
+  params: {
+    name: 'appi-${prefix}-${suffix}'
+    location: location
+    tags: tags
+    workspaceId: workspace.id
+    keyVaultName: keyVault.outputs.name
+  }
+}
+
 module acrPull 'modules/acrpull.bicep' = if (!empty(containerRegistryName)) {
   name: 'switchboard-acrpull'
   params: {
@@ -154,6 +168,7 @@ module app 'modules/containerapp.bicep' = {
   name: 'switchboard-app'
   dependsOn: [
     acrPull
+    appInsights
   ]
   params: {
     environmentName: 'cae-${prefix}'
@@ -183,6 +198,7 @@ module app 'modules/containerapp.bicep' = {
     smtpPort: smtpPort
     smtpRelay: smtpRelay
     serviceUrlHosts: serviceUrlHosts
+    hasAppInsights: applicationInsights
   }
 }
 

@@ -92,8 +92,9 @@ class ReplySender:
         message = build_reply(outgoing)
         recipients = [*outgoing["to"], *outgoing.get("cc", [])]
         try:
-            refused = await asyncio.to_thread(_send, self.host, self.port, message,
-                                              str(outgoing["sender"]), recipients)
+            with self.engine.observer.outbound("smtp", "SEND"):
+                refused = await asyncio.to_thread(_send, self.host, self.port, message,
+                                                  str(outgoing["sender"]), recipients)
         except PermanentFailure as failure:
             log.error("reply refused by the relay", extra={"code": failure.code})
             await self.engine.run(mail_cases.reply_failed, outgoing, failure.code)

@@ -36,6 +36,7 @@ from bot.interact.openapi_parts import (
 )
 from bot.interact.openapi_reporting import reporting_section
 from bot.interact.openapi_tasks import privacy_section, tasks_section
+from bot.observability.openapi import status_section
 from bot.services.conversation import MAX_MESSAGE_LENGTH
 
 CHAT_ID = {"name": "chat_id", "in": "path", "required": True,
@@ -297,7 +298,7 @@ def interact_section() -> Section:
 
 
 SECTIONS: list[Callable[[], Section]] = [interact_section, tasks_section, privacy_section,
-                                          reporting_section]
+                                          reporting_section, status_section]
 
 
 def openapi_document() -> dict[str, Any]:

@@ -16,6 +16,7 @@ from bot.domain.service import Catalog, Modality, Service
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task
 from bot.domain.timers import RONA_RESET, SYNC_CARD, Timer, timer_id
+from bot.services.observe import Emitted, explain
 from bot.services.ports import Clock, UnitOfWork
 
 BOARD_TOPIC = "board:"
@@ -51,6 +52,9 @@ class Ctx:
     # Topics of the change feed that got new rows, told to live connections after commit:
     # conversations (task ids) and supervisor boards (`board_topic`).
     touched: set[str] = field(default_factory=set, init=False)
+    # The events of this unit of work with their numbers: the engine's observer gets them
+    # once it committed (one log line each, the metrics).
+    emitted: list[Emitted] = field(default_factory=list, init=False)
     # Offers ring from the delivery of their card (a Teams side sends cards), else at once.
     cards_delivered: bool = False
     arming: Arming | None = None  # None: timers go straight to the unit of work
@@ -185,5 +189,7 @@ class Ctx:
         await self.uow.events.append(event)
         if event.service_id:
             self.touched.add(board_topic(event.service_id))
+        agent = self._agents.get(event.agent_id) if event.agent_id else None
+        self.emitted.append(explain(event, task, session, agent, self.now))
         for hook in self.hooks:
             await hook(self, event, task, session)

@@ -12,6 +12,7 @@ from bot.domain.service import Catalog
 from bot.domain.timers import Timer
 from bot.services.context import Ctx
 from bot.services.jobs import Jobs, Wiring
+from bot.services.observe import Observer, SilentObserver, Watch
 from bot.services.ports import Clock, ConflictError, Store
 
 P = ParamSpec("P")
@@ -26,8 +27,9 @@ class Engine:
 
     def __init__(self, store: Store, clock: Clock, catalog: Catalog,
                  wiring: Wiring | Callable[[Engine], Wiring] | None = None, *,
-                 retries: int = 8) -> None:
+                 retries: int = 8, observer: Observer | None = None) -> None:
         self.store = store
+        self.observer: Observer = observer or SilentObserver()
         self.clock = clock
         self.catalog = catalog
         self.retries = retries
@@ -41,7 +43,11 @@ class Engine:
 
     async def run(self, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
                   *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self._retrying(functools.partial(self.run_once, use_case, *args, **kwargs))
+        # A use case that runs another (queries.acted) is watched under the one it runs.
+        named = args[0] if args and callable(args[0]) else use_case
+        with self.observer.unit_of_work(named) as watch:
+            return await self._retrying(
+                functools.partial(self.run_once, use_case, *args, **kwargs), watch)
 
     async def run_durably(self, use_case: Callable[Concatenate[Ctx, P], Awaitable[R]],
                           *args: P.args, **kwargs: P.kwargs) -> R:
@@ -51,12 +57,15 @@ class Engine:
         await self.store.sync()
         return result
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[R]]) -> R:
+    async def _retrying(self, attempt: Callable[[], Awaitable[R]],
+                        watch: Watch | None = None) -> R:
         """Run `attempt` again after a short random pause each time it lost a race."""
         for n in range(self.retries):
             try:
                 return await attempt()
             except ConflictError:
+                if watch is not None:
+                    watch.conflict()
                 if n + 1 == self.retries:
                     raise
                 await asyncio.sleep(random.uniform(0, 0.005 * (n + 1)))
@@ -75,6 +84,8 @@ class Engine:
                 uow.announce(ctx.touched)
             await uow.commit()
         self.jobs.committed(books)
+        if ctx.emitted:
+            self.observer.committed(ctx.emitted)
         if ctx.touched:
             for listener in self._listeners:
                 listener(ctx.touched)
@@ -116,4 +127,5 @@ class Engine:
             async with self.store.read_only() as uow:
                 return await use_case(Ctx(uow, self.clock, self.catalog), *args, **kwargs)
 
+        # Not watched: a read commits nothing, and its time shows in the span of what asked.
         return await self._retrying(attempt)

@@ -261,6 +261,9 @@ class Jobs:
             await handler(ctx, current.ref)
             return 1
 
+        # Named after its handler in traces and metrics.
+        fire.__module__, fire.__name__ = handler.__module__, handler.__name__
+
         try:
             return await self.engine.run(fire)
         except ConflictError:
@@ -297,7 +300,8 @@ class Jobs:
             if after is not None:
                 await asyncio.wait([after])  # never two runs of one job at once
             self._effects_running[claimed.id] = held
-            await self.effects[claimed.kind](claimed)
+            with self.engine.observer.job(claimed.kind):
+                await self.effects[claimed.kind](claimed)
         except Exception as exc:  # an effect talks to the outside world; it may fail any way
             log.warning("job failed", extra={"job": claimed.kind, "attempt": claimed.attempts,
                                              "error": type(exc).__name__})

@@ -115,9 +115,10 @@ class WebhookSender:
             return Outcome(status=0, error=type(exc).__name__)
         elapsed = round((time.monotonic() - started) * 1000)
         ok = 200 <= status < 300
-        (log.info if ok else log.warning)(
+        retry = {"retry_after": retry_after} if retry_after is not None and not ok else {}
+        (log.debug if ok else log.warning)(  # as every outbound call: failures at WARNING
             "web request sent" if ok else "web request refused",
-            extra={**fields, "status": status, "ms": elapsed})
+            extra={**fields, "status": status, "ms": elapsed, **retry})
         return Outcome(status=status, retry_after=retry_after, permanent=is_permanent(status),
                        params=params)
 

@@ -32,6 +32,7 @@ param sqliteDb string
 param smtpPort string
 param smtpRelay string
 param serviceUrlHosts string
+param hasAppInsights bool
 
 var port = 3978
 
@@ -71,13 +72,21 @@ var passwordSecret = hasAppPassword ? [
   }
 ] : []
 
+var insightsSecret = hasAppInsights ? [
+  {
+    name: 'appinsights-connection-string'
+    keyVaultUrl: '${keyVaultUri}secrets/appinsights-connection-string'
+    identity: identityId
+  }
+] : []
+
 var secrets = concat([
   {
     name: 'cosmos-key'
     keyVaultUrl: '${keyVaultUri}secrets/cosmos-key'
     identity: identityId
   }
-], passwordSecret)
+], passwordSecret, insightsSecret)
 
 var registries = empty(registryServer) ? [] : [
   {
@@ -153,6 +162,14 @@ var passwordEnv = hasAppPassword ? [
   {
     name: 'MicrosoftAppPassword'
     secretRef: 'microsoft-app-password'
+  }
+] : []
+
+// Traces and metrics go to Application Insights when the deployment made one.
+var telemetryEnv = hasAppInsights ? [
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    secretRef: 'appinsights-connection-string'
   }
 ] : []
 
@@ -241,7 +258,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             cpu: json('0.5')
             memory: '1Gi'
           }
-          env: concat(requiredEnv, passwordEnv, optionalEnv)
+          env: concat(requiredEnv, passwordEnv, telemetryEnv, optionalEnv)
           probes: [
             {
               // start-up includes the storage schema migrations: allow up to 100 s

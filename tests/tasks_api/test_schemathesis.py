@@ -59,8 +59,9 @@ def test_no_server_error_and_no_answer_off_the_document(tmp_path: Path) -> None:
         assert app.process.poll() is None, "the app died during the run"
     report = done.stdout[-6000:] + done.stderr[-2000:]
     assert done.returncode == 0, report
-    # The task API's four, privacy's two, Interact's four and the reporting export's two.
-    assert "Tested: 12" in done.stdout, report
+    # The task API's four, privacy's two, Interact's four, the reporting export's two and the
+    # status route.
+    assert "Tested: 13" in done.stdout, report
     # The key got through: the fuzzer created external tasks, not only 4xx answers.
     database = sqlite3.connect(app.db_path)
     created = database.execute("SELECT COUNT(*) FROM tasks WHERE json_extract(data, "

@@ -1,0 +1,1 @@
+"""What an operator sees: access, event and outbound log lines, OpenTelemetry traces and metrics."""

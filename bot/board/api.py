@@ -78,18 +78,17 @@ def board_json(found: list[ServiceBoard], now: datetime, day_start: datetime,
     """The board as the page reads it (see the module docstring of bot/board/api.py); a
     service read without figures shows `figures[service]` (figures read earlier)."""
     return {"now": now.isoformat(), "day_start": day_start.isoformat(),
-            "services": [_service_json(b, (figures or {}).get(b.picture.service_id))
+            "services": [_service_json(b, (figures or {}).get(b.service_id))
                          for b in found]}
 
 
 def _service_json(found: ServiceBoard, earlier: dict[str, Any] | None) -> dict[str, Any]:
     p = found.picture
     return {
-        "id": p.service_id, "name": p.name,
-        "picture": {"queue_length": p.queue_length,
-                    "oldest_wait_seconds": _seconds(p.oldest_wait),
-                    "agents_by_state": p.agents_by_state, "sessions_live": p.sessions_live,
-                    "sessions_in_acw": p.sessions_in_acw},
+        "id": found.service_id, "name": found.name,
+        "picture": {"queue_length": p.waiting, "oldest_wait_seconds": p.oldest_wait_seconds,
+                    "agents_by_state": p.agents, "sessions_live": p.sessions_live,
+                    "sessions_in_acw": p.sessions_acw},
         "queue": [{"task_id": q.task_id, "customer": q.customer, "modality": q.modality,
                    "state": q.state, "priority": q.priority, "queued_at": _moment(q.queued_at),
                    "waiting_seconds": _seconds(q.waiting), "call_flow": list(q.call_flow),
@@ -169,9 +168,8 @@ class _LiveBoard:
         figures = {sid: f for sid, f in cached.items() if f is not None}
         for b in found:
             if b.figures is not None:
-                figures[b.picture.service_id] = figures_json(b.figures)
-                self.cache.keep(b.picture.service_id, self.day_start, now,
-                                figures[b.picture.service_id])
+                figures[b.service_id] = figures_json(b.figures)
+                self.cache.keep(b.service_id, self.day_start, now, figures[b.service_id])
         return board_json(found, self.engine.clock.now(), self.day_start, figures)
 
     async def refresh(self) -> dict[str, Any] | None:

@@ -7,7 +7,6 @@ shows a customer only by the label the agents' cards show.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from bot.domain.service import Catalog, Service
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.services.context import Ctx
+from bot.services.live_status import ServiceStatus, service_status
 from bot.services.ports import SessionFilter
 
 HOUR = timedelta(hours=1)
@@ -92,19 +92,6 @@ class LiveSession:
 
 
 @dataclass(frozen=True)
-class ServicePicture:
-    """The service right now in numbers: what the board's header and the status API show."""
-
-    service_id: str
-    name: str
-    queue_length: int
-    oldest_wait: timedelta | None
-    agents_by_state: dict[str, int]
-    sessions_live: int  # ringing or connected
-    sessions_in_acw: int
-
-
-@dataclass(frozen=True)
 class HourFigure:
     start: datetime
     results: dict[str, int]  # RESULTS -> hops that began (were queued) in this hour
@@ -131,7 +118,10 @@ class DayFigures:
 
 @dataclass(frozen=True)
 class ServiceBoard:
-    picture: ServicePicture
+    service_id: str
+    name: str
+    picture: ServiceStatus
+    """In numbers, as /api/v1/status has it (bot/services/live_status.py)."""
     queue: list[QueueEntry]
     agents: list[AgentEntry]
     sessions: list[LiveSession]
@@ -143,7 +133,8 @@ class _Live:
     """What one service's rows say right now."""
 
     tasks: list[Task] = field(default_factory=list)
-    agents: dict[str, Agent] = field(default_factory=dict)
+    members: list[Agent] = field(default_factory=list)
+    agents: dict[str, Agent] = field(default_factory=dict)  # members, and others at work here
     sessions: list[Session] = field(default_factory=list)
 
 
@@ -165,32 +156,14 @@ async def boards(ctx: Ctx, who: Supervisor, day_start: datetime,
     for sid in service_ids:
         service, live = ctx.catalog.service(sid), lives[sid]
         found.append(ServiceBoard(
-            picture=picture(service, live, ctx.catalog, ctx.now),
+            service_id=sid, name=service.name,
+            picture=service_status(ctx, sid, live.tasks, live.members),
             queue=[_queue_entry(t, live, ctx.now) for t in _waiting(live.tasks)],
             agents=[_agent_entry(a, sid, ctx.catalog, ctx.now) for a in _roster(live)],
             sessions=[_live_session(s, live.agents) for s in live.sessions],
             figures=await day_figures(ctx, service, day_start, live.tasks)
             if figures_for is None or sid in figures_for else None))
     return found
-
-
-async def pictures(ctx: Ctx, service_ids: Iterable[str]) -> list[ServicePicture]:
-    """Each service's picture (queue length, oldest wait, agents by state, live sessions)."""
-    wanted = [sid for sid in service_ids if sid in ctx.catalog.services]
-    lives = await _read_live(ctx, wanted)
-    return [picture(ctx.catalog.service(sid), lives[sid], ctx.catalog, ctx.now)
-            for sid in wanted]
-
-
-def picture(service: Service, live: _Live, catalog: Catalog, now: datetime) -> ServicePicture:
-    waiting = _waiting(live.tasks)
-    states = Counter(derive_state(a, catalog, now).value for a in _roster(live))
-    return ServicePicture(
-        service_id=service.id, name=service.name, queue_length=len(waiting),
-        oldest_wait=max((now - t.enqueued_at for t in waiting), default=None),
-        agents_by_state=dict(sorted(states.items())),
-        sessions_live=sum(1 for s in live.sessions if s.live),
-        sessions_in_acw=sum(1 for s in live.sessions if s.phase is Phase.ACW))
 
 
 async def _read_live(ctx: Ctx, service_ids: Sequence[str]) -> dict[str, _Live]:
@@ -201,7 +174,8 @@ async def _read_live(ctx: Ctx, service_ids: Sequence[str]) -> dict[str, _Live]:
         if task.service_id in lives:
             lives[task.service_id].tasks.append(task)
     for sid, live in lives.items():
-        live.agents = {a.id: a for a in await ctx.uow.agents.members(sid)}
+        live.members = await ctx.uow.agents.members(sid)
+        live.agents = {a.id: a for a in live.members}
         for task in live.tasks:
             for session_id in [*task.ringing, *([task.session_id] if task.session_id else [])]:
                 session = await ctx.uow.sessions.get(session_id)

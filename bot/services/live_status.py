@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.domain.agent import Agent, AgentState, derive_state
-from bot.domain.task import TaskState
+from bot.domain.task import Task, TaskState
 from bot.services.context import Ctx
 
 # A job still waiting this long after it fell due is overdue (the scheduler runs jobs due now
@@ -47,28 +47,30 @@ async def services_status(ctx: Ctx) -> list[ServiceStatus]:
     """Every service of the catalog, in catalog order: one read of the live tasks, one of
     each service's members."""
     live = await ctx.uow.tasks.live()
-    waiting: dict[str, list[float]] = {}
-    ringing: dict[str, int] = {}
-    for task in live:
-        if task.state in (TaskState.QUEUED, TaskState.RINGING):
-            wait = (ctx.now - task.enqueued_at).total_seconds()
-            waiting.setdefault(task.service_id, []).append(wait)
-            if task.state is TaskState.RINGING:
-                ringing[task.service_id] = ringing.get(task.service_id, 0) + 1
     found: list[ServiceStatus] = []
     for service_id in ctx.catalog.services:
         members = await ctx.uow.agents.members(service_id)
-        waits = waiting.get(service_id, [])
-        found.append(ServiceStatus(
-            service_id=service_id,
-            queued=len(waits) - ringing.get(service_id, 0),
-            ringing=ringing.get(service_id, 0),
-            oldest_wait_seconds=round(max(waits), 3) if waits else None,
-            agents=_by_state(ctx, members),
-            sessions_live=_engaged(members, service_id, "connected"),
-            sessions_acw=_engaged(members, service_id, "acw"),
-        ))
+        found.append(service_status(ctx, service_id,
+                                    [t for t in live if t.service_id == service_id], members))
     return found
+
+
+def service_status(ctx: Ctx, service_id: str, live: Sequence[Task],
+                   members: Sequence[Agent]) -> ServiceStatus:
+    """One service from its live tasks and its members: what /api/v1/status and the
+    supervisor board (bot/services/board.py) both show."""
+    waits = [(ctx.now - t.enqueued_at).total_seconds() for t in live
+             if t.state in (TaskState.QUEUED, TaskState.RINGING)]
+    ringing = sum(1 for t in live if t.state is TaskState.RINGING)
+    return ServiceStatus(
+        service_id=service_id,
+        queued=len(waits) - ringing,
+        ringing=ringing,
+        oldest_wait_seconds=round(max(waits), 3) if waits else None,
+        agents=_by_state(ctx, members),
+        sessions_live=_engaged(members, service_id, "connected"),
+        sessions_acw=_engaged(members, service_id, "acw"),
+    )
 
 
 def _by_state(ctx: Ctx, members: Sequence[Agent]) -> dict[str, int]:

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.domain.agent import AgentState
 from bot.domain.customer import Customer
 from bot.domain.service import Catalog, Modality
 from bot.services.dispatch import create_task
@@ -26,6 +27,7 @@ from tests.support.world import World, running_world, serving
 BOSS = {"Authorization": "Local boss@example.com"}
 AGENT = {"Authorization": "Local a1@example.com"}
 BOARD = "/api/board/v1"
+IDLE = {state.value: 0 for state in AgentState}  # the picture names every state
 
 
 def services() -> Catalog:
@@ -272,7 +274,7 @@ async def test_the_board_json_the_page_reads(world: World) -> None:
     assert body["day_start"] == "2026-11-02T01:00:00+01:00"
     [sales] = body["services"]
     assert sales["picture"] == {"queue_length": 1, "oldest_wait_seconds": 2.0,
-                                "agents_by_state": {"busy": 1}, "sessions_live": 1,
+                                "agents_by_state": {**IDLE, "busy": 1}, "sessions_live": 1,
                                 "sessions_in_acw": 0}
     assert sales["queue"] == [{"task_id": task_id, "customer": "Bob", "modality": "im",
                                "state": "queued", "priority": 0,

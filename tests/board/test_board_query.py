@@ -15,10 +15,11 @@ from bot.domain.service import Catalog
 from bot.domain.session import Phase, SessionResult
 from bot.domain.task import TaskState
 from bot.services import agents as agent_cases
-from bot.services import board, supervision
+from bot.services import board, live_status, supervision
 from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.lifecycle import cancel_task, terminate
+from bot.services.live_status import ServiceStatus
 from bot.services.offers import accept, decline
 from bot.storage.sqlite import SqliteStore
 from tests.builders import catalog
@@ -35,6 +36,11 @@ from tests.scenario import (
 )
 
 BOSS = board.Supervisor(upn="Boss@example.com")
+
+
+def states(**counts: int) -> dict[str, int]:
+    """Members by derived state, every state named (0 where none)."""
+    return {state.value: counts.get(state.value, 0) for state in AgentState}
 DAY = datetime(2026, 11, 2, tzinfo=UTC)
 
 
@@ -111,10 +117,10 @@ async def test_the_board_shows_queue_agents_sessions_and_figures_exactly(
     ids = await scene(engine, clock)
     [sales] = await engine.read(board.boards, BOSS, DAY)
 
-    assert sales.picture == board.ServicePicture(
-        service_id="sales", name="Sales", queue_length=2, oldest_wait=timedelta(seconds=60),
-        agents_by_state={"busy": 1, "off_duty": 1, "rona": 1}, sessions_live=1,
-        sessions_in_acw=0)
+    assert (sales.service_id, sales.name) == ("sales", "Sales")
+    assert sales.picture == ServiceStatus(
+        service_id="sales", queued=2, ringing=0, oldest_wait_seconds=60.0,
+        agents=states(busy=1, off_duty=1, rona=1), sessions_live=1, sessions_acw=0)
     assert [(q.task_id, q.customer, q.modality, q.state, q.priority, q.waiting, q.call_flow)
             for q in sales.queue] == [
         (ids["f"], "Fay", "im", "queued", 5, timedelta(seconds=50), ("sales",)),
@@ -177,7 +183,8 @@ async def test_ringing_tasks_name_the_agent_they_ring(engine: Engine) -> None:
     assert (entry.task_id, entry.state, entry.ringing) == (task.id, "ringing", (one,))
     [live] = sales.sessions
     assert (live.phase, live.agent_id) == ("ringing", one)
-    assert sales.picture.agents_by_state == {"ringing": 1}
+    assert sales.picture.agents == states(ringing=1)
+    assert (sales.picture.ringing, sales.picture.waiting) == (1, 1)
 
 
 async def test_a_board_only_for_supervisors(engine: Engine) -> None:
@@ -195,12 +202,12 @@ async def test_a_board_only_for_supervisors(engine: Engine) -> None:
         "sales"]
 
 
-async def test_pictures_for_the_status_api(engine: Engine, clock: FakeClock) -> None:
+async def test_the_board_and_the_status_api_show_one_picture(
+        engine: Engine, clock: FakeClock) -> None:
     await scene(engine, clock)
-    pictures = await engine.read(board.pictures, ["sales", "billing", "nope"])
-    assert [(p.service_id, p.queue_length, p.sessions_live) for p in pictures] == [
-        ("sales", 2, 1), ("billing", 0, 0)]
-    assert pictures[1].agents_by_state == {"busy": 1, "off_duty": 1, "rona": 1}
+    boards = await engine.read(board.boards, BOSS, DAY, figures_for=())
+    status = await engine.read(live_status.services_status)
+    assert [b.picture for b in boards] == [s for s in status if s.service_id == "sales"]
 
 
 # -- actions ---------------------------------------------------------------------------------
@@ -297,4 +304,4 @@ async def test_a_live_only_read_leaves_the_figures_out(engine: Engine, clock: Fa
     await scene(engine, clock)
     [sales] = await engine.read(board.boards, BOSS, DAY, figures_for=())
     assert sales.figures is None
-    assert sales.picture.queue_length == 2
+    assert sales.picture.waiting == 2

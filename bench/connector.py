@@ -12,14 +12,13 @@ towards the windows; a refused one gets 429 with a fractional Retry-After.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import re
 from collections import Counter
 from typing import Any
 
 from aiohttp import web
 
+from bench.sidecar import run_sidecar
 from tests.standins.connector import ConnectorStandin
 
 TENANT_RATE = 50.0  # requests per second: the binding limit when many conversations are busy
@@ -95,16 +94,13 @@ def tenant_share(times: list[float], start: float, end: float) -> float:
     return len(inside) / (end - start) / TENANT_RATE
 
 
-async def _serve(port: int) -> None:
+async def _start(port: int) -> str:
     connector = await Sink().start(port=port)
-    print(f"connector on {connector.service_url}", flush=True)
-    await asyncio.Event().wait()
+    return f"connector on {connector.service_url}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    asyncio.run(_serve(parser.parse_args().port))
+    run_sidecar(__doc__, _start)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,11 @@ exporting costs Switchboard, not what a collector costs."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from collections import Counter
 
 from aiohttp import web
+
+from bench.sidecar import run_sidecar
 
 
 def sink_app() -> web.Application:
@@ -30,18 +30,15 @@ def sink_app() -> web.Application:
     return app
 
 
-async def _serve(port: int) -> None:
+async def _start(port: int) -> str:
     runner = web.AppRunner(sink_app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    print(f"otlp sink on http://127.0.0.1:{port}", flush=True)
-    await asyncio.Event().wait()
+    return f"otlp sink on http://127.0.0.1:{port}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    asyncio.run(_serve(parser.parse_args().port))
+    run_sidecar(__doc__, _start)
 
 
 if __name__ == "__main__":

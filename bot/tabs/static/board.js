@@ -37,7 +37,7 @@ function duration(seconds) {
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   if (h) return `${h} h ${m} min`;
-  if (m) return `${m} min ${s % 60} s`;
+  if (m) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
   return `${s % 60} s`;
 }
 
@@ -152,13 +152,13 @@ function agentRow(service, agent) {
   if (agent.paused) shown.append(" (switched this service off)");
   const actions = el("div", null, {class: "row-actions"});
   if (agent.state === "rona") {
-    actions.append(button("Reset RONA", `Reset RONA of ${agent.name}`, () => act(
+    actions.append(button("Reset RONA", `Reset RONA: ${agent.name}`, () => act(
       `${BOARD}/services/${encodeURIComponent(service.id)}/agents/` +
       `${encodeURIComponent(agent.id)}/reset-rona`, undefined,
       `${agent.name}'s RONA is reset.`), {id: idFor("reset-rona", service.id, agent.id)}));
   }
   if (agent.state !== "off_duty" && agent.state !== "unregistered") {
-    actions.append(button("Set off duty", `Set ${agent.name} off duty`, () => act(
+    actions.append(button("Set off duty", `Set off duty: ${agent.name}`, () => act(
       `${BOARD}/services/${encodeURIComponent(service.id)}/agents/` +
       `${encodeURIComponent(agent.id)}/off-duty`, undefined,
       `${agent.name} is off duty now.`), {id: idFor("off-duty", service.id, agent.id)}));
@@ -199,10 +199,10 @@ function ticks(max) {
 function stackedBars(title, groups, series, marker) {
   const left = 36;
   const bottom = 28;
-  const top = 16;
+  const top = 22;
   const slot = groups.length > 12 ? 26 : 44;
   const width = left + groups.length * slot + 8;
-  const height = 180;
+  const height = 186;
   const plot = height - bottom - top;
   const totals = groups.map((g) => series.reduce((sum, [key]) => sum + (g.values[key] || 0), 0));
   const marks = ticks(Math.max(0, ...totals));
@@ -236,10 +236,10 @@ function stackedBars(title, groups, series, marker) {
   });
   if (marker) {
     const x = left + (marker.after + 1) * slot;
-    chart.append(svg("line", {x1: String(x), x2: String(x), y1: String(top - 4),
+    chart.append(svg("line", {x1: String(x), x2: String(x), y1: String(top - 8),
       y2: String(height - bottom), class: "threshold"}));
-    chart.append(svg("text", {x: String(x + 4), y: String(top + 2), class: "axis threshold-label"},
-      marker.label));
+    chart.append(svg("text", {x: String(x + 4), y: String(top - 10),
+      class: "axis threshold-label"}, marker.label));
   }
   return chart;
 }
@@ -471,12 +471,18 @@ async function offerTask(entry, select) {
     `${entry.customer} is offered to ${name}.`);
 }
 
-function confirmed(text) {
+/** Ask in the page's dialog; the focus goes back to `from` (by id: the board may have been
+ * drawn anew meanwhile). */
+function confirmed(text, from) {
   const dialog = $("#confirm");
   $("#confirm-text").textContent = text;
   dialog.returnValue = "";
   return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), {once: true});
+    dialog.addEventListener("close", () => {
+      const back = document.getElementById(from);
+      if (back) back.focus();
+      resolve(dialog.returnValue === "yes");
+    }, {once: true});
     dialog.showModal();
     $("#confirm-no").focus();
   });
@@ -484,7 +490,7 @@ function confirmed(text) {
 
 async function withdrawTask(service, entry) {
   if (!await confirmed(`Withdraw ${entry.customer}'s task from ${service.name}? Its offers ` +
-    "end and nobody is offered it again.")) {
+    "end and nobody is offered it again.", idFor("withdraw", entry.task_id))) {
     say(`${entry.customer}'s task stays queued.`);
     return;
   }

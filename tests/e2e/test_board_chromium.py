@@ -164,7 +164,7 @@ async def test_the_board_live_with_offer_and_withdraw(world: World, browser: Bro
     # "Offer" sends Agent 2 a new invitation through the Bot Connector.
     said = await page.evaluate("document.body.dataset.said || '0'")
     await page.click(f"{row} button.offer")
-    await page.wait_for(f"document.body.dataset.said !== {js(said)}")
+    await page.wait_for(f"(document.body.dataset.said || '0') !== {js(said)}")
     assert await page.evaluate("document.querySelector('#said').textContent") == \
         "Bob is offered to Agent 2."
     [(invite_id, invite)] = await eventually(lambda: two.cards_with("accept"))
@@ -179,9 +179,8 @@ async def test_the_board_live_with_offer_and_withdraw(world: World, browser: Bro
         "document.querySelector('#confirm-text').textContent")
     assert await page.evaluate("document.activeElement.id") == "confirm-no"
     await page.press("Escape")
-    await page.wait_for("!document.querySelector('#confirm').open")
-    assert await page.evaluate("document.querySelector('#said').textContent") == \
-        "Bob's task stays queued."
+    await page.wait_for("!document.querySelector('#confirm').open && document.querySelector("
+                        "'#said').textContent === \"Bob's task stays queued.\"")
     assert await page.evaluate("document.activeElement.classList.contains('withdraw')")
     assert two.cards_with("accept")
     # ...and confirmed, the task leaves the queue and Agent 2's card says it was withdrawn.

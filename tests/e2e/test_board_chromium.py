@@ -161,6 +161,25 @@ async def test_the_board_live_with_offer_and_withdraw(world: World, browser: Bro
     assert violations == [], violations
     await page.screenshot(ARTIFACTS / "tabs-board.png")
 
+    # The board holds still while a choice is being made; a choice overtaken by events is
+    # refused, and the refusal is said.
+    await page.evaluate(f"document.querySelector('{row} select').focus()")
+    updates = await page.evaluate("document.body.dataset.updates")
+    await two.say("duty Off Duty")
+    await page.wait_for("document.body.dataset.held === 'true'")  # a new board, held back
+    said = await page.evaluate("document.body.dataset.said || '0'")
+    await page.evaluate(f"document.querySelector('{row} button.offer').click()")
+    await page.wait_for(f"(document.body.dataset.said || '0') !== {js(said)}")
+    assert await page.evaluate("document.querySelector('#said').textContent") == \
+        "Not done: Agent 2 cannot take this task now: they are off duty."
+    assert await page.evaluate("document.body.dataset.updates") == updates
+    await page.evaluate("document.activeElement.blur()")
+    await page.wait_for(f"document.querySelector('{row} select').textContent"
+                        " === 'No agent available' && !document.body.dataset.held")
+    await two.say("duty Duty")
+    await page.wait_for(f"document.querySelector('{row} select').textContent === 'Agent 2'")
+    assert not two.cards_with("accept")
+
     # "Offer" sends Agent 2 a new invitation through the Bot Connector.
     said = await page.evaluate("document.body.dataset.said || '0'")
     await page.click(f"{row} button.offer")

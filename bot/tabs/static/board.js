@@ -435,8 +435,10 @@ function render(data) {
       }, {once: true});
     }
     pending = data;
+    document.body.dataset.held = "true";
     return;
   }
+  delete document.body.dataset.held;
   const before = kept();
   board = data;
   receivedAt = performance.now();

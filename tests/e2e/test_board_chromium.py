@@ -22,6 +22,7 @@ from bot.services.board import Supervisor
 from bot.services.dispatch import create_task
 from tests.builders import catalog
 from tests.e2e.cdp import CHROMIUM, Browser, Page, launch
+from tests.e2e.relay import Relay
 from tests.e2e.tabs_page import axe_violations, front, sign_in
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
@@ -261,3 +262,27 @@ async def test_an_agent_who_supervises_nothing_is_told_so_and_shown_nothing(
     assert "Ann" not in await page.evaluate("document.body.textContent")
     assert await axe_violations(page) == []
     assert page.errors == []
+
+
+async def test_the_board_connects_again_after_losing_its_stream(world: World,
+                                                                browser: Browser) -> None:
+    await scripted_day(world)
+    async with Relay("127.0.0.1", world.server.port or 0) as relay:
+        page = await opened(browser)
+        await sign_in(page, relay.origin, BOSS, path="/tabs/board")
+        await page.wait_for("document.querySelector('#live').textContent === 'Live'")
+        relay.drop()  # the network goes: the stream is cut, new connections refused
+        status = await page.wait_for("document.querySelector('#live').textContent"
+                                     ".startsWith('Not live') && "
+                                     "document.querySelector('#live').textContent")
+        assert status == "Not live: connecting again in 1 s…"
+        await page.wait_for("document.querySelector('#live').textContent === "
+                            "'Not live: connecting again in 2 s…'")  # backing off
+        bob = await new_task(world, "Bob")  # while the board cannot hear
+        relay.restore()
+        await page.wait_for(f"!!document.querySelector('tr[data-task={js(bob)}]')", timeout=5)
+        assert await page.evaluate("document.querySelector('#live').textContent") == "Live"
+        # ...and it follows changes again.
+        dan = await new_task(world, "Dan")
+        await page.wait_for(f"!!document.querySelector('tr[data-task={js(dan)}]')", timeout=1)
+        assert page.errors == [], page.errors

@@ -2,8 +2,9 @@
 agent signs in with the dev sign-in; today's figures match a scripted scene; a task queued
 meanwhile appears within 1 s over the stream; "Offer" sends that agent's invitation card
 through the Bot Connector stand-in and "Withdraw" (confirmed first) ends it; an agent who
-supervises nothing is told so and shown nothing; no serious accessibility violation in any
-Teams theme (axe-core)."""
+supervises nothing is told so and shown nothing; outside Teams with an app id the page says
+where to open it; after a network drop the page connects again (backing off) and catches up;
+no serious accessibility violation in any Teams theme (axe-core)."""
 
 from __future__ import annotations
 
@@ -286,3 +287,19 @@ async def test_the_board_connects_again_after_losing_its_stream(world: World,
         dan = await new_task(world, "Dan")
         await page.wait_for(f"!!document.querySelector('tr[data-task={js(dan)}]')", timeout=1)
         assert page.errors == [], page.errors
+
+
+async def test_outside_teams_with_an_app_id_the_board_says_where_to_open_it(
+        tmp_path: Path, browser: Browser) -> None:
+    async with running_world(SERVICES, tmp_path, app_id="3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+                             public_host="switchboard.contoso.example") as world:
+        await new_task(world, "Ann")
+        page = await opened(browser)
+        await page.goto(f"{world.base_url}/tabs/board")
+        notice = await page.wait_for("!document.querySelector('#notice').hidden && "
+                                     "document.querySelector('#notice').textContent", timeout=10)
+        assert notice == "Open this page in Microsoft Teams: Teams signs you in."
+        assert await page.evaluate("document.querySelector('#main').hidden") is True
+        assert await page.evaluate("document.querySelector('.banner')") is None
+        assert "Ann" not in await page.evaluate("document.body.textContent")
+        assert page.errors == []

@@ -310,7 +310,8 @@ function figuresPart(service) {
       `: ${f.answered_within} of ${decided} answered within ${threshold}.`);
   }
   const totals = el("p", RESULTS.map(([key, title]) => `${title} ${f.results[key]}`)
-    .join(" · "), {class: "subtle totals"});
+    .join(" · ") + (f.partial ? " (counted from the day's first 20,000 offers only)" : ""),
+  {class: "subtle totals"});
   const charts = el("div", null, {class: "charts"});
 
   const hours = f.hours.map((h) => ({label: hourLabel(h.start), values: h}));

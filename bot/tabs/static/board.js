@@ -275,7 +275,7 @@ function numbers(caption, headings, rows, id) {
   return details;
 }
 
-function chartFigure(service, key, title, chart, series, table) {
+function chartFigure(key, title, chart, series, table) {
   const figure = el("figure", null, {class: "chart-box", "data-chart": key});
   figure.append(el("figcaption", title), chart, legend(series), table);
   return figure;
@@ -315,7 +315,7 @@ function figuresPart(service) {
   const charts = el("div", null, {class: "charts"});
 
   const hours = f.hours.map((h) => ({label: hourLabel(h.start), values: h}));
-  charts.append(chartFigure(service, "hours", "Tasks per hour by result",
+  charts.append(chartFigure("hours", "Tasks per hour by result",
     stackedBars("Tasks per hour by result", hours, RESULTS), RESULTS,
     numbers("Tasks per hour by result", ["Hour", ...RESULTS.map(([, t]) => t)],
       hours.map((h) => [h.label, ...RESULTS.map(([k]) => String(h.values[k]))]),
@@ -329,7 +329,7 @@ function figuresPart(service) {
       values: w, up_to: w.up_to_seconds};
   });
   const after = waits.findIndex((w) => w.up_to !== null && w.up_to >= f.threshold_seconds);
-  charts.append(chartFigure(service, "waits", "Wait before answer or end",
+  charts.append(chartFigure("waits", "Wait before answer or end",
     stackedBars("Wait before answer or end", waits.map((w) => ({label: w.short,
       values: w.values})), WAITS,
     after >= 0 ? {after, label: `threshold ${threshold}`} : null), WAITS,
@@ -341,7 +341,7 @@ function figuresPart(service) {
   const unanswered = f.results.cancelled + f.results.expired;
   const parts = [["within", `Answered within ${threshold}`, f.answered_within],
     ["later", "Answered later", later], ["unanswered", "Cancelled or expired", unanswered]];
-  charts.append(chartFigure(service, "level", `Service level (threshold ${threshold})`,
+  charts.append(chartFigure("level", `Service level (threshold ${threshold})`,
     levelBar(parts, decided), parts.map(([k, t]) => [k, t]),
     numbers(`Service level (threshold ${threshold})`, ["Tasks", "Count", "Share"],
       parts.map(([, t, n]) => [t, String(n), decided ? percent(n / decided) : "—"]),

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from bot.board.api import BoardApi, local_sign_in
+from bot.board.api import BoardApi
 from bot.bootstrap import Outside, build_engine
 from bot.config import Settings, parse_relay
 from bot.domain.timers import STALE_SWEEP
@@ -92,8 +92,9 @@ def create_app(settings: Settings, *, storage: Store | None = None,
                            trusted_proxies=settings.trusted_proxies)
     app[INTERACT] = interact
     tasks_api = TasksApi()
-    # The supervisor board; who asks: the local-mode sign-in until the tabs' SSO is plugged in.
-    board = BoardApi(identify=local_sign_in(settings))
+    # The Teams tabs (/tabs/...) and the supervisor board's API: one sign-in for both.
+    tabs = mount_tabs(app, settings, ENGINE)
+    board = BoardApi(identify=tabs.supervisor, guard=tabs.answering)
 
     def notify(topics: set[str] | None) -> None:
         """Wake this instance's live chats and boards: own commits, and the change feed."""
@@ -179,7 +180,6 @@ def create_app(settings: Settings, *, storage: Store | None = None,
                                         lambda request: request.app[INSTANCE],
                                         settings.local_mode)])
     app.router.add_routes(site_routes(settings))
-    mount_tabs(app, settings, ENGINE)  # the Teams tabs: /tabs/... (bot/tabs/site.py)
     board.mount(app, ENGINE)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -26,7 +26,6 @@ from typing import Any
 from aiohttp import web
 
 from bot.board.live import BoardHub
-from bot.config import Settings
 from bot.domain.agent import Agent, derive_state
 from bot.domain.task import Task
 from bot.http import Handler, HttpError, answering, read_json_object
@@ -44,26 +43,11 @@ MAX_ID = 200
 DAY_BACK = timedelta(hours=48)  # how far back `day_start` may go
 
 Identify = Callable[[web.Request], Awaitable[Supervisor]]
-"""Who asks: a Supervisor, or an HttpError(401) when the request carries no identity."""
-
-LOCAL_SCHEME = "local"  # `Authorization: Local <UPN or object id>`, honoured in local mode only
-
-
-def local_sign_in(settings: Settings) -> Identify:
-    """The local-mode (no MicrosoftAppId) sign-in the tabs' dev sign-in sends: whoever the
-    header names. Off whenever an app id is set: then every request is a 401 until the Teams
-    single sign-on is plugged in instead (bot/tabs)."""
-
-    async def identify(request: web.Request) -> Supervisor:
-        scheme, _, who = request.headers.get("Authorization", "").partition(" ")
-        who = who.strip()
-        if not settings.local_mode or scheme.lower() != LOCAL_SCHEME or not who:
-            raise HttpError(401, "You are not signed in. Open the board from Microsoft Teams.",
-                            headers={"WWW-Authenticate": "Bearer"})
-        return Supervisor(upn=who, object_id=who)
-
-    return identify
-
+"""Who asks: a Supervisor, or an HttpError(401) when the request carries no identity. The app
+plugs in the tabs' sign-in (`TabsSite.supervisor`: Teams SSO, or local mode's dev sign-in)."""
+Guard = Callable[[Handler], Handler]
+"""What answers a handler's refusals (default: JSON; the app plugs in the tabs' own, which
+also gives a person who opens an address in a browser a small page)."""
 
 def _moment(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
@@ -211,8 +195,9 @@ class BoardApi:
     MIN_GAP = 0.5  # seconds at least between two reads of one stream
     FIGURES_EVERY = 10.0  # seconds the streams show the same day's figures before reading again
 
-    def __init__(self, identify: Identify) -> None:
+    def __init__(self, identify: Identify, guard: Guard | None = None) -> None:
         self.identify = identify
+        self.guard: Guard = guard or (lambda h: answering(h, busy=BUSY))
         self.hub = BoardHub()
         self.figures = FiguresCache(self.FIGURES_EVERY)
         self._engine_key: web.AppKey[Engine] | None = None
@@ -229,7 +214,7 @@ class BoardApi:
             self.hub.close()
 
         app.on_shutdown.append(end_streams)
-        guarded: Callable[[Handler], Handler] = lambda h: answering(h, busy=BUSY)  # noqa: E731
+        guarded = self.guard
         app.router.add_routes([
             web.get(PREFIX, guarded(self.get_board)),
             web.get(f"{PREFIX}/stream", guarded(self.stream)),

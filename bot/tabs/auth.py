@@ -22,8 +22,8 @@ NOT_SIGNED_IN = ("You are not signed in. Open Switchboard from the Microsoft Tea
                  "Teams signs you in.")
 NOT_VERIFIED = ("Your sign-in could not be verified. Reload the tab in Microsoft Teams; if it "
                 "stays, ask your administrator to check the app registration.")
-LOCAL_ONLY = ("Pick who you are in the local-mode sign-in: a member of a service in the "
-              "services file.")
+LOCAL_ONLY = ("Pick who you are in the local-mode sign-in: a member or supervisor of a service "
+              "in the services file.")
 NOT_AN_AGENT = ("You are signed in, but not as a registered agent: open the Switchboard chat "
                 "in Teams and register first.")
 
@@ -50,8 +50,10 @@ class TabUser:
 
 
 def local_members(settings: Settings) -> list[str]:
-    """Everyone the services file lists, for the local-mode sign-in (in file order)."""
-    members = (m for s in settings.catalog.services.values() for m in s.members)
+    """Everyone the services file lists, members and supervisors, for the local-mode sign-in
+    (in file order)."""
+    members = (m for s in settings.catalog.services.values() for m in (*s.members,
+                                                                        *s.supervisors))
     return list(dict.fromkeys(members))
 
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.http import ANSWERED, HttpError, http_error, problem
 from bot.services import queries
+from bot.services.board import Supervisor
 from bot.services.engine import Engine
 from bot.tabs import sessions
 from bot.tabs.auth import Signed, TabAuth, TabUser, local_members
@@ -39,7 +40,8 @@ PAGE_HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store",
                 "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
 STATIC_TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 # The pages: path -> (template in static/, title).
-PAGES = {"/tabs/sessions": ("sessions.html", "My Sessions")}
+PAGES = {"/tabs/sessions": ("sessions.html", "My Sessions"),
+         "/tabs/board": ("board.html", "Supervisor board")}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TabHandler = Callable[[web.Request, TabUser, Engine], Awaitable[web.StreamResponse]]
@@ -99,6 +101,12 @@ class TabsSite:
                 return refusal(request, http_error(exc, BUSY))
 
         return answered
+
+    async def supervisor(self, request: web.Request) -> Supervisor:
+        """Who asks the board (bot/board/api.py's `Identify`): the same sign-in as every tab;
+        whether they supervise anything the board decides (403)."""
+        signed = await self.auth.signed(request.headers.get("Authorization", ""))
+        return Supervisor(upn=signed.upn, object_id=signed.object_id)
 
     async def me(self, request: web.Request, signed: Signed,
                  engine: Engine) -> web.StreamResponse:

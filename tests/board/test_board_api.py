@@ -55,10 +55,14 @@ async def new_task(world: World, name: str) -> str:
 
 
 async def test_who_may_see_the_board(world: World) -> None:
+    # The tabs' local-mode dev sign-in: a member or supervisor of the services file.
     status, body = await call(world, "GET", BOARD)
-    assert status == 401 and "not signed in" in body["error"]
+    assert status == 401 and "local-mode sign-in" in body["error"]
     status, body = await call(world, "GET", BOARD, headers={"Authorization": "Bearer x"})
     assert status == 401
+    status, body = await call(world, "GET", BOARD,
+                              headers={"Authorization": "Local stranger@example.com"})
+    assert status == 401 and set(body) == {"error"}
     status, body = await call(world, "GET", BOARD, headers=AGENT)
     assert (status, body) == (403, {"error": "You do not supervise any service."})
     status, body = await call(world, "GET", BOARD + "?service=billing", headers=BOSS)

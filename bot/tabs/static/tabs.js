@@ -106,22 +106,21 @@ export async function signIn() {
   }
 }
 
-async function authorization() {
+/** The Authorization header for a tab endpoint (a fresh Teams token, or the dev sign-in). */
+export async function authorization() {
   if (mode === "local") return `Local ${localUser}`;
-  const token = await window.microsoftTeams.authentication.getAuthToken();
-  return `Bearer ${token}`;
-}
-
-/** The JSON of a tab endpoint; an ApiError with the server's sentence when refused. */
-export async function api(path, {method = "GET", body} = {}) {
-  let auth;
   try {
-    auth = await authorization();
+    const token = await window.microsoftTeams.authentication.getAuthToken();
+    return `Bearer ${token}`;
   } catch {
     throw new ApiError(401, "Teams could not sign you in to Switchboard. Reload the tab; if " +
       "it stays, ask your administrator to check the app registration.");
   }
-  const headers = {Accept: "application/json", Authorization: auth};
+}
+
+/** The JSON of a tab endpoint; an ApiError with the server's sentence when refused. */
+export async function api(path, {method = "GET", body} = {}) {
+  const headers = {Accept: "application/json", Authorization: await authorization()};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const reply = await fetch(path, {method, headers,
     body: body === undefined ? undefined : JSON.stringify(body)});

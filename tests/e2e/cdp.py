@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots of failed tests
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -283,3 +284,8 @@ async def launch(profile: Path, executable: Path = CHROMIUM) -> AsyncIterator[Br
             drain.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await drain
+
+
+def js(value: Any) -> str:
+    """A Python value as a JavaScript literal, for the expressions the tests evaluate."""
+    return json.dumps(value)

@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,7 +21,7 @@ from bot.services import supervision
 from bot.services.board import Supervisor
 from bot.services.dispatch import create_task
 from tests.builders import catalog
-from tests.e2e.cdp import CHROMIUM, Browser, Page, launch
+from tests.e2e.cdp import ARTIFACTS, CHROMIUM, Browser, Page, js
 from tests.e2e.relay import Relay
 from tests.e2e.tabs_page import axe_violations, front, sign_in
 from tests.support.teams import TeamsAgent
@@ -35,27 +34,16 @@ pytestmark = [
     pytest.mark.needs_node("axe-core"),
 ]
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 BOSS = "boss@example.com"  # supervises Sales; no agent
 SERVICES = catalog({"id": "sales", "name": "Sales", "supervisors": [BOSS]})
 # The page counts the day from midnight where the browser is: Berlin, an hour before UTC's.
 ZONE = "Europe/Berlin"
 
 
-def js(value: Any) -> str:
-    return json.dumps(value)
-
-
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     async with running_world(SERVICES, tmp_path,
                              app_options={"connector_time_scale": 0.01}) as running:
-        yield running
-
-
-@pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
-    async with launch(tmp_path / "chromium-profile") as running:
         yield running
 
 

@@ -5,7 +5,6 @@ refused), and no serious accessibility violation (axe-core)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 
 from tests.builders import catalog
 from tests.cards.walk import of_type
-from tests.e2e.cdp import CHROMIUM, Browser, Page, launch
+from tests.e2e.cdp import ARTIFACTS, CHROMIUM, Browser, Page, js
 from tests.e2e.tabs_page import axe_violations, front, sign_in
 from tests.support.cards import find_action
 from tests.support.teams import TeamsAgent
@@ -27,7 +26,6 @@ pytestmark = [
     pytest.mark.needs_node("axe-core"),
 ]
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SERVICES = catalog(
     {"id": "sales", "name": "Sales", "codes": {"primary": ["Sale", "No sale"]},
      "context": {"store_data": True}},
@@ -35,21 +33,11 @@ SERVICES = catalog(
 )
 
 
-def js(value: Any) -> str:
-    return json.dumps(value)
-
-
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     # Outbound pacing on a scaled clock: the agent's personal chat is busy, not the subject.
     async with running_world(SERVICES, tmp_path,
                              app_options={"connector_time_scale": 0.01}) as running:
-        yield running
-
-
-@pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
-    async with launch(tmp_path / "chromium-profile") as running:
         yield running
 
 

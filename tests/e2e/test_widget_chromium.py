@@ -6,17 +6,15 @@ DevTools protocol); the agent side is the Bot Connector stand-in of tests/suppor
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.builders import catalog
-from tests.e2e.cdp import CHROMIUM, Browser, Page, launch
+from tests.e2e.cdp import ARTIFACTS, CHROMIUM, Browser, Page, js
 from tests.e2e.relay import Relay
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
@@ -26,7 +24,6 @@ pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)")
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SALES = ".launchers li:nth-child(1) .sbw-root"
 SUPPORT = ".launchers li:nth-child(2) .sbw-root"
 XSS = "<img src=x onerror=alert(1)>"
@@ -36,12 +33,6 @@ XSS = "<img src=x onerror=alert(1)>"
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     services = catalog({"id": "sales", "name": "Sales"}, {"id": "support", "name": "Support"})
     async with running_world(services, tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
-    async with launch(tmp_path / "chromium-profile") as running:
         yield running
 
 
@@ -58,10 +49,6 @@ async def page(browser: Browser, relay: Relay) -> AsyncIterator[Page]:
     yield opened
     assert opened.dialogs == [], "a JavaScript dialog opened: page content ran as code"
     assert opened.errors == [], opened.errors
-
-
-def js(value: Any) -> str:
-    return json.dumps(value)
 
 
 async def rows(page: Page, widget: str = SALES) -> list[str]:

@@ -80,7 +80,8 @@ class TeamsGateway:
         auth = None
         if settings.app_id and authenticate_inbound:
             keys = KeySet(session, openid_metadata or CHANNEL_METADATA_URL)
-            auth = InboundAuth(ChannelTokenValidator(settings.app_id, keys))
+            single = settings.tenant_id if settings.app_type != "MultiTenant" else ""
+            auth = InboundAuth(ChannelTokenValidator(settings.app_id, keys, tenant_id=single))
         self.adapter = SwitchboardAdapter(self.connector, auth)
         self.bot: SwitchboardBot | None = None
 

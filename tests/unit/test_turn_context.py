@@ -1,4 +1,4 @@
-"""SwitchboardTurnContext sends like botbuilder's TurnContext, without deep-copying replies:
+"""SwitchboardTurnContext sends like the Agents SDK's TurnContext, without deep-copying replies:
 the caller's activity stays untouched, expectReplies buffers, send handlers see the output."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import gc
 import weakref
 from typing import Any
 
-from botbuilder.core import BotAdapter, MessageFactory, TurnContext
-from botbuilder.schema import Activity, Attachment, ResourceResponse
+from microsoft_agents.activity import Activity, Attachment, ResourceResponse
+from microsoft_agents.hosting.core import ChannelAdapter, MessageFactory, TurnContext
 
 from bot.teams.adapter import SwitchboardTurnContext
 from bot.teams.wire import read_activity
@@ -17,7 +17,7 @@ from tests import teams_activities as ta
 SERVICE = "http://127.0.0.1:9/teams"
 
 
-class RecordingAdapter(BotAdapter):  # type: ignore[misc]
+class RecordingAdapter(ChannelAdapter):
     def __init__(self) -> None:
         super().__init__()
         self.sent: list[Activity] = []
@@ -56,7 +56,7 @@ async def sent_by(context_cls: type[TurnContext], reply: Activity,
     return adapter, context, (result, seen)
 
 
-async def test_sends_what_botbuilder_sends_and_leaves_the_reply_alone() -> None:
+async def test_sends_what_the_sdk_sends_and_leaves_the_reply_alone() -> None:
     card = {"type": "AdaptiveCard", "body": [{"type": "TextBlock", "text": "x"}]}
     ours = MessageFactory.attachment(Attachment(content_type="x", content=card))
     theirs = MessageFactory.attachment(Attachment(content_type="x", content=card))
@@ -68,7 +68,7 @@ async def test_sends_what_botbuilder_sends_and_leaves_the_reply_alone() -> None:
     sent = adapter.sent[0]
     assert sent is not ours and sent.reply_to_id == context.activity.id
     assert sent.conversation.id == "a:1" and sent.recipient.id == "29:u"
-    assert ours == theirs  # untouched, like botbuilder's deepcopy leaves it
+    assert ours == theirs  # untouched, like the SDK's deepcopy leaves it
     assert ours.conversation is None and ours.reply_to_id is None
 
 

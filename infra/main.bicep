@@ -30,6 +30,9 @@ param botAppId string = ''
 @secure()
 param botAppPassword string = ''
 
+@description('SingleTenant only: name of a certificate in the Key Vault created here (import the app registration\'s certificate into it after the first deployment) that the bot authenticates with instead of botAppPassword. Empty: the client secret.')
+param botAppCertificateName string = ''
+
 @description('Container image of the app, for example myregistry.azurecr.io/switchboard:0.1.0.')
 param containerImage string
 
@@ -168,7 +171,8 @@ module app 'modules/containerapp.bicep' = {
     minReplicas: minReplicas
     maxReplicas: maxReplicas
     keyVaultUri: keyVault.outputs.uri
-    hasAppPassword: botAppType == 'SingleTenant'
+    hasAppPassword: botAppType == 'SingleTenant' && empty(botAppCertificateName)
+    appCertificateName: botAppType == 'SingleTenant' ? botAppCertificateName : ''
     microsoftAppId: microsoftAppId
     microsoftAppType: botAppType
     microsoftAppTenantId: tenantId

@@ -95,3 +95,26 @@ async def test_without_send_handlers_it_sends_the_same_and_leaves_no_reference_c
         assert gone() is None
     finally:
         gc.enable()
+
+
+async def test_replies_are_the_messages_message_factory_makes() -> None:
+    from microsoft_agents.hosting.core import MessageFactory as Factory
+
+    from bot.teams.handler import as_activity
+    from bot.teams.wire import write_activity
+    card = {"type": "AdaptiveCard", "body": [{"type": "TextBlock", "text": "x"}]}
+    stock = [Factory.text("hello"), Factory.attachment(Attachment(
+        content_type="application/vnd.microsoft.card.adaptive", content=card))]
+    for ours, theirs in zip([as_activity("hello"), as_activity(card)], stock, strict=True):
+        assert write_activity(ours) == write_activity(theirs)
+        sent_ours, sent_theirs = RecordingAdapter(), RecordingAdapter()
+        await SwitchboardTurnContext(sent_ours, inbound()).send_activity(ours)
+        await TurnContext(sent_theirs, inbound()).send_activity(theirs)
+        assert [write_activity(a) for a in sent_ours.sent] == \
+            [write_activity(a) for a in sent_theirs.sent]
+
+
+def test_the_reference_is_the_sdks_without_the_copies() -> None:
+    from bot.teams.adapter import reference_of
+    for activity in (inbound(), inbound(type="conversationUpdate", channelId="webchat")):
+        assert reference_of(activity) == activity.get_conversation_reference()

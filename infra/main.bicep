@@ -16,7 +16,7 @@ param namePrefix string = 'switchboard'
 @description('Azure region of the resources (the bot resource itself is global).')
 param location string = resourceGroup().location
 
-@description('How the bot authenticates: SingleTenant (an Entra app registration with a client secret) or UserAssignedMSI (the user-assigned managed identity created here).')
+@description('How the bot authenticates: SingleTenant (an Entra app registration with a client secret, or a Key Vault certificate: botAppCertificateName) or UserAssignedMSI (the user-assigned managed identity created here; docs/deploy.md says which to choose).')
 @allowed([
   'SingleTenant'
   'UserAssignedMSI'

@@ -14,20 +14,43 @@ PORT ?= 3978
 BENCH_PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) $(PYTHON))
 BENCH_VENV := $(if $(filter $(PYTHON),$(BENCH_PYTHON)),$(VENV),.venv-bench)
 BENCH_STAMP := $(BENCH_VENV)/.bench-installed
+# Python dependencies come from hashed lock files (requirements/*.txt, made by `make lock`):
+# runtime.txt (the image), test.txt (runtime + test tools: `make test`, `make run`),
+# bench.txt (test + the bench's extras, botbuilder for the stock baseline).
+UV_VERSION ?= 0.13.9
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml requirements/build.in --universal \
+        --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
+        $(if $(UPGRADE),--upgrade)
+# The production image's base. The Dockerfile pins it by digest once `make pin-base` ran where a
+# Docker daemon and the registry are reachable.
+BASE_IMAGE ?= python:3.11-slim-bookworm
 
-.PHONY: e2e-deps run test lint typecheck layers pytest package package-dev icons lint-docker bench clean
+.PHONY: e2e-deps run test lint typecheck layers pytest package package-dev icons lint-docker \
+        docker-image pin-base lock bench clean
 
-$(STAMP): pyproject.toml
+# Exactly what the lock says (every file checked against its hash), then the project itself
+# (editable, no dependencies of its own, built with the locked setuptools).
+$(STAMP): requirements/test.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements/test.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-$(BENCH_STAMP): pyproject.toml
+$(BENCH_STAMP): requirements/bench.txt pyproject.toml
 	test -x $(BENCH_VENV)/bin/python || $(BENCH_PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[test,bench]'
+	$(BENCH_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/bench.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+# Regenerate the lock files after changing dependencies in pyproject.toml (kept pins stay
+# unless they must move; `make lock UPGRADE=1` takes the newest allowed versions). Each file
+# is constrained by the one before, so the three agree on every shared package.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(LOCK) -o requirements/runtime.txt
+	$(LOCK) --extra test -c requirements/runtime.txt -o requirements/test.txt
+	$(LOCK) --extra test --extra bench -c requirements/test.txt -o requirements/bench.txt
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -61,7 +84,7 @@ e2e-deps:
 pytest: $(STAMP) $(NODE_STAMP) e2e-deps
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck layers lint-docker pytest
+test: lint typecheck layers lint-docker docker-image pytest
 
 package: $(STAMP) $(NODE_STAMP)  ## build/appPackage.zip (needs MicrosoftAppId and SWITCHBOARD_PUBLIC_HOST)
 	$(PY) manifest/build.py --out build/appPackage.zip
@@ -81,6 +104,20 @@ tabs-assets: $(NODE_STAMP)  ## refresh bot/tabs/static/vendor/MicrosoftTeams.min
 	sed 's|//# sourceMappingURL=MicrosoftTeams.min.js.map||' \
 	  node_modules/@microsoft/teams-js/dist/umd/MicrosoftTeams.min.js \
 	  > bot/tabs/static/vendor/MicrosoftTeams.min.js
+
+# Builds the production image where a Docker daemon answers; elsewhere one line says it did not.
+docker-image:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+	  docker build --quiet -t switchboard:test . ; \
+	else \
+	  echo "SKIPPED docker-image: no Docker daemon reachable, the production image was not built"; \
+	fi
+
+pin-base:  ## pin the Dockerfile's base image to the digest the registry serves now (needs Docker)
+	digest=$$(docker buildx imagetools inspect $(BASE_IMAGE) --format '{{json .Manifest.Digest}}' \
+	  | tr -d '"') && test -n "$$digest" && \
+	  sed -i "s|^ARG PYTHON_IMAGE=.*|ARG PYTHON_IMAGE=$(BASE_IMAGE)@$$digest|" Dockerfile
+	grep '^ARG PYTHON_IMAGE=' Dockerfile
 
 bench: $(BENCH_STAMP)  ## load driver + micro-benchmarks -> bench/results/latest.{json,md}, latency.png
 	$(BENCH_VENV)/bin/python -m bench

@@ -115,11 +115,11 @@ def markdown(results: dict[str, Any]) -> str:
          f"{h['widget_p95_ms']:.1f})", "< 50 ms", _ok(h["widget_p99_ms"] < 50)),
         ("/api/messages throughput vs stock botbuilder echo bot",
          f"{h['echo_ratio']:.1f}× (median {h['sb_per_s']:.0f} vs {h['echo_per_s']:.0f} "
-         "activities/s)",
+         f"activities/s){_previous(results, 'echo_ratio', '{:.1f}×')}",
          "≥ 5×", _ok(h["echo_ratio"] >= 5)),
         ("/api/messages throughput vs raw aiohttp handler",
          f"{h['raw_ratio']:.0%} (median {h['sb_per_s']:.0f} vs {h['raw_per_s']:.0f} "
-         "activities/s)",
+         f"activities/s){_previous(results, 'raw_ratio', '{:.0%}')}",
          "≥ 25 %", _ok(h["raw_ratio"] >= 0.25)),
         ("Offer decision, 500 agents / 5,000 queued tasks",
          f"{h['route_ms_500_5000']:.3f} ms", "< 1 ms", _ok(h["route_ms_500_5000"] < 1)),
@@ -451,8 +451,28 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _previous(results: dict[str, Any], key: str, form: str) -> str:
+    """`; previous run (<when>): <figure>` for a ratio the last run's latest.json had."""
+    previous = results.get("previous_run") or {}
+    value = previous.get(key)
+    if not isinstance(value, int | float) or math.isnan(value):
+        return ""
+    return f"; previous run ({previous.get('when', '?')}): {form.format(value)}"
+
+
+def previous_run(path: Path) -> dict[str, Any]:
+    """The /api/messages ratios of the run whose results are about to be replaced."""
+    try:
+        last = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {key: last.get(key) for key in ("when", "echo_ratio", "raw_ratio", "sb_per_s")
+            if key in last}
+
+
 def write(results: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
+    results["previous_run"] = previous_run(RESULTS / "latest.json")
     results["when"] = _now()
     if results.get("fleet"):
         results["fleet"].setdefault("when", results["when"])

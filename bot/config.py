@@ -38,7 +38,12 @@ DEMO_SERVICES = Path(__file__).resolve().parent / "demo_services.toml"
 ENV: dict[str, tuple[str, str]] = {
     "MicrosoftAppId": ("", "Bot app (client) id; empty = local mode, inbound auth off"),
     "MicrosoftAppPassword": ("", "Client secret of the bot app registration"),
-    "MicrosoftAppType": ("SingleTenant", "MultiTenant, SingleTenant or UserAssignedMSI"),
+    "MicrosoftAppCertificate": ("", "Certificate of the bot app registration instead of a "
+                                "secret: PEM (key and certificate) or base64 PKCS#12, as a "
+                                "Key Vault certificate reference gives it"),
+    "MicrosoftAppType": ("SingleTenant", "MultiTenant, SingleTenant or UserAssignedMSI (then "
+                         "MicrosoftAppId is the identity's client id, and tokens come from "
+                         "the managed-identity endpoint)"),
     "MicrosoftAppTenantId": ("", "Entra tenant id of the bot app (needed for Graph)"),
     "PORT": ("3978", "HTTP port"),
     "SWITCHBOARD_DB": ("data/switchboard.db", "SQLite database file"),
@@ -70,6 +75,9 @@ ENV: dict[str, tuple[str, str]] = {
                                               "traces and metrics go there; empty = not"),
 }
 ENV_NAMES: tuple[str, ...] = tuple(ENV)
+# Set by the platform, not an app setting: Azure Container Apps (and App Service) put the
+# managed-identity endpoint of an app with an identity here (read for UserAssignedMSI).
+PLATFORM_ENV = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -88,7 +96,10 @@ class ConfigError(Exception):
 class Settings:
     app_id: str = ""
     app_password: str = ""
+    app_certificate: str = ""  # PEM or base64 PKCS#12 (checked by load_settings)
     app_type: str = "SingleTenant"
+    identity_endpoint: str = ""  # IDENTITY_ENDPOINT / IDENTITY_HEADER, for UserAssignedMSI
+    identity_header: str = ""
     tenant_id: str = ""
     port: int = 3978
     db_path: str = "data/switchboard.db"
@@ -114,8 +125,46 @@ class Settings:
         return not self.app_id
 
     @property
+    def managed_identity(self) -> bool:
+        return self.app_type == "UserAssignedMSI"
+
+    @property
+    def has_credential(self) -> bool:
+        """The bot can get tokens of its own (outbound calls carry them)."""
+        if self.managed_identity:
+            return bool(self.app_id and self.identity_endpoint and self.identity_header)
+        return bool(self.app_id and (self.app_password or self.app_certificate))
+
+    @property
     def graph_enabled(self) -> bool:
-        return bool(self.app_id and self.app_password and self.tenant_id)
+        return bool(self.has_credential and self.tenant_id)
+
+
+def _credentials(env: Mapping[str, str], app_id: str, app_type: str, password: str,
+                 certificate: str) -> dict[str, str]:
+    """The bot's one credential: a secret, a certificate, or the managed identity."""
+    endpoint = env.get("IDENTITY_ENDPOINT", "").strip()
+    header = env.get("IDENTITY_HEADER", "").strip()
+    if app_type == "UserAssignedMSI":
+        if password or certificate:
+            raise ConfigError("environment MicrosoftAppPassword / MicrosoftAppCertificate: a "
+                              "managed identity (MicrosoftAppType=UserAssignedMSI) has neither")
+        if app_id and not (endpoint and header):
+            raise ConfigError("environment IDENTITY_ENDPOINT: MicrosoftAppType=UserAssignedMSI "
+                              "needs the managed-identity endpoint (Azure Container Apps sets "
+                              "IDENTITY_ENDPOINT and IDENTITY_HEADER when the app has the "
+                              "identity)")
+        return {"identity_endpoint": endpoint, "identity_header": header}
+    if password and certificate:
+        raise ConfigError("environment MicrosoftAppCertificate: set it or MicrosoftAppPassword, "
+                          "not both")
+    if certificate:
+        from bot.teams.certificates import CertificateUnreadable, load_certificate
+        try:
+            load_certificate(certificate)
+        except CertificateUnreadable as exc:
+            raise ConfigError(f"environment MicrosoftAppCertificate: {exc}") from None
+    return {"app_password": password, "app_certificate": certificate}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +212,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if app_id and not get("SWITCHBOARD_PUBLIC_HOST"):
         raise ConfigError("environment SWITCHBOARD_PUBLIC_HOST: required with MicrosoftAppId "
                           "(the website chat's own origin, links, the app package)")
+    credentials = _credentials(env, app_id, app_type, get("MicrosoftAppPassword"),
+                               get("MicrosoftAppCertificate"))
     host = get("SWITCHBOARD_HOST") or ("0.0.0.0" if app_id or local == "1" else "127.0.0.1")
     proxies = get("SWITCHBOARD_TRUSTED_PROXIES") or "0"
     if not proxies.isdigit() or int(proxies) > 10:
@@ -172,7 +223,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                   if h.strip())
     return Settings(
         app_id=app_id,
-        app_password=get("MicrosoftAppPassword"),
+        **credentials,
         app_type=app_type,
         tenant_id=get("MicrosoftAppTenantId"),
         port=int(port_text),

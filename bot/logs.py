@@ -70,9 +70,9 @@ class JsonFormatter(logging.Formatter):
 
 
 # Libraries that log payloads at DEBUG: SQL parameters (aiosqlite), HTTP bodies and headers
-# (azure, msal, urllib3, msrest). Payloads carry customer data, which never goes into logs.
-PAYLOAD_LOGGERS = ("aiosqlite", "azure", "msal", "urllib3", "msrest", "botbuilder",
-                   "botframework", "aiohttp.client", "aiosmtpd", "mail.log")
+# (azure, msal, urllib3, the Agents SDK). Payloads carry customer data, which never goes into logs.
+PAYLOAD_LOGGERS = ("aiosqlite", "azure", "msal", "urllib3", "microsoft_agents",
+                   "aiohttp.client", "aiosmtpd", "mail.log")
 
 
 # azure-core's HTTP logging policy writes every request and response at INFO (method, the URL

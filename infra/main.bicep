@@ -16,7 +16,7 @@ param namePrefix string = 'switchboard'
 @description('Azure region of the resources (the bot resource itself is global).')
 param location string = resourceGroup().location
 
-@description('How the bot authenticates: SingleTenant (an Entra app registration with a client secret) or UserAssignedMSI (the user-assigned managed identity created here).')
+@description('How the bot authenticates: SingleTenant (an Entra app registration with a client secret, or a Key Vault certificate: botAppCertificateName) or UserAssignedMSI (the user-assigned managed identity created here; docs/deploy.md says which to choose).')
 @allowed([
   'SingleTenant'
   'UserAssignedMSI'
@@ -29,6 +29,9 @@ param botAppId string = ''
 @description('SingleTenant only: a client secret of that app registration. Stored in Key Vault; may be left empty on later deployments (the stored secret is kept).')
 @secure()
 param botAppPassword string = ''
+
+@description('SingleTenant only: name of a certificate in the Key Vault created here (import the app registration\'s certificate into it after the first deployment) that the bot authenticates with instead of botAppPassword. Empty: the client secret.')
+param botAppCertificateName string = ''
 
 @description('Container image of the app, for example myregistry.azurecr.io/switchboard:0.1.0.')
 param containerImage string
@@ -183,7 +186,8 @@ module app 'modules/containerapp.bicep' = {
     minReplicas: minReplicas
     maxReplicas: maxReplicas
     keyVaultUri: keyVault.outputs.uri
-    hasAppPassword: botAppType == 'SingleTenant'
+    hasAppPassword: botAppType == 'SingleTenant' && empty(botAppCertificateName)
+    appCertificateName: botAppType == 'SingleTenant' ? botAppCertificateName : ''
     microsoftAppId: microsoftAppId
     microsoftAppType: botAppType
     microsoftAppTenantId: tenantId

@@ -1,1 +1,1 @@
-"""Conversational flows on top of the use cases: commands, card actions, views (no botbuilder)."""
+"""Conversational flows on top of the use cases: commands, card actions, views (no Bot SDK)."""

@@ -1,8 +1,8 @@
-"""A lean Bot Framework adapter: botbuilder's turn pipeline over our pooled connector client.
+"""A lean channel adapter: the Agents SDK's turn pipeline over our pooled connector client.
 
-CloudAdapter builds new msrest connector and token clients on every turn and opens a new
-connection per reply; this adapter reuses one ConnectorClient (pooled aiohttp session, rate
-limiter, retries) for every turn and every proactive message.
+The SDK's aiohttp CloudAdapter builds a connector client (and its client session) for every
+turn and has no 429 handling; this adapter reuses one ConnectorClient (pooled aiohttp session,
+rate limiter, retries) for every turn and every proactive message.
 """
 
 from __future__ import annotations
@@ -12,21 +12,20 @@ from copy import copy
 from http import HTTPStatus
 from typing import Any
 
-from botbuilder.core import BotAdapter, TurnContext
-from botbuilder.core.activity_handler import ActivityHandler
-from botbuilder.core.invoke_response import InvokeResponse
-from botbuilder.schema import (
+from microsoft_agents.activity import (
     Activity,
     ActivityTypes,
     ConversationReference,
     DeliveryModes,
     ResourceResponse,
+    TurnContextProtocol,
 )
+from microsoft_agents.hosting.core import ActivityHandler, ChannelAdapter, TurnContext
 
 from bot.teams.bf_auth import ChannelTokenValidator, TokenRejected
 from bot.teams.connector import ConnectorClient
 from bot.teams.service_urls import ServiceUrlPolicy, UntrustedServiceUrl
-from bot.teams.wire import read_activity, write_activity
+from bot.teams.wire import ActivityUnreadable, read_activity, write_activity
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +48,49 @@ class InboundAuth:
         if not auth_header:
             raise Unauthorized("missing Authorization header")
         try:
-            await self.validator.check(auth_header, channel_id=activity.channel_id or "",
-                                       service_url=activity.service_url)
+            await self.validator.check(auth_header, channel_id=str(activity.channel_id or ""),
+                                       service_url=str(activity.service_url),
+                                       tenant=tenant_of(activity))
         except TokenRejected as exc:
             raise Unauthorized(f"the token was not accepted: {exc}") from None
+
+
+def reference_of(activity: Activity) -> ConversationReference:
+    """``activity.get_conversation_reference()`` without the SDK's copies of the accounts (a
+    third of its cost): they are shared with the activity, which nothing changes after it was
+    read, and pydantic takes model instances as they are."""
+    keep_id = activity.type != ActivityTypes.conversation_update or \
+        activity.channel_id not in ("directline", "webchat")
+    return ConversationReference.model_validate({
+        "activity_id": activity.id if keep_id else None, "user": activity.from_property,
+        "agent": activity.recipient, "conversation": activity.conversation,
+        "channel_id": activity.channel_id, "locale": activity.locale,
+        "service_url": activity.service_url, "request_id": activity.request_id})
+
+
+def tenant_of(activity: Activity) -> str:
+    """The Entra tenant an activity comes from (Teams names it twice), or ""."""
+    if activity.conversation and activity.conversation.tenant_id:
+        return activity.conversation.tenant_id
+    data = activity.channel_data
+    tenant = data.get("tenant") if isinstance(data, dict) else None
+    found = tenant.get("id") if isinstance(tenant, dict) else None
+    return found if isinstance(found, str) else ""
 
 
 def parse_activity(body: Any, policy: ServiceUrlPolicy | None = None) -> Activity:
     if not isinstance(body, dict):
         raise BadActivity("the body must be a JSON object (an activity)")
+    if not body.get("type"):
+        raise BadActivity("the activity has no type")
     try:
         activity = read_activity(body)
-    except Exception as exc:  # msrest raises DeserializationError and others
-        raise BadActivity(f"the activity could not be read: {type(exc).__name__}") from None
-    if not activity.type:
-        raise BadActivity("the activity has no type")
+    except ActivityUnreadable as exc:
+        raise BadActivity(f"the activity could not be read: {exc}") from None
     if not activity.conversation or not activity.conversation.id:
         raise BadActivity("the activity has no conversation.id")
     if not activity.service_url:
         raise BadActivity("the activity has no serviceUrl")
-    if not isinstance(activity.service_url, str):
-        raise BadActivity("the activity's serviceUrl is not a string")
     try:
         (policy or ServiceUrlPolicy()).check(activity.service_url)
     except UntrustedServiceUrl as exc:
@@ -83,23 +104,29 @@ def parse_activity(body: Any, policy: ServiceUrlPolicy | None = None) -> Activit
     return activity
 
 
-class SwitchboardTurnContext(TurnContext):  # type: ignore[misc]
-    """botbuilder's TurnContext, sending without a deepcopy of every outgoing activity.
+class SwitchboardTurnContext(TurnContext):
+    """The SDK's TurnContext, sending without a deepcopy of every outgoing activity.
 
-    ``TurnContext.send_activities`` (botbuilder 4.17.1) deep-copies each activity before it
-    addresses it, card content and all, so that the caller's object stays as it was. Only
-    top-level attributes are set on the copy (the conversation reference, type, input hint,
-    id), so a shallow copy keeps the caller's object just as untouched. The rest is
-    botbuilder's code: expectReplies buffering, ``on_send_activities`` handlers, ``responded``.
+    ``TurnContext.send_activities`` (hosting-core 1.9) deep-copies each activity, card content
+    and all, so that the caller's object stays as it was. Only top-level attributes are set on
+    the copy (the conversation reference, type, input hint, id), so a shallow copy keeps the
+    caller's object just as untouched. The conversation reference is made once per turn
+    (``reference_of``). The SDK leaves expectReplies to its CloudAdapter; this context buffers
+    those replies itself, as the Bot Framework SDK's TurnContext did.
     """
+
+    _reference: ConversationReference | None = None
 
     async def send_activities(self, activities: list[Activity]) -> list[ResourceResponse]:
         sent_non_trace_activity = False
-        ref = TurnContext.get_conversation_reference(self.activity)
+        if self._reference is None:
+            self._reference = reference_of(self.activity)
+        ref = self._reference
 
-        def activity_validator(activity: Activity) -> Activity:
+        def addressed(activity: Activity) -> Activity:
             nonlocal sent_non_trace_activity
-            if not getattr(activity, "type", None):
+            activity = copy(activity).apply_conversation_reference(ref)
+            if not activity.type:
                 activity.type = ActivityTypes.message
             if activity.type != ActivityTypes.trace:
                 sent_non_trace_activity = True
@@ -108,8 +135,7 @@ class SwitchboardTurnContext(TurnContext):  # type: ignore[misc]
             activity.id = None
             return activity
 
-        output = [activity_validator(TurnContext.apply_conversation_reference(copy(act), ref))
-                  for act in activities]
+        output = [addressed(activity) for activity in activities]
 
         async def logic() -> list[ResourceResponse]:
             if self.activity.delivery_mode == DeliveryModes.expect_replies:
@@ -117,28 +143,22 @@ class SwitchboardTurnContext(TurnContext):  # type: ignore[misc]
                 for activity in output:
                     self.buffered_reply_activities.append(activity)
                     if activity.type == ActivityTypes.invoke_response:
-                        self.turn_state[TurnContext._INVOKE_RESPONSE_KEY] = activity
+                        self.turn_state[ChannelAdapter.INVOKE_RESPONSE_KEY] = activity
                     responses.append(ResourceResponse())
-                if sent_non_trace_activity:
-                    self.responded = True
-                return responses
-            sent: list[ResourceResponse] = await self.adapter.send_activities(self, output)
+            else:
+                responses = await self.adapter.send_activities(self, output)
             if sent_non_trace_activity:
                 self.responded = True
-            return sent
+            return responses
 
         if not self._on_send_activities:
-            # botbuilder's _emit builds a self-referencing closure on every call: a reference
-            # cycle per reply, left to the cyclic collector. Without handlers it only runs logic.
             return await logic()
-        result: list[ResourceResponse] = await self._emit(self._on_send_activities, output,
-                                                          logic())
-        return result
+        return await self._emit(self._on_send_activities, output, logic)
 
 
-class SwitchboardAdapter(BotAdapter):  # type: ignore[misc]
+class SwitchboardAdapter(ChannelAdapter):
     def __init__(self, connector: ConnectorClient, auth: InboundAuth | None) -> None:
-        super().__init__(on_turn_error=None)
+        super().__init__()  # type: ignore[no-untyped-call]
         self.connector = connector
         self.auth = auth
 
@@ -151,30 +171,34 @@ class SwitchboardAdapter(BotAdapter):  # type: ignore[misc]
         context = SwitchboardTurnContext(self, activity)
         await self.run_pipeline(context, bot.on_turn)
         if activity.type == ActivityTypes.invoke:
-            reply = context.turn_state.get(self._INVOKE_RESPONSE_KEY)
-            if reply is None or not isinstance(reply.value, InvokeResponse):
+            reply = context.turn_state.get(self.INVOKE_RESPONSE_KEY)
+            value = reply.value if isinstance(reply, Activity) else None
+            if not isinstance(value, dict) or not isinstance(value.get("status"), int):
                 return HTTPStatus.NOT_IMPLEMENTED, None
-            return int(reply.value.status), reply.value.body
+            return value["status"], value.get("body")
         return HTTPStatus.OK, None
 
-    async def send_activities(self, context: TurnContext,
+    async def send_activities(self, context: TurnContextProtocol[Any],
                               activities: list[Activity]) -> list[ResourceResponse]:
         responses: list[ResourceResponse] = []
         for activity in activities:
             if activity.type == ActivityTypes.invoke_response:
-                context.turn_state[self._INVOKE_RESPONSE_KEY] = activity
+                context.turn_state[self.INVOKE_RESPONSE_KEY] = activity
                 responses.append(ResourceResponse())
                 continue
             body = write_activity(activity)
             activity_id = await self.connector.send_to_conversation(
                 activity.service_url, activity.conversation.id, body)
-            responses.append(ResourceResponse(id=activity_id))
+            sent = ResourceResponse(id=activity_id) if activity_id else ResourceResponse()
+            responses.append(sent)
         return responses
 
-    async def update_activity(self, context: TurnContext, activity: Activity) -> None:
+    async def update_activity(self, context: TurnContextProtocol[Any], activity: Activity) -> None:
+        if not activity.id:
+            raise ValueError("an update names the activity it replaces")
         await self.connector.update_activity(activity.service_url, activity.conversation.id,
                                              activity.id, write_activity(activity))
 
-    async def delete_activity(self, context: TurnContext,
+    async def delete_activity(self, context: TurnContextProtocol[Any],
                               reference: ConversationReference) -> None:
         raise NotImplementedError("Switchboard never deletes activities")

@@ -8,6 +8,15 @@ timeout, cached for a day, fetched again for an unknown key id at most once per
 as the channel validation of the Bot Framework SDKs does: RS256, issuer
 https://api.botframework.com, audience the bot's app id, the key endorsed for the activity's
 channel, the `serviceurl` claim equal to the activity's serviceUrl, 5 minutes of clock skew.
+A single-tenant bot also refuses a token whose `tid` claim names another tenant, and an
+activity from another tenant.
+
+Why not the Agents SDK's JwtTokenValidator (hosting-core 1.9): it fetches keys with PyJWT's
+blocking PyJWKClient in a worker thread of the loop's default executor, under a threading lock,
+with a 30 s timeout: a stalled key endpoint parks every request that needs a key in that small
+pool (min(32, cores + 4) threads), which aiohttp's DNS lookups and MSAL's token calls share; its
+issuer check is opt-in; it checks neither the channel endorsement nor the serviceurl claim; and
+the Bot Framework key URL is a module constant, so no test can point it at a stand-in.
 """
 
 from __future__ import annotations
@@ -108,11 +117,13 @@ class KeySet:
 class ChannelTokenValidator:
     """Checks `Authorization: Bearer <jwt>` of an activity sent by a Bot Framework channel."""
 
-    def __init__(self, app_id: str, keys: KeySet) -> None:
+    def __init__(self, app_id: str, keys: KeySet, *, tenant_id: str = "") -> None:
         self.app_id = app_id
         self.keys = keys
+        self.tenant_id = tenant_id  # set for a single-tenant bot: only its tenant gets in
 
-    async def check(self, auth_header: str, *, channel_id: str, service_url: str) -> None:
+    async def check(self, auth_header: str, *, channel_id: str, service_url: str,
+                    tenant: str = "") -> None:
         scheme, _, token = auth_header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenRejected("expected 'Authorization: Bearer <token>'")
@@ -137,3 +148,8 @@ class ChannelTokenValidator:
             raise TokenRejected(f"the token is not valid: {type(exc).__name__}") from None
         if claims.get("serviceurl") != service_url:
             raise TokenRejected("the token was issued for another serviceUrl")
+        if self.tenant_id:
+            if "tid" in claims and claims["tid"] != self.tenant_id:
+                raise TokenRejected("the token was issued for another tenant")
+            if tenant and tenant != self.tenant_id:
+                raise TokenRejected("the activity comes from another tenant")

@@ -20,6 +20,7 @@ from bot.teams.adapter import BadActivity, InboundAuth, SwitchboardAdapter, Unau
 from bot.teams.bf_auth import CHANNEL_METADATA_URL, ChannelTokenValidator, KeySet
 from bot.teams.clock import MonotonicClock
 from bot.teams.connector import ConnectorClient
+from bot.teams.credentials import outbound_tokens
 from bot.teams.directory import TeamsMemberDirectory
 from bot.teams.fleet_pacing import FleetMembership, SharedWindows
 from bot.teams.graph import GraphClient
@@ -27,7 +28,6 @@ from bot.teams.handler import SwitchboardBot
 from bot.teams.outbound import OutboundError, OutboundHTTPError, OutboundSender
 from bot.teams.ratelimit import RateLimiter
 from bot.teams.service_urls import TEAMS_HOSTS, ServiceUrlPolicy
-from bot.teams.tokens import TokenProvider, bot_framework_tokens, graph_tokens
 
 log = logging.getLogger(__name__)
 
@@ -55,32 +55,27 @@ class TeamsGateway:
         if fleet is not None:
             limiter.shared = SharedWindows(fleet, limiter, clock)
             self.fleet = FleetMembership(fleet, limiter, limiter.shared)
-        bot_tokens: TokenProvider | None = None
         graph: GraphClient | None = None
         # A stand-in token endpoint (tests) is reached through its own http client and has no
         # instance discovery; production uses MSAL's defaults.
         msal: dict[str, Any] = {}
         if msal_http_client is not None:
             msal = {"http_client": msal_http_client, "instance_discovery": False}
-        if settings.app_id and settings.app_password:
-            bot_tokens = bot_framework_tokens(
-                settings.app_id, settings.app_password,
-                tenant_id=settings.tenant_id if settings.app_type == "SingleTenant" else None,
-                authority_host=settings.authority, **msal)
-        if settings.graph_enabled:
+        tokens = outbound_tokens(settings, session, msal)
+        if tokens.graph is not None:
             graph = GraphClient(session, self.sender, base_url=settings.graph_url,
-                                tokens=graph_tokens(settings.app_id, settings.app_password,
-                                                    tenant_id=settings.tenant_id,
-                                                    authority_host=settings.authority, **msal))
+                                tokens=tokens.graph)
         policy = ServiceUrlPolicy(TEAMS_HOSTS + settings.service_url_hosts,
                                   loopback=settings.local_mode)
-        self.connector = ConnectorClient(session, self.sender, tokens=bot_tokens, policy=policy)
+        self.connector = ConnectorClient(session, self.sender, tokens=tokens.bot_connector,
+                                         policy=policy)
         self.graph = graph
         self.bot_app_id, self.catalog_app_id = settings.app_id, settings.teams_app_id
         auth = None
         if settings.app_id and authenticate_inbound:
             keys = KeySet(session, openid_metadata or CHANNEL_METADATA_URL)
-            auth = InboundAuth(ChannelTokenValidator(settings.app_id, keys))
+            single = settings.tenant_id if settings.app_type != "MultiTenant" else ""
+            auth = InboundAuth(ChannelTokenValidator(settings.app_id, keys, tenant_id=single))
         self.adapter = SwitchboardAdapter(self.connector, auth)
         self.bot: SwitchboardBot | None = None
 

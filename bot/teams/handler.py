@@ -6,26 +6,30 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from botbuilder.core import ActivityHandler, MessageFactory, TurnContext
-from botbuilder.core.invoke_response import InvokeResponse
-from botbuilder.schema import Activity, Attachment, ChannelAccount
+from microsoft_agents.activity import (
+    Activity,
+    Attachment,
+    ChannelAccount,
+    InvokeResponse,
+    TurnContextProtocol,
+)
+from microsoft_agents.hosting.core import ActivityHandler, MessageFactory
 
 from bot.dialogs.caller import Caller, Reply
 from bot.dialogs.desk import Desk
+from bot.teams.adapter import tenant_of
 from bot.teams.replies import CARD_CONTENT_TYPE, card_invoke_response, search_response
 
 log = logging.getLogger(__name__)
 
 PERSONAL = "personal"
+Turn = TurnContextProtocol[Any]
 
 
 def caller_of(activity: Activity) -> Caller:
     sender: ChannelAccount = activity.from_property
     conversation = activity.conversation
-    channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    tenant_data = channel_data.get("tenant")
-    tenant = conversation.tenant_id or (
-        tenant_data.get("id") if isinstance(tenant_data, dict) else None) or ""
+    tenant = tenant_of(activity)
     personal = (conversation.conversation_type or PERSONAL) == PERSONAL
     return Caller(
         user_id=sender.id,
@@ -39,7 +43,7 @@ def caller_of(activity: Activity) -> Caller:
             "tenant_id": tenant,
             "bot_id": activity.recipient.id if activity.recipient else "",
             "user_id": sender.id,
-            "channel_id": activity.channel_id or "msteams",
+            "channel_id": str(activity.channel_id or "msteams"),
         },
     )
 
@@ -47,7 +51,9 @@ def caller_of(activity: Activity) -> Caller:
 def as_activity(reply: Reply) -> Activity:
     if isinstance(reply, str):
         return MessageFactory.text(reply)
-    return MessageFactory.attachment(Attachment(content_type=CARD_CONTENT_TYPE, content=reply))
+    card: Activity = MessageFactory.attachment(
+        Attachment(content_type=CARD_CONTENT_TYPE, content=reply))
+    return card
 
 
 def _without_mention(activity: Activity) -> str:
@@ -55,34 +61,35 @@ def _without_mention(activity: Activity) -> str:
     if not activity.entities:
         return str(activity.text or "")
     try:
-        return str(TurnContext.remove_recipient_mention(activity) or "")
-    except (KeyError, TypeError, AttributeError):
+        return str(activity.remove_recipient_mention() or "")
+    except (KeyError, TypeError, AttributeError, ValueError):
         return str(activity.text or "")
 
 
-class SwitchboardBot(ActivityHandler):  # type: ignore[misc]
+class SwitchboardBot(ActivityHandler):
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
 
-    async def _send(self, turn_context: TurnContext, replies: list[Reply]) -> None:
+    async def _send(self, turn_context: Turn, replies: list[Reply]) -> None:
         for reply in replies:
             await turn_context.send_activity(as_activity(reply))
 
-    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+    async def on_installation_update_add(self, turn_context: Turn) -> None:
         caller = caller_of(turn_context.activity)
         if caller.personal:
             await self._send(turn_context, await self.desk.installed(caller))
 
     async def on_members_added_activity(self, members_added: list[ChannelAccount],
-                                        turn_context: TurnContext) -> None:
+                                        turn_context: Turn) -> None:
         # Teams sends installationUpdate too, which brings the welcome card; here the
         # reference is only refreshed, so a concurrent pair never welcomes twice.
         activity = turn_context.activity
         caller = caller_of(activity)
-        if caller.personal and any(m.id == activity.recipient.id for m in members_added or []):
+        bot_id = activity.recipient.id if activity.recipient else None
+        if caller.personal and any(m.id == bot_id for m in members_added or []):
             await self.desk.remember(caller)
 
-    async def on_message_activity(self, turn_context: TurnContext) -> None:
+    async def on_message_activity(self, turn_context: Turn) -> None:
         activity = turn_context.activity
         caller = caller_of(activity)
         value = activity.value if isinstance(activity.value, dict) else None
@@ -105,7 +112,7 @@ class SwitchboardBot(ActivityHandler):  # type: ignore[misc]
             replies = await self.desk.chatroom_message(caller, text)
         await self._send(turn_context, replies)
 
-    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
+    async def on_invoke_activity(self, turn_context: Turn) -> InvokeResponse:
         activity = turn_context.activity
         caller = caller_of(activity)
         value: dict[str, Any] = activity.value if isinstance(activity.value, dict) else {}

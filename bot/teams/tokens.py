@@ -1,16 +1,28 @@
-"""App-only access tokens (Bot Framework, Microsoft Graph) from MSAL client credentials."""
+"""App-only access tokens (Bot Framework, Microsoft Graph): MSAL client credentials (a secret
+or a certificate), or the managed-identity endpoint of the hosting platform."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
+import aiohttp
 import msal
 
 from bot.teams.clock import Clock, MonotonicClock
 
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+BOT_FRAMEWORK_RESOURCE = "https://api.botframework.com"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+# The managed-identity protocol of Azure Container Apps and App Service (IDENTITY_ENDPOINT,
+# IDENTITY_HEADER): GET <endpoint>?resource=...&api-version=...&client_id=...
+IDENTITY_API_VERSION = "2019-08-01"
+# What MSAL takes as a certificate credential: private_key (PEM), thumbprint (SHA-1, hex) and
+# public_certificate (PEM, sent along so that subject name / issuer authentication works).
+CertificateCredential = dict[str, str]
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 BOT_FRAMEWORK_TENANT = "botframework.com"
 
@@ -67,7 +79,7 @@ class MsalTokenProvider:
     def __init__(
         self,
         client_id: str,
-        client_secret: str,
+        client_secret: str | CertificateCredential,
         *,
         scope: str,
         tenant: str | None = None,
@@ -142,7 +154,7 @@ class MsalTokenProvider:
 
 def bot_framework_tokens(
     app_id: str,
-    app_password: str,
+    app_password: str | CertificateCredential,
     *,
     tenant_id: str | None = None,
     authority_host: str = DEFAULT_AUTHORITY_HOST,
@@ -163,7 +175,7 @@ def bot_framework_tokens(
 
 def graph_tokens(
     app_id: str,
-    app_password: str,
+    app_password: str | CertificateCredential,
     *,
     tenant_id: str,
     authority_host: str = DEFAULT_AUTHORITY_HOST,
@@ -180,3 +192,89 @@ def graph_tokens(
         http_client=http_client,
         instance_discovery=instance_discovery,
     )
+
+
+class ManagedIdentityTokenProvider:
+    """Tokens for one resource from the platform's managed-identity endpoint, over aiohttp.
+
+    Azure Container Apps (and App Service) set ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``
+    in the container; the endpoint answers ``GET ?resource=&api-version=2019-08-01&client_id=``
+    carrying ``X-IDENTITY-HEADER`` with ``access_token`` and ``expires_on`` (epoch seconds).
+    ``client_id`` picks the user-assigned identity (the bot's ``MicrosoftAppId``). The token is
+    kept until ``refresh_margin`` seconds before it expires; concurrent callers share a request.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        endpoint: str,
+        header: str,
+        client_id: str,
+        resource: str,
+        timeout: float = 10.0,
+        refresh_margin: float = 300.0,
+        clock: Clock | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.session = session
+        self.endpoint = endpoint
+        self.client_id = client_id
+        self.resource = resource
+        self._header = header
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._refresh_margin = refresh_margin
+        self._clock: Clock = clock or MonotonicClock()
+        self._wall_clock = wall_clock
+        self._token: str | None = None
+        self._expires_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self.requests = 0
+
+    async def get_token(self) -> str:
+        if self._token is not None and self._clock.now() < self._expires_at:
+            return self._token
+        async with self._lock:
+            if self._token is not None and self._clock.now() < self._expires_at:
+                return self._token
+            token, expires_in = await self._request()
+            self._token = token
+            self._expires_at = self._clock.now() + max(0.0, expires_in - self._refresh_margin)
+            return token
+
+    def invalidate(self) -> None:
+        """Forget the kept token (e.g. after a 401)."""
+        self._token = None
+        self._expires_at = float("-inf")
+
+    async def _request(self) -> tuple[str, float]:
+        params = {"resource": self.resource, "api-version": IDENTITY_API_VERSION,
+                  "client_id": self.client_id}
+        self.requests += 1
+        try:
+            async with self.session.get(self.endpoint, params=params,
+                                        headers={"X-IDENTITY-HEADER": self._header},
+                                        timeout=self._timeout) as reply:
+                body = await reply.json(content_type=None)
+                status = reply.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise TokenError("managed_identity_unreachable", type(exc).__name__) from None
+        if not isinstance(body, dict):
+            raise TokenError("managed_identity_error", f"HTTP {status}, not a JSON object")
+        token = body.get("access_token")
+        if status != 200 or not isinstance(token, str) or not token:
+            error = body.get("error")
+            code = error.get("code") if isinstance(error, dict) else error
+            return_text = body.get("error_description") or (
+                error.get("message") if isinstance(error, dict) else None)
+            raise TokenError(str(code or f"HTTP {status}"),
+                             return_text if isinstance(return_text, str) else None)
+        return token, self._expires_in(body)
+
+    def _expires_in(self, body: dict[str, Any]) -> float:
+        try:
+            if body.get("expires_on") is not None:
+                return float(body["expires_on"]) - self._wall_clock()
+            return float(body.get("expires_in", 3600))
+        except (TypeError, ValueError):
+            return 0.0  # unreadable: use it now, ask again next time

@@ -18,6 +18,8 @@ param minReplicas int
 param maxReplicas int
 param keyVaultUri string
 param hasAppPassword bool
+@description('Name of the Key Vault certificate the bot authenticates with instead of a client secret (empty: none).')
+param appCertificateName string = ''
 param microsoftAppId string
 param microsoftAppType string
 param microsoftAppTenantId string
@@ -80,13 +82,23 @@ var insightsSecret = hasAppInsights ? [
   }
 ] : []
 
+// A Key Vault certificate read as a secret is its PKCS#12 (base64) or PEM, with the private key:
+// MicrosoftAppCertificate takes either.
+var certificateSecret = empty(appCertificateName) ? [] : [
+  {
+    name: 'microsoft-app-certificate'
+    keyVaultUrl: '${keyVaultUri}secrets/${appCertificateName}'
+    identity: identityId
+  }
+]
+
 var secrets = concat([
   {
     name: 'cosmos-key'
     keyVaultUrl: '${keyVaultUri}secrets/cosmos-key'
     identity: identityId
   }
-], passwordSecret, insightsSecret)
+], passwordSecret, certificateSecret, insightsSecret)
 
 var registries = empty(registryServer) ? [] : [
   {
@@ -173,6 +185,14 @@ var telemetryEnv = hasAppInsights ? [
   }
 ] : []
 
+// A certificate instead of the client secret (SingleTenant with botAppCertificateName).
+var certificateEnv = empty(appCertificateName) ? [] : [
+  {
+    name: 'MicrosoftAppCertificate'
+    secretRef: 'microsoft-app-certificate'
+  }
+]
+
 // Optional settings: set only when given, otherwise the app's defaults apply.
 var optionalEnv = concat(
   empty(services) ? [] : [
@@ -258,7 +278,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             cpu: json('0.5')
             memory: '1Gi'
           }
-          env: concat(requiredEnv, passwordEnv, telemetryEnv, optionalEnv)
+          env: concat(requiredEnv, passwordEnv, certificateEnv, telemetryEnv, optionalEnv)
           probes: [
             {
               // start-up includes the storage schema migrations: allow up to 100 s

@@ -53,7 +53,9 @@ def test_runs_the_app_as_non_root_with_a_python_healthcheck() -> None:
     assert "/healthz" in healthcheck.group(1) and "3978" in healthcheck.group(1)
     assert "curl" not in text and "wget" not in text
     assert re.search(r'^CMD \["python", "-m", "bot"\]$', final_stage, re.M)
-    assert re.search(r"pip install --no-cache-dir \.", text)
+    assert re.search(r"pip install --no-cache-dir --require-hashes -r requirements/runtime\.txt",
+                     text)
+    assert re.search(r"pip install --no-cache-dir --no-deps --no-build-isolation \.", text)
 
 
 def test_build_context_holds_what_the_dockerfile_copies() -> None:

@@ -96,6 +96,19 @@ async def world(tmp_path: Path, keys: KeyEndpoint) -> AsyncIterator[World]:
         yield opened
 
 
+@pytest.fixture
+async def single_tenant_world(tmp_path: Path, keys: KeyEndpoint) -> AsyncIterator[World]:
+    """A single-tenant bot of the tenant the test activities come from."""
+    async with TokenStandin(clients={APP_ID: "secret"}) as tokens, running_world(
+            catalog({"id": "sales"}), tmp_path,
+            app_options={"bot_openid_metadata": f"{keys.url}/openid",
+                         "msal_http_client": tokens.http_client()},
+            app_id=APP_ID, app_password="secret", authority=tokens.authority_host,
+            app_type="SingleTenant", tenant_id=act.TENANT,
+            service_url_hosts=("127.0.0.1",)) as opened:
+        yield opened
+
+
 def activity(world: World) -> dict[str, Any]:
     return act.message(world.connector.service_url, "a:personal-1", "29:agent-1", "Agent 1",
                        "help")
@@ -133,6 +146,19 @@ async def test_every_kind_of_bad_token_is_a_401(world: World, keys: KeyEndpoint)
     }
     for case, token in cases.items():
         assert await post(world, body, token) == 401, case
+
+
+async def test_a_single_tenant_bot_refuses_other_tenants(
+        single_tenant_world: World, keys: KeyEndpoint) -> None:
+    world = single_tenant_world
+    body = activity(world)
+    url = body["serviceUrl"]
+    assert await post(world, body, keys.token(url)) == 200
+    assert await post(world, body, keys.token(url, tid=act.TENANT)) == 200
+    assert await post(world, body, keys.token(url, tid="another-tenant")) == 401
+    stranger = act.activity("message", url, "a:personal-2", "29:agent-9", "Agent 9",
+                            tenant="another-tenant", text="help")
+    assert await post(world, stranger, keys.token(url)) == 401
 
 
 async def test_a_stalled_key_endpoint_does_not_hold_up_other_requests(

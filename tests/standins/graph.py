@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import urllib.error
 import urllib.parse
@@ -10,7 +11,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import jwt
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from tests.standins.server import StandinServer, error, json_object
 
@@ -164,7 +168,10 @@ class TokenStandin(StandinServer):
     MSAL only accepts https authorities: use ``authority_host`` (``https://login.standin.test``)
     with ``instance_discovery=False`` and ``http_client()``, which rewrites that host to this
     server. ``clients`` maps client id to secret; a wrong pair answers 401 invalid_client.
-    Records every token request's form fields in ``token_requests``.
+    ``certificates`` maps client id to the certificate of a client that signs a client
+    assertion instead (checked as Entra does: signature, ``x5t`` thumbprint, issuer, subject,
+    audience the token endpoint). Records every token request's form fields in
+    ``token_requests``.
     """
 
     authority_host = "https://login.standin.test"
@@ -173,11 +180,13 @@ class TokenStandin(StandinServer):
         self,
         *,
         clients: Mapping[str, str] | None = None,
+        certificates: Mapping[str, x509.Certificate] | None = None,
         expires_in: int = 3599,
         token_prefix: str = "standin-token",
     ) -> None:
         super().__init__()
         self.clients: dict[str, str] = dict(clients or {})
+        self.certificates: dict[str, x509.Certificate] = dict(certificates or {})
         self.expires_in = expires_in
         self.token_prefix = token_prefix
         self.token_requests: list[dict[str, str]] = []
@@ -214,7 +223,11 @@ class TokenStandin(StandinServer):
         if form.get("grant_type") != "client_credentials":
             return _oauth_error(400, "unsupported_grant_type", "client_credentials only")
         client_id = form.get("client_id", "")
-        if self.clients and self.clients.get(client_id) != form.get("client_secret"):
+        if "client_assertion" in form:
+            if not self._assertion_ok(client_id, form, request.match_info["tenant"]):
+                return _oauth_error(401, "invalid_client", "AADSTS700027: Client assertion "
+                                                           "failed signature validation")
+        elif self.clients and self.clients.get(client_id) != form.get("client_secret"):
             return _oauth_error(401, "invalid_client", "AADSTS7000215: Invalid client secret")
         if not form.get("scope", "").endswith("/.default"):
             return _oauth_error(400, "invalid_scope", "AADSTS1002012: scope must be /.default")
@@ -228,6 +241,26 @@ class TokenStandin(StandinServer):
                 "access_token": token,
             }
         )
+
+    def _assertion_ok(self, client_id: str, form: Mapping[str, str], tenant: str) -> bool:
+        certificate = self.certificates.get(client_id)
+        if certificate is None or form.get("client_assertion_type") != JWT_BEARER:
+            return False
+        assertion = form["client_assertion"]
+        thumbprint = base64.urlsafe_b64encode(certificate.fingerprint(hashes.SHA1()))
+        try:
+            header = jwt.get_unverified_header(assertion)
+            claims = jwt.decode(assertion, certificate.public_key(),  # type: ignore[arg-type]
+                                algorithms=["RS256", "PS256"],
+                                audience=f"{self.authority_host}/{tenant}/oauth2/v2.0/token",
+                                issuer=client_id, options={"require": ["exp", "aud", "iss"]})
+        except jwt.PyJWTError:
+            return False
+        return (claims.get("sub") == client_id
+                and header.get("x5t", "").rstrip("=") == thumbprint.decode().rstrip("="))
+
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def _oauth_error(status: int, error: str, description: str) -> web.Response:

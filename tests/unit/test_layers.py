@@ -4,7 +4,9 @@ inside functions and under TYPE_CHECKING count too).
 
 - the domain imports only the standard library and itself;
 - the use cases (services) import only the standard library, the domain and themselves;
-- only `bot.teams` imports the Bot SDK;
+- only `bot.teams` imports the Bot SDK (the Microsoft 365 Agents SDK, `microsoft_agents`);
+- nothing imports the archived Bot Framework SDK (`botbuilder`, `botframework`, `msrest`): it
+  stays only in the bench's stock baseline;
 - only `bot.storage` and the composition root (`bot.app`) import the stores;
 - the desk (`bot.dialogs`) opens no unit of work of its own (`bot.services.context`) but asks
   use cases: one known exception until its inline reads move to `bot/services/queries.py`.
@@ -20,7 +22,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SDK = ("botbuilder", "botframework", "microsoft_agents")
+SDK = ("microsoft_agents",)
+ARCHIVED_SDK = ("botbuilder", "botframework", "msrest")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ CONTRACT = (
     Rule("bot.domain", "the domain is plain data and rules", may=("bot.domain",)),
     Rule("bot.services", "use cases see only the domain", may=("bot.domain", "bot.services")),
     Rule("bot", "only bot.teams speaks the Bot SDK", may_not=SDK),
+    Rule("bot", "the archived Bot Framework SDK is gone", may_not=ARCHIVED_SDK),
     Rule("bot", "only the composition root opens a store", may_not=("bot.storage",)),
     Rule("bot.dialogs", "the desk asks use cases", may_not=("bot.services.context",)),
 )
@@ -136,8 +140,12 @@ def test_every_exemption_is_still_needed() -> None:
      "use cases see only the domain"),
     ("bot/services/leak.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
      "    from bot.webhooks import sender\n", "use cases see only the domain"),
-    ("bot/interact/leak.py", "from botbuilder.core import TurnContext\n",
+    ("bot/interact/leak.py", "from microsoft_agents.hosting.core import TurnContext\n",
      "only bot.teams speaks the Bot SDK"),
+    ("bot/teams/leak.py", "from botbuilder.core import TurnContext\n",
+     "the archived Bot Framework SDK is gone"),
+    ("bot/teams/leak.py", "def f():\n    import msrest.serialization\n",
+     "the archived Bot Framework SDK is gone"),
     ("bot/email/leak.py", "import bot.storage.sqlite\n",
      "only the composition root opens a store"),
     ("bot/dialogs/leak.py", "from bot.services.context import Ctx\n",
@@ -157,7 +165,7 @@ def test_what_the_layers_may_import_passes(tmp_path: Path) -> None:
         "bot/domain/ok.py": "import json\nfrom datetime import UTC\nfrom bot.domain import ids\n"
                             "from . import errors\n",
         "bot/services/ok.py": "from bot.domain.task import Task\nfrom bot.services import ports\n",
-        "bot/teams/ok.py": "from botbuilder.core import TurnContext\n",
+        "bot/teams/ok.py": "from microsoft_agents.hosting.core import TurnContext\n",
         "bot/app.py": "from bot.storage.sqlite import SqliteStore\n",
         "bot/interact/ok.py": "import aiohttp\nfrom bot.services import chats\n",
     }

@@ -1,4 +1,4 @@
-"""SwitchboardTurnContext sends like botbuilder's TurnContext, without deep-copying replies:
+"""SwitchboardTurnContext sends like the Agents SDK's TurnContext, without deep-copying replies:
 the caller's activity stays untouched, expectReplies buffers, send handlers see the output."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import gc
 import weakref
 from typing import Any
 
-from botbuilder.core import BotAdapter, MessageFactory, TurnContext
-from botbuilder.schema import Activity, Attachment, ResourceResponse
+from microsoft_agents.activity import Activity, Attachment, ResourceResponse
+from microsoft_agents.hosting.core import ChannelAdapter, MessageFactory, TurnContext
 
 from bot.teams.adapter import SwitchboardTurnContext
 from bot.teams.wire import read_activity
@@ -17,7 +17,7 @@ from tests import teams_activities as ta
 SERVICE = "http://127.0.0.1:9/teams"
 
 
-class RecordingAdapter(BotAdapter):  # type: ignore[misc]
+class RecordingAdapter(ChannelAdapter):
     def __init__(self) -> None:
         super().__init__()
         self.sent: list[Activity] = []
@@ -56,7 +56,7 @@ async def sent_by(context_cls: type[TurnContext], reply: Activity,
     return adapter, context, (result, seen)
 
 
-async def test_sends_what_botbuilder_sends_and_leaves_the_reply_alone() -> None:
+async def test_sends_what_the_sdk_sends_and_leaves_the_reply_alone() -> None:
     card = {"type": "AdaptiveCard", "body": [{"type": "TextBlock", "text": "x"}]}
     ours = MessageFactory.attachment(Attachment(content_type="x", content=card))
     theirs = MessageFactory.attachment(Attachment(content_type="x", content=card))
@@ -68,7 +68,7 @@ async def test_sends_what_botbuilder_sends_and_leaves_the_reply_alone() -> None:
     sent = adapter.sent[0]
     assert sent is not ours and sent.reply_to_id == context.activity.id
     assert sent.conversation.id == "a:1" and sent.recipient.id == "29:u"
-    assert ours == theirs  # untouched, like botbuilder's deepcopy leaves it
+    assert ours == theirs  # untouched, like the SDK's deepcopy leaves it
     assert ours.conversation is None and ours.reply_to_id is None
 
 
@@ -95,3 +95,26 @@ async def test_without_send_handlers_it_sends_the_same_and_leaves_no_reference_c
         assert gone() is None
     finally:
         gc.enable()
+
+
+async def test_replies_are_the_messages_message_factory_makes() -> None:
+    from microsoft_agents.hosting.core import MessageFactory as Factory
+
+    from bot.teams.handler import as_activity
+    from bot.teams.wire import write_activity
+    card = {"type": "AdaptiveCard", "body": [{"type": "TextBlock", "text": "x"}]}
+    stock = [Factory.text("hello"), Factory.attachment(Attachment(
+        content_type="application/vnd.microsoft.card.adaptive", content=card))]
+    for ours, theirs in zip([as_activity("hello"), as_activity(card)], stock, strict=True):
+        assert write_activity(ours) == write_activity(theirs)
+        sent_ours, sent_theirs = RecordingAdapter(), RecordingAdapter()
+        await SwitchboardTurnContext(sent_ours, inbound()).send_activity(ours)
+        await TurnContext(sent_theirs, inbound()).send_activity(theirs)
+        assert [write_activity(a) for a in sent_ours.sent] == \
+            [write_activity(a) for a in sent_theirs.sent]
+
+
+def test_the_reference_is_the_sdks_without_the_copies() -> None:
+    from bot.teams.adapter import reference_of
+    for activity in (inbound(), inbound(type="conversationUpdate", channelId="webchat")):
+        assert reference_of(activity) == activity.get_conversation_reference()

@@ -21,9 +21,10 @@ from bot.http import ANSWERED, HttpError, http_error, problem
 from bot.services import queries
 from bot.services.board import Supervisor
 from bot.services.engine import Engine
+from bot.signing_keys import PublishedKeys
 from bot.tabs import sessions
 from bot.tabs.auth import Signed, TabAuth, TabUser, local_members
-from bot.tabs.entra import SigningKeys, SsoTokenValidator, metadata_url
+from bot.tabs.entra import SsoTokenValidator, metadata_url
 
 STATIC = Path(__file__).resolve().parent / "static"
 BUSY = "Switchboard is busy; try again in a moment."
@@ -63,7 +64,7 @@ class TabsSite:
             yield
             return
         async with aiohttp.ClientSession() as session:
-            keys = SigningKeys(session, metadata_url(self.settings.authority,
+            keys = PublishedKeys(session, metadata_url(self.settings.authority,
                                                      self.settings.tenant_id))
             self.auth.validator = SsoTokenValidator(
                 app_id=self.settings.app_id, public_host=self.settings.public_host,

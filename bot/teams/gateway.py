@@ -16,8 +16,9 @@ from bot.http import ANSWERED, BadBody, answer, http_error, parse_json, problem
 from bot.services.engine import Engine
 from bot.services.fleet import FleetStore
 from bot.services.ports import ConflictError, StoreUnavailable
+from bot.signing_keys import PublishedKeys
 from bot.teams.adapter import BadActivity, InboundAuth, SwitchboardAdapter, Unauthorized
-from bot.teams.bf_auth import CHANNEL_METADATA_URL, ChannelTokenValidator, KeySet
+from bot.teams.bf_auth import CHANNEL_METADATA_URL, ChannelTokenValidator
 from bot.teams.clock import MonotonicClock
 from bot.teams.connector import ConnectorClient
 from bot.teams.credentials import outbound_tokens
@@ -73,7 +74,7 @@ class TeamsGateway:
         self.bot_app_id, self.catalog_app_id = settings.app_id, settings.teams_app_id
         auth = None
         if settings.app_id and authenticate_inbound:
-            keys = KeySet(session, openid_metadata or CHANNEL_METADATA_URL)
+            keys = PublishedKeys(session, openid_metadata or CHANNEL_METADATA_URL)
             single = settings.tenant_id if settings.app_type != "MultiTenant" else ""
             auth = InboundAuth(ChannelTokenValidator(settings.app_id, keys, tenant_id=single))
         self.adapter = SwitchboardAdapter(self.connector, auth)

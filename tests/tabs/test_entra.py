@@ -12,14 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.tabs.entra import (
-    REFETCH_EVERY,
-    Identity,
-    SigningKeys,
-    SsoTokenValidator,
-    TokenRejected,
-    metadata_url,
-)
+from bot.signing_keys import REFETCH_EVERY, PublishedKeys
+from bot.tabs.entra import Identity, SsoTokenValidator, TokenRejected, metadata_url
 from tests.tabs.entra_standin import APP_ID, HOST, TENANT, EntraKeys, unsigned
 
 
@@ -41,7 +35,7 @@ def ticks() -> Ticks:
 @pytest.fixture
 async def validator(entra: EntraKeys, ticks: Ticks) -> AsyncIterator[SsoTokenValidator]:
     async with aiohttp.ClientSession() as session:
-        keys = SigningKeys(session, metadata_url(entra.authority, TENANT), now=ticks)
+        keys = PublishedKeys(session, metadata_url(entra.authority, TENANT), now=ticks)
         yield SsoTokenValidator(app_id=APP_ID, public_host=HOST, tenant_id=TENANT,
                                 authority=entra.authority, keys=keys)
 

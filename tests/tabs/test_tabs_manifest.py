@@ -7,7 +7,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.tabs.entra import SigningKeys, SsoTokenValidator
+from bot.signing_keys import PublishedKeys
+from bot.tabs.entra import SsoTokenValidator
 from bot.tabs.site import PAGES
 from tests.deploy.conftest import load_script
 from tests.tabs.entra_standin import APP_ID, HOST, TENANT
@@ -27,5 +28,5 @@ async def test_the_package_has_the_tabs_and_the_audience_the_server_checks(
     async with aiohttp.ClientSession() as session:
         validator = SsoTokenValidator(app_id=APP_ID, public_host=HOST, tenant_id=TENANT,
                                       authority="https://login.microsoftonline.com",
-                                      keys=SigningKeys(session, "unused"))
+                                      keys=PublishedKeys(session, "unused"))
     assert manifest["webApplicationInfo"] == {"id": APP_ID, "resource": validator.audiences[0]}

@@ -31,8 +31,12 @@ from bot.domain.task import Task
 from bot.http import Handler, HttpError, answering, read_json_object
 from bot.services import board, supervision
 from bot.services.board import DayFigures, ServiceBoard, Supervisor
+from bot.services.context import Ctx
 from bot.services.engine import Engine
 from bot.services.ports import ConflictError, StoreUnavailable
+
+AgentAction = Callable[[Ctx, Supervisor, str, str], Awaitable[Agent]]
+"""A supervisor's action on one agent of one service (bot/services/supervision.py)."""
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +225,9 @@ class BoardApi:
             web.post(f"{PREFIX}/tasks/{{task}}/withdraw", guarded(self.withdraw)),
             web.post(f"{PREFIX}/tasks/{{task}}/offer", guarded(self.offer)),
             web.post(f"{PREFIX}/services/{{service}}/agents/{{agent}}/reset-rona",
-                     guarded(self.reset_rona)),
+                     guarded(self.agent_action(supervision.reset_rona))),
             web.post(f"{PREFIX}/services/{{service}}/agents/{{agent}}/off-duty",
-                     guarded(self.off_duty)),
+                     guarded(self.agent_action(supervision.set_off_duty))),
         ])
 
     def _engine(self, request: web.Request) -> Engine:
@@ -326,17 +330,13 @@ class BoardApi:
         task = await engine.run(supervision.offer_to, who, task_id, agent_id.strip())
         return web.json_response(_task_json(task))
 
-    async def reset_rona(self, request: web.Request) -> web.Response:
-        who = await self.identify(request)
-        engine = self._engine(request)
-        agent = await engine.run(supervision.reset_rona, who, _path_id(request, "service"),
-                                 _path_id(request, "agent"))
-        return web.json_response(_agent_json(agent, engine))
-
-    async def off_duty(self, request: web.Request) -> web.Response:
-        who = await self.identify(request)
-        engine = self._engine(request)
-        agent = await engine.run(supervision.set_off_duty, who, _path_id(request, "service"),
-                                 _path_id(request, "agent"))
-        return web.json_response(_agent_json(agent, engine))
+    def agent_action(self, use_case: AgentAction) -> Handler:
+        """POST .../services/{service}/agents/{agent}/<action>: the agent as the action left it."""
+        async def handle(request: web.Request) -> web.Response:
+            who = await self.identify(request)
+            engine = self._engine(request)
+            agent = await engine.run(use_case, who, _path_id(request, "service"),
+                                     _path_id(request, "agent"))
+            return web.json_response(_agent_json(agent, engine))
+        return handle
 

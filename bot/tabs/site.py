@@ -10,6 +10,7 @@ registered agent) or `TabsSite.signed_api` (anyone signed in).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
@@ -40,9 +41,26 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 PAGE_HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store",
                 "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
 STATIC_TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
-# The pages: path -> (template in static/, title).
-PAGES = {"/tabs/sessions": ("sessions.html", "My Sessions"),
-         "/tabs/board": ("board.html", "Supervisor board")}
+
+
+@dataclass(frozen=True)
+class Page:
+    """A tab page: its content (static/<content>, inside the shell static/page.html), title,
+    script, and where its skip link leads."""
+
+    content: str
+    title: str
+    script: str
+    skip_to: str
+    skip_label: str
+
+
+PAGES = {
+    "/tabs/sessions": Page("sessions.html", "My Sessions", "sessions.js", "sessions-table",
+                           "Skip to the sessions"),
+    "/tabs/board": Page("board.html", "Supervisor board", "board.js", "services",
+                        "Skip to the services"),
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TabHandler = Callable[[web.Request, TabUser, Engine], Awaitable[web.StreamResponse]]
@@ -120,8 +138,7 @@ class TabsSite:
         })
 
     async def page(self, request: web.Request) -> web.Response:
-        template, title = PAGES[request.path]
-        return web.Response(text=render_page(self.settings, template, title),
+        return web.Response(text=render_page(self.settings, PAGES[request.path]),
                             content_type="text/html", headers=PAGE_HEADERS)
 
     async def static(self, request: web.Request) -> web.StreamResponse:
@@ -169,14 +186,18 @@ LOCAL_BANNER = ('<div class="banner" role="note">Local mode: no Teams sign-in, a
                 'id="switch-user" hidden>Switch user</button></div>')
 
 
-def render_page(settings: Settings, template: str, title: str) -> str:
-    """A page shell: the template with its mode (local or teams), the local-mode banner, the
-    sign-in parts every page shares (static/signin.html: the notice for refusals, the dev
-    sign-in form that static/tabs.js drives) and the title filled in."""
+def render_page(settings: Settings, page: Page) -> str:
+    """The shell (static/page.html) around the page's content, with its mode (local or
+    teams), the local-mode banner, the sign-in parts every page shares (static/signin.html:
+    the notice for refusals, the dev sign-in form that static/tabs.js drives) and the title."""
     mode = "local" if settings.local_mode else "teams"
-    html = (STATIC / template).read_text(encoding="utf-8")
+    shell = (STATIC / "page.html").read_text(encoding="utf-8")
+    content = (STATIC / page.content).read_text(encoding="utf-8")
     signin = (STATIC / "signin.html").read_text(encoding="utf-8")
-    return (html.replace("{{mode}}", mode).replace("{{title}}", escape(title))
+    # The page's own parts first: its content then brings {{signin}} for the shell's pass.
+    html = (shell.replace("{{content}}", content).replace("{{script}}", page.script)
+            .replace("{{skip}}", page.skip_to).replace("{{skip_label}}", page.skip_label))
+    return (html.replace("{{mode}}", mode).replace("{{title}}", escape(page.title))
             .replace("{{banner}}", LOCAL_BANNER if settings.local_mode else "")
             .replace("{{signin}}", signin))
 

@@ -4,12 +4,26 @@ to the front, and ask axe-core for serious or critical accessibility violations.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+from bot.domain.service import Catalog
 from tests.e2e.cdp import Page
 from tests.support.node import NODE_MODULES
+from tests.support.world import World, running_world
 
 AXE = NODE_MODULES / "axe-core" / "axe.min.js"  # needs_node("axe-core") on the test
+
+
+@asynccontextmanager
+async def tab_world(services: Catalog, tmp_path: Path) -> AsyncIterator[World]:
+    """Switchboard in local mode, its outbound pacing on a scaled clock (the agents' personal
+    chats are busy in these tests, and their pace is not the subject)."""
+    async with running_world(services, tmp_path,
+                             app_options={"connector_time_scale": 0.01}) as running:
+        yield running
 
 
 async def sign_in(page: Page, base_url: str, member: str = "a1@example.com",

@@ -23,7 +23,7 @@ from bot.services.dispatch import create_task
 from tests.builders import catalog
 from tests.e2e.cdp import ARTIFACTS, CHROMIUM, Browser, Page, js
 from tests.e2e.relay import Relay
-from tests.e2e.tabs_page import axe_violations, front, sign_in
+from tests.e2e.tabs_page import axe_violations, front, sign_in, tab_world
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
 from tests.support.world import World, running_world
@@ -42,8 +42,7 @@ ZONE = "Europe/Berlin"
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with running_world(SERVICES, tmp_path,
-                             app_options={"connector_time_scale": 0.01}) as running:
+    async with tab_world(SERVICES, tmp_path) as running:
         yield running
 
 

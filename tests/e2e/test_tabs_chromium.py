@@ -14,7 +14,7 @@ import pytest
 from tests.builders import catalog
 from tests.cards.walk import of_type
 from tests.e2e.cdp import ARTIFACTS, CHROMIUM, Browser, Page, js
-from tests.e2e.tabs_page import axe_violations, front, sign_in
+from tests.e2e.tabs_page import axe_violations, front, sign_in, tab_world
 from tests.support.cards import find_action
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
@@ -35,9 +35,7 @@ SERVICES = catalog(
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    # Outbound pacing on a scaled clock: the agent's personal chat is busy, not the subject.
-    async with running_world(SERVICES, tmp_path,
-                             app_options={"connector_time_scale": 0.01}) as running:
+    async with tab_world(SERVICES, tmp_path) as running:
         yield running
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.builders import catalog
 from tests.scenario import new_task
 from tests.support.world import World, running_world
+from tests.tabs.client import get
 from tests.tabs.entra_standin import APP_ID, HOST, TENANT, EntraKeys, unsigned
 
 BOSS_OID = "00000000-0000-0000-0000-0000000000b5"
@@ -27,17 +27,6 @@ async def teams(tmp_path: Path, entra: EntraKeys) -> AsyncIterator[World]:
     async with running_world(SERVICES, tmp_path, app_id=APP_ID, public_host=HOST,
                              tenant_id=TENANT, authority=entra.authority) as world:
         yield world
-
-
-async def get(world: World, path: str, authorization: str | None,
-              accept_type: str = "application/json") -> tuple[int, str, Any]:
-    headers = {"Accept": accept_type}
-    if authorization is not None:
-        headers["Authorization"] = authorization
-    async with world.client.get(world.server.make_url(path), headers=headers) as reply:
-        text = await reply.text()
-        body = await reply.json() if reply.content_type == "application/json" else None
-        return reply.status, text, body
 
 
 async def test_a_supervisors_token_reads_the_board(teams: World, entra: EntraKeys) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,6 +17,7 @@ from tests.builders import catalog
 from tests.responsiveness import healthz_delays
 from tests.scenario import add_agent, new_task, ringing
 from tests.support.world import World, running_world
+from tests.tabs.client import get
 from tests.tabs.entra_standin import APP_ID, HOST, TENANT, EntraKeys, unsigned
 
 SERVICES = catalog({"id": "sales", "name": "Sales", "codes": {"primary": ["Sale", "No sale"]}})
@@ -47,17 +47,6 @@ async def teams(tmp_path: Path, entra: EntraKeys) -> AsyncIterator[World]:
 async def local(tmp_path: Path) -> AsyncIterator[World]:
     async with running_world(SERVICES, tmp_path) as world:
         yield world
-
-
-async def get(world: World, path: str, authorization: str | None = None,
-              accept_type: str = "application/json") -> tuple[int, str, Any]:
-    headers = {"Accept": accept_type}
-    if authorization is not None:
-        headers["Authorization"] = authorization
-    async with world.client.get(world.server.make_url(path), headers=headers) as reply:
-        text = await reply.text()
-        body = await reply.json() if reply.content_type == "application/json" else None
-        return reply.status, text, body
 
 
 async def test_a_valid_token_shows_the_agents_own_sessions(teams: World,

@@ -34,7 +34,7 @@ class ConnectorClient:
     conversation share the bucket key ``conversation_id`` (so an update never overtakes the
     send it updates); member lookups use ``members:<conversation id>``; 1:1 conversation
     creation uses one bucket for the bot. With ``tokens`` (a Bot Framework token provider,
-    see :func:`bot.teams.tokens.bot_framework_tokens`) each request carries a bearer token;
+    see bot.teams.credentials) each request carries a bearer token;
     without (local mode, Agents Playground) no Authorization header is sent. Activities are
     plain JSON dicts. Failures raise :class:`bot.teams.outbound.OutboundHTTPError` (e.g. 403
     ``MessageWritesBlocked``, 404) or :class:`bot.teams.outbound.OutboundGaveUp`; a serviceUrl

@@ -12,12 +12,13 @@ from bot.config import Settings
 from bot.teams.certificates import load_certificate
 from bot.teams.tokens import (
     BOT_FRAMEWORK_RESOURCE,
+    BOT_FRAMEWORK_SCOPE,
     GRAPH_RESOURCE,
+    GRAPH_SCOPE,
     CertificateCredential,
     ManagedIdentityTokenProvider,
+    MsalTokenProvider,
     TokenProvider,
-    bot_framework_tokens,
-    graph_tokens,
 )
 
 
@@ -46,12 +47,12 @@ def outbound_tokens(settings: Settings, session: aiohttp.ClientSession,
     credential: str | CertificateCredential = (
         load_certificate(settings.app_certificate) if settings.app_certificate
         else settings.app_password)
-    msal = msal_options or {}
-    bot = bot_framework_tokens(
-        settings.app_id, credential,
-        tenant_id=settings.tenant_id if settings.app_type == "SingleTenant" else None,
-        authority_host=settings.authority, **msal)
-    graph = graph_tokens(settings.app_id, credential, tenant_id=settings.tenant_id,
-                         authority_host=settings.authority, **msal) \
-        if settings.graph_enabled else None
-    return OutboundTokens(bot, graph)
+
+    def msal(scope: str, tenant: str | None) -> MsalTokenProvider:
+        return MsalTokenProvider(settings.app_id, credential, scope=scope, tenant=tenant,
+                                 authority_host=settings.authority, **(msal_options or {}))
+    # A single-tenant bot's Bot Connector tokens come from its tenant; Graph's always do.
+    bot = msal(BOT_FRAMEWORK_SCOPE,
+               settings.tenant_id if settings.app_type == "SingleTenant" else None)
+    return OutboundTokens(bot, msal(GRAPH_SCOPE, settings.tenant_id)
+                          if settings.graph_enabled else None)

@@ -24,7 +24,7 @@ class GraphClient:
 
     Chat creation and catalog lookups take only the tenant bucket (they are independent and
     may run concurrently); calls about one chat share the bucket ``graph:<chat id>``. With
-    ``tokens`` (see :func:`bot.teams.tokens.graph_tokens`) requests carry an app-only bearer
+    ``tokens`` (see bot.teams.credentials) requests carry an app-only bearer
     token. Member and app bindings are built on ``base_url``, so a national cloud or a local
     stand-in gets consistent references.
     """

@@ -152,48 +152,6 @@ class MsalTokenProvider:
         return cast("dict[str, Any]", result) if isinstance(result, dict) else {}
 
 
-def bot_framework_tokens(
-    app_id: str,
-    app_password: str | CertificateCredential,
-    *,
-    tenant_id: str | None = None,
-    authority_host: str = DEFAULT_AUTHORITY_HOST,
-    http_client: object | None = None,
-    instance_discovery: bool | None = None,
-) -> MsalTokenProvider:
-    """Tokens for the Bot Connector (single-tenant bots pass their tenant id)."""
-    return MsalTokenProvider(
-        app_id,
-        app_password,
-        scope=BOT_FRAMEWORK_SCOPE,
-        tenant=tenant_id,
-        authority_host=authority_host,
-        http_client=http_client,
-        instance_discovery=instance_discovery,
-    )
-
-
-def graph_tokens(
-    app_id: str,
-    app_password: str | CertificateCredential,
-    *,
-    tenant_id: str,
-    authority_host: str = DEFAULT_AUTHORITY_HOST,
-    http_client: object | None = None,
-    instance_discovery: bool | None = None,
-) -> MsalTokenProvider:
-    """App-only tokens for Microsoft Graph in the customer's tenant."""
-    return MsalTokenProvider(
-        app_id,
-        app_password,
-        scope=GRAPH_SCOPE,
-        tenant=tenant_id,
-        authority_host=authority_host,
-        http_client=http_client,
-        instance_discovery=instance_discovery,
-    )
-
-
 class ManagedIdentityTokenProvider:
     """Tokens for one resource from the platform's managed-identity endpoint, over aiohttp.
 

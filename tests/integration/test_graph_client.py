@@ -14,7 +14,7 @@ from bot.teams.clock import MonotonicClock
 from bot.teams.graph import GraphClient
 from bot.teams.outbound import OutboundHTTPError, OutboundSender, RetryPolicy
 from bot.teams.ratelimit import RateLimiter
-from bot.teams.tokens import GRAPH_SCOPE, MsalTokenProvider, TokenError, graph_tokens
+from bot.teams.tokens import GRAPH_SCOPE, MsalTokenProvider, TokenError
 from tests.standins.graph import GraphStandin, TokenStandin
 
 CHAT_ID = re.compile(r"^19:[0-9a-f]{32}@thread\.v2$")
@@ -148,10 +148,11 @@ async def test_an_empty_member_list_is_refused(rig: Rig) -> None:
 
 def standin_tokens(token_standin: TokenStandin, secret: str) -> MsalTokenProvider:
     """MSAL for app "app-id" of tenant contoso-tenant, asking the token stand-in."""
-    return graph_tokens(
+    return MsalTokenProvider(
         "app-id",
         secret,
-        tenant_id="contoso-tenant",
+        scope=GRAPH_SCOPE,
+        tenant="contoso-tenant",
         authority_host=token_standin.authority_host,
         http_client=token_standin.http_client(),
         instance_discovery=False,

@@ -15,7 +15,7 @@ from bot.teams.connector import ConnectorClient
 from bot.teams.outbound import OutboundGaveUp, OutboundHTTPError, OutboundSender, RetryPolicy
 from bot.teams.ratelimit import RateLimiter
 from bot.teams.service_urls import ServiceUrlPolicy
-from bot.teams.tokens import BOT_FRAMEWORK_SCOPE, StaticTokenProvider, bot_framework_tokens
+from bot.teams.tokens import BOT_FRAMEWORK_SCOPE, MsalTokenProvider, StaticTokenProvider
 from tests.standins.connector import ConnectorStandin
 from tests.standins.graph import TokenStandin
 
@@ -242,9 +242,10 @@ async def test_bot_framework_token_from_msal(
     token_standin: TokenStandin,
     http_session: aiohttp.ClientSession,
 ) -> None:
-    tokens = bot_framework_tokens(
+    tokens = MsalTokenProvider(
         "app-id",
         "app-secret",
+        scope=BOT_FRAMEWORK_SCOPE,
         authority_host=token_standin.authority_host,
         http_client=token_standin.http_client(),
         instance_discovery=False,

@@ -67,7 +67,7 @@ class ConnectorClient:
         body = {"type": "message", **activity}
         url = _conversation_url(service_url, conversation_id, "activities")
         response = await self._call(conversation_id, "POST", url, body, priority)
-        return _resource_id(response, "send_to_conversation")
+        return response.id_of("send_to_conversation", ConnectorProtocolError)
 
     async def update_activity(
         self,
@@ -96,7 +96,7 @@ class ConnectorClient:
         }
         url = f"{service_url.rstrip('/')}/v3/conversations"
         response = await self._call(self.CREATE_CONVERSATION_BUCKET, "POST", url, body)
-        return _resource_id(response, "create_personal_conversation")
+        return response.id_of("create_personal_conversation", ConnectorProtocolError)
 
     async def get_member(
         self, service_url: str, conversation_id: str, user_id: str
@@ -118,14 +118,3 @@ class ConnectorClient:
             self._session, method, url, body=body, tokens=self._tokens, timeout=self._timeout
         )
         return await self._sender.call(bucket_key, factory, priority)
-
-
-def _resource_id(response: OutboundResponse, operation: str) -> str:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise ConnectorProtocolError(f"{operation}: the answer is not JSON") from exc
-    identifier = data.get("id") if isinstance(data, dict) else None
-    if not isinstance(identifier, str) or not identifier:
-        raise ConnectorProtocolError(f"{operation}: the answer has no id")
-    return identifier

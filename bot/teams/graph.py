@@ -73,7 +73,7 @@ class GraphClient:
             raise ValueError("a group chat needs at least one member")
         body = self.chat_body(topic, member_aad_ids)
         response = await self._call(None, "POST", f"{self.base_url}/chats", body=body)
-        return _id_of(response, "create_group_chat")
+        return response.id_of("create_group_chat", GraphProtocolError)
 
     async def find_catalog_app(self, external_id: str) -> str | None:
         """The org catalog id of the app whose manifest id is ``external_id``; None if absent."""
@@ -127,14 +127,3 @@ class GraphClient:
 def _odata_literal(value: str) -> str:
     """Escape a value for a single-quoted OData string literal."""
     return value.replace("'", "''")
-
-
-def _id_of(response: OutboundResponse, operation: str) -> str:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise GraphProtocolError(f"{operation}: the answer is not JSON") from exc
-    identifier = data.get("id") if isinstance(data, dict) else None
-    if not isinstance(identifier, str) or not identifier:
-        raise GraphProtocolError(f"{operation}: the answer has no id")
-    return identifier

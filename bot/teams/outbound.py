@@ -72,6 +72,17 @@ class OutboundResponse:
         """The body parsed as JSON, or None when empty."""
         return json.loads(self.body) if self.body.strip() else None
 
+    def id_of(self, operation: str, protocol_error: type[Exception]) -> str:
+        """The `id` of what the call created; `protocol_error` when the answer names none."""
+        try:
+            data = self.json()
+        except ValueError as exc:
+            raise protocol_error(f"{operation}: the answer is not JSON") from exc
+        identifier = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(identifier, str) or not identifier:
+            raise protocol_error(f"{operation}: the answer has no id")
+        return identifier
+
 
 class OutboundError(Exception):
     """Base of the errors raised by :class:`OutboundSender`."""

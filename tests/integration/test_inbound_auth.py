@@ -8,6 +8,7 @@ import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,28 +85,29 @@ async def keys() -> AsyncIterator[KeyEndpoint]:
     await endpoint.runner.cleanup()
 
 
-@pytest.fixture
-async def world(tmp_path: Path, keys: KeyEndpoint) -> AsyncIterator[World]:
-    # Replies go out with a token of the bot's own, from an Entra stand-in.
+@asynccontextmanager
+async def bot_world(tmp_path: Path, keys: KeyEndpoint, **settings: Any) -> AsyncIterator[World]:
+    """A bot with an app id that checks inbound tokens against `keys`; its replies go out
+    with a token of its own, from an Entra stand-in."""
     async with TokenStandin(clients={APP_ID: "secret"}) as tokens, running_world(
             catalog({"id": "sales"}), tmp_path,
             app_options={"bot_openid_metadata": f"{keys.url}/openid",
                          "msal_http_client": tokens.http_client()},
             app_id=APP_ID, app_password="secret", authority=tokens.authority_host,
-            service_url_hosts=("127.0.0.1",)) as opened:
+            service_url_hosts=("127.0.0.1",), **settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def world(tmp_path: Path, keys: KeyEndpoint) -> AsyncIterator[World]:
+    async with bot_world(tmp_path, keys) as opened:
         yield opened
 
 
 @pytest.fixture
 async def single_tenant_world(tmp_path: Path, keys: KeyEndpoint) -> AsyncIterator[World]:
     """A single-tenant bot of the tenant the test activities come from."""
-    async with TokenStandin(clients={APP_ID: "secret"}) as tokens, running_world(
-            catalog({"id": "sales"}), tmp_path,
-            app_options={"bot_openid_metadata": f"{keys.url}/openid",
-                         "msal_http_client": tokens.http_client()},
-            app_id=APP_ID, app_password="secret", authority=tokens.authority_host,
-            app_type="SingleTenant", tenant_id=act.TENANT,
-            service_url_hosts=("127.0.0.1",)) as opened:
+    async with bot_world(tmp_path, keys, app_type="SingleTenant", tenant_id=act.TENANT) as opened:
         yield opened
 
 

@@ -9,12 +9,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.domain.service import Catalog
-from tests.e2e.cdp import Page
+from tests.e2e.cdp import CHROMIUM, Page
 from tests.support.node import NODE_MODULES
 from tests.support.world import World, running_world
 
-AXE = NODE_MODULES / "axe-core" / "axe.min.js"  # needs_node("axe-core") on the test
+AXE = NODE_MODULES / "axe-core" / "axe.min.js"
+
+TAB_PAGE_TESTS = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at "
+                       "/usr/bin/chromium (make e2e-deps)"),
+    pytest.mark.needs_node("axe-core"),
+]
+"""The marks of a module of tab page tests (its `pytestmark`)."""
 
 
 @asynccontextmanager
@@ -30,15 +39,32 @@ async def sign_in(page: Page, base_url: str, member: str = "a1@example.com",
                   path: str = "/tabs/sessions") -> None:
     """Open the page and sign in as `member` (a member of the services file) with the dev
     sign-in under its "Local mode" banner; returns once the page says it is ready."""
+    await _pick(page, base_url, member, path)
+    await page.wait_for("document.body.dataset.ready === 'true'")
+    # Local mode never loads the Teams client (nor its call to Microsoft's CDN).
+    assert await page.evaluate("typeof window.microsoftTeams") == "undefined"
+
+
+async def refused_sign_in(page: Page, base_url: str, member: str, path: str) -> str:
+    """Sign in as `member` where the page then refuses them: the notice it shows instead."""
+    await _pick(page, base_url, member, path)
+    return await shown_notice(page)
+
+
+async def shown_notice(page: Page, timeout: float = 8.0) -> str:
+    """The notice a page shows in place of its content (a refusal, or where to open it)."""
+    return str(await page.wait_for("!document.querySelector('#notice').hidden && "
+                                   "document.querySelector('#notice').textContent",
+                                   timeout=timeout))
+
+
+async def _pick(page: Page, base_url: str, member: str, path: str) -> None:
     await page.goto(f"{base_url}{path}")
     await page.wait_for("!document.querySelector('#dev-signin').hidden")
     assert await page.evaluate("document.querySelector('.banner').textContent"
                                ".startsWith('Local mode')")
     await page.evaluate(f"document.querySelector('#dev-member').value = {json.dumps(member)}")
     await page.click("#dev-signin button[type=submit]")
-    await page.wait_for("document.body.dataset.ready === 'true'")
-    # Local mode never loads the Teams client (nor its call to Microsoft's CDN).
-    assert await page.evaluate("typeof window.microsoftTeams") == "undefined"
 
 
 async def front(page: Page) -> None:

@@ -21,18 +21,14 @@ from bot.services import supervision
 from bot.services.board import Supervisor
 from bot.services.dispatch import create_task
 from tests.builders import catalog
-from tests.e2e.cdp import ARTIFACTS, CHROMIUM, Browser, Page, js
+from tests.e2e import tabs_page as tab
+from tests.e2e.cdp import ARTIFACTS, Browser, Page, js
 from tests.e2e.relay import Relay
-from tests.e2e.tabs_page import axe_violations, front, sign_in, tab_world
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
-from tests.support.world import World, running_world
+from tests.support.world import World
 
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at "
-                       "/usr/bin/chromium (make e2e-deps)"),
-    pytest.mark.needs_node("axe-core"),
-]
+pytestmark = tab.TAB_PAGE_TESTS
 
 BOSS = "boss@example.com"  # supervises Sales; no agent
 SERVICES = catalog({"id": "sales", "name": "Sales", "supervisors": [BOSS]})
@@ -42,7 +38,7 @@ ZONE = "Europe/Berlin"
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with tab_world(SERVICES, tmp_path) as running:
+    async with tab.tab_world(SERVICES, tmp_path) as running:
         yield running
 
 
@@ -102,7 +98,7 @@ async def numbers(page: Page, chart: str) -> list[list[str]]:
 async def test_the_board_live_with_offer_and_withdraw(world: World, browser: Browser) -> None:
     _one, two = await scripted_day(world)
     page = await opened(browser)
-    await sign_in(page, world.base_url, BOSS, path="/tabs/board")
+    await tab.sign_in(page, world.base_url, BOSS, path="/tabs/board")
     assert await page.evaluate("document.querySelector('#who').textContent") == \
         f"Signed in as {BOSS}"
 
@@ -133,7 +129,7 @@ async def test_the_board_live_with_offer_and_withdraw(world: World, browser: Bro
         ["Agent 1", "Ann", "Chat", "Connected"]]
 
     # A task queued now is on the board within a second, over the stream.
-    await front(page)
+    await tab.front(page)
     started = time.monotonic()
     bob = await new_task(world, "Bob")
     await page.wait_for(f"!!document.querySelector('tr[data-task={js(bob)}]')", timeout=1.0)
@@ -146,7 +142,7 @@ async def test_the_board_live_with_offer_and_withdraw(world: World, browser: Bro
     assert queued[0:2] == ["Bob", "Chat"] and queued[3:6] == ["0", "Sales", "Queued"]
     assert await page.evaluate(f"[...document.querySelector('{row} select').options]"
                                ".map(o => o.textContent)") == ["Agent 2"]
-    violations = await axe_violations(page)
+    violations = await tab.axe_violations(page)
     assert violations == [], violations
     await page.screenshot(ARTIFACTS / "tabs-board.png")
 
@@ -215,12 +211,12 @@ async def test_teams_themes_keep_the_board_accessible(world: World, browser: Bro
     await scripted_day(world)
     await new_task(world, "Bob")  # rings Agent 2
     page = await opened(browser)
-    await sign_in(page, world.base_url, BOSS, path="/tabs/board")
+    await tab.sign_in(page, world.base_url, BOSS, path="/tabs/board")
     await page.wait_for("!!document.querySelector('#queue--sales tbody tr[data-task]')")
     await page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
     for theme in ("default", "dark", "contrast"):
         await page.evaluate(f"document.documentElement.dataset.theme = {js(theme)}")
-        violations = await axe_violations(page)
+        violations = await tab.axe_violations(page)
         assert violations == [], (theme, violations)
         await page.screenshot(ARTIFACTS / f"tabs-board-{theme}.png")
     # The chart's colours follow the theme.
@@ -237,18 +233,13 @@ async def test_an_agent_who_supervises_nothing_is_told_so_and_shown_nothing(
         world: World, browser: Browser) -> None:
     await scripted_day(world)
     page = await opened(browser)
-    await page.goto(f"{world.base_url}/tabs/board")
-    await page.wait_for("!document.querySelector('#dev-signin').hidden")
-    await page.evaluate("document.querySelector('#dev-member').value = 'a1@example.com'")
-    await page.click("#dev-signin button[type=submit]")
-    notice = await page.wait_for("!document.querySelector('#notice').hidden && "
-                                 "document.querySelector('#notice').textContent")
+    notice = await tab.refused_sign_in(page, world.base_url, "a1@example.com", "/tabs/board")
     assert notice == "You do not supervise any service."
     assert await page.evaluate("document.body.dataset.refused") == "403"
     assert await page.evaluate("document.querySelector('#main').hidden") is True
     assert await page.evaluate("document.querySelector('#services').children.length") == 0
     assert "Ann" not in await page.evaluate("document.body.textContent")
-    assert await axe_violations(page) == []
+    assert await tab.axe_violations(page) == []
     assert page.errors == []
 
 
@@ -257,7 +248,7 @@ async def test_the_board_connects_again_after_losing_its_stream(world: World,
     await scripted_day(world)
     async with Relay("127.0.0.1", world.server.port or 0) as relay:
         page = await opened(browser)
-        await sign_in(page, relay.origin, BOSS, path="/tabs/board")
+        await tab.sign_in(page, relay.origin, BOSS, path="/tabs/board")
         await page.wait_for("document.querySelector('#live').textContent === 'Live'")
         relay.drop()  # the network goes: the stream is cut, new connections refused
         status = await page.wait_for("document.querySelector('#live').textContent"
@@ -274,19 +265,3 @@ async def test_the_board_connects_again_after_losing_its_stream(world: World,
         dan = await new_task(world, "Dan")
         await page.wait_for(f"!!document.querySelector('tr[data-task={js(dan)}]')", timeout=1)
         assert page.errors == [], page.errors
-
-
-async def test_outside_teams_with_an_app_id_the_board_says_where_to_open_it(
-        tmp_path: Path, browser: Browser) -> None:
-    async with running_world(SERVICES, tmp_path, app_id="3f2504e0-4f89-41d3-9a0c-0305e82c3301",
-                             public_host="switchboard.contoso.example") as world:
-        await new_task(world, "Ann")
-        page = await opened(browser)
-        await page.goto(f"{world.base_url}/tabs/board")
-        notice = await page.wait_for("!document.querySelector('#notice').hidden && "
-                                     "document.querySelector('#notice').textContent", timeout=10)
-        assert notice == "Open this page in Microsoft Teams: Teams signs you in."
-        assert await page.evaluate("document.querySelector('#main').hidden") is True
-        assert await page.evaluate("document.querySelector('.banner')") is None
-        assert "Ann" not in await page.evaluate("document.body.textContent")
-        assert page.errors == []

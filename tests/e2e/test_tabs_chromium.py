@@ -11,20 +11,19 @@ from typing import Any
 
 import pytest
 
+from bot.domain.customer import Customer
+from bot.domain.service import Modality
+from bot.services.dispatch import create_task
 from tests.builders import catalog
 from tests.cards.walk import of_type
-from tests.e2e.cdp import ARTIFACTS, CHROMIUM, Browser, Page, js
-from tests.e2e.tabs_page import axe_violations, front, sign_in, tab_world
+from tests.e2e import tabs_page as tab
+from tests.e2e.cdp import ARTIFACTS, Browser, Page, js
 from tests.support.cards import find_action
 from tests.support.teams import TeamsAgent
 from tests.support.waiting import eventually
 from tests.support.world import World, running_world
 
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at "
-                       "/usr/bin/chromium (make e2e-deps)"),
-    pytest.mark.needs_node("axe-core"),
-]
+pytestmark = tab.TAB_PAGE_TESTS
 
 SERVICES = catalog(
     {"id": "sales", "name": "Sales", "codes": {"primary": ["Sale", "No sale"]},
@@ -35,7 +34,7 @@ SERVICES = catalog(
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with tab_world(SERVICES, tmp_path) as running:
+    async with tab.tab_world(SERVICES, tmp_path) as running:
         yield running
 
 
@@ -109,7 +108,7 @@ async def pane_facts(page: Page, selector: str) -> list[list[str]]:
 
 
 async def open_details(page: Page, session_id: str) -> None:
-    await front(page)
+    await tab.front(page)
     await page.click(f"#rows tr[data-id={js(session_id)}] button.open")
     await page.wait_for(f"document.body.dataset.opened === {js(session_id)}")
     assert await page.evaluate("document.querySelector('#details').hidden") is False
@@ -119,7 +118,7 @@ async def open_details(page: Page, session_id: str) -> None:
 async def test_my_sessions_after_a_scripted_day(world: World, browser: Browser) -> None:
     agent, jane, sam = await scripted_day(world)
     page = await opened(browser)
-    await sign_in(page, world.base_url)
+    await tab.sign_in(page, world.base_url)
 
     rows = await table(page)
     assert [(r["id"], r["customer"], r["service"]) for r in rows] == [
@@ -166,12 +165,12 @@ async def test_my_sessions_after_a_scripted_day(world: World, browser: Browser) 
 
     # Sam's entry is open: the wrap-up form, here and in a second tab opened meanwhile.
     other = await opened(browser)
-    await sign_in(other, world.base_url)
+    await tab.sign_in(other, world.base_url)
     await open_details(other, sam)
     await open_details(page, sam)
     assert await page.evaluate("[...document.querySelector('#primary-code').options]"
                                ".map(o => o.value)") == ["", "Solved", "Callback"]
-    violations = await axe_violations(page)
+    violations = await tab.axe_violations(page)
     assert violations == [], violations
     await page.screenshot(ARTIFACTS / "tabs-my-sessions-wrapup.png")
 
@@ -186,7 +185,7 @@ async def test_my_sessions_after_a_scripted_day(world: World, browser: Browser) 
                                ".textContent") == "Call back, tomorrow"
 
     # The second tab still shows the form: its save is refused, with the card's sentence.
-    await front(other)
+    await tab.front(other)
     await other.evaluate("document.querySelector('#primary-code').value = 'Solved'")
     await other.click("#wrapup button[type=submit]")
     message = await other.wait_for("document.querySelector('#wrapup-message').textContent")
@@ -206,7 +205,7 @@ async def test_teams_themes_and_the_browsers_dark_mode_keep_contrast(
         world: World, browser: Browser) -> None:
     _, jane, _ = await scripted_day(world)
     page = await opened(browser)
-    await sign_in(page, world.base_url)
+    await tab.sign_in(page, world.base_url)
     # By keyboard: Enter on an entry opens its details (focus on their heading); Close gives
     # the focus back to the table.
     await page.evaluate(f"document.querySelector('#rows tr[data-id={js(jane)}] button').focus()")
@@ -224,7 +223,7 @@ async def test_teams_themes_and_the_browsers_dark_mode_keep_contrast(
     for theme in ("default", "dark", "contrast"):
         await page.evaluate(f"document.documentElement.dataset.theme = {js(theme)}")
         seen.add(await background(page))
-        violations = await axe_violations(page)
+        violations = await tab.axe_violations(page)
         assert violations == [], (theme, violations)
     assert len(seen) == 3
     # Outside Teams the browser's preference holds.
@@ -233,34 +232,32 @@ async def test_teams_themes_and_the_browsers_dark_mode_keep_contrast(
     await page.send("Emulation.setEmulatedMedia", {
         "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
     assert await background(page) != light
-    assert await axe_violations(page) == []
+    assert await tab.axe_violations(page) == []
     assert page.errors == []
 
 
-async def test_outside_teams_with_an_app_id_the_page_says_where_to_open_it(
-        tmp_path: Path, browser: Browser) -> None:
+@pytest.mark.parametrize("path", ["/tabs/sessions", "/tabs/board"])
+async def test_outside_teams_with_an_app_id_a_page_says_where_to_open_it(
+        tmp_path: Path, browser: Browser, path: str) -> None:
     async with running_world(SERVICES, tmp_path, app_id="3f2504e0-4f89-41d3-9a0c-0305e82c3301",
                              public_host="switchboard.contoso.example") as world:
+        await world.engine.run(create_task, "sales", Modality.IM,
+                               customer=Customer(name="Ann"), content={"text": "Hello"})
         page = await opened(browser)
-        await page.goto(f"{world.base_url}/tabs/sessions")
-        notice = await page.wait_for("!document.querySelector('#notice').hidden && "
-                                     "document.querySelector('#notice').textContent", timeout=10)
-        assert notice == "Open this page in Microsoft Teams: Teams signs you in."
+        await page.goto(f"{world.base_url}{path}")
+        assert await tab.shown_notice(page, timeout=10) == \
+            "Open this page in Microsoft Teams: Teams signs you in."
         assert await page.evaluate("document.querySelector('#main').hidden") is True
         assert await page.evaluate("document.querySelector('#dev-signin').hidden") is True
         assert await page.evaluate("document.querySelector('.banner')") is None
+        assert "Ann" not in await page.evaluate("document.body.textContent")
         assert page.errors == []
 
 
 async def test_a_member_who_is_no_agent_is_told_to_register(world: World,
                                                             browser: Browser) -> None:
     page = await opened(browser)
-    await page.goto(f"{world.base_url}/tabs/sessions")
-    await page.wait_for("!document.querySelector('#dev-signin').hidden")
-    await page.evaluate("document.querySelector('#dev-member').value = 'a3@example.com'")
-    await page.click("#dev-signin button[type=submit]")
-    notice = await page.wait_for("!document.querySelector('#notice').hidden && "
-                                 "document.querySelector('#notice').textContent")
+    notice = await tab.refused_sign_in(page, world.base_url, "a3@example.com", "/tabs/sessions")
     assert "not as a registered agent" in notice
     assert await page.evaluate("document.querySelector('#main').hidden") is True
     assert await page.evaluate("document.querySelector('#who').textContent") == \

@@ -19,4 +19,7 @@ def test_application_insights_is_wired_to_the_app() -> None:
     assert re.search(r"name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'\s*\n\s*"
                      r"secretRef: 'appinsights-connection-string'", text)
     assert "keyVaultUrl: '${keyVaultUri}secrets/appinsights-connection-string'" in text
-    assert "env: concat(requiredEnv, passwordEnv, telemetryEnv, optionalEnv)" in text
+    [env] = re.findall(r"^\s*env: concat\(([^)]*)\)", text, re.M)
+    assert "telemetryEnv" in [name.strip() for name in env.split(",")]
+    [secrets] = re.findall(r"^\], (passwordSecret[^)]*)\)", text, re.M)
+    assert "insightsSecret" in [name.strip() for name in secrets.split(",")]

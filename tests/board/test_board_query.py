@@ -22,18 +22,9 @@ from bot.services.lifecycle import cancel_task, terminate
 from bot.services.live_status import ServiceStatus
 from bot.services.offers import accept, decline
 from bot.storage.sqlite import SqliteStore
+from tests import scenario as sc
 from tests.builders import catalog
 from tests.fakes import FakeClock
-from tests.scenario import (
-    add_agent,
-    advance,
-    agent_state,
-    load_agent,
-    load_task,
-    new_task,
-    ringing,
-    sessions_of,
-)
 
 BOSS = board.Supervisor(upn="Boss@example.com")
 
@@ -78,35 +69,35 @@ def engine(store: SqliteStore, clock: FakeClock, services: Catalog) -> Engine:
 async def scene(engine: Engine, clock: FakeClock) -> dict[str, str]:
     """Three agents, tasks across two hours: answered late, cancelled after a RONA, answered
     in time, then two left waiting (one of higher priority)."""
-    one, two, three = [await add_agent(engine, n) for n in (1, 2, 3)]
+    one, two, three = [await sc.add_agent(engine, n) for n in (1, 2, 3)]
     ids: dict[str, str] = {}
-    a = await new_task(engine, name="Ann")  # 08:59:00, to Agent 1
-    [offer_a] = await ringing(engine, a.id)
+    a = await sc.new_task(engine, name="Ann")  # 08:59:00, to Agent 1
+    [offer_a] = await sc.ringing(engine, a.id)
     assert offer_a.agent_id == one
-    await advance(engine, clock, 30)
+    await sc.advance(engine, clock, 30)
     await engine.run(accept, offer_a.id, one)  # answered after 30 s: outside the level
-    await advance(engine, clock, 5)
+    await sc.advance(engine, clock, 5)
     await engine.run(agent_cases.set_duty, three, "Off Duty")  # 08:59:35
-    await advance(engine, clock, 5)
-    b = await new_task(engine, name="Bob")  # 08:59:40, to Agent 2, who does not answer
-    [offer_b] = await ringing(engine, b.id)
+    await sc.advance(engine, clock, 5)
+    b = await sc.new_task(engine, name="Bob")  # 08:59:40, to Agent 2, who does not answer
+    [offer_b] = await sc.ringing(engine, b.id)
     assert offer_b.agent_id == two
-    await advance(engine, clock, 45)
+    await sc.advance(engine, clock, 45)
     await engine.run(terminate, offer_a.id, agent_id=one)  # 09:00:25, no after-call work
-    await advance(engine, clock, 5)
-    e = await new_task(engine, name="Eve")  # 09:00:30, to Agent 1
-    [offer_e] = await ringing(engine, e.id)
+    await sc.advance(engine, clock, 5)
+    e = await sc.new_task(engine, name="Eve")  # 09:00:30, to Agent 1
+    [offer_e] = await sc.ringing(engine, e.id)
     assert offer_e.agent_id == one
-    await advance(engine, clock, 10)  # 09:00:40: Bob's offer times out (RONA), Bob waits
-    assert (await load_task(engine, b.id)).state is TaskState.QUEUED
+    await sc.advance(engine, clock, 10)  # 09:00:40: Bob's offer times out (RONA), Bob waits
+    assert (await sc.load_task(engine, b.id)).state is TaskState.QUEUED
     await engine.run(accept, offer_e.id, one)  # answered after 10 s
-    await advance(engine, clock, 10)
+    await sc.advance(engine, clock, 10)
     await engine.run(cancel_task, b.id)  # 09:00:50: Bob leaves after 70 s
-    await advance(engine, clock, 10)
-    c = await new_task(engine, name="Cy")  # 09:01:00, waits
-    await advance(engine, clock, 10)
-    f = await new_task(engine, name="Fay", priority=5)  # 09:01:10, waits, ahead of Cy
-    await advance(engine, clock, 50)  # 09:02:00
+    await sc.advance(engine, clock, 10)
+    c = await sc.new_task(engine, name="Cy")  # 09:01:00, waits
+    await sc.advance(engine, clock, 10)
+    f = await sc.new_task(engine, name="Fay", priority=5)  # 09:01:10, waits, ahead of Cy
+    await sc.advance(engine, clock, 50)  # 09:02:00
     ids.update(one=one, two=two, three=three, a=a.id, b=b.id, c=c.id, e=e.id, f=f.id,
                offer_e=offer_e.id)
     return ids
@@ -165,10 +156,10 @@ async def test_figures_count_only_what_happened_since_the_day_began(
 
 async def test_a_task_still_waiting_after_an_offer_counts_as_waiting(
         engine: Engine, clock: FakeClock) -> None:
-    one = await add_agent(engine, 1)
-    task = await new_task(engine, name="Ann")
-    await advance(engine, clock, 60)  # RONA: back in the queue
-    assert await agent_state(engine, one) is AgentState.RONA
+    one = await sc.add_agent(engine, 1)
+    task = await sc.new_task(engine, name="Ann")
+    await sc.advance(engine, clock, 60)  # RONA: back in the queue
+    assert await sc.agent_state(engine, one) is AgentState.RONA
     [sales] = await engine.read(board.boards, BOSS, DAY)
     assert figures_of(sales).results == {"answered": 0, "cancelled": 0, "expired": 0, "waiting": 1}
     assert figures_of(sales).service_level is None
@@ -176,8 +167,8 @@ async def test_a_task_still_waiting_after_an_offer_counts_as_waiting(
 
 
 async def test_ringing_tasks_name_the_agent_they_ring(engine: Engine) -> None:
-    one = await add_agent(engine, 1)
-    task = await new_task(engine, name="Ann")
+    one = await sc.add_agent(engine, 1)
+    task = await sc.new_task(engine, name="Ann")
     [sales] = await engine.read(board.boards, BOSS, DAY)
     [entry] = sales.queue
     assert (entry.task_id, entry.state, entry.ringing) == (task.id, "ringing", (one,))
@@ -215,15 +206,15 @@ async def test_the_board_and_the_status_api_show_one_picture(
 
 async def test_withdraw_cancels_a_queued_task_with_a_supervisor_note(
         engine: Engine, clock: FakeClock) -> None:
-    one = await add_agent(engine, 1)
-    task = await new_task(engine, name="Ann")
+    one = await sc.add_agent(engine, 1)
+    task = await sc.new_task(engine, name="Ann")
     with pytest.raises(Refused) as refused:
         await engine.run(supervision.withdraw, board.Supervisor("other@example.com"), task.id)
     assert refused.value.code == "forbidden"
     await engine.run(supervision.withdraw, BOSS, task.id)
-    done = await load_task(engine, task.id)
+    done = await sc.load_task(engine, task.id)
     assert done.state is TaskState.CANCELLED
-    [offer] = await sessions_of(engine, task.id)
+    [offer] = await sc.sessions_of(engine, task.id)
     assert (offer.agent_id, offer.result, offer.note) == (
         one, SessionResult.CANCELLED, "The task was withdrawn by a supervisor.")
     await engine.run(supervision.withdraw, BOSS, task.id)  # twice: nothing more
@@ -235,9 +226,9 @@ async def test_withdraw_cancels_a_queued_task_with_a_supervisor_note(
 
 
 async def test_a_connected_task_cannot_be_withdrawn(engine: Engine) -> None:
-    one = await add_agent(engine, 1)
-    task = await new_task(engine)
-    [offer] = await ringing(engine, task.id)
+    one = await sc.add_agent(engine, 1)
+    task = await sc.new_task(engine)
+    [offer] = await sc.ringing(engine, task.id)
     await engine.run(accept, offer.id, one)
     with pytest.raises(Stale, match="connected"):
         await engine.run(supervision.withdraw, BOSS, task.id)
@@ -245,17 +236,17 @@ async def test_a_connected_task_cannot_be_withdrawn(engine: Engine) -> None:
 
 async def test_offer_a_held_back_task_to_the_agent_who_declined_it(
         engine: Engine, clock: FakeClock) -> None:
-    two = await add_agent(engine, 2)
-    await advance(engine, clock, 1)
-    one = await add_agent(engine, 1)
-    first = await new_task(engine, name="Ann")  # to Agent 2, idle longest
-    [offer] = await ringing(engine, first.id)
+    two = await sc.add_agent(engine, 2)
+    await sc.advance(engine, clock, 1)
+    one = await sc.add_agent(engine, 1)
+    first = await sc.new_task(engine, name="Ann")  # to Agent 2, idle longest
+    [offer] = await sc.ringing(engine, first.id)
     await engine.run(accept, offer.id, two)
-    task = await new_task(engine, name="Bob")
-    [mine] = await ringing(engine, task.id)
+    task = await sc.new_task(engine, name="Bob")
+    [mine] = await sc.ringing(engine, task.id)
     await engine.run(decline, mine.id, one)  # held back: Agent 2 may take it when free
-    assert (await load_task(engine, task.id)).state is TaskState.QUEUED
-    assert await agent_state(engine, one) is AgentState.AVAILABLE
+    assert (await sc.load_task(engine, task.id)).state is TaskState.QUEUED
+    assert await sc.agent_state(engine, one) is AgentState.AVAILABLE
 
     with pytest.raises(Refused, match="Agent 2 cannot take this task now: they are busy"):
         await engine.run(supervision.offer_to, BOSS, task.id, two)
@@ -267,32 +258,32 @@ async def test_offer_a_held_back_task_to_the_agent_who_declined_it(
     assert refused.value.code == "forbidden"
 
     await engine.run(supervision.offer_to, BOSS, task.id, one)
-    again = [s for s in await ringing(engine, task.id)]
+    again = [s for s in await sc.ringing(engine, task.id)]
     assert [s.agent_id for s in again] == [one]
-    assert await agent_state(engine, one) is AgentState.RINGING
+    assert await sc.agent_state(engine, one) is AgentState.RINGING
     with pytest.raises(Stale, match="being offered already"):
         await engine.run(supervision.offer_to, BOSS, task.id, one)
 
 
 async def test_reset_rona_and_set_off_duty(engine: Engine, clock: FakeClock) -> None:
-    one = await add_agent(engine, 1)
-    task = await new_task(engine)
-    await advance(engine, clock, 60)  # no answer: RONA
-    assert await agent_state(engine, one) is AgentState.RONA
+    one = await sc.add_agent(engine, 1)
+    task = await sc.new_task(engine)
+    await sc.advance(engine, clock, 60)  # no answer: RONA
+    assert await sc.agent_state(engine, one) is AgentState.RONA
     with pytest.raises(Refused) as refused:
         await engine.run(supervision.reset_rona, BOSS, "billing", one)
     assert refused.value.code == "forbidden"
     await engine.run(supervision.reset_rona, BOSS, "sales", one)
     # Free again: the waiting task is offered to them at once.
-    assert [s.agent_id for s in await ringing(engine, task.id)] == [one]
+    assert [s.agent_id for s in await sc.ringing(engine, task.id)] == [one]
     with pytest.raises(Stale, match="not in RONA"):
         await engine.run(supervision.reset_rona, BOSS, "sales", one)
 
     await engine.run(supervision.set_off_duty, BOSS, "sales", one)
-    agent = await load_agent(engine, one)
+    agent = await sc.load_agent(engine, one)
     assert agent.profile == "Off Duty"
-    assert await agent_state(engine, one) is AgentState.OFF_DUTY
-    [offer] = [s for s in await sessions_of(engine, task.id) if s.phase is Phase.ENDED
+    assert await sc.agent_state(engine, one) is AgentState.OFF_DUTY
+    [offer] = [s for s in await sc.sessions_of(engine, task.id) if s.phase is Phase.ENDED
                and s.result is SessionResult.DECLINED]
     assert offer.note == "The agent switched to Off Duty."
     await engine.run(supervision.set_off_duty, BOSS, "sales", one)  # already: no change

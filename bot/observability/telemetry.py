@@ -89,6 +89,21 @@ class Instruments:
                                           description=description)
 
 
+DEFAULT_TRACE_RATIO = 0.1
+"""New traces recorded unless OTEL_TRACES_SAMPLER says otherwise (a chat makes ~75 spans)."""
+
+
+def default_sampler(env: Mapping[str, str]) -> Any:
+    """Head sampling: a caller's sampled traceparent is always followed, and 1 in 10 of the
+    traces that start here is recorded (metrics count everything). With OTEL_TRACES_SAMPLER
+    set, None: the SDK builds the sampler it names (e.g. parentbased_always_on)."""
+    if env.get("OTEL_TRACES_SAMPLER"):
+        return None
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    return ParentBased(TraceIdRatioBased(DEFAULT_TRACE_RATIO))
+
+
 def _otlp(env: Mapping[str, str], signal: str) -> str | None:
     """The OTLP/HTTP URL of a signal, as OpenTelemetry's variables say (None: the
     exporter's own default)."""
@@ -185,7 +200,7 @@ class Telemetry:
             "service.version": version, "service.instance.id": INSTANCE_ID})
         tracer_provider = None
         if span_exporters:
-            tracer_provider = TracerProvider(resource=resource)
+            tracer_provider = TracerProvider(resource=resource, sampler=default_sampler(env))
             for exporter in span_exporters:
                 tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
         meter_provider = None

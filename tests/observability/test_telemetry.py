@@ -7,8 +7,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased
 
-from bot.observability.telemetry import Telemetry
+from bot.observability.telemetry import Telemetry, default_sampler
 from tests.builders import catalog
 from tests.observability.otlp import OtlpReceiver
 from tests.observability.scene import whole_chat
@@ -25,6 +27,7 @@ async def test_a_chat_exports_one_trace_and_its_metrics(
     async with OtlpReceiver() as otlp, Receiver() as hooks:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint)
         monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")  # once, at shutdown
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")  # every trace
         services = catalog({"id": "sales", "web_request": [
             {"on": "accepted", "url": hooks.base + "/accepted/{task.id}"}]})
         async with running_world(services, tmp_path) as world, \
@@ -97,3 +100,16 @@ def test_exporters_follow_the_environment() -> None:
         assert console.tracer is not None and console.instruments is None
     finally:
         console.shutdown()
+
+
+def test_new_traces_are_sampled_one_in_ten_unless_the_environment_says_otherwise() -> None:
+    sampler = default_sampler({})
+    assert isinstance(sampler, ParentBased)
+    assert "TraceIdRatioBased{0.1}" in sampler.get_description()
+    # A caller's sampled trace is followed whatever the ratio.
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(trace.SpanContext(
+        int(CALLER_TRACE, 16), int(CALLER_SPAN, 16), is_remote=True,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))))
+    decision = sampler.should_sample(parent, 1, "GET /x").decision
+    assert decision is Decision.RECORD_AND_SAMPLE
+    assert default_sampler({"OTEL_TRACES_SAMPLER": "parentbased_always_on"}) is None

@@ -198,6 +198,7 @@ CANCEL_REASONS = {
     "requester": ("Withdrawn", "The task was withdrawn through the API before it was accepted."),
     "supervisor": ("Withdrawn", "A supervisor withdrew the task before it was accepted."),
     "system": ("Ended: chat idle", "The customer's chat was idle too long and ended."),
+    "privacy": ("Withdrawn", "The task was withdrawn when the customer's data was erased."),
     "expired": ("Not handled in time", "The task waited too long in the queue and ended."),
 }
 

@@ -48,6 +48,7 @@ CANCEL_NOTES: dict[str, str] = {
     "requester": "The task was withdrawn through the API.",
     "supervisor": "The task was withdrawn by a supervisor.",
     "system": "The chat was idle too long.",
+    "privacy": "The customer's data was erased on request.",
 }
 
 

@@ -23,7 +23,7 @@ RESULT_LABELS = {
     SessionResult.DECLINED: "Declined",
     SessionResult.RONA: "RONA",
     SessionResult.MISSED: "Missed",
-    SessionResult.CANCELLED: "Cancelled by customer",
+    SessionResult.CANCELLED: "Cancelled",  # by whom: the cancelled card says (CANCEL_REASONS)
     SessionResult.RESCINDED: "Taken by another agent",
     SessionResult.EXPIRED: "Not handled in time",
     SessionResult.FAILED: "Failed",

@@ -306,7 +306,7 @@ async def test_my_sessions_lists_results_newest_first_with_open_entries(
         listed = entries(card)
         assert [e["customer"] for e in listed] == ["Erin", "Dave", "Carol", "Bob", "Alice"]
         assert [e["head"] for e in listed] == [
-            "ℹ **Cancelled by customer** · Support",
+            "ℹ **Cancelled** · Support",
             "ℹ **Accepted** · Sales",
             "ℹ **RONA** · Sales",
             "ℹ **Declined** · Sales",

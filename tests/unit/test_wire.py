@@ -176,7 +176,9 @@ def test_generated_activities_are_read_or_refused_and_what_is_read_writes(
     assert isinstance(activity, Activity)
     written = write_activity(activity)
     assert written["type"] == body["type"]
-    assert read_activity(written).model_dump() == activity.model_dump()
+    # The wire leaves out what is None (an unknown extra key set to null included).
+    assert read_activity(written).model_dump(exclude_none=True) == \
+        activity.model_dump(exclude_none=True)
 
 
 def test_models_stay_models_when_written() -> None:

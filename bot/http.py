@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from bot.domain.errors import Invalid, Refused
 from bot.domain.service import ApiKey, Catalog
@@ -155,12 +155,26 @@ def _encodable(value: Any) -> bool:
     return True
 
 
+async def read_at_most(stream: StreamReader, limit: int) -> bytes:
+    """The body up to `limit` + 1 bytes (one more says it is too long). `StreamReader.read(n)`
+    answers with what has arrived so far, so a body that comes in pieces takes several reads."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 async def read_json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
     """The request's body as a JSON object of at most `max_bytes`; BadBody otherwise."""
     too_large = f"The request is larger than {max_bytes // 1024} KB."
     if request.content_length is not None and request.content_length > max_bytes:
         raise BadBody(413, too_large)
-    raw = await request.content.read(max_bytes + 1)
+    raw = await read_at_most(request.content, max_bytes)
     if len(raw) > max_bytes:
         raise BadBody(413, too_large)
     body = parse_json(raw) if raw else {}

@@ -28,6 +28,7 @@ from bot.domain.retry import parse_retry_after
 from bot.domain.timers import Timer
 from bot.domain.webhooks.model import Delivery, WebRequest
 from bot.domain.webhooks.signing import sign
+from bot.http import read_at_most
 from bot.services import outbox
 from bot.services.engine import Engine
 from bot.services.outbox import Outcome
@@ -131,7 +132,7 @@ async def _json_answer(response: aiohttp.ClientResponse) -> Any:
     """The answer's JSON, or None when it is not JSON or too long (it fills nothing then)."""
     if response.content_length is not None and response.content_length > MAX_ANSWER_BYTES:
         return None
-    raw = await response.content.read(MAX_ANSWER_BYTES + 1)
+    raw = await read_at_most(response.content, MAX_ANSWER_BYTES)
     if len(raw) > MAX_ANSWER_BYTES:
         return None
     try:

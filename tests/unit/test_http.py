@@ -3,8 +3,11 @@ check for every API (scopes included)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -12,7 +15,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from bot.domain.errors import Invalid, NotFound, Refused, Stale
 from bot.domain.service import ApiKey, Catalog
-from bot.http import HttpError, answering, api_key, bearer_token
+from bot.http import BadBody, HttpError, answering, api_key, bearer_token, read_json_object
 from bot.services.external_tasks import TooManyOpen
 from bot.services.ports import ConflictError, StoreUnavailable
 
@@ -82,3 +85,32 @@ def test_api_key_is_known_by_its_digest_and_checked_for_its_scope() -> None:
     with pytest.raises(HttpError) as scope:
         api_key(request(f"Bearer {KEY}"), CATALOG, "tasks")
     assert scope.value.status == 403 and "'tasks'" in scope.value.message
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(aiohttp_client: Any) -> None:
+    """aiohttp's StreamReader.read(n) answers with what has arrived so far."""
+    async def echo(request: web.Request) -> web.Response:
+        try:
+            return web.json_response(await read_json_object(request, 1024))
+        except BadBody as bad:
+            return web.json_response({"error": bad.message}, status=bad.status)
+
+    app = web.Application()
+    app.router.add_post("/", echo)
+    client = await aiohttp_client(app)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b'{"text": "first half'
+        await asyncio.sleep(0.05)  # the server has read the first piece by now
+        yield b' and the second"}'
+
+    reply = await client.post("/", data=pieces())
+    assert (reply.status, await reply.json()) == (200, {"text": "first half and the second"})
+
+    async def too_long() -> AsyncIterator[bytes]:
+        yield b'{"text": "' + b"x" * 600
+        await asyncio.sleep(0.05)
+        yield b"y" * 600 + b'"}'
+
+    reply = await client.post("/", data=too_long())
+    assert reply.status == 413

@@ -147,7 +147,6 @@ class SqliteStore:
             await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
             return
         self.scrub_requested = False
-        self._scrubbed_at = now
         try:
             # Copy the frames first without holding anyone up: the TRUNCATE, which keeps
             # writers out while it runs, then has next to nothing left to copy.
@@ -157,8 +156,10 @@ class SqliteStore:
         except sqlite3.Error:
             self.scrub_requested = True
             raise
-        if not rows or rows[0][0]:  # busy: someone stood in the way
+        if not rows or rows[0][0]:  # busy: someone stood in the way; the next checkpoint tries
             self.scrub_requested = True
+        else:
+            self._scrubbed_at = now
 
     @property
     def conn(self) -> aiosqlite.Connection:

@@ -12,6 +12,7 @@ from azure.cosmos import exceptions as cosmos_errors
 from azure.cosmos.aio import ContainerProxy
 
 from bot.services.context import ALL_BOARDS, board_topic
+from bot.services.ports import StoreUnavailable
 from bot.storage.cosmos_base import (
     unavailable,
 )
@@ -110,7 +111,13 @@ class CosmosFeeds:
         self.polls += 1
         if self.polls % BOARD_POLLS:
             return topics
-        boards = await self.boards.poll()
+        try:
+            boards = await self.boards.poll()
+        except StoreUnavailable:
+            # The events' feed keeps its token and catches up at its next turn; the chats'
+            # feed has moved on already, so its wake-ups must go out now.
+            log.warning("board changes not read", extra={"feed": "events"})
+            return topics
         if topics is None or boards is None:
             return None
         return topics | boards

@@ -2,8 +2,9 @@
 
 Both token checks use it: the Bot Framework channel's (bot/teams/bf_auth.py) and Teams single
 sign-on's (bot/tabs/entra.py). Keys are fetched with the app's aiohttp session and a timeout,
-cached for a day, fetched again for an unknown key id at most once per `REFETCH_EVERY` (one
-fetch shared by every request waiting for it); a failed fetch keeps the keys there were.
+cached for a day, fetched again (stale, or for an unknown key id) at most once per
+`REFETCH_EVERY` (one fetch shared by every request waiting for it); a failed fetch keeps the
+keys there were.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ class PublishedKeys:
     keys: dict[str, SigningKey] = field(default_factory=dict)
     fetched_at: float | None = None
     tried_at: float | None = None
-    fetches: int = 0
     _fetching: asyncio.Task[None] | None = None
 
     async def get(self, kid: str) -> SigningKey | None:
@@ -57,14 +57,15 @@ class PublishedKeys:
         stale = self.fetched_at is None or self.now() - self.fetched_at > KEYS_TTL
         if kid not in self.keys or stale:
             may_fetch = self.tried_at is None or self.now() - self.tried_at >= REFETCH_EVERY
-            if stale or may_fetch:
+            # Without any key there is nothing to answer with; with some, a failing endpoint
+            # is asked at most every REFETCH_EVERY, and the keys there are go on serving.
+            if may_fetch or not self.keys:
                 await self._refresh()
         return self.keys.get(kid)
 
     async def _refresh(self) -> None:
         if self._fetching is None or self._fetching.done():
             self.tried_at = self.now()
-            self.fetches += 1
             self._fetching = asyncio.create_task(self._fetch())
         try:
             await asyncio.shield(self._fetching)

@@ -36,6 +36,7 @@ class EntraKeys(StandinServer):
         self.kid = "entra-key-1"
         self.metadata_fetches = 0
         self.stall = 0.0  # seconds the OpenID configuration takes to answer
+        self.down = False  # the OpenID configuration answers 503
 
     @property
     def authority(self) -> str:
@@ -52,6 +53,8 @@ class EntraKeys(StandinServer):
     async def metadata(self, request: web.Request) -> web.Response:
         self.metadata_fetches += 1
         await asyncio.sleep(self.stall)
+        if self.down:
+            return web.Response(status=503)
         tenant = request.match_info["tenant"]
         return web.json_response({"issuer": f"{self.origin}/{tenant}/v2.0",
                                   "jwks_uri": f"{self.origin}/discovery/v2.0/keys"})

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.signing_keys import REFETCH_EVERY, PublishedKeys
+from bot.signing_keys import KEYS_TTL, REFETCH_EVERY, PublishedKeys
 from bot.tabs.entra import Identity, SsoTokenValidator, TokenRejected, metadata_url
 from tests.tabs.entra_standin import APP_ID, HOST, TENANT, EntraKeys, unsigned
 
@@ -108,4 +108,18 @@ async def test_keys_are_fetched_once_and_again_for_an_unknown_key_only_after_a_w
         await validator.check(entra.token())
     ticks.value += REFETCH_EVERY
     assert (await validator.check(entra.token())).upn == "a1@example.com"
+    assert entra.metadata_fetches == 3
+
+
+async def test_stale_keys_still_answer_while_the_key_endpoint_is_down(
+        entra: EntraKeys, validator: SsoTokenValidator, ticks: Ticks) -> None:
+    await validator.check(entra.token())
+    ticks.value += KEYS_TTL + 1  # a day later the set is due for a fetch...
+    entra.down = True  # ...and the endpoint is down: one try, then the keys there are
+    for _ in range(3):
+        assert (await validator.check(entra.token())).upn == "a1@example.com"
+    assert entra.metadata_fetches == 2
+    ticks.value += REFETCH_EVERY
+    entra.down = False
+    await validator.check(entra.token())
     assert entra.metadata_fetches == 3

@@ -83,14 +83,17 @@ def answer(error: HttpError) -> web.Response:
     return problem(error.status, error.message, field=error.field, headers=error.headers)
 
 
-def answering(handler: Handler, *, busy: str) -> Handler:
-    """`handler`, with refusals, HttpErrors and a busy store answered (see `http_error`)."""
+def answering(handler: Handler, *, busy: str,
+              render: Callable[[web.Request, HttpError], web.Response] | None = None) -> Handler:
+    """`handler`, with refusals, HttpErrors and a busy store answered (see `http_error`) as
+    the one error body, or as `render` draws them."""
 
     async def answered(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except ANSWERED as exc:
-            return answer(http_error(exc, busy))
+            error = http_error(exc, busy)
+            return render(request, error) if render is not None else answer(error)
 
     return answered
 

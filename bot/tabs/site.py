@@ -18,7 +18,8 @@ import aiohttp
 from aiohttp import web
 
 from bot.config import Settings
-from bot.http import ANSWERED, HttpError, http_error, problem
+from bot.http import HttpError, problem
+from bot.http import answering as answered_by
 from bot.services import queries
 from bot.services.board import Supervisor
 from bot.services.engine import Engine
@@ -72,6 +73,7 @@ class TabsSite:
         self.settings = settings
         self.engine_key = engine_key
         self.auth = TabAuth(settings, None)
+        self.pages = {path: render_page(settings, page) for path, page in PAGES.items()}
 
     def engine(self, request: web.Request) -> Engine:
         return request.app[self.engine_key]
@@ -112,14 +114,7 @@ class TabsSite:
     @staticmethod
     def answering(handler: Handler) -> Handler:
         """Every refusal answered (see `refusal`); anything else is a bug (500)."""
-
-        async def answered(request: web.Request) -> web.StreamResponse:
-            try:
-                return await handler(request)
-            except ANSWERED as exc:
-                return refusal(request, http_error(exc, BUSY))
-
-        return answered
+        return answered_by(handler, busy=BUSY, render=refusal)
 
     async def supervisor(self, request: web.Request) -> Supervisor:
         """Who asks the board (bot/board/api.py's `Identify`): the same sign-in as every tab;
@@ -138,7 +133,7 @@ class TabsSite:
         })
 
     async def page(self, request: web.Request) -> web.Response:
-        return web.Response(text=render_page(self.settings, PAGES[request.path]),
+        return web.Response(text=self.pages[request.path],
                             content_type="text/html", headers=PAGE_HEADERS)
 
     async def static(self, request: web.Request) -> web.StreamResponse:

@@ -7,6 +7,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+RELAY_BATCH = 200
+"""Lines one relay step into the chatroom reads (the header card keeps what fits of them);
+what the chatroom is still owed is looked for as far."""
+
 
 class Sender(StrEnum):
     CUSTOMER = "customer"

@@ -14,7 +14,6 @@ from bot.services import lifecycle, privacy
 from bot.services.context import Ctx
 
 MAX_MESSAGE_LENGTH = 4000
-RELAY_BATCH = 200  # lines one relay step reads (the header card keeps what fits of them)
 
 
 def _checked(text: str) -> str:

@@ -64,11 +64,16 @@ async def arm_queue_timeout(ctx: Ctx, task: Task) -> None:
         await ctx.cancel(QUEUE_TIMEOUT, task.id)
 
 
+async def guard_queue(ctx: Ctx, service_id: str) -> None:
+    """Conflict with any other unit of work deciding on this service's queue at the same time
+    (on a store that does not serialise units of work, two must not both decide on the other's
+    past): every dispatch, and a supervisor's offer to one agent."""
+    await ctx.uow.guard(f"dispatch|{service_id}")
+
+
 async def dispatch(ctx: Ctx, service_id: str) -> int:
     """Offer the service's queued tasks, best first, while agents are available. Returns offers."""
-    # Whoever frees an agent or queues a task in this service dispatches it: on a store that
-    # does not serialise units of work, two of them must not both decide on the other's past.
-    await ctx.uow.guard(f"dispatch|{service_id}")
+    await guard_queue(ctx, service_id)
     queued = await ctx.uow.tasks.queued(service_id, QUEUE_SCAN)
     if not queued:
         return 0

@@ -23,7 +23,7 @@ from datetime import timedelta
 from bot.domain import events as ev
 from bot.domain.customer import Customer
 from bot.domain.errors import Invalid, Refused, Stale
-from bot.domain.message import Kind, Sender
+from bot.domain.message import RELAY_BATCH, Kind, Sender
 from bot.domain.session import Session
 from bot.domain.task import Task
 from bot.domain.timers import CONTEXT_PURGE, SYNC_CARD
@@ -145,7 +145,7 @@ async def owed_to_chatroom(ctx: Ctx, task_id: str, sessions: list[Session]) -> i
     for session in sessions:
         if not session.chat_id or not session.header_posted or session.terminated_at is None:
             continue
-        for message in await ctx.uow.messages.after(task_id, session.relayed_seq, 200):
+        for message in await ctx.uow.messages.after(task_id, session.relayed_seq, RELAY_BATCH):
             if (message.sender is Sender.CUSTOMER and message.kind is Kind.MESSAGE
                     and message.at <= session.terminated_at):
                 owed = message.seq if owed is None else min(owed, message.seq)

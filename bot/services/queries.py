@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.agent import Agent
-from bot.domain.message import ChatMessage
+from bot.domain.message import RELAY_BATCH, ChatMessage
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task
 from bot.services.context import Ctx
-from bot.services.conversation import RELAY_BATCH
 from bot.services.ports import SessionSearch
 
 SUGGESTIONS = 15  # tags offered with nothing typed (Teams shows at most 15)

@@ -12,7 +12,7 @@ from bot.services import agents as agent_cases
 from bot.services import lifecycle
 from bot.services.board import Supervisor, require_supervisor
 from bot.services.context import Ctx
-from bot.services.dispatch import offer
+from bot.services.dispatch import guard_queue, offer
 
 SUPERVISOR = "supervisor"  # who ended a withdrawn task (`lifecycle.cancel_task(by=...)`)
 
@@ -54,8 +54,7 @@ async def offer_to(ctx: Ctx, who: Supervisor, task_id: str, agent_id: str) -> Ta
     """Offer a queued task to one available agent of its service now: an invitation like any
     other (card, ring timeout, RONA)."""
     task, service = await _supervised_task(ctx, who, task_id)
-    # Conflict with a dispatch of the service deciding on the same queue at the same time.
-    await ctx.uow.guard(f"dispatch|{service.id}")
+    await guard_queue(ctx, service.id)
     if task.state is TaskState.RINGING:
         raise Stale("The task is being offered already; wait for the answer or withdraw it.")
     if task.state is not TaskState.QUEUED:

@@ -11,7 +11,7 @@ from bot import cards
 from bot.dialogs import views
 from bot.dialogs.session_cards import card_suggests, session_card
 from bot.domain.chatroom import session_topic
-from bot.domain.message import ChatMessage
+from bot.domain.message import RELAY_BATCH, ChatMessage
 from bot.domain.session import Phase, Session
 from bot.domain.timers import Timer
 from bot.services import conversation, lifecycle, offers
@@ -137,7 +137,7 @@ class TeamsEffects:
                 return bundle, []
             after = conversation.relay_from(bundle.session)
             return bundle, await ctx.uow.messages.after(bundle.session.task_id, after,
-                                                        conversation.RELAY_BATCH)
+                                                        RELAY_BATCH)
 
         bundle, messages = await self.engine.read(load)
         session, agent = bundle.session, bundle.agent

@@ -8,17 +8,13 @@ import logging
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.core.exceptions import AzureError
 from azure.cosmos import exceptions as cosmos_errors
 from azure.cosmos.aio import ContainerProxy
 
 from bot.services.ports import ConflictError, StoreUnavailable
-
-if TYPE_CHECKING:
-    pass
-
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +59,8 @@ def unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"Cosmos DB request failed ({status or type(exc).__name__}): {exc}")
 
 
-def is_conflict(exc: cosmos_errors.CosmosHttpResponseError) -> bool:
+def is_conflict(exc: cosmos_errors.CosmosHttpResponseError
+                | cosmos_errors.CosmosBatchOperationError) -> bool:
     """412 (ETag changed), 409 (id taken), 404 (deleted meanwhile) on a conditional write."""
     return exc.status_code in (*_CONFLICT_STATUS, 404)
 

@@ -16,6 +16,7 @@ from bot.services.ports import ConflictError
 from bot.storage.cosmos_base import (
     META,
     Doc,
+    clean,
     conflict_retried,
     read_item,
     sid,
@@ -94,8 +95,7 @@ class QueueIndex:
         conditional on the entry as read; if it changed meanwhile, a reader says it later."""
         if int(entry["v"]) > version:
             return
-        marked = {k: v for k, v in entry.items() if not k.startswith("_")} | {"v": version,
-                                                                            "q": False}
+        marked = clean(entry) | {"v": version, "q": False}
         with contextlib.suppress(cosmos_errors.CosmosHttpResponseError, AzureError):
             written = await uow.container(META).replace_item(
                 entry["id"], marked, etag=entry["_etag"],

@@ -14,7 +14,6 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from bot.services.ports import ConflictError
 from bot.storage.cosmos_base import (
-    _CONFLICT_STATUS,
     MESSAGES,
     TIMERS,
     Doc,
@@ -329,7 +328,7 @@ async def apply_batch(uow: UnitOfWorkCore, flush: Flush, group: Sequence[Write])
             results = await container.execute_item_batch(batch_operations=ops, partition_key=pk)
         except cosmos_errors.CosmosBatchOperationError as exc:
             index = exc.error_index if isinstance(exc.error_index, int) else -1
-            if exc.status_code not in (*_CONFLICT_STATUS, 404) or not 0 <= index < len(owner):
+            if not is_conflict(exc) or not 0 <= index < len(owner):
                 raise unavailable(exc) from exc
             lost = owner[index]
             if lost.message is not None:

@@ -130,12 +130,14 @@ def _outcome_data(delivery: Delivery, outcome: Outcome) -> dict[str, Any]:
     return data
 
 
-async def _emit(ctx: Ctx, name: str, delivery: Delivery, outcome: Outcome) -> None:
+async def _emit(ctx: Ctx, name: str, delivery: Delivery, outcome: Outcome) -> Task | None:
+    """The delivery's event; the task it is about (None: gone)."""
     task = await ctx.uow.tasks.get(delivery.task_id)
     session = await ctx.uow.sessions.get(delivery.session_id) if delivery.session_id else None
     if task is None:
-        return
+        return None
     await ctx.emit(name, task=task, session=session, **_outcome_data(delivery, outcome))
+    return task
 
 
 async def delivered(ctx: Ctx, sent: Delivery, outcome: Outcome) -> bool:
@@ -146,12 +148,10 @@ async def delivered(ctx: Ctx, sent: Delivery, outcome: Outcome) -> bool:
     current.attempts += 1
     current.last_status = outcome.status
     await ctx.uow.outbox.delete(current)
-    await _emit(ctx, ev.WEBHOOK_DELIVERED, current, outcome)
-    if outcome.params:
-        task = await ctx.uow.tasks.get(current.task_id)
-        if task is not None and task.state.live:  # else too late: the context is closed
-            await privacy.set_context(ctx, task.id, params=outcome.params,
-                                      source="web_request")
+    task = await _emit(ctx, ev.WEBHOOK_DELIVERED, current, outcome)
+    # A live task takes the parameters the answer filled; later the context is closed.
+    if outcome.params and task is not None and task.state.live:
+        await privacy.set_context(ctx, task.id, params=outcome.params, source="web_request")
     await _next(ctx, sent.task_id)
     return True
 

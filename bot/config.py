@@ -129,6 +129,12 @@ class Settings:
         return self.app_type == "UserAssignedMSI"
 
     @property
+    def single_tenant(self) -> bool:
+        """The bot lives in one tenant (SingleTenant, or its managed identity's): only that
+        tenant's tokens and activities get in, and its tokens come from that tenant."""
+        return self.app_type != "MultiTenant"
+
+    @property
     def has_credential(self) -> bool:
         """The bot can get tokens of its own (outbound calls carry them)."""
         if self.managed_identity:

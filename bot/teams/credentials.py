@@ -53,6 +53,6 @@ def outbound_tokens(settings: Settings, session: aiohttp.ClientSession,
                                  authority_host=settings.authority, **(msal_options or {}))
     # A single-tenant bot's Bot Connector tokens come from its tenant; Graph's always do.
     bot = msal(BOT_FRAMEWORK_SCOPE,
-               settings.tenant_id if settings.app_type == "SingleTenant" else None)
+               settings.tenant_id if settings.single_tenant else None)
     return OutboundTokens(bot, msal(GRAPH_SCOPE, settings.tenant_id)
                           if settings.graph_enabled else None)

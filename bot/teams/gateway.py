@@ -75,7 +75,7 @@ class TeamsGateway:
         auth = None
         if settings.app_id and authenticate_inbound:
             keys = PublishedKeys(session, openid_metadata or CHANNEL_METADATA_URL)
-            single = settings.tenant_id if settings.app_type != "MultiTenant" else ""
+            single = settings.tenant_id if settings.single_tenant else ""
             auth = InboundAuth(ChannelTokenValidator(settings.app_id, keys, tenant_id=single))
         self.adapter = SwitchboardAdapter(self.connector, auth)
         self.bot: SwitchboardBot | None = None

@@ -5,11 +5,12 @@
 # refuses local mode (no MicrosoftAppId: no inbound authentication) unless it is asked for:
 #   docker run -e SWITCHBOARD_LOCAL_MODE=1 -p 3978:3978 switchboard:0.1.0
 
-# The base image, to be pinned by digest so that two builds start from the same bytes.
-# NOT PINNED YET: this revision was prepared on a machine without registry access, and a digest
-# must not be guessed. `make pin-base` (Docker, registry reachable) rewrites the line below to
-#   ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest>
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base image, pinned by digest so that two builds start from the same bytes: the multi-platform
+# index of python:3.11-slim-bookworm (CPython 3.11.16, Debian bookworm of 2026-08-24) as the
+# Docker Official Images record it (docker-library/repo-info, repos/python/remote/
+# 3.11-slim-bookworm.md at 33a22f41). `make pin-base` moves the pin to what the registry serves
+# now (Docker and the registry reachable); a digest is never typed in by hand.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \

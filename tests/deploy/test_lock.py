@@ -73,8 +73,9 @@ def test_the_archived_bot_framework_sdk_is_only_in_the_bench() -> None:
         locked("runtime"))
 
 
-def test_the_base_image_is_pinned_by_digest_or_marked_unpinned() -> None:
+def test_every_stage_starts_from_the_base_image_pinned_by_digest() -> None:
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     [image] = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
-    pinned = re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", image)
-    assert pinned or (image == "python:3.11-slim-bookworm" and "NOT PINNED YET" in text)
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", image)
+    stages = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    assert stages and all(stage == "${PYTHON_IMAGE}" for stage in stages)

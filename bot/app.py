@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from bot import jsonio
 from bot.board.api import BoardApi
 from bot.bootstrap import Outside, build_engine
 from bot.config import Settings, parse_relay
@@ -114,7 +115,8 @@ def create_app(settings: Settings, *, storage: Store | None = None,
         teams_traced = outbound_tracing(telemetry, teams_target)
         webhooks_traced = outbound_tracing(telemetry, lambda _url: "webhook", propagate=True,
                                            lines=False)  # bot/webhooks/sender.py logs them
-        async with aiohttp.ClientSession(trace_configs=[teams_traced]) as teams_http, \
+        async with aiohttp.ClientSession(trace_configs=[teams_traced],
+                                         json_serialize=jsonio.dumps) as teams_http, \
                 aiohttp.ClientSession(trace_configs=[webhooks_traced]) as webhooks_http:
             gateway = TeamsGateway(settings, teams_http,
                                    time_scale=connector_time_scale,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,7 @@ from typing import Any
 
 from aiohttp import StreamReader, web
 
+from bot import jsonio
 from bot.domain.errors import Invalid, Refused
 from bot.domain.service import ApiKey, Catalog
 from bot.services.ports import ConflictError, StoreUnavailable
@@ -58,7 +58,7 @@ def problem(status: int, message: str, *, field: str | None = None,
     body = {"error": message}
     if field is not None:
         body["field"] = field
-    return web.json_response(body, status=status, headers=headers)
+    return web.json_response(body, status=status, headers=headers, dumps=jsonio.dumps)
 
 
 # What `http_error` turns into an answer; anything else is a bug and stays a 500.
@@ -132,7 +132,7 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise BadBody(400, "The body is not valid UTF-8.") from None
     try:
-        value = json.loads(text) if text.strip() else None
+        value = jsonio.loads(text) if text.strip() else None
     except (ValueError, RecursionError):  # bad JSON, deep nesting, absurd numbers
         raise BadBody(400, "The body is not valid JSON.") from None
     if _SURROGATE_ESCAPE.search(text) and not _encodable(value):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from contextvars import ContextVar
@@ -10,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
+
+from bot import jsonio
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _NUMBERS = frozenset({int, float, bool})
@@ -72,7 +73,7 @@ class JsonFormatter(logging.Formatter):
                 entry["exc"] = record.exc_info[0].__name__
             else:
                 entry["exc"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry, ensure_ascii=False)
+        return jsonio.dumps(entry)
 
 
 # Libraries that log payloads at DEBUG: SQL parameters (aiosqlite), HTTP bodies and headers

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from yarl import URL
 
+from bot import jsonio
 from bot.domain.customer import Customer
 from bot.domain.message import ChatMessage, Kind
 from bot.domain.task import Task
@@ -255,7 +256,7 @@ class InteractApi(EngineSlot):
         return web.json_response({
             "chat_id": opened.task.id, "token": token, "visitor": opened.task.customer_label,
             "position": opened.position,
-        }, status=201)
+        }, status=201, dumps=jsonio.dumps)
 
     async def post_message(self, request: web.Request) -> web.Response:
         token = self._bearer(request)
@@ -265,7 +266,7 @@ class InteractApi(EngineSlot):
         self._limit(self.per_chat, task.id)
         text = _text(body.get("text"), "text")
         message = await self.engine.run_durably(conversation.customer_message, task.id, text)
-        return web.json_response({"seq": message.seq}, status=202)
+        return web.json_response({"seq": message.seq}, status=202, dumps=jsonio.dumps)
 
     async def end_chat(self, request: web.Request) -> web.Response:
         token = self._bearer(request)
@@ -335,7 +336,7 @@ class ChatStream:
         """Send what is new; True once the chat has ended and everything was sent."""
         view = await self.api.engine.read(chats.chat_events, self.chat_id, self.token, self.after)
         for row in view.rows:
-            await self.ws.send_json(event_json(row))
+            await self.ws.send_json(event_json(row), dumps=jsonio.dumps)
             self.after = row.seq
         if view.position and view.position != self.position:
             await self.ws.send_json({"seq": self.after, "type": "queued",

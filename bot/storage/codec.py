@@ -153,12 +153,24 @@ def _converter(hint: Any) -> Converter | None:
             nested: type = hint
             return lambda value: decode(nested, value)
         if issubclass(hint, Enum):
-            return hint
+            return _enum_member(hint)
         if hint is datetime:
             return datetime.fromisoformat
         if hint is timedelta:
             return _seconds
     return None
+
+
+def _enum_member(cls: type[Enum]) -> Converter:
+    """`cls(value)` through the value-to-member map first (calling an Enum class is slow)."""
+    members = cls._value2member_map_
+
+    def member(value: Any) -> Any:
+        try:
+            return members[value]
+        except (KeyError, TypeError):  # an alias, a _missing_ hook, or an error as cls has it
+            return cls(value)
+    return member
 
 
 def _seconds(value: Any) -> timedelta:

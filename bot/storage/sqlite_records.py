@@ -4,12 +4,12 @@ the webhook outbox."""
 from __future__ import annotations
 
 import functools
-import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from bot import jsonio
 from bot.domain.events import Event
 from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.timers import Timer
@@ -33,13 +33,13 @@ class SqliteEvents:
             "INSERT INTO events (at, name, task_id, session_id, agent_id, service_id, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (ts(event.at), event.name, event.task_id, event.session_id, event.agent_id,
-             event.service_id, json.dumps(encode(event.data), separators=(",", ":"))),
+             event.service_id, jsonio.dumps(encode(event.data))),
             done=numbered)
 
     def _event(self, row: sqlite3.Row) -> Event:
         return Event(seq=row[0], at=from_ts(row[1]), name=row[2], task_id=row[3],
                      session_id=row[4], agent_id=row[5], service_id=row[6],
-                     data=json.loads(row[7]))
+                     data=jsonio.loads(row[7]))
 
     async def after(self, seq: int, limit: int) -> list[Event]:
         rows = await self.uow.fetch(
@@ -86,7 +86,7 @@ class SqliteTimers:
     def _timer(self, row: sqlite3.Row) -> Timer:
         return Timer(kind=row[0], ref=row[1], due_at=from_ts(row[2]),
                      lease_until=from_ts(row[3]) if row[3] is not None else None,
-                     attempts=row[4], data=json.loads(row[5]), version=row[6])
+                     attempts=row[4], data=jsonio.loads(row[5]), version=row[6])
 
     async def get(self, timer_id: str) -> Timer | None:
         rows = await self.uow.fetch(f"SELECT {self._COLUMNS} FROM timers WHERE id = ?",
@@ -94,7 +94,7 @@ class SqliteTimers:
         return self._timer(rows[0]) if rows else None
 
     async def arm(self, timer: Timer, *, now: datetime | None = None) -> None:
-        params = (timer.id, timer.kind, timer.ref, ts(timer.due_at), json.dumps(timer.data))
+        params = (timer.id, timer.kind, timer.ref, ts(timer.due_at), jsonio.dumps(timer.data))
         if now is None or timer.lease_until is None:
             self.uow.write(
                 "INSERT INTO timers (id, version, kind, ref, due_at, lease_until, attempts, data)"
@@ -129,7 +129,7 @@ class SqliteTimers:
         self.uow.write(
             "UPDATE timers SET due_at = ?, lease_until = ?, attempts = ?, data = ?,"
             " version = version + 1 WHERE id = ? AND version = ?",
-            (ts(timer.due_at), ts(timer.lease_until), timer.attempts, json.dumps(timer.data),
+            (ts(timer.due_at), ts(timer.lease_until), timer.attempts, jsonio.dumps(timer.data),
              timer.id, timer.version),
             conflict=f"timer {timer.id} changed since it was read")
         self.uow.versioned(timer, timer.version + 1)
@@ -177,7 +177,7 @@ class SqliteMessages:
             " VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE task_id = ?),"
             " ?, ?, ?, ?, ?, ?) RETURNING seq",
             (message.task_id, message.task_id, message.sender.value, message.agent_id,
-             ts(message.at), message.text, message.kind.value, json.dumps(message.data)),
+             ts(message.at), message.text, message.kind.value, jsonio.dumps(message.data)),
             returning=True, done=functools.partial(_set_seq, message))
 
     async def after(self, task_id: str, seq: int, limit: int) -> list[ChatMessage]:
@@ -185,7 +185,7 @@ class SqliteMessages:
             "SELECT task_id, seq, sender, agent_id, at, text, kind, data FROM messages"
             " WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?", (task_id, seq, limit))
         return [ChatMessage(task_id=r[0], seq=r[1], sender=Sender(r[2]), agent_id=r[3],
-                            at=from_ts(r[4]), text=r[5], kind=Kind(r[6]), data=json.loads(r[7]))
+                            at=from_ts(r[4]), text=r[5], kind=Kind(r[6]), data=jsonio.loads(r[7]))
                 for r in rows]
 
     async def last_seq(self, task_id: str) -> int:
@@ -261,7 +261,7 @@ class SqliteOutbox:
             (task_id, limit))
         found = []
         for row in rows:
-            delivery = decode(Delivery, json.loads(row[2]))
+            delivery = decode(Delivery, jsonio.loads(row[2]))
             delivery.seq, delivery.version = int(row[0]), int(row[1])
             found.append(delivery)
         return found

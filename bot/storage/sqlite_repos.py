@@ -3,12 +3,12 @@ SQLite repositories share."""
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from bot import jsonio
 from bot.domain.agent import Agent, Availability
 from bot.domain.customer import PHONE_SEPARATORS, phone_key
 from bot.domain.routing import idle_key, queue_key
@@ -23,7 +23,7 @@ E = TypeVar("E", Agent, Task, Session)
 
 
 def dump(entity: Any) -> str:
-    return json.dumps(encode(entity), separators=(",", ":"), ensure_ascii=False)
+    return jsonio.dumps(encode(entity))
 
 
 def back(uow: Statements) -> Any:
@@ -52,7 +52,7 @@ class _Entities(Generic[E]):
         if known is not None:
             return known  # type: ignore[no-any-return]
         self.uow.read_ahead.pop(key, None)
-        entity = decode(self.cls, json.loads(row[2]))
+        entity = decode(self.cls, jsonio.loads(row[2]))
         entity.version = row[1]
         self.uow.identity[key] = entity
         return entity

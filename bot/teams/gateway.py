@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot import jsonio
 from bot.config import Settings
 from bot.dialogs.desk import Desk
 from bot.http import ANSWERED, BadBody, answer, http_error, parse_json, problem
@@ -134,4 +135,4 @@ class TeamsGateway:
                                           "processed. Please retry."))
         if payload is None:
             return web.Response(status=status)
-        return web.json_response(payload, status=status)
+        return web.json_response(payload, status=status, dumps=jsonio.dumps)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import random
 import time
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from yarl import URL
 
+from bot import jsonio
 from bot.domain.retry import Backoff, parse_retry_after
 from bot.teams.clock import Clock
 from bot.teams.ratelimit import Priority, RateLimiter
@@ -70,7 +70,7 @@ class OutboundResponse:
 
     def json(self) -> Any:
         """The body parsed as JSON, or None when empty."""
-        return json.loads(self.body) if self.body.strip() else None
+        return jsonio.loads(self.body) if self.body.strip() else None
 
     def id_of(self, operation: str, protocol_error: type[Exception]) -> str:
         """The `id` of what the call created; `protocol_error` when the answer names none."""
@@ -363,7 +363,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 def _error_code(body: bytes) -> tuple[str | None, str | None]:
     """The ``error.code`` / ``error.message`` of a Bot Connector or Graph error body."""
     try:
-        data = json.loads(body)
+        data = jsonio.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None, None
     error = data.get("error") if isinstance(data, dict) else None

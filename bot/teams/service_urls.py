@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from yarl import URL
@@ -34,23 +35,32 @@ class ServiceUrlPolicy:
 
     def check(self, service_url: str) -> str:
         """The URL if Switchboard may call it; UntrustedServiceUrl otherwise."""
-        try:
-            url = URL(service_url)
-        except (ValueError, TypeError):
-            raise UntrustedServiceUrl("the serviceUrl is not a URL") from None
-        host = (url.host or "").lower().rstrip(".")
-        if url.scheme not in ("http", "https") or not host:
-            raise UntrustedServiceUrl("the serviceUrl is not an http(s) URL with a host")
-        if url.user is not None or url.password is not None:
-            raise UntrustedServiceUrl("the serviceUrl carries credentials")
-        listed = any(host == allowed or (allowed.startswith(".") and host.endswith(allowed))
-                     for allowed in self.hosts)
-        if is_loopback_host(host) and (self.loopback or listed):
-            return service_url
-        if listed:
-            if url.scheme != "https":
-                raise UntrustedServiceUrl("the serviceUrl is not https")
-            return service_url
-        raise UntrustedServiceUrl("the serviceUrl is not a Bot Connector host this app calls "
-                                  "(SWITCHBOARD_SERVICE_URL_HOSTS adds hosts)")
+        if not isinstance(service_url, str):
+            raise UntrustedServiceUrl("the serviceUrl is not a URL")
+        refusal = _refusal(self.hosts, self.loopback, service_url)
+        if refusal is not None:
+            raise UntrustedServiceUrl(refusal)
+        return service_url
 
+
+# Every activity and every call checks its serviceUrl, and a tenant has a handful of them.
+@functools.lru_cache(maxsize=1024)
+def _refusal(hosts: tuple[str, ...], loopback: bool, service_url: str) -> str | None:
+    """Why `service_url` may not be called, or None."""
+    try:
+        url = URL(service_url)
+    except (ValueError, TypeError):
+        return "the serviceUrl is not a URL"
+    host = (url.host or "").lower().rstrip(".")
+    if url.scheme not in ("http", "https") or not host:
+        return "the serviceUrl is not an http(s) URL with a host"
+    if url.user is not None or url.password is not None:
+        return "the serviceUrl carries credentials"
+    listed = any(host == allowed or (allowed.startswith(".") and host.endswith(allowed))
+                 for allowed in hosts)
+    if is_loopback_host(host) and (loopback or listed):
+        return None
+    if listed:
+        return None if url.scheme == "https" else "the serviceUrl is not https"
+    return ("the serviceUrl is not a Bot Connector host this app calls "
+            "(SWITCHBOARD_SERVICE_URL_HOSTS adds hosts)")

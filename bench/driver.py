@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -100,6 +101,20 @@ class Run:
         print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
 
 
+def cpu_probe() -> float:
+    """Milliseconds this machine takes for a fixed piece of Python (best of three). The same
+    code's CPU per chat moves with it: on a shared virtual machine it changed by half within an
+    hour, so runs compare by it, not by the clock alone."""
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        table: dict[int, str] = {}
+        for n in range(300_000):
+            table[n % 1000] = str(n)
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 1)
+
+
 def switchboard_env(tmp: Path, name: str) -> dict[str, str]:
     return {"PORT": "{port}", "SWITCHBOARD_DB": str(tmp / f"{name}.db"),
             "SWITCHBOARD_SERVICES": str(SERVICES_PATH), "MicrosoftAppId": "",
@@ -116,6 +131,7 @@ async def main() -> dict[str, Any]:
             Procs(Path(tmp_name)) as procs:
         run = Run(procs, Path(tmp_name))
         run.results["load_average_before"] = os.getloadavg()[0]
+        run.results["probe_ms_before"] = cpu_probe()
         try:
             await servers_phases(run)
         except Exception:
@@ -133,6 +149,7 @@ async def main() -> dict[str, Any]:
         run.log("routing micro-benchmark")
         run.results["routing"] = await routing.run_async()
         run.results["load_average_after"] = os.getloadavg()[0]
+        run.results["probe_ms_after"] = cpu_probe()
         times = os.times()
         run.results["driver_cpu_s"] = round(times.user + times.system, 1)
         run.results["bench_seconds"] = round(time.monotonic() - run.started, 1)

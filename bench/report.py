@@ -152,7 +152,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"`make bench` on {results['machine']}, {results.get('bench_seconds', '?')} s; load "
         f"average {results.get('load_average_before', 0):.1f} before, "
-        f"{results.get('load_average_after', 0):.1f} after; the driver's own event loop lagged "
+        f"{results.get('load_average_after', 0):.1f} after; a fixed piece of Python took "
+        f"{results.get('probe_ms_before', math.nan)} ms before and "
+        f"{results.get('probe_ms_after', math.nan)} ms after (`cpu_probe`: this machine's speed "
+        "moves, and CPU per chat with it); the driver's own event loop lagged "
         f"p99 {lag.get('p99_ms', math.nan)} ms. Speeds are ratios against baselines measured "
         "in the same run; latencies include this machine's other load. Traces and metrics "
         f"exported: {results.get('telemetry', 'off')} (`BENCH_OTLP=1 make bench`: on).",

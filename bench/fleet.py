@@ -89,7 +89,10 @@ REGISTER_WAIT = 15.0  # seconds the agents get to register; the phase goes on wi
 # pause, as Teams redelivers an activity and a customer presses "try again"; each is counted.
 BUSY_ATTEMPTS = 6
 OPEN_RATE = 25.0  # chats opened per second; ~4 Bot Connector calls each: ~100 calls/s asked
-OPEN_WAIT = 12.0  # seconds after the last chat opened for every chat to reach its chatroom
+# Seconds after the last chat opened for every chat to reach its chatroom. ~800 calls at the
+# fleet's 45/s take 18 s at least: the window must start with all 200 open, else an opening
+# still running takes the budget (invitations first) from the window's relayed lines.
+OPEN_WAIT = 25.0
 MESSAGE_INTERVAL = 10.0  # seconds between a customer's lines: 200 chats, ~20 lines/s each way
 WINDOW = 10.0  # seconds of measured chat
 QUIET = 0.5  # the opening is over once the stand-in heard nothing for this long

@@ -49,6 +49,9 @@ from bot.storage.sqlite_repos import SqliteAgents, SqliteSessions, SqliteTasks
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 1.0  # seconds between WAL checkpoints
+# Change-feed rows one INSERT writes at most (two parameters each, far below SQLite's limit).
+ANNOUNCE_ROWS = 200
+
 # Seconds between the truncations that take deleted customer data out of the WAL file (the
 # rows are gone at once; their old page images linger in the WAL until then). A truncation
 # keeps every writer of the file out while it runs: at every checkpoint it cost the invitation
@@ -345,8 +348,12 @@ class SqliteUnitOfWork:
     def announce(self, topics: Iterable[str]) -> None:
         """Rows of the change feed, written with this commit (held back like any write)."""
         origin = self.store.origin
-        for topic in topics:
-            self.write("INSERT INTO changes (topic, origin) VALUES (?, ?)", (topic, origin))
+        rows = sorted(set(topics))
+        for start in range(0, len(rows), ANNOUNCE_ROWS):  # one statement for a commit's topics
+            part = rows[start:start + ANNOUNCE_ROWS]
+            self.write("INSERT INTO changes (topic, origin) VALUES "
+                       + ", ".join(["(?, ?)"] * len(part)),
+                       [value for topic in part for value in (topic, origin)])
         self.store.announced += 1
         if self.store.announced % self.store.prune_every == 0:
             self.write("DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?",

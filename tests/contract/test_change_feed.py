@@ -55,6 +55,24 @@ async def test_a_commit_on_one_instance_reaches_the_feed_of_another(backend: Bac
         await backend.close()
 
 
+async def test_sqlite_writes_a_commits_topics_in_few_statements_and_all_arrive(
+        tmp_path: Path) -> None:
+    topics = {f"chat-{n}" for n in range(450)}  # more than one INSERT carries
+    one = await SqliteStore(tmp_path / "sb.db").open()
+    two = await SqliteStore(tmp_path / "sb.db").open()
+    try:
+        feed = await two.changes()
+        async with one.unit_of_work() as uow:
+            uow.announce(topics)
+            await uow.commit()
+        # BEGIN, three INSERTs of at most 200 rows each, COMMIT: not a statement a topic.
+        assert uow.statements == 5
+        assert await poll_until(feed, topics) == topics
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_a_feed_starts_now(backend: Backend) -> None:
     one, two = await backend.open(), await backend.open()
     try:

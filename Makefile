@@ -21,8 +21,8 @@ UV_VERSION ?= 0.13.9
 LOCK := $(VENV)/bin/uv pip compile pyproject.toml requirements/build.in --universal \
         --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock" \
         $(if $(UPGRADE),--upgrade)
-# The production image's base. The Dockerfile pins it by digest once `make pin-base` ran where a
-# Docker daemon and the registry are reachable.
+# The production image's base, pinned by digest in the Dockerfile; `make pin-base` moves the pin
+# to what the registry serves now (a Docker daemon and the registry reachable).
 BASE_IMAGE ?= python:3.11-slim-bookworm
 
 .PHONY: e2e-deps run test lint typecheck layers pytest package package-dev icons lint-docker \

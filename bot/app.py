@@ -133,6 +133,9 @@ def create_app(settings: Settings, *, storage: Store | None = None,
             app[INSTANCE] = Instance(version(), time.monotonic(), lambda: gateway.sender.pending)
             await engine.run(_startup)
             interact.attach(engine)
+            if gateway.fleet is not None:
+                membership = gateway.fleet
+                interact.share_limits(lambda: membership.live)
             gateway.attach(engine)
             await gateway.start()
             log_startup(settings, telemetry)

@@ -7,6 +7,7 @@ import math
 import re
 import secrets
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -143,6 +144,13 @@ class InteractApi(EngineSlot):
         self.per_ip = WindowLimiter(chats_per_ip_minute, 60.0)
         self.per_chat = WindowLimiter(messages_per_chat_10s, 10.0)
         self._sockets: set[web.WebSocketResponse] = set()
+
+    def share_limits(self, fleet_size: Callable[[], int]) -> None:
+        """Keep the new chats per address for the fleet: `fleet_size` counts the live instances
+        (the heartbeats the Teams limits keep too). The lines per chat stay each instance's
+        own: a widget often sends all of a chat's lines to one instance, where a share of 20
+        would refuse a quick typist."""
+        self.per_ip.fleet_size = fleet_size
 
     async def close_streams(self) -> None:
         for ws in list(self._sockets):

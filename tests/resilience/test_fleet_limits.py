@@ -83,3 +83,31 @@ async def test_300_relayed_lines_from_three_instances_arrive_in_order_without_42
         # The instances shared the conversations' windows through the store.
         assert len(db.rows("SELECT conversation FROM fleet_sendlog")) >= CHATS
         print(f"300 lines relayed in {took:.1f}s by three instances, 0 x 429")
+
+
+async def test_the_chats_one_address_may_open_a_minute_hold_for_the_fleet(
+        launch: Launch, client: aiohttp.ClientSession, tmp_path: Path) -> None:
+    """The Interact API's flood guard (120 new chats a minute from one address) is the fleet's:
+    a load balancer spreading one address over three instances must not triple it."""
+    shared_db = tmp_path / "fleet.db"
+    servers = []
+    for name in ("a", "b", "c"):
+        server = launch(name=name, env={"SWITCHBOARD_DB": str(shared_db)})
+        await server.ready()
+        servers.append(server)
+    db = db_of(servers[0])
+    await eventually(lambda: len(db.rows("SELECT id FROM fleet_instances")) == 3, timeout=10)
+    await asyncio.sleep(2 * 2.0 + 0.5)  # two heartbeats: every instance has counted the others
+
+    statuses: list[int] = []
+    for n in range(200):
+        base = servers[n % 3].url
+        for _ in range(20):  # 503 "busy, please retry": three processes on one file
+            status, _ = await post_json(client, f"{base}{API}/chats",
+                                        {"service": "sales", "text": f"hello {n}"})
+            if status != 503:
+                break
+            await asyncio.sleep(0.05)
+        statuses.append(status)
+    assert set(statuses) == {201, 429}
+    assert statuses.count(201) == 120

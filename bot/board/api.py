@@ -258,17 +258,14 @@ class BoardApi:
             raise HttpError(400, "`service` is not a valid id.")
         return day_start, service
 
-    async def _read(self, engine: Engine, who: Supervisor, day_start: datetime,
-                    service: str | None) -> dict[str, Any]:
-        found = await engine.read(board.boards, who, day_start, service)
-        return board_json(found, engine.clock.now(), day_start)
-
     async def get_board(self, request: web.Request) -> web.Response:
+        """The board now; the day's figures from the instance's cache, as the streams get them
+        (a poll must not read the day's sessions each time)."""
         who = await self.identify(request)
         engine = self._engine(request)
         day_start, service = self._query(request, engine)
-        return web.json_response(await self._read(engine, who, day_start, service),
-                                 headers={"Cache-Control": "no-store"})
+        shown = await _LiveBoard(engine, who, day_start, service, self.figures).read()
+        return web.json_response(shown, headers={"Cache-Control": "no-store"})
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """The board now, then again whenever a service it shows changed on any instance

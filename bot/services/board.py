@@ -21,6 +21,7 @@ from bot.services.live_status import ServiceStatus, service_status
 from bot.services.ports import SessionFilter
 
 HOUR = timedelta(hours=1)
+DAY = 24 * HOUR
 # Upper bounds (seconds) of the wait-time buckets; the last bucket is everything longer.
 WAIT_BOUNDS: tuple[int, ...] = (10, 20, 30, 60, 120, 300)
 # How a hop of a task (its time queued in one service) ended, as the figures count it.
@@ -257,7 +258,7 @@ class _Hop:
 async def day_figures(ctx: Ctx, service: Service, day_start: datetime,
                       live_tasks: Sequence[Task] = ()) -> DayFigures:
     """Tasks per hour by result, the wait-time distribution and the service level, from the
-    service's sessions offered since `day_start` (the reporting export's read).
+    service's sessions offered in the 24 hours from `day_start` (the reporting export's read).
 
     A hop is answered when one of its offers was accepted (its wait: queued to accepted);
     else it ended as its task did (cancelled or expired, waiting until the task ended) or it
@@ -295,8 +296,9 @@ async def day_figures(ctx: Ctx, service: Service, day_start: datetime,
 
 
 async def _hops(ctx: Ctx, service_id: str, day_start: datetime) -> tuple[list[_Hop], bool]:
-    """The service's hops with an offer since `day_start`, from the reporting export's read."""
-    where = SessionFilter(service_id=service_id, since=day_start)
+    """The service's hops with an offer in the day from `day_start`, from the reporting
+    export's read."""
+    where = SessionFilter(service_id=service_id, since=day_start, until=day_start + DAY)
     hops: dict[tuple[str, datetime], _Hop] = {}
     after: tuple[datetime, str] | None = None
     read = 0
@@ -331,7 +333,7 @@ async def _hop_result(ctx: Ctx, hop: _Hop,
 
 def _hour_starts(day_start: datetime, now: datetime) -> list[datetime]:
     """The start of every hour from `day_start` to the one `now` falls in (at least one)."""
-    count = max(1, min(24, (now - day_start) // HOUR + 1))
+    count = max(1, min(DAY // HOUR, (now - day_start) // HOUR + 1))
     return [day_start + i * HOUR for i in range(count)]
 
 

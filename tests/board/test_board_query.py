@@ -154,6 +154,15 @@ async def test_figures_count_only_what_happened_since_the_day_began(
     assert figures_of(sales).service_level == 1.0
 
 
+async def test_a_day_that_began_more_than_a_day_ago_ends_24_hours_later(
+        engine: Engine, clock: FakeClock) -> None:
+    await scene(engine, clock)
+    yesterday = at("09:00:00") - timedelta(hours=26)  # that day ended at 07:00 today
+    [sales] = await engine.read(board.boards, BOSS, yesterday)
+    assert figures_of(sales).results == {"answered": 0, "cancelled": 0, "expired": 0, "waiting": 0}
+    assert len(figures_of(sales).hours) == 24
+
+
 async def test_a_task_still_waiting_after_an_offer_counts_as_waiting(
         engine: Engine, clock: FakeClock) -> None:
     one = await sc.add_agent(engine, 1)

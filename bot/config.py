@@ -44,7 +44,9 @@ ENV: dict[str, tuple[str, str]] = {
     "MicrosoftAppType": ("SingleTenant", "MultiTenant, SingleTenant or UserAssignedMSI (then "
                          "MicrosoftAppId is the identity's client id, and tokens come from "
                          "the managed-identity endpoint)"),
-    "MicrosoftAppTenantId": ("", "Entra tenant id of the bot app (needed for Graph)"),
+    "MicrosoftAppTenantId": ("", "Entra tenant id of the bot app: required unless "
+                                               "MicrosoftAppType=MultiTenant (only that tenant "
+                                               "gets in); Graph needs it"),
     "PORT": ("3978", "HTTP port"),
     "SWITCHBOARD_DB": ("data/switchboard.db", "SQLite database file"),
     "SWITCHBOARD_SERVICES": ("", "Services file (TOML); default: the demo file in the repo"),
@@ -218,6 +220,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if app_id and not get("SWITCHBOARD_PUBLIC_HOST"):
         raise ConfigError("environment SWITCHBOARD_PUBLIC_HOST: required with MicrosoftAppId "
                           "(the website chat's own origin, links, the app package)")
+    if app_id and app_type != "MultiTenant" and not get("MicrosoftAppTenantId"):
+        raise ConfigError(f"environment MicrosoftAppTenantId: required with MicrosoftAppType="
+                          f"{app_type} (a single-tenant bot admits only its tenant's activities "
+                          "and takes its tokens there; MultiTenant for a bot of many tenants)")
     credentials = _credentials(env, app_id, app_type, get("MicrosoftAppPassword"),
                                get("MicrosoftAppCertificate"))
     host = get("SWITCHBOARD_HOST") or ("0.0.0.0" if app_id or local == "1" else "127.0.0.1")

@@ -143,11 +143,12 @@ def test_a_reply_cannot_carry_extra_headers() -> None:
 @pytest.mark.parametrize(("environ", "port"), [
     ({}, 2525),
     ({"SWITCHBOARD_SMTP_PORT": ""}, 2525),
-    ({"MicrosoftAppId": "app", "SWITCHBOARD_PUBLIC_HOST": "bot.example.com"}, 0),
+    ({"MicrosoftAppId": "app", "SWITCHBOARD_PUBLIC_HOST": "bot.example.com",
+      "MicrosoftAppTenantId": "t"}, 0),
     ({"SWITCHBOARD_SMTP_PORT": "0"}, 0),
     ({"SWITCHBOARD_SMTP_PORT": "25"}, 25),
     ({"MicrosoftAppId": "app", "SWITCHBOARD_PUBLIC_HOST": "bot.example.com",
-      "SWITCHBOARD_SMTP_PORT": "2526"}, 2526),
+      "MicrosoftAppTenantId": "t", "SWITCHBOARD_SMTP_PORT": "2526"}, 2526),
 ])
 def test_the_smtp_port(environ: dict[str, str], port: int) -> None:
     assert load_settings(environ).smtp_port == port

@@ -13,7 +13,8 @@ from bot.config import ConfigError, load_settings
 from bot.teams.certificates import CertificateUnreadable, load_certificate
 from tests.support.certificates import pem, self_signed
 
-BOT = {"MicrosoftAppId": "bot-app", "SWITCHBOARD_PUBLIC_HOST": "bot.example.com"}
+BOT = {"MicrosoftAppId": "bot-app", "SWITCHBOARD_PUBLIC_HOST": "bot.example.com",
+       "MicrosoftAppTenantId": "tenant"}
 MSI = {**BOT, "MicrosoftAppType": "UserAssignedMSI"}
 PLATFORM = {"IDENTITY_ENDPOINT": "http://localhost:42356/msi/token", "IDENTITY_HEADER": "h"}
 
@@ -63,3 +64,24 @@ def test_a_key_of_another_certificate_is_refused_without_showing_either() -> Non
     with pytest.raises(CertificateUnreadable) as caught:
         load_certificate(text)
     assert "does not belong" in str(caught.value) and "BEGIN" not in str(caught.value)
+
+
+@pytest.mark.parametrize("env", [
+    {**BOT, "MicrosoftAppPassword": "s"},  # SingleTenant by default
+    {**BOT, "MicrosoftAppType": "SingleTenant", "MicrosoftAppPassword": "s"},
+    {**MSI, **PLATFORM},
+])
+def test_a_single_tenant_bot_without_its_tenant_stops_start_up(env: dict[str, str]) -> None:
+    """Without the tenant id the inbound tenant check has nothing to compare with: every
+    tenant's activities would get in."""
+    without = {k: v for k, v in env.items() if k != "MicrosoftAppTenantId"}
+    with pytest.raises(ConfigError, match="environment MicrosoftAppTenantId"):
+        load_settings(without)
+    assert load_settings(env).single_tenant
+
+
+def test_a_multi_tenant_bot_needs_no_tenant() -> None:
+    settings = load_settings({"MicrosoftAppId": "bot-app", "MicrosoftAppType": "MultiTenant",
+                              "SWITCHBOARD_PUBLIC_HOST": "bot.example.com",
+                              "MicrosoftAppPassword": "s"})
+    assert not settings.single_tenant and not settings.graph_enabled

@@ -11,7 +11,8 @@ from bot.config import ConfigError, load_settings
 from bot.interact.api import InteractApi, client_ip
 from bot.teams.service_urls import ServiceUrlPolicy, UntrustedServiceUrl
 
-APP = {"MicrosoftAppId": "bot-app", "SWITCHBOARD_PUBLIC_HOST": "bot.example.com"}
+APP = {"MicrosoftAppId": "bot-app", "SWITCHBOARD_PUBLIC_HOST": "bot.example.com",
+       "MicrosoftAppTenantId": "tenant"}
 
 
 def test_local_mode_listens_on_loopback_unless_asked_to_do_otherwise() -> None:

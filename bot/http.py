@@ -126,13 +126,13 @@ def api_key(request: web.Request, catalog: Catalog, scope: str) -> ApiKey:
 def parse_json(raw: bytes) -> Any:
     """JSON from a request body: strict UTF-8, no lone surrogates (no store, log or reply
     could encode them), no nesting past Python's recursion limit, no integers past 4,300
-    digits. BadBody(400) otherwise."""
+    digits, no NaN or Infinity (JSON has none). BadBody(400) otherwise."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadBody(400, "The body is not valid UTF-8.") from None
     try:
-        value = jsonio.loads(text) if text.strip() else None
+        value = jsonio.loads(text, finite=True) if text.strip() else None
     except (ValueError, RecursionError):  # bad JSON, deep nesting, absurd numbers
         raise BadBody(400, "The body is not valid JSON.") from None
     if _SURROGATE_ESCAPE.search(text) and not _encodable(value):

@@ -469,6 +469,8 @@ async def test_bad_requests_are_client_errors_with_a_message(world: World) -> No
     cases: list[tuple[str, bytes, str | None, int, str]] = [
         ("malformed JSON", b'{"type": "message", ', "application/json", 400, "not valid JSON"),
         ("not UTF-8", b'{"type": "\xff"}', "application/json", 400, "not valid UTF-8"),
+        ("NaN", good[:-1] + b', "value": {"x": NaN}}', "application/json", 400,
+         "not valid JSON"),
         ("no Content-Type", good, None, 415, "Content-Type: application/json"),
         ("text/plain", good, "text/plain", 415, "Content-Type: application/json"),
         ("a JSON array", b"[]", "application/json", 400, "JSON object"),

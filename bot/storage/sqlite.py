@@ -57,6 +57,10 @@ ANNOUNCE_ROWS = 200
 # keeps every writer of the file out while it runs: at every checkpoint it cost the invitation
 # p99 at 50 new tasks/s ten times over, and every 30 s it still showed in three processes.
 SCRUB_EVERY = 300.0
+# Seconds before a truncation that found someone in the way is tried again: soon (the deleted
+# data should not linger), but not at every checkpoint, where each attempt under load would
+# briefly hold the writers up again.
+SCRUB_RETRY = 10.0
 
 
 class SqliteStore:
@@ -66,12 +70,13 @@ class SqliteStore:
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 2000,
                  changes_kept: int = 20_000, prune_every: int = 500,
-                 scrub_every: float = SCRUB_EVERY) -> None:
+                 scrub_every: float = SCRUB_EVERY, scrub_retry: float = SCRUB_RETRY) -> None:
         self.path = str(path)
         # Deleted customer data leaves the WAL (a truncating checkpoint) at most this often:
         # the truncation keeps writers out while it runs, so not at every checkpoint.
         self.scrub_every = scrub_every
-        self._scrubbed_at = float("-inf")
+        self.scrub_retry = scrub_retry
+        self._scrub_after = float("-inf")  # monotonic time the next truncation may run
         # The change feed keeps its last `changes_kept` rows (a feed further behind has lost
         # track); this store prunes it once every `prune_every` commits that announce something.
         self.changes_kept = changes_kept
@@ -142,14 +147,15 @@ class SqliteStore:
         """Copy the WAL into the database; after customer data was deleted, also truncate the
         WAL to nothing (it still holds the page images from before the deletion), at most once
         every `scrub_every` seconds, without waiting for anyone: while readers or writers stand
-        in the way, it is tried again at the next checkpoint."""
+        in the way, it is tried again `scrub_retry` seconds later."""
         if self._checkpointer is None:
             return
         now = time.monotonic()
-        if not self.scrub_requested or now - self._scrubbed_at < self.scrub_every:
+        if not self.scrub_requested or now < self._scrub_after:
             await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
             return
         self.scrub_requested = False
+        self._scrub_after = now + self.scrub_retry  # unless it works: then scrub_every
         try:
             # Copy the frames first without holding anyone up: the TRUNCATE, which keeps
             # writers out while it runs, then has next to nothing left to copy.
@@ -159,10 +165,10 @@ class SqliteStore:
         except sqlite3.Error:
             self.scrub_requested = True
             raise
-        if not rows or rows[0][0]:  # busy: someone stood in the way; the next checkpoint tries
+        if not rows or rows[0][0]:  # busy: someone stood in the way; tried again later
             self.scrub_requested = True
         else:
-            self._scrubbed_at = now
+            self._scrub_after = now + self.scrub_every
 
     @property
     def conn(self) -> aiosqlite.Connection:

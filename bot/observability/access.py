@@ -71,20 +71,26 @@ def access_middleware(tracer: trace.Tracer | None) -> Middleware:
                 status = response.status
                 return _tagged(response, rid)
             context = _PROPAGATOR.extract(request.headers)
+            # The span's status is ours to set: a refusal (404, 410, a redirect) raised as an
+            # HTTPException is an answer, not a failure of the server.
             with tracer.start_as_current_span(
                     f"{request.method} {route}", context=context, kind=trace.SpanKind.SERVER,
                     attributes={"http.request.method": request.method, "http.route": route,
-                                "switchboard.request_id": rid}) as span:
+                                "switchboard.request_id": rid},
+                    record_exception=False, set_status_on_exception=False) as span:
                 try:
                     response = await handler(request)
+                    status = response.status
                 except web.HTTPException as exc:
                     status = exc.status
-                    span.set_attribute("http.response.status_code", status)
                     raise
-                status = response.status
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(trace.StatusCode.ERROR)
+                except Exception as exc:
+                    span.record_exception(exc)
+                    raise
+                finally:
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(trace.StatusCode.ERROR)
                 return _tagged(response, rid)
         except web.HTTPException as exc:
             status = exc.status

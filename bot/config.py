@@ -77,9 +77,6 @@ ENV: dict[str, tuple[str, str]] = {
                                               "traces and metrics go there; empty = not"),
 }
 ENV_NAMES: tuple[str, ...] = tuple(ENV)
-# Set by the platform, not an app setting: Azure Container Apps (and App Service) put the
-# managed-identity endpoint of an app with an identity here (read for UserAssignedMSI).
-PLATFORM_ENV = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -536,6 +533,6 @@ def _parse_service(r: _Reader) -> Service:
         offline_message=r.text("offline_message", Service.offline_message),
         web_requests=parse_web_requests(r),
         supervisors=supervisors,
-        service_level=r.duration("service_level", timedelta(seconds=20),
+        service_level=r.duration("service_level", Service.service_level,
                                  minimum=timedelta(seconds=1)),
     )

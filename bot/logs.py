@@ -62,7 +62,7 @@ class JsonFormatter(logging.Formatter):
         if request_id is not None:
             entry["request_id"] = request_id
         span = trace.get_current_span().get_span_context()
-        if span.is_valid:
+        if span.is_valid and span.trace_flags.sampled:  # an unsampled trace is never exported
             entry["trace_id"] = format(span.trace_id, "032x")
         for key, value in record.__dict__.items():
             if key in _STANDARD or key[0] == "_":
@@ -86,10 +86,14 @@ PAYLOAD_LOGGERS = ("aiosqlite", "azure", "msal", "urllib3", "microsoft_agents",
 # with the document's id, headers): one line per Cosmos DB request. These stay at WARNING.
 QUIET_LOGGERS = ("azure", "azure.core.pipeline.policies.http_logging_policy")
 
+# The Agents SDK logs an activity that fails validation at ERROR, its values (customer text)
+# included; the 400 names the field instead (bot/teams/wire.py). Silent.
+SILENT_LOGGERS = ("microsoft_agents.activity.activity",)
+
 
 def keep_payloads_out() -> None:
-    """Cap the payload-logging libraries at INFO, and the per-request ones at WARNING,
-    whatever the root level is."""
+    """Cap the payload-logging libraries at INFO, the per-request ones at WARNING and the ones
+    that log payloads at ERROR above that, whatever the root level is."""
     for name in PAYLOAD_LOGGERS:
         logger = logging.getLogger(name)
         if logger.level in (logging.NOTSET, logging.DEBUG):
@@ -98,6 +102,8 @@ def keep_payloads_out() -> None:
         logger = logging.getLogger(name)
         if logger.level < logging.WARNING:
             logger.setLevel(logging.WARNING)
+    for name in SILENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def configure(level: str) -> None:

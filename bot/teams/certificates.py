@@ -18,16 +18,16 @@ class CertificateUnreadable(ValueError):
     """The text is not a certificate with its private key (the reason only, never the text)."""
 
 
-def load_certificate(text: str, password: str = "") -> CertificateCredential:
+def load_certificate(text: str) -> CertificateCredential:
     """MSAL's certificate credential from PEM (private key and certificate, in any order) or
-    base64 PKCS#12 (what a Key Vault certificate read as a secret holds by default)."""
-    secret = password.encode() or None
+    base64 PKCS#12 (what a Key Vault certificate read as a secret holds by default); neither
+    protected by a password (Key Vault exports none)."""
     key: Any
     cert: x509.Certificate | None
     if "-----BEGIN" in text:
         data = text.encode()
         try:
-            key = serialization.load_pem_private_key(data, secret)
+            key = serialization.load_pem_private_key(data, None)
         except (ValueError, TypeError) as exc:
             raise CertificateUnreadable(f"no readable private key in the PEM ({exc})") from None
         try:
@@ -37,7 +37,7 @@ def load_certificate(text: str, password: str = "") -> CertificateCredential:
     else:
         try:
             raw = base64.b64decode("".join(text.split()), validate=True)
-            key, cert, _ = pkcs12.load_key_and_certificates(raw, secret)
+            key, cert, _ = pkcs12.load_key_and_certificates(raw, None)
         except (ValueError, TypeError, binascii.Error):
             raise CertificateUnreadable("neither PEM nor base64 PKCS#12 (or a wrong "
                                         "password)") from None

@@ -9,17 +9,12 @@ not set, and card content written as ``StrEnum`` members becomes plain strings.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from microsoft_agents.activity import Activity
 from pydantic import ValidationError
 
 __all__ = ["ActivityUnreadable", "read_activity", "write_activity"]
-
-# The SDK logs a body that fails validation at ERROR, its values (customer text) included; the
-# 400 names the field instead.
-logging.getLogger("microsoft_agents.activity.activity").setLevel(logging.CRITICAL)
 
 
 class ActivityUnreadable(ValueError):

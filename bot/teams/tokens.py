@@ -54,7 +54,48 @@ class StaticTokenProvider:
         return self._token
 
 
-class MsalTokenProvider:
+class _KeptToken:
+    """A token kept until `refresh_margin` seconds before it expires; concurrent callers share
+    one fetch. Subclasses say how a token is fetched (`_fetch`: the token and its lifetime in
+    seconds)."""
+
+    def __init__(self, refresh_margin: float, clock: Clock | None) -> None:
+        self._refresh_margin = refresh_margin
+        self._clock: Clock = clock or MonotonicClock()
+        self._token: str | None = None
+        self._expires_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self.requests = 0  # fetches started
+
+    async def get_token(self) -> str:
+        token = self._valid_token()
+        if token is not None:
+            return token
+        async with self._lock:
+            token = self._valid_token()
+            if token is not None:
+                return token
+            self.requests += 1
+            token, expires_in = await self._fetch()
+            self._token = token
+            self._expires_at = self._clock.now() + max(0.0, expires_in - self._refresh_margin)
+            return token
+
+    def invalidate(self) -> None:
+        """Forget the kept token (e.g. after a 401)."""
+        self._token = None
+        self._expires_at = float("-inf")
+
+    def _valid_token(self) -> str | None:
+        if self._token is not None and self._clock.now() < self._expires_at:
+            return self._token
+        return None
+
+    async def _fetch(self) -> tuple[str, float]:
+        raise NotImplementedError
+
+
+class MsalTokenProvider(_KeptToken):
     """Client-credentials tokens for one scope via ``msal.ConfidentialClientApplication``.
 
     MSAL's calls block (discovery and token requests use a synchronous HTTP client), so they
@@ -99,44 +140,18 @@ class MsalTokenProvider:
         self._http_client = http_client
         self._instance_discovery = instance_discovery
         self._timeout = timeout
-        self._refresh_margin = refresh_margin
-        self._clock: Clock = clock or MonotonicClock()
         self._app: Any = None
-        self._token: str | None = None
-        self._expires_at = float("-inf")
-        self._lock = asyncio.Lock()
-        self.requests = 0
+        super().__init__(refresh_margin, clock)
 
-    async def get_token(self) -> str:
-        token = self._valid_token()
-        if token is not None:
-            return token
-        async with self._lock:
-            token = self._valid_token()
-            if token is not None:
-                return token
-            result = await asyncio.to_thread(self._acquire)
-            self.requests += 1
-            access_token = result.get("access_token")
-            if not isinstance(access_token, str) or not access_token:
-                raise TokenError(
-                    str(result.get("error", "no_access_token")),
-                    cast("str | None", result.get("error_description")),
-                )
-            expires_in = float(result.get("expires_in", 3600))
-            self._token = access_token
-            self._expires_at = self._clock.now() + max(0.0, expires_in - self._refresh_margin)
-            return access_token
-
-    def invalidate(self) -> None:
-        """Forget the kept token (e.g. after a 401); MSAL's own cache still applies."""
-        self._token = None
-        self._expires_at = float("-inf")
-
-    def _valid_token(self) -> str | None:
-        if self._token is not None and self._clock.now() < self._expires_at:
-            return self._token
-        return None
+    async def _fetch(self) -> tuple[str, float]:
+        result = await asyncio.to_thread(self._acquire)
+        access_token = result.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            raise TokenError(
+                str(result.get("error", "no_access_token")),
+                cast("str | None", result.get("error_description")),
+            )
+        return access_token, float(result.get("expires_in", 3600))
 
     def _acquire(self) -> dict[str, Any]:
         if self._app is None:
@@ -152,7 +167,7 @@ class MsalTokenProvider:
         return cast("dict[str, Any]", result) if isinstance(result, dict) else {}
 
 
-class ManagedIdentityTokenProvider:
+class ManagedIdentityTokenProvider(_KeptToken):
     """Tokens for one resource from the platform's managed-identity endpoint, over aiohttp.
 
     Azure Container Apps (and App Service) set ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``
@@ -181,34 +196,12 @@ class ManagedIdentityTokenProvider:
         self.resource = resource
         self._header = header
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._refresh_margin = refresh_margin
-        self._clock: Clock = clock or MonotonicClock()
         self._wall_clock = wall_clock
-        self._token: str | None = None
-        self._expires_at = float("-inf")
-        self._lock = asyncio.Lock()
-        self.requests = 0
+        super().__init__(refresh_margin, clock)
 
-    async def get_token(self) -> str:
-        if self._token is not None and self._clock.now() < self._expires_at:
-            return self._token
-        async with self._lock:
-            if self._token is not None and self._clock.now() < self._expires_at:
-                return self._token
-            token, expires_in = await self._request()
-            self._token = token
-            self._expires_at = self._clock.now() + max(0.0, expires_in - self._refresh_margin)
-            return token
-
-    def invalidate(self) -> None:
-        """Forget the kept token (e.g. after a 401)."""
-        self._token = None
-        self._expires_at = float("-inf")
-
-    async def _request(self) -> tuple[str, float]:
+    async def _fetch(self) -> tuple[str, float]:
         params = {"resource": self.resource, "api-version": IDENTITY_API_VERSION,
                   "client_id": self.client_id}
-        self.requests += 1
         try:
             async with self.session.get(self.endpoint, params=params,
                                         headers={"X-IDENTITY-HEADER": self._header},

@@ -354,7 +354,7 @@ class SqliteUnitOfWork:
     def announce(self, topics: Iterable[str]) -> None:
         """Rows of the change feed, written with this commit (held back like any write)."""
         origin = self.store.origin
-        rows = sorted(set(topics))
+        rows = list(topics)
         for start in range(0, len(rows), ANNOUNCE_ROWS):  # one statement for a commit's topics
             part = rows[start:start + ANNOUNCE_ROWS]
             self.write("INSERT INTO changes (topic, origin) VALUES "

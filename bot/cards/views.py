@@ -4,29 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 # The cards name the domain's own enums (the domain is plain data with no I/O).
 from bot.domain.agent import AgentState as AgentState
 from bot.domain.service import Modality as Modality
-
-
-class SessionResult(StrEnum):
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    RONA = "rona"
-    MISSED = "missed"
-    CANCELLED = "cancelled"
-    RESCINDED = "rescinded"
-    EXPIRED = "expired"
-    FAILED = "failed"
-
-
-class Phase(StrEnum):
-    RINGING = "ringing"
-    CONNECTED = "connected"
-    ACW = "acw"
-    ENDED = "ended"
+from bot.domain.session import Phase as Phase
+from bot.domain.session import SessionResult as SessionResult
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ NOT_AVAILABLE = None  # cards print "Not available" for a customer label of None
 def header(session: Session) -> v.SessionHeader:
     return v.SessionHeader(session_id=session.id, service=session.service_name or
                            session.service_id, customer=session.customer_label or NOT_AVAILABLE,
-                           modality=v.Modality(session.modality.value),
+                           modality=session.modality,
                            customer_unverified=unverified(session))
 
 
@@ -98,7 +98,7 @@ def wrapup(session: Session, catalog: Catalog, *, suggestions: tuple[str, ...] =
     codes = service.codes if service else None
     return v.WrapUpView(
         header=header(session),
-        result=v.SessionResult((session.result or SessionResult.ACCEPTED).value),
+        result=session.result or SessionResult.ACCEPTED,
         started_at=session.offered_at,
         timings=timings(session),
         primary_codes=tuple(v.Choice(c, c) for c in codes.primary) if codes else (),
@@ -137,7 +137,7 @@ def concluded(session: Session, catalog: Catalog | None = None, *,
     service = catalog.services.get(session.service_id) if catalog else None
     return v.ConcludedView(
         header=header(session),
-        result=v.SessionResult((session.result or SessionResult.ACCEPTED).value),
+        result=session.result or SessionResult.ACCEPTED,
         started_at=session.offered_at, saved_at=session.saved_at, timings=timings(session),
         primary_code=session.primary_code, secondary_code=session.secondary_code,
         tags=tuple(session.tags),
@@ -188,7 +188,7 @@ def status(agent: Agent, catalog: Catalog, now: datetime,
     state = derive_state(agent, catalog, now)
     return v.StatusView(
         agent_name=agent.name,
-        state=v.AgentState(state.value),
+        state=state,
         duty_profile=agent.profile,
         not_available_reason=agent.profile if state.value == "not_available" else None,
         other_profiles=tuple(p for p, _ in catalog.profiles if p != agent.profile),
@@ -196,8 +196,8 @@ def status(agent: Agent, catalog: Catalog, now: datetime,
         open_sessions=tuple(
             v.OpenSession(session_id=s.id, service=s.service_name or s.service_id,
                           customer=s.customer_label or NOT_AVAILABLE,
-                          result=v.SessionResult((s.result or SessionResult.ACCEPTED).value),
-                          phase=v.Phase(s.phase.value))
+                          result=s.result or SessionResult.ACCEPTED,
+                          phase=s.phase)
             for s in open_sessions),
         pending_nar=len(agent.pending_nar(now)),
         services=tuple(
@@ -210,13 +210,13 @@ def status(agent: Agent, catalog: Catalog, now: datetime,
 def session_entry(session: Session) -> v.SessionEntry:
     return v.SessionEntry(
         session_id=session.id,
-        result=v.SessionResult((session.result or SessionResult.ACCEPTED).value),
+        result=session.result or SessionResult.ACCEPTED,
         service=session.service_name or session.service_id,
         customer=session.customer_label or NOT_AVAILABLE,
         started_at=session.offered_at,
         is_open=session.is_open and not session.live,
-        modality=v.Modality(session.modality.value),
-        phase=v.Phase(session.phase.value),
+        modality=session.modality,
+        phase=session.phase,
         timings=timings(session),
     )
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.domain.customer import Customer
-from bot.domain.errors import Invalid, NotFound, Refused, Stale
+from bot.domain.errors import Invalid, NotFound, Refused
 from bot.domain.service import Modality
-from bot.domain.task import Task, TaskState
+from bot.domain.task import Task
 from bot.services import lifecycle
 from bot.services.context import Ctx
 from bot.services.dispatch import create_task
@@ -111,8 +111,4 @@ async def external_task(ctx: Ctx, task_id: str, services: Collection[str]) -> Ex
 async def cancel_external_task(ctx: Ctx, task_id: str, services: Collection[str]) -> Task:
     """Withdraw a task nobody accepted yet; cancelling a cancelled task changes nothing."""
     task = (await external_task(ctx, task_id, services)).task
-    if task.state in (TaskState.QUEUED, TaskState.RINGING):
-        return await lifecycle.cancel_task(ctx, task.id, by="requester")
-    if task.state is TaskState.CANCELLED:
-        return task
-    raise Stale(f"The task can no longer be cancelled: it is {task.state.value}.")
+    return await lifecycle.withdraw(ctx, task, by="requester", verb="cancelled")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.domain import events as ev
-from bot.domain.errors import Refused
+from bot.domain.errors import Refused, Stale
 from bot.domain.message import Kind
 from bot.domain.session import CANCEL_NOTES, Phase, Session, SessionResult
 from bot.domain.task import Task, TaskResult, TaskState
@@ -26,6 +26,19 @@ async def cancel_task(ctx: Ctx, task_id: str, *, by: str = "customer") -> Task:
     elif task.state is TaskState.CONNECTED and task.session_id:
         await terminate(ctx, task.session_id, by=by)
     return task
+
+
+UNANSWERED = (TaskState.QUEUED, TaskState.RINGING)  # a task nobody accepted yet
+
+
+async def withdraw(ctx: Ctx, task: Task, *, by: str, verb: str = "withdrawn") -> Task:
+    """Withdraw a task nobody accepted yet (its offers end as cancelled, their cards say who
+    withdrew it); withdrawn twice, nothing more; Stale once someone accepted it."""
+    if task.state in UNANSWERED:
+        return await cancel_task(ctx, task.id, by=by)
+    if task.state is TaskState.CANCELLED:
+        return task
+    raise Stale(f"The task can no longer be {verb}: it is {task.state.value}.")
 
 
 async def expire_task(ctx: Ctx, task_id: str) -> None:

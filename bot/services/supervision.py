@@ -42,12 +42,9 @@ async def withdraw(ctx: Ctx, who: Supervisor, task_id: str) -> Task:
     """Withdraw a task nobody accepted yet, as the task API does: its offers end as
     cancelled and their cards say a supervisor withdrew it. Withdrawn twice: nothing more."""
     task, _service = await _supervised_task(ctx, who, task_id)
-    if task.state in (TaskState.QUEUED, TaskState.RINGING):
+    if task.state in lifecycle.UNANSWERED:
         await _acted(ctx, who, "withdraw", task=task)
-        return await lifecycle.cancel_task(ctx, task.id, by=SUPERVISOR)
-    if task.state is TaskState.CANCELLED:
-        return task
-    raise Stale(f"The task can no longer be withdrawn: it is {task.state.value}.")
+    return await lifecycle.withdraw(ctx, task, by=SUPERVISOR)
 
 
 async def offer_to(ctx: Ctx, who: Supervisor, task_id: str, agent_id: str) -> Task:

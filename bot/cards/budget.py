@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import orjson
+
 from bot.cards.text import cut_escaped
 
 Card = dict[str, Any]
@@ -15,6 +17,9 @@ MAX_CARD_BYTES = 28_000
 
 _MIN_TEXT = 8
 _MARGIN = 64
+# json.dumps writes at most 3 bytes for each byte of compact UTF-8 JSON: a separator gains a
+# space (2x), a non-ASCII character of 2 or 4 UTF-8 bytes becomes 6 or 12 (3x), ASCII stays.
+_WORST_GROWTH = 3
 
 
 def card_bytes(card: Card) -> int:
@@ -23,7 +28,13 @@ def card_bytes(card: Card) -> int:
 
 
 def fits(card: Card) -> bool:
-    return card_bytes(card) < MAX_CARD_BYTES
+    """`card_bytes(card) < MAX_CARD_BYTES`; most cards are a fraction of the budget, and
+    orjson's compact length (a tenth of json.dumps' time) bounds theirs without writing it."""
+    try:
+        compact = len(orjson.dumps(card))
+    except TypeError:  # what orjson refuses (a long integer, a key that is not a string)
+        return card_bytes(card) < MAX_CARD_BYTES
+    return compact * _WORST_GROWTH < MAX_CARD_BYTES or card_bytes(card) < MAX_CARD_BYTES
 
 
 def within(values: Iterable[str], budget: int) -> list[str]:

@@ -16,6 +16,7 @@ class Caller:
     conversation_id: str = ""
     personal: bool = True  # the 1:1 chat with the bot, not a group chat
     reference: dict[str, Any] = field(default_factory=dict)  # opaque, for proactive sends
+    card_id: str | None = None  # the card (message id) a card action came from
 
 
 @dataclass(frozen=True)

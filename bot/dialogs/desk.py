@@ -78,11 +78,13 @@ class Desk:
                             self.engine.clock.now(), suggestions=bundle.suggestions,
                             error=error, wrapup=wrapup_form)
 
-    async def act(self, use_case: Callable[..., Awaitable[Session]], *args: Any,
+    async def act(self, caller: Caller, use_case: Callable[..., Awaitable[Session]], *args: Any,
                   wrapup_form: bool = False, **kwargs: Any) -> Card:
-        """A card action: its use case, and the card as that left it."""
+        """A card action: its use case, and the card as that left it (the answer shows it on
+        the card clicked, so that card's own update can settle: CARD_SETTLE)."""
         bundle = await self.engine.run(queries.acted, use_case, *args,
-                                       suggest=card_suggests(wrapup=wrapup_form), **kwargs)
+                                       suggest=card_suggests(wrapup=wrapup_form),
+                                       answering=caller.card_id, **kwargs)
         return self.draw(bundle, wrapup_form=wrapup_form)
 
     async def status_card(self, caller: Caller) -> Card:
@@ -337,15 +339,15 @@ async def act_unregister(desk: Desk, caller: Caller, data: dict[str, Any]) -> Ca
 
 
 async def act_accept(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    return await desk.act(offers.accept, _session_id(data), caller.user_id)
+    return await desk.act(caller, offers.accept, _session_id(data), caller.user_id)
 
 
 async def act_decline(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    return await desk.act(offers.decline, _session_id(data), caller.user_id)
+    return await desk.act(caller, offers.decline, _session_id(data), caller.user_id)
 
 
 async def act_terminate(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    return await desk.act(lifecycle.terminate, _session_id(data), agent_id=caller.user_id)
+    return await desk.act(caller, lifecycle.terminate, _session_id(data), agent_id=caller.user_id)
 
 
 async def act_reset_rona(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
@@ -374,17 +376,17 @@ def _text(data: dict[str, Any], key: str) -> str | None:
 
 async def act_save(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
     return await desk.act(
-        wrapup.save_wrapup, _session_id(data), caller.user_id,
+        caller, wrapup.save_wrapup, _session_id(data), caller.user_id,
         primary=_text(data, InputId.PRIMARY_CODE.value),
         secondary=_text(data, InputId.SECONDARY_CODE.value), tags=_tags(data))
 
 
 async def act_extend_acw(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    return await desk.act(lifecycle.extend_acw, _session_id(data), agent_id=caller.user_id)
+    return await desk.act(caller, lifecycle.extend_acw, _session_id(data), agent_id=caller.user_id)
 
 
 async def act_end_acw(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    return await desk.act(lifecycle.end_acw, _session_id(data), agent_id=caller.user_id,
+    return await desk.act(caller, lifecycle.end_acw, _session_id(data), agent_id=caller.user_id,
                           wrapup_form=True)
 
 
@@ -476,7 +478,7 @@ async def act_reply_all(desk: Desk, caller: Caller, data: dict[str, Any]) -> Car
 
 
 async def act_mark_handled(desk: Desk, caller: Caller, data: dict[str, Any]) -> Card:
-    return await desk.act(mail.mark_handled, _session_id(data), caller.user_id)
+    return await desk.act(caller, mail.mark_handled, _session_id(data), caller.user_id)
 
 
 ACTIONS: dict[str, Action] = {

@@ -22,6 +22,22 @@ RELAY = "relay"  # effect job: bring new customer messages into the chatroom
 # taken this long after the offer ends as missed (no RONA) and the task goes on.
 DELIVERY_DEADLINE = timedelta(minutes=2)
 
+# The card an agent clicked is answered with its new state in the invoke response; the update
+# that makes the change stick (on the agent's other clients) waits this long and carries every
+# change made meanwhile (accept and the chatroom's link, terminate and end of after-call work
+# travel as one Teams call instead of several).
+CARD_SETTLE = timedelta(seconds=2)
+# Settling updates fall due on whole seconds: one scheduler pass sends a batch of them.
+_SETTLE_GRID = 1_000_000  # microseconds
+
+
+def settled(now: datetime) -> datetime:
+    """When a card answered at `now` gets its update: CARD_SETTLE later, rounded up to the
+    next whole second (so at most a second more)."""
+    due = now + CARD_SETTLE
+    late = (due - datetime(1970, 1, 1, tzinfo=due.tzinfo)) // timedelta(microseconds=1)
+    return due + timedelta(microseconds=-late % _SETTLE_GRID)
+
 # A job's lease is short and renewed while the job runs: a process killed mid-job holds it for
 # a few seconds at most, and the job runs again soon after a restart (or on another instance).
 JOB_LEASE = timedelta(seconds=5)

@@ -15,7 +15,7 @@ from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.service import Catalog, Modality, Service
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task
-from bot.domain.timers import RONA_RESET, SYNC_CARD, Timer, timer_id
+from bot.domain.timers import RONA_RESET, SYNC_CARD, Timer, settled, timer_id
 from bot.services.observe import Emitted, explain
 from bot.services.ports import Clock, UnitOfWork
 
@@ -58,6 +58,9 @@ class Ctx:
     # Offers ring from the delivery of their card (a Teams side sends cards), else at once.
     cards_delivered: bool = False
     arming: Arming | None = None  # None: timers go straight to the unit of work
+    # The card (message id) a card action's answer redraws: its own update can wait
+    # (CARD_SETTLE); every other card follows a change at once.
+    answering_card: str | None = None
 
     def __post_init__(self) -> None:
         self.now = self.clock.now()
@@ -133,7 +136,10 @@ class Ctx:
     async def save_session(self, session: Session) -> None:
         """Persist a session and schedule its card to follow the change."""
         await self.uow.sessions.save(session)
-        await self.arm(SYNC_CARD, session.id, self.now)
+        due = self.now
+        if session.card_id is not None and session.card_id == self.answering_card:
+            due = settled(self.now)
+        await self.arm(SYNC_CARD, session.id, due)
 
     async def add_session(self, session: Session) -> None:
         await self.uow.sessions.add(session)

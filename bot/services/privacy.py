@@ -26,7 +26,7 @@ from bot.domain.errors import Invalid, Refused, Stale
 from bot.domain.message import RELAY_BATCH, Kind, Sender
 from bot.domain.session import Session
 from bot.domain.task import Task
-from bot.domain.timers import CONTEXT_PURGE, SYNC_CARD
+from bot.domain.timers import CONTEXT_PURGE
 from bot.services.context import Ctx
 
 RETENTION = timedelta(days=30)
@@ -184,5 +184,4 @@ async def strip_session(ctx: Ctx, session_id: str) -> None:
     session.customer = None
     session.customer_label = None
     session.subject = ""
-    await ctx.uow.sessions.save(session)
-    await ctx.arm(SYNC_CARD, session.id, ctx.now)  # the card shows "Not available" too
+    await ctx.save_session(session)  # the card shows "Not available" too

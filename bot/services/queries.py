@@ -70,9 +70,12 @@ async def chatroom(ctx: Ctx, session_id: str) -> ChatroomBundle:
 
 
 async def acted(ctx: Ctx, use_case: Callable[..., Awaitable[Session]], /, *args: Any,
-                suggest: Suggests | None = None, **kwargs: Any) -> SessionBundle:
+                suggest: Suggests | None = None, answering: str | None = None,
+                **kwargs: Any) -> SessionBundle:
     """Run a card action's use case, then read its card's bundle in the same unit of work
-    (mostly from what the use case already loaded) rather than in another one after it."""
+    (mostly from what the use case already loaded) rather than in another one after it.
+    `answering`: the card clicked, which the action's answer redraws (Ctx.answering_card)."""
+    ctx.answering_card = answering
     session = await use_case(ctx, *args, **kwargs)
     return await load_bundle(ctx, session.id, suggest=suggest)
 

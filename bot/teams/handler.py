@@ -37,6 +37,7 @@ def caller_of(activity: Activity) -> Caller:
         object_id=sender.aad_object_id,
         conversation_id=conversation.id,
         personal=personal,
+        card_id=activity.reply_to_id or None,
         reference={
             "service_url": activity.service_url,
             "conversation_id": conversation.id,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bot.cards.budget import MAX_CARD_BYTES, card_bytes, fits, largest_fitting, shrink, within
 from bot.cards.elements import adaptive_card, choice_set, execute, facts, text
 from bot.cards.text import ELLIPSIS, plain
@@ -53,3 +55,18 @@ def test_largest_fitting_finds_the_boundary() -> None:
 def test_within_keeps_leading_values_in_budget() -> None:
     assert within(["ab", "cd", "ef"], 12) == ["ab", "cd"]
     assert within(["ab"], 0) == []
+
+
+@pytest.mark.parametrize("unit", ["a", "é", "漢", "😀", '"', "\n"])
+def test_fits_agrees_with_the_escaped_size_near_both_bounds(unit: str) -> None:
+    # fits() answers from orjson's compact length while it is under a third of the budget:
+    # cards whose escaped size crosses the budget, and others just past that third.
+    for chars in range(1_000, 30_000, 373):
+        card = {"type": "AdaptiveCard", "body": [
+            {"type": "TextBlock", "text": unit * (chars // 10), "wrap": True}] * 10}
+        assert fits(card) == (card_bytes(card) < MAX_CARD_BYTES), (unit, chars)
+
+
+def test_fits_measures_what_orjson_refuses() -> None:
+    assert fits({"n": 2**70})
+    assert not fits({"n": 2**70, "text": "x" * MAX_CARD_BYTES})

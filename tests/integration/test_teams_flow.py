@@ -87,4 +87,8 @@ async def test_whole_im_flow_local_mode(world: World) -> None:
                                                   "primary_code": "Sale", "tags": "VIP"},
                                   reply_to=card_id)
     assert "VIP" in texts_of(concluded) and find_action(concluded, "save_wrapup") is None
+    # The answers showed each step on the card clicked; its update for the agent's other
+    # clients settles, then carries the last of them.
+    assert "VIP" not in texts_of(world.connector.latest[card_id])
+    await world.settle_cards()
     await eventually(lambda: "VIP" in texts_of(world.connector.latest[card_id]))

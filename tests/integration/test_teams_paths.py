@@ -26,6 +26,7 @@ from bot.domain.customer import Customer
 from bot.domain.service import Catalog, Modality
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
+from bot.domain.timers import CARD_SETTLE
 from bot.services import lifecycle
 from bot.services.context import Ctx
 from bot.services.dispatch import create_task
@@ -301,6 +302,7 @@ async def test_decline_shows_the_declined_card_and_offers_the_next_agent(world: 
     declined = await click(first, "decline", {"session_id": offer.session_id}, offer.card_id)
     assert "Declined" in shown(declined) and "went back to the queue" in shown(declined)
     assert find_action(declined, "accept") is None and find_action(declined, "reset_rona") is None
+    await world.settle_cards()  # the update for the agent's other clients
     await card_saying(world, offer.card_id, "Declined")
     passed_on = await offer_for(second)
     assert "Jane Doe" in shown(passed_on.card)
@@ -591,6 +593,49 @@ async def test_extend_and_end_acw_on_the_wrapup_card(world: World) -> None:
     assert "After-call work ends" not in shown(ended)
     nxt = await offer_for(first)
     assert "John Roe" in shown(nxt.card)
+
+
+async def test_the_card_clicked_gets_one_update_once_its_answers_settle(world: World) -> None:
+    """Each click is answered with the card as it now is (Teams shows it at once); the update
+    that makes it stick on the agent's other clients waits CARD_SETTLE and carries them all."""
+    [first] = await registered(world, 1)
+    await new_task(world)
+    offer = await offer_for(first)
+    await click(first, "accept", {"session_id": offer.session_id}, offer.card_id)
+    await world.settle_cards()
+    assert find_action(first.stored_card(offer.card_id) or {}, "terminate") is not None
+    updates = len(first.card_versions(offer.card_id))
+
+    await click(first, "terminate", {"session_id": offer.session_id}, offer.card_id)
+    form = await click(first, "end_acw", {"session_id": offer.session_id}, offer.card_id)
+    assert find_action(form, "save_wrapup") is not None
+    saved = await click(first, "save_wrapup", {"session_id": offer.session_id,
+                                               "tags": "Quote"}, offer.card_id)
+    assert find_action(saved, "save_wrapup") is None, shown(saved)
+    await world.settle()
+    assert len(first.card_versions(offer.card_id)) == updates  # the answers showed each step
+    assert first.card(offer.card_id) == saved  # and Teams shows the last one on the card
+    await world.advance((CARD_SETTLE - timedelta(milliseconds=1)).total_seconds())
+    assert len(first.card_versions(offer.card_id)) == updates
+
+    await world.settle_cards()
+    assert len(first.card_versions(offer.card_id)) == updates + 1
+    assert first.stored_card(offer.card_id) == saved
+
+
+async def test_a_click_elsewhere_updates_the_session_card_at_once(world: World) -> None:
+    """Only the card clicked shows the answer: a click from another card (the My Sessions
+    card, a chatroom header) leaves the session's own card to its update, sent at once."""
+    [first] = await registered(world, 1)
+    await new_task(world)
+    offer = await offer_for(first)
+    await click(first, "accept", {"session_id": offer.session_id}, offer.card_id)
+    await world.settle_cards()
+    updates = len(first.card_versions(offer.card_id))
+    await click(first, "terminate", {"session_id": offer.session_id}, "another-card")
+    await world.settle()
+    assert len(first.card_versions(offer.card_id)) == updates + 1
+    assert find_action(first.card(offer.card_id) or {}, "end_acw") is not None
 
 
 async def test_a_second_extend_acw_keeps_the_wrapup_form(world: World) -> None:

@@ -45,6 +45,9 @@ class TeamsAgent:
         self.timeout = timeout
         self.confirm_registration = confirm_registration
         self.invoke_cards: list[tuple[str, dict[str, Any]]] = []  # (verb, card answered)
+        # What Teams shows on a card this agent clicked: the invoke's answer, until an update
+        # of that card arrives after it (card id -> (updates of it by then, card answered)).
+        self._answered: dict[str, tuple[int, dict[str, Any]]] = {}
 
     @classmethod
     def enrolled(cls, n: int, connector: ConnectorStandin, client: aiohttp.ClientSession,
@@ -132,6 +135,8 @@ class TeamsAgent:
                              status)
         card = dict(body["value"])
         self.invoke_cards.append((verb, card))
+        if reply_to is not None:
+            self._answered[reply_to] = (self._updates_of(reply_to), card)
         return card
 
     async def press(self, card: dict[str, Any], verb: str, inputs: dict[str, Any] | None = None,
@@ -162,8 +167,19 @@ class TeamsAgent:
         return [str(a["text"]) for a in self.activities() if a.get("text")]
 
     def card(self, activity_id: str) -> dict[str, Any] | None:
-        """The latest version of a card this agent received, by activity id."""
+        """A card this agent received, by activity id, as Teams shows it: the latest version,
+        or the card an action on it answered with when no update came after."""
+        answered = self._answered.get(activity_id)
+        if answered is not None and self._updates_of(activity_id) == answered[0]:
+            return answered[1]
         return card_of(self.connector.latest.get(activity_id))
+
+    def stored_card(self, activity_id: str) -> dict[str, Any] | None:
+        """The latest version the Bot Connector holds (what the agent's other clients load)."""
+        return card_of(self.connector.latest.get(activity_id))
+
+    def _updates_of(self, activity_id: str) -> int:
+        return sum(aid == activity_id for _, aid, _ in self.connector.updates)
 
     def cards(self) -> list[dict[str, Any]]:
         """{"id", "card"}: the latest version of every card posted to this agent, in order."""

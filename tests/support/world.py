@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from aiohttp.test_utils import TestServer
 from bot.app import ENGINE, create_app
 from bot.config import Settings
 from bot.domain.service import Catalog
+from bot.domain.timers import CARD_SETTLE
 from bot.services.engine import Engine
 from tests.fakes import FakeClock
 from tests.standins.connector import ConnectorStandin
@@ -65,6 +67,12 @@ class World:
         self.clock.advance(seconds)
         while await self.engine.jobs.fire_due():
             pass
+
+    async def settle_cards(self) -> None:
+        """Move the clock past CARD_SETTLE (and its rounding up to a whole second): the
+        updates of the cards agents clicked go out, as they would two or three seconds on."""
+        await self.advance((CARD_SETTLE + timedelta(seconds=1)).total_seconds())
+        await self.settle()
 
     async def settle(self) -> None:
         """Fire what is due now and wait until the engine is idle: after this, nothing more

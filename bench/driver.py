@@ -39,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from bench.scene import Chat, Scene, cancel_all, now, wait_all
 from bench.services import PATH as SERVICES_PATH
 from bench.services import current as services_current
 from bench.stats import summary_ms
+from bot.domain.timers import CARD_SETTLE
 
 AGENTS = 300
 CAPACITY_SCALE = "0.001"  # sb's limiter windows: 1/1000 of the Teams ones
@@ -71,6 +73,7 @@ INVITE_MESSAGES = 2  # customer messages per chat, each answered by the agent
 INVITE_INTERVAL = 0.3
 KEEP_UP = 0.9  # a step keeps up when chats complete at 90 % of the rate they arrive
 DRAIN = 25.0  # seconds the chats of a step get to finish; then the customers leave
+SETTLED_UPDATES = (CARD_SETTLE + timedelta(seconds=1.5)).total_seconds()
 RELAY_STEPS = (50, 100, 200)  # open chats
 RELAY_INTERVAL = 2.0  # seconds between a customer's messages (so 200 chats: 100 msg/s each way)
 RELAY_WINDOW = 5.0  # seconds measured at each step
@@ -372,6 +375,8 @@ async def invite_phase(run: Run, scene: Scene, customers: Customers, sb: Proc) -
         drain = min(DRAIN, run.left(INVITE_PHASE_END) - later / INVITE_TARGET)
         await finish(scene, customers, chats, tasks, max(drain, 2.0))
         scene.recording = False
+        # The update of each card clicked goes out once it settled: counted with its step.
+        await asyncio.sleep(SETTLED_UPDATES)
         done = [c for c in chats if c.done.is_set()]
         span = max((c.done_at for c in done), default=start) - start
         rate_done = len(done) / span if span > 0 else 0.0

@@ -135,8 +135,9 @@ def markdown(results: dict[str, Any]) -> str:
          _ok(h["errors"] == 0)),
         ("Tasks completed per second at 50 new tasks/s (best step)",
          f"{h['tasks_per_s']:.1f} ({h['tasks_per_s_peak']:.1f})", "—", ""),
-        ("Server CPU per chat at 50 new tasks/s (offer to saved wrap-up; × 50 = the cores "
-         "asked for while they arrive)", _cpu_per_chat(results), "—", ""),
+        ("Server CPU per chat at 50 new tasks/s (offer to saved wrap-up and the card's settled "
+         "update; × 50 = the cores asked for while they arrive)", _cpu_per_chat(results), "—",
+         ""),
         ("Resident memory per open chat (VmRSS growth, 0 → "
          f"{memory.get('open_chats', 0)} open chats on a warmed-up server)",
          f"{h['kib_per_open_chat']:.0f} KiB", "—", ""),

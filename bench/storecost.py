@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from bench.customers import Customers
 from bench.procs import free_port
 from bench.scene import Chat, Scene
 from bench.services import PATH as SERVICES_PATH
+from bot.domain.timers import CARD_SETTLE
 
 PASSES = ((20, 4),)  # (chats, how many at once)
 AGENTS = 300
@@ -164,7 +166,8 @@ async def one_pass(scene: Scene, customers: Customers, tally: Tally, chats: int,
     start = time.monotonic()
     await asyncio.gather(*(one(chat) for chat in mine))
     seconds = time.monotonic() - start
-    await asyncio.sleep(0.5)  # the last card updates
+    # The last card updates: a clicked card's is due CARD_SETTLE later (a second more at most).
+    await asyncio.sleep((CARD_SETTLE + timedelta(seconds=1.5)).total_seconds())
     per = max(1, sum(c.done.is_set() for c in mine))
     top = sorted(tally.statements, key=lambda k: (-tally.held[k], -tally.hops[k]))[:12]
     return {

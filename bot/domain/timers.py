@@ -38,6 +38,7 @@ def settled(now: datetime) -> datetime:
     late = (due - datetime(1970, 1, 1, tzinfo=due.tzinfo)) // timedelta(microseconds=1)
     return due + timedelta(microseconds=-late % _SETTLE_GRID)
 
+
 # A job's lease is short and renewed while the job runs: a process killed mid-job holds it for
 # a few seconds at most, and the job runs again soon after a restart (or on another instance).
 JOB_LEASE = timedelta(seconds=5)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -38,3 +39,19 @@ class ChatMessage:
     kind: Kind = Kind.MESSAGE
     data: dict[str, Any] = field(default_factory=dict)  # e.g. {"by": "agent"}, {"agent": name}
     seq: int = 0  # assigned by the store, 1, 2, 3... per task
+
+
+@dataclass(frozen=True)
+class LinePace:
+    """A flood guard on one chat: at most `lines` customer lines in any `window`."""
+
+    lines: int
+    window: timedelta
+
+    def wait(self, newest: Sequence[datetime], now: datetime) -> timedelta | None:
+        """How long until one more line may go, given when the chat's newest `lines` customer
+        lines were sent (newest first); None: it may go now."""
+        if len(newest) < self.lines:
+            return None
+        left = newest[self.lines - 1] + self.window - now
+        return left if left > timedelta(0) else None

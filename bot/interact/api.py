@@ -9,6 +9,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -16,7 +17,7 @@ from yarl import URL
 
 from bot import jsonio
 from bot.domain.customer import Customer
-from bot.domain.message import ChatMessage, Kind
+from bot.domain.message import ChatMessage, Kind, LinePace
 from bot.domain.task import Task
 from bot.http import (
     ANSWERED,
@@ -142,14 +143,14 @@ class InteractApi(EngineSlot):
         self.public_origin = public_origin
         self.trusted_proxies = trusted_proxies
         self.per_ip = WindowLimiter(chats_per_ip_minute, 60.0)
-        self.per_chat = WindowLimiter(messages_per_chat_10s, 10.0)
+        # Counted in the store: a widget's lines may reach any instance.
+        self.line_pace = LinePace(messages_per_chat_10s, timedelta(seconds=10))
         self._sockets: set[web.WebSocketResponse] = set()
 
     def share_limits(self, fleet_size: Callable[[], int]) -> None:
         """Keep the new chats per address for the fleet: `fleet_size` counts the live instances
-        (the heartbeats the Teams limits keep too). The lines per chat stay each instance's
-        own: a widget often sends all of a chat's lines to one instance, where a share of 20
-        would refuse a quick typist."""
+        (the heartbeats the Teams limits keep too). The lines per chat need no share: the
+        use case counts them in the store (`line_pace`)."""
         self.per_ip.fleet_size = fleet_size
 
     async def close_streams(self) -> None:
@@ -271,9 +272,9 @@ class InteractApi(EngineSlot):
         body = await read_json_object(request, MAX_BODY_BYTES)
         task = await self._task(request, token)
         self._check_origin(request, task.service_id)
-        self._limit(self.per_chat, task.id)
         text = _text(body.get("text"), "text")
-        message = await self.engine.run_durably(conversation.customer_message, task.id, text)
+        message = await self.engine.run_durably(conversation.customer_message, task.id, text,
+                                                pace=self.line_pace)
         return web.json_response({"seq": message.seq}, status=202, dumps=jsonio.dumps)
 
     async def end_chat(self, request: web.Request) -> web.Response:

@@ -202,7 +202,8 @@ def interact_paths() -> dict[str, Schema]:
                           409: "The chat has ended.",
                           413: too_big,
                           422: "The text is too long once trimmed.",
-                          429: rate + ", 20 messages per 10 seconds per chat.",
+                          429: rate + ", 20 customer lines per 10 seconds per chat (its first"
+                               " included).",
                           503: busy}),
             },
         }},

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.domain.errors import Invalid, Refused, Stale
-from bot.domain.message import ChatMessage, Sender
+from bot.domain.message import ChatMessage, LinePace, Sender
 from bot.domain.session import Phase, Session
 from bot.domain.task import Task, TaskState
 from bot.domain.timers import IDLE_TIMEOUT, RELAY, RING_TIMEOUT
@@ -25,11 +26,19 @@ def _checked(text: str) -> str:
     return cleaned
 
 
-async def customer_message(ctx: Ctx, task_id: str, text: str) -> ChatMessage:
-    """A customer wrote: keep it in the transcript and relay it once an agent has the chat."""
+async def customer_message(ctx: Ctx, task_id: str, text: str, *,
+                           pace: LinePace | None = None) -> ChatMessage:
+    """A customer wrote: keep it in the transcript and relay it once an agent has the chat.
+    `pace`: refuse a line past it, counted in the store (so for every instance alike)."""
     task = await ctx.task(task_id)
     if not task.state.live:
         raise Stale("This conversation has ended.")
+    if pace is not None:
+        newest = await ctx.uow.messages.sent_at(task.id, Sender.CUSTOMER, pace.lines)
+        wait = pace.wait(newest, ctx.now)
+        if wait is not None:
+            raise Refused("Too many messages; slow down.", code="too_many",
+                          retry_after=max(1, math.ceil(wait.total_seconds())))
     message = ChatMessage(task_id=task.id, sender=Sender.CUSTOMER, text=_checked(text),
                           at=ctx.now)
     await ctx.uow.messages.append(message)

@@ -9,7 +9,7 @@ from typing import Generic, Protocol, Self, TypeVar
 
 from bot.domain.agent import Agent, Availability
 from bot.domain.events import Event
-from bot.domain.message import ChatMessage
+from bot.domain.message import ChatMessage, Sender
 from bot.domain.service import Modality
 from bot.domain.session import Session
 from bot.domain.task import Task
@@ -164,6 +164,8 @@ class MessageLog(Protocol):
     async def last_seq(self, task_id: str) -> int:
         """The highest sequence number the task's conversation has (0: none), this unit of
         work's own appends included."""
+    async def sent_at(self, task_id: str, sender: Sender, limit: int) -> list[datetime]:
+        """When the task's newest `limit` lines from `sender` were sent, newest first."""
     async def forget(self, task_id: str, after: int, before: int | None = None) -> int:
         """Delete the task's chat lines (kind message: the customer's and the agents' words)
         numbered above `after` (and below `before`, if given); rows that tell the customer a

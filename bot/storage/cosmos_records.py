@@ -12,7 +12,7 @@ from azure.core.exceptions import AzureError
 from azure.cosmos import exceptions as cosmos_errors
 
 from bot.domain.events import Event
-from bot.domain.message import ChatMessage, Kind
+from bot.domain.message import ChatMessage, Kind, Sender
 from bot.domain.timers import Timer
 from bot.domain.webhooks.model import Delivery
 from bot.services.ports import ConflictError, EventFilter, Scan
@@ -368,6 +368,19 @@ class CosmosMessages(Repo):
         if task_id in self.next_seq:
             return self.next_seq[task_id] - 1
         return await self.uow.max_message_seq(task_id)
+
+    async def sent_at(self, task_id: str, sender: Sender, limit: int) -> list[datetime]:
+        pk = sid(task_id)
+        docs = await query_all(
+            self.uow.container(MESSAGES),
+            "SELECT TOP @n c.seq, c.data.at FROM c WHERE c.pk = @pk AND c.kind = 'message'"
+            " AND c.data.sender = @sender ORDER BY c.seq DESC",
+            params(n=limit, pk=pk, sender=sender.value), pk=pk)
+        found = {int(doc["seq"]): datetime.fromisoformat(doc["at"]) for doc in docs}
+        for message in self.pending:
+            if message.task_id == task_id and message.sender is sender:
+                found[message.seq] = message.at
+        return [found[n] for n in sorted(found, reverse=True)[:limit]]
 
     async def forget(self, task_id: str, after: int, before: int | None = None) -> int:
         """Each line goes in the task's transactional batch with the rest of the commit (a

@@ -193,6 +193,12 @@ class SqliteMessages:
                                     (task_id,))
         return int(rows[0][0])
 
+    async def sent_at(self, task_id: str, sender: Sender, limit: int) -> list[datetime]:
+        rows = await self.uow.fetch(
+            "SELECT at FROM messages WHERE task_id = ? AND sender = ? ORDER BY seq DESC LIMIT ?",
+            (task_id, sender.value, limit))
+        return [from_ts(r[0]) for r in rows]
+
     async def forget(self, task_id: str, after: int, before: int | None = None) -> int:
         """Deleted, not blanked: with secure_delete on, the freed bytes are zeroed in the file,
         and the store truncates the WAL at its next checkpoint (`SqliteStore.checkpoint`)."""

@@ -615,6 +615,32 @@ async def test_messages_are_numbered_per_task(store: Store) -> None:
     assert await read(store, lambda uow: uow.messages.after("t9", 0, 10)) == []
 
 
+async def test_when_a_sender_last_wrote_newest_first_own_lines_included(store: Store) -> None:
+    lines = [ChatMessage(task_id="t1", sender=sender, text=f"line {n}", at=at(n))
+             for n, sender in enumerate([Sender.CUSTOMER, Sender.AGENT, Sender.CUSTOMER,
+                                         Sender.SYSTEM, Sender.CUSTOMER], start=1)]
+    lines.append(ChatMessage(task_id="t2", sender=Sender.CUSTOMER, text="other", at=at(9)))
+
+    async def append(uow: UnitOfWork) -> None:
+        for line in lines:
+            await uow.messages.append(line)
+
+    await write(store, append)
+    assert await read(store, lambda uow: uow.messages.sent_at("t1", Sender.CUSTOMER, 2)) == [
+        at(5), at(3)]
+    assert await read(store, lambda uow: uow.messages.sent_at("t1", Sender.CUSTOMER, 9)) == [
+        at(5), at(3), at(1)]
+    assert await read(store, lambda uow: uow.messages.sent_at("t1", Sender.AGENT, 9)) == [at(2)]
+    assert await read(store, lambda uow: uow.messages.sent_at("t3", Sender.CUSTOMER, 9)) == []
+
+    async def append_then_ask(uow: UnitOfWork) -> list[datetime]:
+        await uow.messages.append(ChatMessage(task_id="t1", sender=Sender.CUSTOMER,
+                                              text="unsaved", at=at(7)))
+        return await uow.messages.sent_at("t1", Sender.CUSTOMER, 2)
+
+    assert await write(store, append_then_ask) == [at(7), at(5)]
+
+
 async def test_counters_count_per_name(store: Store) -> None:
     async def take(uow: UnitOfWork) -> list[int]:
         return [await uow.counters.next("visitor:sales"), await uow.counters.next("visitor:sales"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import aiohttp
 import pytest
 
 from bot.app import INTERACT
+from bot.domain.message import LinePace
 from bot.services.context import Ctx
 from tests.builders import catalog
 from tests.support.teams import TeamsAgent
@@ -123,7 +125,7 @@ async def test_refusals_are_clear_4xx(world: World) -> None:
 
 
 async def test_rate_limits_answer_429(world: World) -> None:
-    world.app[INTERACT].per_chat.limit = 3
+    world.app[INTERACT].line_pace = LinePace(3, timedelta(seconds=10))
     chat = await open_chat(world)
     auth = {"Authorization": f"Bearer {chat['token']}"}
     statuses = []
@@ -132,8 +134,16 @@ async def test_rate_limits_answer_429(world: World) -> None:
                                      json={"text": f"m{n}"}, headers=auth) as response:
             statuses.append(response.status)
             if response.status == 429:
-                assert int(response.headers["Retry-After"]) >= 1
-    assert statuses == [202, 202, 202, 429, 429]
+                assert int(response.headers["Retry-After"]) == 10  # the first line's window
+    assert statuses == [202, 202, 429, 429, 429]  # the chat's first line counts too
+    world.clock.advance(9.5)
+    async with world.client.post(url(world, f"{API}/chats/{chat['chat_id']}/messages"),
+                                 json={"text": "m5"}, headers=auth) as response:
+        assert response.status == 429 and response.headers["Retry-After"] == "1"
+    world.clock.advance(0.5)  # ten seconds after the first three lines
+    async with world.client.post(url(world, f"{API}/chats/{chat['chat_id']}/messages"),
+                                 json={"text": "m6"}, headers=auth) as response:
+        assert response.status == 202
 
 
 async def test_websocket_events_and_resume(world: World) -> None:
@@ -204,6 +214,9 @@ async def test_max_queue_time_ends_with_the_offline_message(world: World) -> Non
 
 
 async def test_hundred_chats_twenty_messages_each_way(world: World) -> None:
+    # The fake clock stands still: each chat's opening line and its twenty come at one moment,
+    # one more than the flood guard (20 in 10 s, test_rate_limits_answer_429) takes.
+    world.app[INTERACT].line_pace = LinePace(21, timedelta(seconds=10))
     agents = [world.agent(n) for n in range(1, 101)]
     await asyncio.gather(*(a.register() for a in agents))
     chats = [await open_chat(world, {"service": "sales", "text": "start",

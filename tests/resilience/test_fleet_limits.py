@@ -111,3 +111,39 @@ async def test_the_chats_one_address_may_open_a_minute_hold_for_the_fleet(
         statuses.append(status)
     assert set(statuses) == {201, 429}
     assert statuses.count(201) == 120
+
+
+async def test_the_lines_one_chat_may_send_in_ten_seconds_hold_for_the_fleet(
+        launch: Launch, client: aiohttp.ClientSession, tmp_path: Path) -> None:
+    """The Interact API's guard on one chat (20 customer lines in 10 s) counts the chat's lines
+    in the store: a widget whose posts a load balancer spreads over three instances gets 20,
+    not 60, and one that sends every line to one instance gets 20 too."""
+    shared_db = tmp_path / "fleet.db"
+    servers = []
+    for name in ("a", "b", "c"):
+        server = launch(name=name, env={"SWITCHBOARD_DB": str(shared_db)})
+        await server.ready()
+        servers.append(server)
+    spread, pinned = make_customer(servers[0], client), make_customer(servers[1], client)
+    await spread.open("", name="Spread")  # no first line: all 20 are the test's
+    await pinned.open("", name="Pinned")
+
+    async def send(customer: Customer, lines: int, bases: list[str]) -> list[int]:
+        statuses = []
+        for n in range(lines):
+            for _ in range(20):  # 503 "busy, please retry": three processes on one file
+                status, _ = await post_json(
+                    client, f"{bases[n % len(bases)]}{API}/chats/{customer.chat_id}/messages",
+                    {"text": f"line {n}"}, headers=customer.auth)
+                if status != 503:
+                    break
+                await asyncio.sleep(0.05)
+            statuses.append(status)
+        return statuses
+
+    started = time.monotonic()
+    spread_statuses = await send(spread, 45, [s.url for s in servers])
+    pinned_statuses = await send(pinned, 25, [servers[1].url])
+    assert time.monotonic() - started < 10  # all inside one window
+    assert spread_statuses == [202] * 20 + [429] * 25
+    assert pinned_statuses == [202] * 20 + [429] * 5

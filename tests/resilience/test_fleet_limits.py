@@ -9,13 +9,42 @@ from typing import Any
 
 import aiohttp
 
-from tests.resilience.harness import API, Customer, Launch, db_of, make_agent, make_customer
+from tests.resilience.harness import (
+    API,
+    Customer,
+    Launch,
+    ServerProcess,
+    db_of,
+    make_agent,
+    make_customer,
+)
 from tests.standins.connector import ConnectorStandin
 from tests.support.http import post_json
 from tests.support.waiting import eventually
 
 CHATS = 30
 LINES = 10
+
+
+async def three_on_one_file(launch: Launch, tmp_path: Path) -> list[ServerProcess]:
+    """Three `python -m bot` on one SQLite file, each ready."""
+    servers = []
+    for name in ("a", "b", "c"):
+        server = launch(name=name, env={"SWITCHBOARD_DB": str(tmp_path / "fleet.db")})
+        await server.ready()
+        servers.append(server)
+    return servers
+
+
+async def post_busy_retried(client: aiohttp.ClientSession, url: str, body: dict[str, Any],
+                            headers: dict[str, str] | None = None) -> int:
+    """POST; a 503 ("busy, please retry": three processes on one file) is tried again."""
+    for _ in range(20):
+        status, _ = await post_json(client, url, body, headers=headers)
+        if status != 503:
+            return status
+        await asyncio.sleep(0.05)
+    return status
 
 
 async def test_300_relayed_lines_from_three_instances_arrive_in_order_without_429(
@@ -55,13 +84,9 @@ async def test_300_relayed_lines_from_three_instances_arrive_in_order_without_42
         async def talk(i: int, customer: Customer) -> None:
             for j in range(LINES):
                 base = servers[(i + j) % 3].url
-                for _ in range(20):  # 503 "busy, please retry": three processes on one file
-                    status, _ = await post_json(
-                        client, f"{base}{API}/chats/{customer.chat_id}/messages",
-                        {"text": f"line {j:02d}"}, headers=customer.auth)
-                    if status != 503:
-                        break
-                    await asyncio.sleep(0.05)
+                status = await post_busy_retried(
+                    client, f"{base}{API}/chats/{customer.chat_id}/messages",
+                    {"text": f"line {j:02d}"}, headers=customer.auth)
                 assert status == 202, status
 
         started = time.monotonic()
@@ -89,26 +114,15 @@ async def test_the_chats_one_address_may_open_a_minute_hold_for_the_fleet(
         launch: Launch, client: aiohttp.ClientSession, tmp_path: Path) -> None:
     """The Interact API's flood guard (120 new chats a minute from one address) is the fleet's:
     a load balancer spreading one address over three instances must not triple it."""
-    shared_db = tmp_path / "fleet.db"
-    servers = []
-    for name in ("a", "b", "c"):
-        server = launch(name=name, env={"SWITCHBOARD_DB": str(shared_db)})
-        await server.ready()
-        servers.append(server)
+    servers = await three_on_one_file(launch, tmp_path)
     db = db_of(servers[0])
     await eventually(lambda: len(db.rows("SELECT id FROM fleet_instances")) == 3, timeout=10)
     await asyncio.sleep(2 * 2.0 + 0.5)  # two heartbeats: every instance has counted the others
 
     statuses: list[int] = []
     for n in range(200):
-        base = servers[n % 3].url
-        for _ in range(20):  # 503 "busy, please retry": three processes on one file
-            status, _ = await post_json(client, f"{base}{API}/chats",
-                                        {"service": "sales", "text": f"hello {n}"})
-            if status != 503:
-                break
-            await asyncio.sleep(0.05)
-        statuses.append(status)
+        statuses.append(await post_busy_retried(client, f"{servers[n % 3].url}{API}/chats",
+                                                {"service": "sales", "text": f"hello {n}"}))
     assert set(statuses) == {201, 429}
     assert statuses.count(201) == 120
 
@@ -118,28 +132,15 @@ async def test_the_lines_one_chat_may_send_in_ten_seconds_hold_for_the_fleet(
     """The Interact API's guard on one chat (20 customer lines in 10 s) counts the chat's lines
     in the store: a widget whose posts a load balancer spreads over three instances gets 20,
     not 60, and one that sends every line to one instance gets 20 too."""
-    shared_db = tmp_path / "fleet.db"
-    servers = []
-    for name in ("a", "b", "c"):
-        server = launch(name=name, env={"SWITCHBOARD_DB": str(shared_db)})
-        await server.ready()
-        servers.append(server)
+    servers = await three_on_one_file(launch, tmp_path)
     spread, pinned = make_customer(servers[0], client), make_customer(servers[1], client)
     await spread.open("", name="Spread")  # no first line: all 20 are the test's
     await pinned.open("", name="Pinned")
 
     async def send(customer: Customer, lines: int, bases: list[str]) -> list[int]:
-        statuses = []
-        for n in range(lines):
-            for _ in range(20):  # 503 "busy, please retry": three processes on one file
-                status, _ = await post_json(
-                    client, f"{bases[n % len(bases)]}{API}/chats/{customer.chat_id}/messages",
-                    {"text": f"line {n}"}, headers=customer.auth)
-                if status != 503:
-                    break
-                await asyncio.sleep(0.05)
-            statuses.append(status)
-        return statuses
+        return [await post_busy_retried(
+            client, f"{bases[n % len(bases)]}{API}/chats/{customer.chat_id}/messages",
+            {"text": f"line {n}"}, headers=customer.auth) for n in range(lines)]
 
     started = time.monotonic()
     spread_statuses = await send(spread, 45, [s.url for s in servers])

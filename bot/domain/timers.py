@@ -27,16 +27,15 @@ DELIVERY_DEADLINE = timedelta(minutes=2)
 # change made meanwhile (accept and the chatroom's link, terminate and end of after-call work
 # travel as one Teams call instead of several).
 CARD_SETTLE = timedelta(seconds=2)
-# Settling updates fall due on whole seconds: one scheduler pass sends a batch of them.
-_SETTLE_GRID = 1_000_000  # microseconds
 
 
 def settled(now: datetime) -> datetime:
     """When a card answered at `now` gets its update: CARD_SETTLE later, rounded up to the
-    next whole second (so at most a second more)."""
+    next whole second (so at most a second more), so one scheduler pass sends a batch."""
     due = now + CARD_SETTLE
-    late = (due - datetime(1970, 1, 1, tzinfo=due.tzinfo)) // timedelta(microseconds=1)
-    return due + timedelta(microseconds=-late % _SETTLE_GRID)
+    if due.microsecond:
+        due = due.replace(microsecond=0) + timedelta(seconds=1)
+    return due
 
 
 # A job's lease is short and renewed while the job runs: a process killed mid-job holds it for

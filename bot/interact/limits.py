@@ -1,5 +1,5 @@
-"""Fixed-window request counters per key (client IP, chat): a cheap guard against floods,
-kept for the fleet by each instance taking its share."""
+"""Fixed-window request counters per key (the client's address): a cheap guard against
+floods, kept for the fleet by each instance taking its share."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def load_certificate(text: str) -> CertificateCredential:
             raw = base64.b64decode("".join(text.split()), validate=True)
             key, cert, _ = pkcs12.load_key_and_certificates(raw, None)
         except (ValueError, TypeError, binascii.Error):
-            raise CertificateUnreadable("neither PEM nor base64 PKCS#12 (or a wrong "
+            raise CertificateUnreadable("neither PEM nor base64 PKCS#12 (or protected by a "
                                         "password)") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) or cert is None:
         raise CertificateUnreadable("the certificate needs its RSA or EC private key")
